@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+// fakequant/core/checks.hpp: validation of fake-quant arguments, shared by every entry point.
+#ifndef FQ_CORE_CHECKS_HPP_
+#define FQ_CORE_CHECKS_HPP_
+
+#include <cmath>        // isfinite
+#include <cstdint>      // int64_t, intptr_t
+#include <type_traits>  // is_floating_point
+
+#include <fakequant/core/range.hpp>
+#include <fakequant/core/tensor_view.hpp>
+#include <fakequant/error.hpp>
+
+namespace fq {
+namespace detail {
+
+/// A scale must be finite, > 0, and have a finite float32 inverse.
+inline void check_scale(float scale, const char* where) {
+  FQ_CHECK(std::isfinite(scale) && scale > 0.0f && std::isfinite(1.0f / scale),
+           ErrorCode::kInvalidScale,
+           msg(where, ": scale must be finite and > 0 with a finite float32 inverse, got ", scale));
+}
+
+/// An integer zero point must lie in the range; a float one must be finite.
+template <class Z>
+inline void check_zero_point(Z z, const QuantRange& r, const char* where) {
+  if constexpr (std::is_floating_point<Z>::value) {
+    FQ_CHECK(std::isfinite(z), ErrorCode::kInvalidZeroPoint,
+             msg(where, ": float zero point must be finite, got ", z));
+  } else {
+    FQ_CHECK(z >= r.quant_min && z <= r.quant_max, ErrorCode::kInvalidZeroPoint,
+             msg(where, ": zero point ", z, " is outside [", r.quant_min, ", ", r.quant_max, "]"));
+  }
+}
+
+/// A channel axis in [-rank, rank), returned non-negative.
+inline int normalize_axis(int axis, int rank, const char* where) {
+  FQ_CHECK(axis >= -rank && axis < rank, ErrorCode::kInvalidAxis,
+           msg(where, ": axis ", axis, " is out of range for a rank-", rank, " tensor"));
+  return axis < 0 ? axis + rank : axis;
+}
+
+/// The lowest and highest element offsets a view touches (numel > 0).
+template <class T>
+inline void offset_span(const TensorView<T>& v, std::int64_t& lo, std::int64_t& hi) noexcept {
+  lo = hi = 0;
+  for (int d = 0; d < v.rank(); ++d) {
+    const std::int64_t reach = (v.size(d) - 1) * v.stride(d);
+    (reach < 0 ? lo : hi) += reach;
+  }
+}
+
+/// `out` must match `in` in shape, must not overlap itself, and may alias `in` only exactly
+/// (in-place), not partially.
+template <class A, class B>
+inline void check_output(const TensorView<A>& in, const TensorView<B>& out, const char* where) {
+  FQ_CHECK(
+      same_shape(in, out), ErrorCode::kShapeMismatch,
+      msg(where, ": input and output shapes differ (rank ", in.rank(), " vs ", out.rank(), ")"));
+  if (out.numel() == 0) return;
+  for (int d = 0; d < out.rank(); ++d)
+    FQ_CHECK(out.size(d) == 1 || out.stride(d) != 0, ErrorCode::kInvalidLayout,
+             msg(where, ": output has stride 0 on dimension ", d, " of extent ", out.size(d),
+                 ", so its elements would overlap"));
+  FQ_CHECK(in.data() != nullptr && out.data() != nullptr, ErrorCode::kInvalidArgument,
+           msg(where, ": null data pointer for a non-empty tensor"));
+  const bool identical =
+      static_cast<const void*>(in.data()) == static_cast<const void*>(out.data()) &&
+      in.strides() == out.strides();
+  if (identical) return;
+  std::int64_t ilo, ihi, olo, ohi;
+  offset_span(in, ilo, ihi);
+  offset_span(out, olo, ohi);
+  // Byte addresses as integers: comparing pointers into unrelated arrays is unspecified.
+  const auto ib = reinterpret_cast<std::intptr_t>(in.data());
+  const auto ob = reinterpret_cast<std::intptr_t>(out.data());
+  const auto isz = static_cast<std::intptr_t>(sizeof(A)),
+             osz = static_cast<std::intptr_t>(sizeof(B));
+  const bool disjoint =
+      ib + (ihi + 1) * isz <= ob + olo * osz || ob + (ohi + 1) * osz <= ib + ilo * isz;
+  FQ_CHECK(disjoint, ErrorCode::kInvalidLayout,
+           msg(where, ": output partially overlaps the input; use the same view for in-place"));
+}
+
+}  // namespace detail
+}  // namespace fq
+
+#endif  // FQ_CORE_CHECKS_HPP_

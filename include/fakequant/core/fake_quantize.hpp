@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: MIT
+// fakequant/core/fake_quantize.hpp: fake quantization of a strided tensor and its STE backward.
+//
+// Forward (per element; s, z per tensor or per channel; see core/numerics.hpp for the exact
+// operation order and the NaN/Inf rule):
+//     q    = round(x * f32(1/s)) + z              (ties to even by default)
+//     y    = (clamp(q, quant_min, quant_max) - z) * s
+//     mask = quant_min <= q <= quant_max           (on the rounded level, as ATen)
+// Backward (straight-through estimator):
+//     MaskedSte       dx = dy * mask               (ATen's dY * mask, bit for bit)
+//     PassThroughSte  dx = dy
+// With TorchNumerics (the default) the forward equals PyTorch 1.13's
+// fake_quantize_per_tensor_affine(_cachemask) and fake_quantize_per_channel_affine bit for
+// bit, for float and double tensors, NaN, Inf, ties and the mask at the bounds.
+// x and y may be the same view (in place). Empty tensors are a no-op. Bad arguments are
+// reported through fq::detail::fail (see error.hpp).
+#ifndef FQ_CORE_FAKE_QUANTIZE_HPP_
+#define FQ_CORE_FAKE_QUANTIZE_HPP_
+
+#include <cstdint>      // int32_t, int64_t
+#include <type_traits>  // is_same, remove_const
+#include <utility>      // forward
+
+#include <fakequant/core/checks.hpp>
+#include <fakequant/core/mask.hpp>
+#include <fakequant/core/numerics.hpp>
+#include <fakequant/core/tensor_view.hpp>
+#include <fakequant/detail/fake_quantize_scalar.hpp>
+#include <fakequant/detail/run_plan.hpp>
+#include <fakequant/policy/clamp_grad.hpp>
+#include <fakequant/simd/fake_quantize_simd.hpp>
+
+namespace fq {
+
+/// Which kernels run: the SIMD kernels where they apply (default), or only the scalar
+/// reference (for tests and debugging; the results are identical).
+enum class KernelPath { kAuto, kScalar };
+
+namespace detail {
+
+template <class T>
+TensorView<T> as_view(TensorView<T> v) noexcept {
+  return v;
+}
+template <class E, class = std::enable_if_t<
+                       is_eigen_direct<std::remove_const_t<std::remove_reference_t<E>>>::value>>
+auto as_view(E&& e) {
+  return TensorView(std::forward<E>(e));
+}
+template <class X>
+using view_scalar_t =
+    std::remove_const_t<typename decltype(as_view(std::declval<X>()))::value_type>;
+
+template <class T>
+constexpr void static_check_float() {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "fake quantization takes float or double tensors.");
+}
+
+inline bool use_simd(KernelPath path) noexcept {
+#if FQ_HAS_XSIMD
+  return path == KernelPath::kAuto && simd::kHaveSimd;
+#else
+  (void)path;
+  return false;
+#endif
+}
+
+/// Shared body of the per-tensor and per-channel forwards. `params(ch)` gives the element
+/// parameters of channel ch; `varying(...)` handles a run along the channel axis.
+template <class N, class Z, class T, class Params, class Varying>
+void fake_quantize_runs(const TensorView<const T>& x, const TensorView<T>& y, Mask* mask, int axis,
+                        KernelPath path, Params&& params, Varying&& varying) {
+  const DimOrder order = order_by_strides(x.rank(), x.strides());
+  std::uint64_t* words = mask ? mask->prepare(x.rank(), x.shape(), order) : nullptr;
+  if (x.numel() == 0) return;
+  const auto plan =
+      make_run_plan<2>(x.rank(), x.shape(), {&x.strides(), &y.strides()}, order, axis);
+  const auto last = static_cast<std::size_t>(plan.nd - 1);
+  const std::ptrdiff_t xs = static_cast<std::ptrdiff_t>(plan.stride[0][last]);
+  const std::ptrdiff_t ys = static_cast<std::ptrdiff_t>(plan.stride[1][last]);
+  constexpr bool kFloatZp = std::is_floating_point<Z>::value;
+  const bool simd_ok = use_simd(path) && !kFloatZp && xs == 1 && ys == 1;
+  BitWriter writer(words, 0);
+  BitWriter* bw = words ? &writer : nullptr;
+  for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t ch, std::int64_t) {
+    const T* xp = x.data() + off[0];
+    T* yp = y.data() + off[1];
+    if (ch < 0) {
+      varying(xp, xs, yp, ys, n, simd_ok, bw);
+      return;
+    }
+    const ElementParams<T> p = params(ch);
+#if FQ_HAS_XSIMD
+    if constexpr (!kFloatZp) {
+      if (simd_ok) {
+        simd::fq_run<N, simd::DefaultArch>(xp, yp, n, p, bw);
+        return;
+      }
+    }
+#endif
+    fq_run_scalar<N, kFloatZp>(xp, xs, yp, ys, n, p, bw);
+  });
+  if (bw) bw->flush();
+}
+
+}  // namespace detail
+
+/// Fake-quantizes x into y with one scale and zero point.
+/// @tparam N Numerics (rounding, scale application, overflow); TorchNumerics by default.
+/// @param x input view (float or double; Eigen objects convert).
+/// @param y output view of x's shape; may be x itself.
+/// @param mask if not null, receives the STE mask for fake_quantize_backward.
+/// @param scale > 0, finite. @param zero_point int32 (added after rounding) or float (added
+/// before rounding, ATen's float-zero-point rule). @param range [quant_min, quant_max].
+template <class N = TorchNumerics, class X, class Y, class Z = std::int32_t>
+void fake_quantize_per_tensor(X&& x, Y&& y, Mask* mask, float scale, Z zero_point, QuantRange range,
+                              KernelPath path = KernelPath::kAuto) {
+  using T = detail::view_scalar_t<Y>;
+  detail::static_check_float<T>();
+  static_assert(std::is_same<Z, std::int32_t>::value || std::is_same<Z, float>::value,
+                "fake_quantize_per_tensor: zero_point must be std::int32_t or float.");
+  constexpr const char* kWhere = "fake_quantize_per_tensor";
+  const TensorView<const T> xv = detail::as_view(std::forward<X>(x));
+  const TensorView<T> yv = detail::as_view(std::forward<Y>(y));
+  check_range(range, kWhere);
+  detail::check_scale(scale, kWhere);
+  detail::check_zero_point(zero_point, range, kWhere);
+  detail::check_output(xv, yv, kWhere);
+  const auto p = detail::make_element_params<N, T>(scale, static_cast<float>(zero_point), range);
+  detail::fake_quantize_runs<N, Z>(
+      xv, yv, mask, -1, path, [&](std::int64_t) { return p; },
+      [](const T*, std::ptrdiff_t, T*, std::ptrdiff_t, std::int64_t, bool, detail::BitWriter*) {});
+}
+
+/// Fake-quantizes x into y with one scale and zero point per index along `axis`.
+/// @param scale, zero_point arrays of `count` entries; count must equal x's extent on axis.
+/// @param axis in [-rank, rank) (negative counts from the end; ATen accepts only >= 0).
+/// Other parameters as fake_quantize_per_tensor.
+template <class N = TorchNumerics, class X, class Y, class Z>
+void fake_quantize_per_channel(X&& x, Y&& y, Mask* mask, const float* scale, const Z* zero_point,
+                               std::int64_t count, int axis, QuantRange range,
+                               KernelPath path = KernelPath::kAuto) {
+  using T = detail::view_scalar_t<Y>;
+  detail::static_check_float<T>();
+  static_assert(std::is_same<Z, std::int32_t>::value || std::is_same<Z, float>::value,
+                "fake_quantize_per_channel: zero_point must be std::int32_t or float.");
+  constexpr const char* kWhere = "fake_quantize_per_channel";
+  const TensorView<const T> xv = detail::as_view(std::forward<X>(x));
+  const TensorView<T> yv = detail::as_view(std::forward<Y>(y));
+  check_range(range, kWhere);
+  const int ax = detail::normalize_axis(axis, xv.rank(), kWhere);
+  FQ_CHECK(count == xv.size(ax), ErrorCode::kParamCountMismatch,
+           detail::msg(kWhere, ": ", count, " scale/zero-point pairs for ", xv.size(ax),
+                       " channels on axis ", axis));
+  FQ_CHECK(count == 0 || (scale && zero_point), ErrorCode::kInvalidArgument,
+           detail::msg(kWhere, ": null scale or zero-point array"));
+  for (std::int64_t c = 0; c < count; ++c) {
+    detail::check_scale(scale[c], kWhere);
+    detail::check_zero_point(zero_point[c], range, kWhere);
+  }
+  detail::check_output(xv, yv, kWhere);
+  detail::fake_quantize_runs<N, Z>(
+      xv, yv, mask, ax, path,
+      [&](std::int64_t c) {
+        return detail::make_element_params<N, T>(scale[c], static_cast<float>(zero_point[c]),
+                                                 range);
+      },
+      [&](const T* xp, std::ptrdiff_t xs, T* yp, std::ptrdiff_t ys, std::int64_t n, bool simd_ok,
+          detail::BitWriter* bw) {
+#if FQ_HAS_XSIMD
+        if constexpr (std::is_same<T, float>::value && std::is_same<Z, std::int32_t>::value) {
+          if (simd_ok) {
+            simd::fq_run_varying<N, simd::DefaultArch>(xp, yp, n, scale, zero_point, range, bw);
+            return;
+          }
+        }
+#endif
+        (void)simd_ok;
+        detail::fq_run_scalar_varying<N>(xp, xs, yp, ys, n, scale, zero_point, range, bw);
+      });
+}
+
+/// The straight-through backward: dx = dy * mask (MaskedSte) or dx = dy (PassThroughSte).
+/// dy and dx must have the shape the mask was written for; dx may be dy itself.
+template <class ClampGrad = MaskedSte, class DY, class DX>
+void fake_quantize_backward(DY&& dy, const Mask& mask, DX&& dx,
+                            KernelPath path = KernelPath::kAuto) {
+  static_assert(is_clamp_grad<ClampGrad>::value,
+                "fake_quantize_backward: ClampGrad must be MaskedSte or PassThroughSte.");
+  using T = detail::view_scalar_t<DX>;
+  detail::static_check_float<T>();
+  constexpr const char* kWhere = "fake_quantize_backward";
+  const TensorView<const T> g = detail::as_view(std::forward<DY>(dy));
+  const TensorView<T> out = detail::as_view(std::forward<DX>(dx));
+  detail::check_output(g, out, kWhere);
+  bool shape_ok = g.rank() == mask.rank();
+  for (int d = 0; shape_ok && d < g.rank(); ++d)
+    shape_ok = g.size(d) == mask.shape()[static_cast<std::size_t>(d)];
+  FQ_CHECK(shape_ok, ErrorCode::kShapeMismatch,
+           detail::msg(kWhere, ": gradient shape differs from the shape the mask was written for"));
+  if (g.numel() == 0) return;
+  const auto plan = detail::make_run_plan<2>(g.rank(), g.shape(), {&g.strides(), &out.strides()},
+                                             mask.order(), -1);
+  const auto last = static_cast<std::size_t>(plan.nd - 1);
+  const std::ptrdiff_t gs = static_cast<std::ptrdiff_t>(plan.stride[0][last]);
+  const std::ptrdiff_t os = static_cast<std::ptrdiff_t>(plan.stride[1][last]);
+  const bool simd_ok = detail::use_simd(path) && gs == 1 && os == 1;
+  detail::for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t, std::int64_t bit) {
+    const T* gp = g.data() + off[0];
+    T* op = out.data() + off[1];
+    if constexpr (ClampGrad::kPassThrough) {
+      if (gp != op)
+        for (std::int64_t i = 0; i < n; ++i) op[i * os] = gp[i * gs];
+    } else {
+      detail::BitReader br(mask.words().data(), bit);
+#if FQ_HAS_XSIMD
+      if (simd_ok) {
+        simd::ste_run<simd::DefaultArch>(gp, op, n, br);
+        return;
+      }
+#endif
+      (void)simd_ok;
+      detail::ste_run_scalar(gp, gs, op, os, n, br);
+    }
+  });
+}
+
+}  // namespace fq
+
+#endif  // FQ_CORE_FAKE_QUANTIZE_HPP_

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+// fakequant/detail/fake_quantize_scalar.hpp: scalar run kernels — the reference for SIMD.
+//
+// A run is n elements at a fixed stride. Forward: y = fake_quant_element(x) and one mask bit
+// per element. Backward (masked STE): dx = dy * mask, a multiplication by 1 or 0 as ATen's
+// `dY * mask`, so a masked NaN/Inf gradient stays NaN and a masked -g gives -0.0.
+#ifndef FQ_DETAIL_FAKE_QUANTIZE_SCALAR_HPP_
+#define FQ_DETAIL_FAKE_QUANTIZE_SCALAR_HPP_
+
+#include <cstddef>  // ptrdiff_t
+#include <cstdint>  // int64_t
+
+#include <fakequant/core/numerics.hpp>
+#include <fakequant/detail/bit_writer.hpp>
+
+namespace fq {
+namespace detail {
+
+/// Forward over a run with constant parameters.
+template <class N, bool FloatZp, class T>
+void fq_run_scalar(const T* x, std::ptrdiff_t xs, T* y, std::ptrdiff_t ys, std::int64_t n,
+                   const ElementParams<T>& p, BitWriter* bw) noexcept {
+  for (std::int64_t i = 0; i < n; ++i) {
+    bool in = false;
+    const T v = x[i * xs];
+    y[i * ys] =
+        FloatZp ? fake_quant_element_float_zp<N>(v, p, in) : fake_quant_element<N>(v, p, in);
+    if (bw) bw->put_bit(in);
+  }
+}
+
+/// Forward over a run that walks the channel axis: element i uses scale[i], zero_point[i].
+template <class N, class Z, class T>
+void fq_run_scalar_varying(const T* x, std::ptrdiff_t xs, T* y, std::ptrdiff_t ys, std::int64_t n,
+                           const float* scale, const Z* zero_point, const QuantRange& r,
+                           BitWriter* bw) noexcept {
+  constexpr bool kFloatZp = std::is_floating_point<Z>::value;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto p = make_element_params<N, T>(scale[i], static_cast<float>(zero_point[i]), r);
+    bool in = false;
+    const T v = x[i * xs];
+    y[i * ys] =
+        kFloatZp ? fake_quant_element_float_zp<N>(v, p, in) : fake_quant_element<N>(v, p, in);
+    if (bw) bw->put_bit(in);
+  }
+}
+
+/// Masked STE backward over a run: dx = dy * bit.
+template <class T>
+void ste_run_scalar(const T* dy, std::ptrdiff_t dys, T* dx, std::ptrdiff_t dxs, std::int64_t n,
+                    BitReader& br) noexcept {
+  for (std::int64_t i = 0; i < n; ++i) dx[i * dxs] = dy[i * dys] * T(br.get(1) ? 1 : 0);
+}
+
+}  // namespace detail
+}  // namespace fq
+
+#endif  // FQ_DETAIL_FAKE_QUANTIZE_SCALAR_HPP_

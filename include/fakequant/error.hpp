@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+// fakequant/error.hpp: the one mechanism by which fakequant reports bad run-time input.
+//
+// Every run-time check (bad scale, bad range, shape mismatch, ...) calls fq::detail::fail(),
+// which hands an fq::ErrorInfo to the installed error handler:
+//   - with exceptions enabled, the default handler throws fq::Error (a std::invalid_argument
+//     carrying the ErrorCode);
+//   - with -fno-exceptions, the default handler prints the message to stderr and aborts.
+// A user handler installed with fq::set_error_handler() may log, throw its own type, or
+// longjmp; if it returns, fakequant aborts (a check that failed never continues into UB).
+// Compile-time misuse is reported by static_assert instead and never reaches this path.
+#ifndef FQ_ERROR_HPP_
+#define FQ_ERROR_HPP_
+
+#include <atomic>     // atomic handler pointer
+#include <cstdio>     // fprintf
+#include <cstdlib>    // abort
+#include <limits>     // numeric_limits
+#include <sstream>    // ostringstream
+#include <stdexcept>  // invalid_argument
+#include <string>     // string
+
+#include <fakequant/config.hpp>
+
+namespace fq {
+
+/// What kind of bad input was detected.
+enum class ErrorCode : int {
+  kInvalidScale = 1,    ///< scale is <= 0, NaN or Inf
+  kInvalidRange,        ///< quant_min > quant_max, or a range outside what the scheme allows
+  kInvalidZeroPoint,    ///< zero point outside [quant_min, quant_max], or not allowed
+  kShapeMismatch,       ///< two tensors that must agree in shape or layout do not
+  kInvalidAxis,         ///< a channel axis outside [-rank, rank)
+  kParamCountMismatch,  ///< per-channel parameter count differs from the channel count
+  kInvalidLayout,       ///< bad strides (e.g. an output with overlapping elements), rank
+  kNonFiniteInput,      ///< NaN or Inf data where finite data is required (observers)
+  kInvalidArgument,     ///< any other invalid argument
+};
+
+/// Short name of an error code, e.g. "invalid_scale".
+inline const char* to_string(ErrorCode c) noexcept {
+  switch (c) {
+    case ErrorCode::kInvalidScale:
+      return "invalid_scale";
+    case ErrorCode::kInvalidRange:
+      return "invalid_range";
+    case ErrorCode::kInvalidZeroPoint:
+      return "invalid_zero_point";
+    case ErrorCode::kShapeMismatch:
+      return "shape_mismatch";
+    case ErrorCode::kInvalidAxis:
+      return "invalid_axis";
+    case ErrorCode::kParamCountMismatch:
+      return "param_count_mismatch";
+    case ErrorCode::kInvalidLayout:
+      return "invalid_layout";
+    case ErrorCode::kNonFiniteInput:
+      return "non_finite_input";
+    case ErrorCode::kInvalidArgument:
+      return "invalid_argument";
+  }
+  return "unknown";
+}
+
+/// What a handler receives: the code, a message naming the function and the bad value.
+struct ErrorInfo {
+  ErrorCode code;
+  const char* message;
+};
+
+/// A user error handler. It should not return; if it does, fakequant calls std::abort().
+using ErrorHandler = void (*)(const ErrorInfo&);
+
+#if FQ_HAS_EXCEPTIONS
+/// The exception thrown by the default handler when exceptions are enabled.
+class Error : public std::invalid_argument {
+ public:
+  Error(ErrorCode code, const std::string& what) : std::invalid_argument(what), code_(code) {}
+  /// The kind of error.
+  ErrorCode code() const noexcept { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+#endif
+
+namespace detail {
+inline std::atomic<ErrorHandler>& error_handler_slot() noexcept {
+  static std::atomic<ErrorHandler> slot{nullptr};
+  return slot;
+}
+}  // namespace detail
+
+/// Installs a handler for run-time errors (nullptr restores the default); returns the old one.
+inline ErrorHandler set_error_handler(ErrorHandler handler) noexcept {
+  return detail::error_handler_slot().exchange(handler);
+}
+
+namespace detail {
+
+/// Concatenates the arguments into a message; floating-point values print round-trip exact.
+template <class... Args>
+std::string msg(const Args&... args) {
+  std::ostringstream os;
+  os.precision(std::numeric_limits<double>::max_digits10);
+  (os << ... << args);
+  return os.str();
+}
+
+/// Reports an error through the installed handler; never returns.
+[[noreturn]] inline void fail(ErrorCode code, const std::string& message) {
+  const std::string text = std::string("fakequant: ") + message;
+  if (ErrorHandler h = error_handler_slot().load()) {
+    h(ErrorInfo{code, text.c_str()});
+    std::fprintf(stderr, "%s\n(fakequant: the error handler returned; aborting)\n", text.c_str());
+    std::abort();
+  }
+#if FQ_HAS_EXCEPTIONS
+  throw Error(code, text);
+#else
+  std::fprintf(stderr, "%s\n", text.c_str());
+  std::abort();
+#endif
+}
+
+}  // namespace detail
+}  // namespace fq
+
+/// Checks a run-time condition; on failure reports `code` with the message `msg` (a string).
+#define FQ_CHECK(cond, code, msg)                                \
+  do {                                                           \
+    if (FQ_UNLIKELY(!(cond))) ::fq::detail::fail((code), (msg)); \
+  } while (0)
+
+#endif  // FQ_ERROR_HPP_

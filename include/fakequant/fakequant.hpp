@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: MIT
+// fakequant/fakequant.hpp: includes the whole public API.
+#ifndef FQ_FAKEQUANT_HPP_
+#define FQ_FAKEQUANT_HPP_
+
+#include <fakequant/config.hpp>
+#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/core/mask.hpp>
+#include <fakequant/core/range.hpp>
+#include <fakequant/core/tensor_view.hpp>
+#include <fakequant/error.hpp>
+#include <fakequant/fake_quantize_module.hpp>
+#include <fakequant/observer/minmax_observer.hpp>
+#include <fakequant/observer/qparams.hpp>
+#include <fakequant/presets.hpp>
+#include <fakequant/quantizer.hpp>
+#include <fakequant/version.hpp>
+
+#endif  // FQ_FAKEQUANT_HPP_

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+// fakequant/observer/minmax_observer.hpp: MinMax and MovingAverageMinMax observers, per tensor
+// and per channel, with torch.ao's update rules and qparams (observer/qparams.hpp):
+//   MinMax:        min = min(min, batch_min), max = max(max, batch_max)
+//   MovingAverage: first batch copied; then min += c * (batch_min - min) in float32, c = 0.01
+//                  by default (not bitwise equal to (1-c)*min + c*batch_min: PyTorch's form).
+#ifndef FQ_OBSERVER_MINMAX_OBSERVER_HPP_
+#define FQ_OBSERVER_MINMAX_OBSERVER_HPP_
+
+#include <algorithm>  // min, max
+#include <cmath>      // isfinite
+#include <cstdint>    // int64_t
+#include <limits>     // numeric_limits
+#include <utility>    // forward
+#include <vector>     // vector
+
+#include <fakequant/observer/aminmax.hpp>
+#include <fakequant/observer/qparams.hpp>
+
+namespace fq {
+
+/// Running minimum and maximum.
+struct RunningMinMaxUpdate {
+  static constexpr bool kMovingAverage = false;
+};
+/// Exponential moving average of the batch minimum and maximum.
+struct MovingAverageUpdate {
+  static constexpr bool kMovingAverage = true;
+};
+
+/// Observes tensors and turns their range into qparams for a scheme.
+/// @tparam Update RunningMinMaxUpdate or MovingAverageUpdate.
+/// @tparam PerChannel one range per index along the axis given at construction.
+template <class Update, bool PerChannel>
+class MinMaxObserverBase {
+ public:
+  static constexpr bool kPerChannel = PerChannel;
+
+  /// @param averaging_constant c of the moving average (ignored by MinMax), in (0, 1].
+  /// @param axis channel axis (per-channel only; negative counts from the end).
+  explicit MinMaxObserverBase(float averaging_constant = 0.01f, int axis = 0)
+      : c_(averaging_constant), axis_(axis) {
+    FQ_CHECK(!Update::kMovingAverage || (c_ > 0.0f && c_ <= 1.0f), ErrorCode::kInvalidArgument,
+             detail::msg("MovingAverage observer: averaging_constant must be in (0, 1], got ", c_));
+    if (!PerChannel) reset_to(1);
+  }
+
+  /// Folds a tensor's range into the state. Empty tensors are ignored; NaN/Inf is an error.
+  template <class X>
+  void observe(X&& x_in) {
+    using T = detail::view_scalar_t<X>;
+    const TensorView<const T> x = detail::as_view(std::forward<X>(x_in));
+    constexpr const char* kWhere = "observer";
+    if (x.numel() == 0) return;
+    const int ax = PerChannel ? detail::normalize_axis(axis_, x.rank(), kWhere) : -1;
+    const std::int64_t count = PerChannel ? x.size(ax) : 1;
+    if (PerChannel && min_.empty()) reset_to(count);
+    FQ_CHECK(
+        count == static_cast<std::int64_t>(min_.size()), ErrorCode::kParamCountMismatch,
+        detail::msg(kWhere, ": ", count, " channels, but the observer has seen ", min_.size()));
+    bmin_.resize(static_cast<std::size_t>(count));
+    bmax_.resize(static_cast<std::size_t>(count));
+    detail::aminmax(x, ax, bmin_.data(), bmax_.data(), kWhere);
+    for (std::size_t i = 0; i < bmin_.size(); ++i) {
+      const bool first = std::isinf(min_[i]) && min_[i] > 0 && std::isinf(max_[i]) && max_[i] < 0;
+      if (Update::kMovingAverage && !first) {
+        min_[i] = min_[i] + c_ * (bmin_[i] - min_[i]);
+        max_[i] = max_[i] + c_ * (bmax_[i] - max_[i]);
+      } else {
+        min_[i] = std::min(min_[i], bmin_[i]);
+        max_[i] = std::max(max_[i], bmax_[i]);
+      }
+    }
+  }
+
+  /// Observed minimum (one per channel; +inf before any data).
+  const std::vector<float>& min_val() const noexcept { return min_; }
+  /// Observed maximum (one per channel; -inf before any data).
+  const std::vector<float>& max_val() const noexcept { return max_; }
+  int axis() const noexcept { return axis_; }
+  float averaging_constant() const noexcept { return c_; }
+
+  /// The qparams of Scheme on `range` for each channel observed (one for per tensor).
+  template <class Scheme>
+  void calculate_qparams(QuantRange range, std::vector<float>& scale,
+                         std::vector<typename Scheme::zero_point_type>& zero_point) const {
+    scale.resize(min_.size());
+    zero_point.resize(min_.size());
+    for (std::size_t i = 0; i < min_.size(); ++i) {
+      const auto q = fq::calculate_qparams<Scheme>(min_[i], max_[i], range);
+      scale[i] = q.scale;
+      zero_point[i] = q.zero_point;
+    }
+  }
+  /// Per-tensor convenience: the single (scale, zero point).
+  template <class Scheme>
+  QParams<typename Scheme::zero_point_type> calculate_qparams(QuantRange range) const {
+    static_assert(!PerChannel, "calculate_qparams(range) is per-tensor; pass vectors per channel.");
+    return fq::calculate_qparams<Scheme>(min_[0], max_[0], range);
+  }
+
+  /// Forgets everything observed.
+  void reset() { reset_to(PerChannel ? 0 : 1); }
+
+ private:
+  void reset_to(std::int64_t n) {
+    min_.assign(static_cast<std::size_t>(n), std::numeric_limits<float>::infinity());
+    max_.assign(static_cast<std::size_t>(n), -std::numeric_limits<float>::infinity());
+  }
+
+  float c_;
+  int axis_;
+  std::vector<float> min_, max_, bmin_, bmax_;
+};
+
+/// torch.ao MinMaxObserver.
+using MinMaxObserver = MinMaxObserverBase<RunningMinMaxUpdate, false>;
+/// torch.ao PerChannelMinMaxObserver (ch_axis given at construction, default 0).
+using PerChannelMinMaxObserver = MinMaxObserverBase<RunningMinMaxUpdate, true>;
+/// torch.ao MovingAverageMinMaxObserver (averaging_constant 0.01).
+using MovingAverageMinMaxObserver = MinMaxObserverBase<MovingAverageUpdate, false>;
+/// torch.ao MovingAveragePerChannelMinMaxObserver.
+using MovingAveragePerChannelMinMaxObserver = MinMaxObserverBase<MovingAverageUpdate, true>;
+
+}  // namespace fq
+
+#endif  // FQ_OBSERVER_MINMAX_OBSERVER_HPP_

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+// fakequant/observer/qparams.hpp: (scale, zero point) from an observed [min, max] — the one
+// home of this math, exactly as torch.ao's observers compute it (observer.py
+// _calculate_qparams), in float32:
+//   mn = min(min, 0), mx = max(max, 0)                  (the range always contains 0)
+//   Affine:    s = max(f32((mx - mn) / (qmax - qmin)), eps);
+//              z = clamp(qmin - round_half_even(mn / s), qmin, qmax)
+//   Symmetric: s = max(f32(max(-mn, mx) / ((qmax - qmin) / 2)), eps)   (/127.5 for int8)
+//              z = the scheme's fixed zero point (0, 128 for uint8; see quantizer.hpp)
+//   FloatZeroPoint (PyTorch's per_channel_affine_float_qparams, no zero inclusion):
+//              s = (max - min) / (qmax - qmin), 1 if s <= eps; z = -min / s
+//   eps = FLT_EPSILON (1.1920929e-07). No data seen yet (min = +inf, max = -inf): s = 1, z = 0.
+#ifndef FQ_OBSERVER_QPARAMS_HPP_
+#define FQ_OBSERVER_QPARAMS_HPP_
+
+#include <algorithm>  // min, max, clamp
+#include <cmath>      // nearbyint, isinf
+#include <cstdint>    // int32_t, int64_t
+#include <limits>     // numeric_limits
+
+#include <fakequant/quantizer.hpp>
+
+namespace fq {
+
+/// PyTorch's observer eps: float32 machine epsilon.
+inline constexpr float kObserverEps = std::numeric_limits<float>::epsilon();
+
+/// Quantization parameters for one tensor or channel.
+template <class Z = std::int32_t>
+struct QParams {
+  float scale;
+  Z zero_point;
+};
+
+/// The qparams of Scheme on `range` for an observed [min_val, max_val].
+template <class Scheme>
+QParams<typename Scheme::zero_point_type> calculate_qparams(float min_val, float max_val,
+                                                            QuantRange range) {
+  using Z = typename Scheme::zero_point_type;
+  constexpr const char* kWhere = "calculate_qparams";
+  check_range(range, kWhere);
+  if (std::isinf(min_val) && min_val > 0 && std::isinf(max_val) && max_val < 0)
+    return {1.0f, Z(0)};  // nothing observed yet, as PyTorch
+  FQ_CHECK(min_val <= max_val, ErrorCode::kInvalidArgument,
+           detail::msg(kWhere, ": min (", min_val, ") must be <= max (", max_val, ")"));
+  const float qspan = static_cast<float>(range.quant_max - range.quant_min);
+  if constexpr (std::is_same<Z, float>::value) {
+    float s = (max_val - min_val) / qspan;
+    if (s <= kObserverEps) s = 1.0f;
+    return {s, -min_val / s};
+  } else {
+    const float mn = std::min(min_val, 0.0f), mx = std::max(max_val, 0.0f);
+    if constexpr (Scheme::mapping::kSymmetric) {
+      const float s = std::max(std::max(-mn, mx) / (qspan / 2.0f), kObserverEps);
+      return {s, symmetric_zero_point<Scheme>(range)};
+    } else {
+      const float s = std::max((mx - mn) / qspan, kObserverEps);
+      const std::int64_t z = range.quant_min - static_cast<std::int64_t>(std::nearbyint(mn / s));
+      return {s, static_cast<Z>(std::clamp(z, range.quant_min, range.quant_max))};
+    }
+  }
+}
+
+}  // namespace fq
+
+#endif  // FQ_OBSERVER_QPARAMS_HPP_

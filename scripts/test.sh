@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# scripts/test.sh: builds and passes every test — the README's test command, and .ci/run's.
+#   1. GCC, C++17, -march=native (AVX-512 kernels here), Release: unit tests, compile-fail
+#      tests, header self-containment, examples and benchmarks compiled, examples run.
+#   2. GCC, ASan + UBSan, baseline x86-64 (SSE2 kernels): the same unit tests.
+#   3. Clang, C++20, scalar path only (FQ_USE_XSIMD=OFF), Release: the same unit tests.
+#   4. Packaging: find_package, add_subdirectory and FetchContent consumers.
+# Installs missing Debian packages first. FQ_JOBS sets the build parallelism.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=deps.sh
+source "$root/scripts/deps.sh"
+fq_install_deps "${FQ_BUILD_DEPS[@]}" clang catch2 libbenchmark-dev
+jobs=${FQ_JOBS:-$(nproc)}
+out=${FQ_TEST_BUILD_DIR:-$root/build-test}
+passed=0
+failed=0
+
+run_config() {  # name, cmake args...
+  local name=$1
+  shift
+  echo "=== fakequant test build: $name"
+  cmake -S "$root" -B "$out/$name" -DFQ_WERROR=ON "$@" >"$out/$name.configure.log" 2>&1 ||
+    { cat "$out/$name.configure.log"; return 1; }
+  if ! cmake --build "$out/$name" -j "$jobs" >"$out/$name.build.log" 2>&1; then
+    grep -E -A8 'error|Error' "$out/$name.build.log" | head -n 80
+    return 1
+  fi
+  local log="$out/$name.ctest.log"
+  (cd "$out/$name" && ctest -j "$jobs" --output-on-failure --timeout 600) >"$log" 2>&1 || true
+  tail -n 15 "$log"
+  local line total nfail
+  line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)
+  if [ -z "$line" ]; then
+    echo "fakequant: no ctest summary for $name"; failed=$((failed + 1)); return 0
+  fi
+  nfail=$(sed -E 's/.* ([0-9]+) tests? failed.*/\1/' <<<"$line")
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+  passed=$((passed + total - nfail))
+  failed=$((failed + nfail))
+  [ "$nfail" -eq 0 ] || grep -A40 "The following tests FAILED" "$log" || true
+}
+
+mkdir -p "$out"
+run_config release -DCMAKE_BUILD_TYPE=Release -DFQ_NATIVE_ARCH=ON -DFQ_BUILD_BENCHMARKS=ON ||
+  failed=$((failed + 1))
+run_config sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 \
+  -DFQ_SANITIZE=address,undefined -DFQ_BUILD_EXAMPLES=OFF || failed=$((failed + 1))
+run_config clang-cxx20-scalar -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=20 \
+  -DCMAKE_BUILD_TYPE=Release -DFQ_USE_XSIMD=OFF -DFQ_BUILD_EXAMPLES=OFF || failed=$((failed + 1))
+
+if [ -x "$root/scripts/consumer_tests.sh" ] || [ -f "$root/scripts/consumer_tests.sh" ]; then
+  echo "=== fakequant packaging consumers"
+  clog="$out/consumers.log"
+  bash "$root/scripts/consumer_tests.sh" "$root" "$out/consumers" >"$clog" 2>&1 || true
+  tail -n 12 "$clog"
+  cline=$(grep -E '^consumer: [0-9]+ passed, [0-9]+ failed' "$clog" | tail -n1 || true)
+  if [ -n "$cline" ]; then
+    passed=$((passed + $(sed -E 's/consumer: ([0-9]+) passed.*/\1/' <<<"$cline")))
+    failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$cline")))
+  else
+    echo "fakequant: consumer tests printed no summary"; failed=$((failed + 1))
+  fi
+fi
+
+echo "fakequant: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,3 @@
+#include <fakequant/quantizer.hpp>
+struct RoundMyWay {};
+int main() { return sizeof(fq::QScheme<fq::Int8, fq::Affine, fq::PerTensor, RoundMyWay>); }

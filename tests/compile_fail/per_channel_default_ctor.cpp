@@ -1,0 +1,2 @@
+#include <fakequant/presets.hpp>
+int main() { fq::FakeQuantizer<fq::Int8WeightPerChannelSymmetric> q; }

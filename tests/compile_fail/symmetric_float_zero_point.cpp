@@ -1,0 +1,3 @@
+#include <fakequant/quantizer.hpp>
+using S = fq::QScheme<fq::Int8, fq::Symmetric>::with_zero_point<fq::FloatZeroPoint>;
+int main() { return sizeof(S); }

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+// tests/test_util.hpp: data generators and bitwise comparison helpers for the tests.
+#ifndef FQ_TESTS_TEST_UTIL_HPP_
+#define FQ_TESTS_TEST_UTIL_HPP_
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace fq_test {
+
+/// The bit pattern of a float or double.
+inline std::uint64_t bits_of(double v) {
+  std::uint64_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+inline std::uint64_t bits_of(float v) {
+  std::uint32_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+inline float float_from_bits(std::uint32_t b) {
+  float v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+inline double double_from_bits(std::uint64_t b) {
+  double v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+/// Index of the first element whose bits differ, or -1.
+template <class T>
+std::int64_t first_bit_mismatch(const std::vector<T>& a, const std::vector<T>& b) {
+  if (a.size() != b.size()) return 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (bits_of(a[i]) != bits_of(b[i])) return static_cast<std::int64_t>(i);
+  return -1;
+}
+
+/// Random values around the grid of scale `s`: Gaussian spread over ~1.5x the range, exact
+/// ties, values at and just beyond the bounds, and (if `specials`) NaN, +-Inf, -0, huge,
+/// denormal values.
+template <class T>
+std::vector<T> make_fq_input(std::size_t n, float s, std::int64_t qmin, std::int64_t qmax,
+                             std::int32_t z, std::uint32_t seed, bool specials = true) {
+  std::mt19937 rng(seed);
+  const double lo = (double(qmin) - z) * s, hi = (double(qmax) - z) * s;
+  const double mid = (lo + hi) / 2, half = (hi - lo) / 2 + s;
+  std::normal_distribution<double> g(mid, half * 0.75);
+  std::uniform_int_distribution<int> kind(0, 19);
+  std::uniform_int_distribution<std::int64_t> lev(qmin - 3, qmax + 3);
+  std::vector<T> x(n);
+  for (auto& v : x) {
+    const int k = kind(rng);
+    if (k < 12) {
+      v = static_cast<T>(g(rng));
+    } else if (k < 16) {  // exact ties (k + 0.5) * s
+      v = static_cast<T>((double(lev(rng) - z) + 0.5) * s);
+    } else if (k < 18) {  // on the grid
+      v = static_cast<T>(double(lev(rng) - z) * s);
+    } else if (specials) {
+      static const T sp[] = {std::numeric_limits<T>::quiet_NaN(),
+                             std::numeric_limits<T>::infinity(),
+                             -std::numeric_limits<T>::infinity(),
+                             T(-0.0),
+                             T(1e-40),
+                             T(3e38),
+                             T(-3e38),
+                             T(1e20),
+                             T(-1e20),
+                             std::numeric_limits<T>::denorm_min()};
+      v = sp[static_cast<std::size_t>(lev(rng) % 10 + 10) % 10];
+    } else {
+      v = static_cast<T>(g(rng));
+    }
+  }
+  return x;
+}
+
+}  // namespace fq_test
+
+#endif  // FQ_TESTS_TEST_UTIL_HPP_
