@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Tests of fakequant/core/fake_quantize.hpp: pins, layouts, per-channel, backward, bad input.
-#include <fakequant/core/fake_quantize.hpp>
-
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
+
+#include <fakequant/core/fake_quantize.hpp>
 
 #include "catch.hpp"
 #include "test_util.hpp"
@@ -25,8 +26,13 @@ template <class T>
 T aten_fq(T x, float s, std::int64_t z, std::int64_t qmin, std::int64_t qmax, bool& mask) {
   const float inv = 1.0f / s;
   const T qf = static_cast<T>(z) + std::nearbyint(x * inv);
+  // float32: the int64 cast gives INT64_MIN on overflow and NaN (x86). float64: 1.13's kernel
+  // clamps before the cast, so +Inf and huge levels saturate (PyTorch-generated goldens).
   const bool fits = qf >= T(-9223372036854775808.0) && qf < T(9223372036854775808.0);
-  const std::int64_t qv = fits ? static_cast<std::int64_t>(qf) : INT64_MIN;
+  const bool saturate_high = std::is_same<T, double>::value && qf >= T(9223372036854775808.0);
+  const std::int64_t qv = fits            ? static_cast<std::int64_t>(qf)
+                          : saturate_high ? INT64_MAX
+                                          : INT64_MIN;
   mask = qmin <= qv && qv <= qmax;
   const double c = std::fmin(std::fmax(double(qv), double(qmin)), double(qmax));
   return static_cast<T>((c - double(z)) * double(s));
@@ -37,8 +43,8 @@ std::vector<T> fq_pt(const std::vector<T>& x, float s, std::int32_t z, QuantRang
                      fq::Mask* m = nullptr) {
   std::vector<T> y(x.size());
   const auto n = static_cast<std::int64_t>(x.size());
-  fq::fake_quantize_per_tensor(TensorView<const T>(x.data(), {n}), TensorView<T>(y.data(), {n}),
-                               m, s, z, r);
+  fq::fake_quantize_per_tensor(TensorView<const T>(x.data(), {n}), TensorView<T>(y.data(), {n}), m,
+                               s, z, r);
   return y;
 }
 
@@ -58,8 +64,8 @@ TEST_CASE("P2: x * f32(1/s) as ATen, not x / s", "[fake_quant][golden]") {
   CHECK(y[1] == -122 * 0.1f);
   std::vector<float> x{a, b}, yd(2);
   fq::fake_quantize_per_tensor<fq::Numerics<fq::RoundHalfEven, fq::DivideByScale>>(
-      TensorView<const float>(x.data(), {2}), TensorView<float>(yd.data(), {2}), nullptr, 0.1f,
-      0, {-128, 127});
+      TensorView<const float>(x.data(), {2}), TensorView<float>(yd.data(), {2}), nullptr, 0.1f, 0,
+      {-128, 127});
   CHECK(yd[1] == -121 * 0.1f);  // the division rounds -121.4999 to -121
 }
 
@@ -89,7 +95,8 @@ TEST_CASE("P5: NaN and +-Inf give quant_min with mask 0 (PyTorch 1.13)", "[fake_
 TEST_CASE("OverflowSaturate sends +Inf and huge values to quant_max", "[fake_quant][policy]") {
   std::vector<float> x{kNaN, kInf, -kInf, 1e30f, -1e30f}, y(5);
   fq::Mask m;
-  fq::fake_quantize_per_tensor<fq::Numerics<fq::RoundHalfEven, fq::MulByInverse, fq::OverflowSaturate>>(
+  fq::fake_quantize_per_tensor<
+      fq::Numerics<fq::RoundHalfEven, fq::MulByInverse, fq::OverflowSaturate>>(
       TensorView<const float>(x.data(), {5}), TensorView<float>(y.data(), {5}), &m, 0.5f, 10,
       {0, 255});
   CHECK(y == std::vector<float>{-5, 122.5f, -5, 122.5f, -5});
@@ -122,9 +129,9 @@ TEMPLATE_TEST_CASE("per-tensor equals the ATen 1.13 transcription bit for bit",
     float s;
     std::int32_t z;
     QuantRange r;
-  } cases[] = {{0.1f, 0, {0, 255}},     {0.05f, 128, {0, 255}},    {1.0f / 3, 3, {0, 255}},
+  } cases[] = {{0.1f, 0, {0, 255}},     {0.05f, 128, {0, 255}},        {1.0f / 3, 3, {0, 255}},
                {0.02f, 64, {0, 127}},   {0.0078125f, -5, {-128, 127}}, {0.25f, 0, {-8, 7}},
-               {0.3f, 7, {0, 15}},      {1e-3f, 0, {-32768, 32767}}, {0.5f, 0, {-2, 1}},
+               {0.3f, 7, {0, 15}},      {1e-3f, 0, {-32768, 32767}},   {0.5f, 0, {-2, 1}},
                {1e-6f, 0, {-128, 127}}, {3.0f, 255, {0, 255}}};
   std::uint32_t seed = 1;
   for (const auto& c : cases) {
@@ -167,7 +174,8 @@ TEST_CASE("per-channel: each channel uses its own parameters, on any axis", "[fa
       }
       const auto c = static_cast<std::size_t>(idx[ax]);
       bool want_mask = false;
-      const float want = aten_fq<float>(x[static_cast<std::size_t>(i)], s[c], z[c], 0, 255, want_mask);
+      const float want =
+          aten_fq<float>(x[static_cast<std::size_t>(i)], s[c], z[c], 0, 255, want_mask);
       INFO("axis " << axis << " element " << i);
       REQUIRE(bits_of(y[static_cast<std::size_t>(i)]) == bits_of(want));
       REQUIRE(m.test(idx) == want_mask);
@@ -244,7 +252,9 @@ TEST_CASE("backward: masked STE and pass-through", "[fake_quant]") {
   Eigen::MatrixXf a = Eigen::MatrixXf::Random(9, 7) * 20.0f, ya(9, 7);
   fq::Mask ma;
   fq::fake_quantize_per_tensor(a, ya, &ma, 0.1f, 0, {-128, 127});
-  Eigen::Matrix<float, 9, 7, Eigen::RowMajor> g = Eigen::Matrix<float, 9, 7, Eigen::RowMajor>::Ones(), gx;
+  Eigen::Matrix<float, 9, 7, Eigen::RowMajor>
+      g = Eigen::Matrix<float, 9, 7, Eigen::RowMajor>::Ones(),
+      gx;
   fq::fake_quantize_backward(g, ma, gx);
   for (int i = 0; i < 9; ++i)
     for (int j = 0; j < 7; ++j) {
@@ -261,10 +271,9 @@ TEST_CASE("empty tensors are a no-op", "[fake_quant]") {
   CHECK(m.numel() == 0);
   fq::fake_quantize_backward(TensorView<const float>(nullptr, {0, 5}), m,
                              TensorView<float>(nullptr, {0, 5}));
-  fq::fake_quantize_per_channel(TensorView<const float>(nullptr, {3, 0}),
-                                TensorView<float>(nullptr, {3, 0}), &m,
-                                std::vector<float>(3, 1.f).data(),
-                                std::vector<std::int32_t>(3, 0).data(), 3, 0, {-128, 127});
+  fq::fake_quantize_per_channel(
+      TensorView<const float>(nullptr, {3, 0}), TensorView<float>(nullptr, {3, 0}), &m,
+      std::vector<float>(3, 1.f).data(), std::vector<std::int32_t>(3, 0).data(), 3, 0, {-128, 127});
   CHECK(m.numel() == 0);
 }
 
@@ -282,23 +291,28 @@ TEST_CASE("bad input gets a clear error", "[fake_quant][errors]") {
   };
   using E = fq::ErrorCode;
   for (float bad : {0.0f, -1.0f, kNaN, kInf, 1e-39f})
-    CHECK(code_of([&] { fq::fake_quantize_per_tensor(xv, yv, nullptr, bad, 0, {-128, 127}); }) ==
-          E::kInvalidScale);
-  CHECK(code_of([&] { fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 0, {5, 4}); }) ==
-        E::kInvalidRange);
-  CHECK(code_of([&] { fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 0, {0, 1 << 25}); }) ==
-        E::kInvalidRange);
-  CHECK(code_of([&] { fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 300, {0, 255}); }) ==
-        E::kInvalidZeroPoint);
-  CHECK(code_of([&] { fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, kNaN, {0, 255}); }) ==
-        E::kInvalidZeroPoint);
+    CHECK(code_of([&] {
+            fq::fake_quantize_per_tensor(xv, yv, nullptr, bad, 0, {-128, 127});
+          }) == E::kInvalidScale);
+  CHECK(code_of([&] {
+          fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 0, {5, 4});
+        }) == E::kInvalidRange);
+  CHECK(code_of([&] {
+          fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 0, {0, 1 << 25});
+        }) == E::kInvalidRange);
+  CHECK(code_of([&] {
+          fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 300, {0, 255});
+        }) == E::kInvalidZeroPoint);
+  CHECK(code_of([&] {
+          fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, kNaN, {0, 255});
+        }) == E::kInvalidZeroPoint);
   CHECK(code_of([&] {
           fq::fake_quantize_per_tensor(xv, TensorView<float>(y.data(), {4, 2}), nullptr, 0.1f, 0,
                                        {0, 255});
         }) == E::kShapeMismatch);
   CHECK(code_of([&] {
-          fq::fake_quantize_per_tensor(xv, TensorView<float>(y.data(), {8}, {0}), nullptr, 0.1f,
-                                       0, {0, 255});
+          fq::fake_quantize_per_tensor(xv, TensorView<float>(y.data(), {8}, {0}), nullptr, 0.1f, 0,
+                                       {0, 255});
         }) == E::kInvalidLayout);
   CHECK(code_of([&] {
           fq::fake_quantize_per_tensor(TensorView<const float>(x.data(), {7}),

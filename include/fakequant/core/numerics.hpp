@@ -76,11 +76,17 @@ FQ_INLINE T apply_scale(T x, T mult) noexcept {
     return x / mult;
 }
 
+/// True if the Overflow policy saturates for tensors of type T: OverflowSaturate always;
+/// OverflowToQmin only for double, because PyTorch 1.13's float64 kernel clamps before its
+/// int64 cast (+Inf -> quant_max) while its float32 kernel does not (+Inf -> quant_min).
+template <class N, class T>
+inline constexpr bool kSaturates = N::overflow::kSaturate || std::is_same<T, double>::value;
+
 /// The clamped level c of a rounded level q, NaN/overflow mapped per the Overflow policy.
 template <class N, class T>
 FQ_INLINE T clamp_level(T q, T qmin, T qmax) noexcept {
   const T c = std::min(std::max(q, qmin), qmax);
-  if constexpr (N::overflow::kSaturate)
+  if constexpr (kSaturates<N, T>)
     return std::isnan(q) ? qmin : c;
   else
     return q < kInt64Limit<T> ? c : qmin;  // false for NaN and >= 2^63

@@ -16,6 +16,7 @@
 
 #include <fakequant/observer/aminmax.hpp>
 #include <fakequant/observer/qparams.hpp>
+#include <fakequant/policy/rounding.hpp>
 
 namespace fq {
 
@@ -64,8 +65,9 @@ class MinMaxObserverBase {
     for (std::size_t i = 0; i < bmin_.size(); ++i) {
       const bool first = std::isinf(min_[i]) && min_[i] > 0 && std::isinf(max_[i]) && max_[i] < 0;
       if (Update::kMovingAverage && !first) {
-        min_[i] = min_[i] + c_ * (bmin_[i] - min_[i]);
-        max_[i] = max_[i] + c_ * (bmax_[i] - max_[i]);
+        // Two roundings, as PyTorch's float32 tensor ops: no FMA contraction.
+        min_[i] = min_[i] + detail::no_contract(c_ * (bmin_[i] - min_[i]));
+        max_[i] = max_[i] + detail::no_contract(c_ * (bmax_[i] - max_[i]));
       } else {
         min_[i] = std::min(min_[i], bmin_[i]);
         max_[i] = std::max(max_[i], bmax_[i]);

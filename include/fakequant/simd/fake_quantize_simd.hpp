@@ -57,7 +57,7 @@ FQ_INLINE xsimd::batch<T, A> fake_quant_batch(
   const B q = round_batch<typename N::rounding>(v) + zero;
   in = to_bits((q >= qmin) & (q <= qmax));
   B c = xsimd::min(xsimd::max(q, qmin), qmax);
-  if constexpr (N::overflow::kSaturate)
+  if constexpr (detail::kSaturates<N, T>)
     c = xsimd::select(q == q, c, qmin);
   else
     c = xsimd::select(q < B(detail::kInt64Limit<T>), c, qmin);

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+// bm_fake_quant: fake-quant forward and forward+backward against a memcpy of the same bytes
+// and a naive -O3 loop, 1 thread, at 4Ki, 256Ki, 4Mi and 32Mi floats.
+//   forward          reads x, writes y (+ 1 bit/element mask)   vs memcpy x -> y
+//   forward+backward the above, then reads dy and the mask, writes dx   vs two such memcpys
+// Buffers are allocated and touched once per size, outside the timed loop.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include <fakequant/fakequant.hpp>
+
+namespace {
+
+struct Buffers {
+  std::vector<float> x, y, dy, dx;
+  explicit Buffers(std::int64_t n)
+      : x(static_cast<std::size_t>(n)), y(x.size()), dy(x.size()), dx(x.size()) {
+    std::mt19937 rng(42);
+    std::normal_distribution<float> nd(0.0f, 2.0f);
+    for (auto& v : x) v = nd(rng);
+    for (auto& v : dy) v = nd(rng);
+  }
+};
+
+constexpr float kScale = 0.05f;
+constexpr std::int32_t kZero = 3;
+constexpr std::int64_t kChannels = 256;
+
+void set_bytes(benchmark::State& st, std::int64_t n, int passes) {
+  st.SetBytesProcessed(st.iterations() * n * 8 * passes);
+}
+
+void BM_Memcpy(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  Buffers b(n);
+  for (auto _ : st) {
+    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 1);
+}
+
+void BM_MemcpyTwice(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  Buffers b(n);
+  for (auto _ : st) {
+    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
+    std::memcpy(b.dx.data(), b.dy.data(), b.x.size() * sizeof(float));
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 2);
+}
+
+// The loop a user would write: y = (clamp(nearbyint(x * inv) + z) - z) * s.
+void BM_NaiveForward(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  Buffers b(n);
+  const float inv = 1.0f / kScale;
+  for (auto _ : st) {
+    const float* x = b.x.data();
+    float* y = b.y.data();
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float q = std::nearbyint(x[i] * inv) + float(kZero);
+      y[i] = (std::fmin(std::fmax(q, 0.0f), 255.0f) - float(kZero)) * kScale;
+    }
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 1);
+}
+
+void BM_PerTensorForward(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  Buffers b(n);
+  fq::Mask mask;
+  const fq::TensorView<const float> x(b.x.data(), {n});
+  const fq::TensorView<float> y(b.y.data(), {n});
+  for (auto _ : st) {
+    fq::fake_quantize_per_tensor(x, y, &mask, kScale, kZero, fq::QuantRange{0, 255});
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 1);
+}
+
+void BM_PerTensorForwardBackward(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  Buffers b(n);
+  fq::Mask mask;
+  const fq::TensorView<const float> x(b.x.data(), {n}), dy(b.dy.data(), {n});
+  const fq::TensorView<float> y(b.y.data(), {n}), dx(b.dx.data(), {n});
+  for (auto _ : st) {
+    fq::fake_quantize_per_tensor(x, y, &mask, kScale, kZero, fq::QuantRange{0, 255});
+    fq::fake_quantize_backward(dy, mask, dx);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 2);
+}
+
+// Per-channel on [256, n/256] along axis 0 (weights), symmetric int8.
+void BM_PerChannelForward(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  Buffers b(n);
+  fq::Mask mask;
+  std::vector<float> s(kChannels);
+  std::vector<std::int32_t> z(kChannels, 0);
+  for (std::int64_t c = 0; c < kChannels; ++c)
+    s[static_cast<std::size_t>(c)] = 0.01f + 0.0001f * float(c);
+  const fq::TensorView<const float> x(b.x.data(), {kChannels, n / kChannels});
+  const fq::TensorView<float> y(b.y.data(), {kChannels, n / kChannels});
+  for (auto _ : st) {
+    fq::fake_quantize_per_channel(x, y, &mask, s.data(), z.data(), kChannels, 0,
+                                  fq::QuantRange{-128, 127});
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 1);
+}
+
+void BM_PerChannelForwardBackward(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  Buffers b(n);
+  fq::Mask mask;
+  std::vector<float> s(kChannels);
+  std::vector<std::int32_t> z(kChannels, 0);
+  for (std::int64_t c = 0; c < kChannels; ++c)
+    s[static_cast<std::size_t>(c)] = 0.01f + 0.0001f * float(c);
+  const std::int64_t k = n / kChannels;
+  const fq::TensorView<const float> x(b.x.data(), {kChannels, k}), dy(b.dy.data(), {kChannels, k});
+  const fq::TensorView<float> y(b.y.data(), {kChannels, k}), dx(b.dx.data(), {kChannels, k});
+  for (auto _ : st) {
+    fq::fake_quantize_per_channel(x, y, &mask, s.data(), z.data(), kChannels, 0,
+                                  fq::QuantRange{-128, 127});
+    fq::fake_quantize_backward(dy, mask, dx);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 2);
+}
+
+void sizes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t n : {std::int64_t{4} << 10, std::int64_t{256} << 10, std::int64_t{4} << 20,
+                         std::int64_t{32} << 20})
+    b->Arg(n);
+}
+
+}  // namespace
+
+BENCHMARK(BM_Memcpy)->Apply(sizes);
+BENCHMARK(BM_MemcpyTwice)->Apply(sizes);
+BENCHMARK(BM_NaiveForward)->Apply(sizes);
+BENCHMARK(BM_PerTensorForward)->Apply(sizes);
+BENCHMARK(BM_PerTensorForwardBackward)->Apply(sizes);
+BENCHMARK(BM_PerChannelForward)->Apply(sizes);
+BENCHMARK(BM_PerChannelForwardBackward)->Apply(sizes);
+BENCHMARK_MAIN();
