@@ -55,8 +55,10 @@ FQ_INLINE xsimd::batch<T, A> fake_quant_batch(
   else
     v = x / mult;
   const B q = round_batch<typename N::rounding>(v) + zero;
-  in = to_bits((q >= qmin) & (q <= qmax));
   B c = xsimd::min(xsimd::max(q, qmin), qmax);
+  // qmin <= q <= qmax exactly when the clamp left q unchanged (false for NaN and +-Inf):
+  // one comparison instead of two and a mask AND.
+  in = to_bits(c == q);
   if constexpr (detail::kSaturates<N, T>)
     c = xsimd::select(q == q, c, qmin);
   else
@@ -64,16 +66,29 @@ FQ_INLINE xsimd::batch<T, A> fake_quant_batch(
   return (c - zero) * scale;
 }
 
-/// Forward over a contiguous run with constant parameters (integer zero point).
+/// Forward over a contiguous run with constant parameters (integer zero point). With a mask,
+/// 64 / W batches fill one 64-bit word, handed to the BitWriter at once: one writer update
+/// per 64 elements keeps its serial dependency off the per-batch path.
 template <class N, class A, class T>
 void fq_run(const T* x, T* y, std::int64_t n, const detail::ElementParams<T>& p,
             detail::BitWriter* bw) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::int64_t W = static_cast<std::int64_t>(B::size);
+  static_assert(64 % W == 0, "fq_run: the batch width must divide 64");
+  constexpr std::int64_t kPerWord = 64 / W;
   const B mult(p.mult), scale(p.scale), zero(p.zero), qmin(p.qmin), qmax(p.qmax);
   std::int64_t i = 0;
   std::uint64_t in = 0;
   if (bw) {
+    for (; i + 64 <= n; i += 64) {
+      std::uint64_t word = 0;
+      for (std::int64_t k = 0; k < kPerWord; ++k) {
+        fake_quant_batch<N>(B::load_unaligned(x + i + k * W), mult, scale, zero, qmin, qmax, in)
+            .store_unaligned(y + i + k * W);
+        word |= in << (k * W);
+      }
+      bw->put(word, 64);
+    }
     for (; i + W <= n; i += W) {
       fake_quant_batch<N>(B::load_unaligned(x + i), mult, scale, zero, qmin, qmax, in)
           .store_unaligned(y + i);
@@ -110,12 +125,21 @@ void fq_run_varying(const float* x, float* y, std::int64_t n, const float* scale
   detail::fq_run_scalar_varying<N>(x + i, 1, y + i, 1, n - i, scale + i, zero_point + i, r, bw);
 }
 
-/// Masked STE backward over a contiguous run: dx = dy * bit.
+/// Masked STE backward over a contiguous run: dx = dy * bit. The mask is read a 64-bit word
+/// at a time, as the forward wrote it.
 template <class A, class T>
 void ste_run(const T* dy, T* dx, std::int64_t n, detail::BitReader& br) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::int64_t W = static_cast<std::int64_t>(B::size);
+  static_assert(64 % W == 0, "ste_run: the batch width must divide 64");
+  constexpr std::uint64_t kLanes = (W == 64) ? ~std::uint64_t{0} : (std::uint64_t{1} << W) - 1;
   std::int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const std::uint64_t word = br.get(64);
+    for (std::int64_t k = 0; k < 64 / W; ++k)
+      (B::load_unaligned(dy + i + k * W) * ones_from_bits<T, A>((word >> (k * W)) & kLanes))
+          .store_unaligned(dx + i + k * W);
+  }
   for (; i + W <= n; i += W)
     (B::load_unaligned(dy + i) * ones_from_bits<T, A>(br.get(static_cast<int>(W))))
         .store_unaligned(dx + i);
