@@ -100,43 +100,45 @@ void BM_PerTensorForwardBackward(benchmark::State& st) {
   set_bytes(st, n, 2);
 }
 
-// Per-channel on [256, n/256] along axis 0 (weights), symmetric int8.
-void BM_PerChannelForward(benchmark::State& st) {
-  const std::int64_t n = st.range(0);
-  Buffers b(n);
-  fq::Mask mask;
-  std::vector<float> s(kChannels);
-  std::vector<std::int32_t> z(kChannels, 0);
-  for (std::int64_t c = 0; c < kChannels; ++c)
-    s[static_cast<std::size_t>(c)] = 0.01f + 0.0001f * float(c);
-  const fq::TensorView<const float> x(b.x.data(), {kChannels, n / kChannels});
-  const fq::TensorView<float> y(b.y.data(), {kChannels, n / kChannels});
-  for (auto _ : st) {
-    fq::fake_quantize_per_channel(x, y, &mask, s.data(), z.data(), kChannels, 0,
+// Per-channel on [256, n/256] along axis 0 (weights), symmetric int8, one scale per row.
+struct PerChannelCase {
+  Buffers b;
+  std::vector<float> s;
+  std::vector<std::int32_t> z;
+  std::int64_t k;
+  explicit PerChannelCase(std::int64_t n) : b(n), s(kChannels), z(kChannels, 0), k(n / kChannels) {
+    for (std::int64_t c = 0; c < kChannels; ++c)
+      s[static_cast<std::size_t>(c)] = 0.01f + 0.0001f * float(c);
+  }
+  fq::TensorView<const float> in(const std::vector<float>& v) const {
+    return {v.data(), {kChannels, k}};
+  }
+  fq::TensorView<float> out(std::vector<float>& v) const { return {v.data(), {kChannels, k}}; }
+  void forward(fq::Mask& mask) {
+    fq::fake_quantize_per_channel(in(b.x), out(b.y), &mask, s.data(), z.data(), kChannels, 0,
                                   fq::QuantRange{-128, 127});
+  }
+};
+
+void BM_PerChannelForward(benchmark::State& st) {
+  PerChannelCase c(st.range(0));
+  fq::Mask mask;
+  for (auto _ : st) {
+    c.forward(mask);
     benchmark::ClobberMemory();
   }
-  set_bytes(st, n, 1);
+  set_bytes(st, st.range(0), 1);
 }
 
 void BM_PerChannelForwardBackward(benchmark::State& st) {
-  const std::int64_t n = st.range(0);
-  Buffers b(n);
+  PerChannelCase c(st.range(0));
   fq::Mask mask;
-  std::vector<float> s(kChannels);
-  std::vector<std::int32_t> z(kChannels, 0);
-  for (std::int64_t c = 0; c < kChannels; ++c)
-    s[static_cast<std::size_t>(c)] = 0.01f + 0.0001f * float(c);
-  const std::int64_t k = n / kChannels;
-  const fq::TensorView<const float> x(b.x.data(), {kChannels, k}), dy(b.dy.data(), {kChannels, k});
-  const fq::TensorView<float> y(b.y.data(), {kChannels, k}), dx(b.dx.data(), {kChannels, k});
   for (auto _ : st) {
-    fq::fake_quantize_per_channel(x, y, &mask, s.data(), z.data(), kChannels, 0,
-                                  fq::QuantRange{-128, 127});
-    fq::fake_quantize_backward(dy, mask, dx);
+    c.forward(mask);
+    fq::fake_quantize_backward(c.in(c.b.dy), mask, c.out(c.b.dx));
     benchmark::ClobberMemory();
   }
-  set_bytes(st, n, 2);
+  set_bytes(st, st.range(0), 2);
 }
 
 void sizes(benchmark::internal::Benchmark* b) {
