@@ -131,8 +131,8 @@ template <class A, class T>
 void ste_run(const T* dy, T* dx, std::int64_t n, detail::BitReader& br) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::int64_t W = static_cast<std::int64_t>(B::size);
-  static_assert(64 % W == 0, "ste_run: the batch width must divide 64");
-  constexpr std::uint64_t kLanes = (W == 64) ? ~std::uint64_t{0} : (std::uint64_t{1} << W) - 1;
+  static_assert(64 % W == 0 && W < 64, "ste_run: the batch width must divide 64 and be < 64");
+  constexpr std::uint64_t kLanes = (std::uint64_t{1} << W) - 1;
   std::int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
     const std::uint64_t word = br.get(64);
