@@ -32,7 +32,9 @@ struct MovingAverageUpdate {
 /// Observes tensors and turns their range into qparams for a scheme.
 /// @tparam Update RunningMinMaxUpdate or MovingAverageUpdate.
 /// @tparam PerChannel one range per index along the axis given at construction.
-template <class Update, bool PerChannel>
+/// @tparam QParamsPolicy how a range becomes qparams: ObserverQParams (torch.ao observers) or
+/// FusedQParams<> (observer/fused_qparams.hpp, PyTorch's fused QAT module).
+template <class Update, bool PerChannel, class QParamsPolicy = ObserverQParams>
 class MinMaxObserverBase {
  public:
   static constexpr bool kPerChannel = PerChannel;
@@ -89,7 +91,7 @@ class MinMaxObserverBase {
     scale.resize(min_.size());
     zero_point.resize(min_.size());
     for (std::size_t i = 0; i < min_.size(); ++i) {
-      const auto q = fq::calculate_qparams<Scheme>(min_[i], max_[i], range);
+      const auto q = QParamsPolicy::template compute<Scheme>(min_[i], max_[i], range);
       scale[i] = q.scale;
       zero_point[i] = q.zero_point;
     }
@@ -98,7 +100,7 @@ class MinMaxObserverBase {
   template <class Scheme>
   QParams<typename Scheme::zero_point_type> calculate_qparams(QuantRange range) const {
     static_assert(!PerChannel, "calculate_qparams(range) is per-tensor; pass vectors per channel.");
-    return fq::calculate_qparams<Scheme>(min_[0], max_[0], range);
+    return QParamsPolicy::template compute<Scheme>(min_[0], max_[0], range);
   }
 
   /// Forgets everything observed.

@@ -61,6 +61,16 @@ QParams<typename Scheme::zero_point_type> calculate_qparams(float min_val, float
   }
 }
 
+/// The qparams chooser policy of the observers: calculate_qparams above (torch.ao's observer
+/// rule). observer/fused_qparams.hpp has the fused module's rule (FusedQParams).
+struct ObserverQParams {
+  template <class Scheme>
+  static QParams<typename Scheme::zero_point_type> compute(float min_val, float max_val,
+                                                           QuantRange range) {
+    return calculate_qparams<Scheme>(min_val, max_val, range);
+  }
+};
+
 }  // namespace fq
 
 #endif  // FQ_OBSERVER_QPARAMS_HPP_
