@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+// fakequant/kernels/gemm_requant.hpp: the int8 GEMM followed by an output pipeline.
+//
+//   out[m * out_row + n * out_col] = pipeline(C[m][n], channel_offset + n)   saturated to Out
+// with C = (A - za) * W^T as gemm.hpp. The int32 C is produced kRowChunk rows at a time into
+// a per-thread scratch buffer (so it stays in cache for the epilogue); the output strides let
+// a convolution write NCHW (channel-major) directly. The standard requantizing pipelines run
+// a bit-identical AVX-512 epilogue (requant_avx512.hpp) on the VNNI path when the output
+// rows are contiguous; everything else runs the scalar stages.
+#ifndef FQ_KERNELS_GEMM_REQUANT_HPP_
+#define FQ_KERNELS_GEMM_REQUANT_HPP_
+
+#include <algorithm>    // min, max
+#include <cstdint>      // int32_t, int64_t, uint8_t, int8_t
+#include <limits>       // numeric_limits
+#include <tuple>        // get
+#include <type_traits>  // is_same, integral_constant
+#include <vector>       // vector
+
+#include <fakequant/kernels/gemm.hpp>
+#include <fakequant/kernels/output_stages.hpp>
+#include <fakequant/kernels/requant_avx512.hpp>
+
+namespace fq {
+
+namespace detail {
+/// Recognises the standard requantizing pipelines that have a vector epilogue
+/// (requant_avx512.hpp): [BiasAdd,] Requantize<SingleRounding<RoundHalfEven> | DoubleRounding>,
+/// AddZeroPoint, Clamp. Other pipelines run the scalar stages.
+template <class P>
+struct StdRequant : std::false_type {};
+template <class R>
+inline constexpr bool kVectorRounding =
+    std::is_same<R, SingleRounding<RoundHalfEven>>::value || std::is_same<R, DoubleRounding>::value;
+template <class R>
+struct StdRequant<OutputPipeline<BiasAdd, Requantize<R>, AddZeroPoint, Clamp>>
+    : std::integral_constant<bool, kVectorRounding<R>> {
+  static constexpr bool kSingle = !std::is_same<R, DoubleRounding>::value;
+  template <class P>
+  static const std::int32_t* bias(const P& p) {
+    return std::get<0>(p.stages).bias;
+  }
+  static constexpr std::size_t kOffset = 1;
+};
+template <class R>
+struct StdRequant<OutputPipeline<Requantize<R>, AddZeroPoint, Clamp>>
+    : std::integral_constant<bool, kVectorRounding<R>> {
+  static constexpr bool kSingle = !std::is_same<R, DoubleRounding>::value;
+  template <class P>
+  static const std::int32_t* bias(const P&) {
+    return nullptr;
+  }
+  static constexpr std::size_t kOffset = 0;
+};
+}  // namespace detail
+
+/// Strided output of gemm_requant: element (m, n) at data[m * row_stride + n * col_stride].
+template <class Out>
+struct GemmOutput {
+  Out* data;
+  std::int64_t row_stride;
+  std::int64_t col_stride;
+  std::int64_t channel_offset;  ///< added to n for per-channel stages
+};
+
+/// C = (A - a_zero_point) * W^T, then `pipeline` per element into `out`.
+/// A is uint8 (a_zero_point in [0, 255]) or int8 (in [-128, 127]); Out is uint8 or int8.
+template <class A, class Out, class Pipeline>
+void gemm_requant(const A* a, std::int64_t m, std::int64_t lda, const PackedWeights& w,
+                  std::int32_t a_zero_point, const Pipeline& pipeline, GemmOutput<Out> out,
+                  Isa isa = Isa::kAuto) {
+  static_assert(std::is_same<A, std::uint8_t>::value || std::is_same<A, std::int8_t>::value,
+                "gemm_requant: activations must be std::uint8_t or std::int8_t.");
+  static_assert(std::is_same<Out, std::uint8_t>::value || std::is_same<Out, std::int8_t>::value,
+                "gemm_requant: the output must be std::uint8_t or std::int8_t.");
+  constexpr std::int64_t kRowChunk = 96;
+  const std::int64_t n = w.n();
+  FQ_CHECK(m >= 0, ErrorCode::kShapeMismatch, detail::msg("gemm_requant: negative M = ", m));
+  FQ_CHECK(m * n == 0 || out.data != nullptr, ErrorCode::kInvalidArgument,
+           "gemm_requant: null output");
+  if (m == 0 || n == 0) return;
+  const Isa path = resolve_isa(isa, "gemm_requant");
+  thread_local std::vector<std::int32_t> scratch;
+  const std::int64_t rows = std::min(m, kRowChunk);
+  if (scratch.size() < static_cast<std::size_t>(rows * n))
+    scratch.resize(static_cast<std::size_t>(rows * n));
+  auto gemm_rows = [&](std::int64_t m0, std::int64_t mr) {
+    if constexpr (std::is_same<A, std::uint8_t>::value)
+      gemm_u8s8s32(a + m0 * lda, mr, lda, w, scratch.data(), n, a_zero_point, path);
+    else
+      gemm_s8s8s32(a + m0 * lda, mr, lda, w, scratch.data(), n, a_zero_point, path);
+  };
+#if FQ_KERNELS_X86
+  if constexpr (detail::StdRequant<Pipeline>::value) {
+    if (path == Isa::kAvx512Vnni && out.col_stride == 1) {
+      using S = detail::StdRequant<Pipeline>;
+      constexpr std::size_t o = S::kOffset;
+      const auto& rq = std::get<o>(pipeline.stages);
+      const auto& zp = std::get<o + 1>(pipeline.stages);
+      const auto& cl = std::get<o + 2>(pipeline.stages);
+      // The zero-point compensation is folded into the epilogue: the GEMM runs raw.
+      detail::check_gemm_args(a, m, lda, w, scratch.data(), n, "gemm_requant");
+      constexpr bool kFlip = std::is_same<A, std::int8_t>::value;
+      FQ_CHECK(kFlip ? (a_zero_point >= -128 && a_zero_point <= 127)
+                     : (a_zero_point >= 0 && a_zero_point <= 255),
+               ErrorCode::kInvalidZeroPoint,
+               detail::msg("gemm_requant: activation zero point ", a_zero_point,
+                           " is outside the activation type's range"));
+      const std::int32_t comp_scale = a_zero_point + (kFlip ? 128 : 0);
+      thread_local std::vector<std::int32_t> mult, shift, comp;
+      thread_local std::vector<std::int64_t> consts;
+      mult.resize(static_cast<std::size_t>(n));
+      shift.resize(static_cast<std::size_t>(n));
+      comp.resize(static_cast<std::size_t>(n));
+      for (std::int64_t j = 0; j < n; ++j) {
+        comp[static_cast<std::size_t>(j)] = -comp_scale * w.col_sums()[j];
+        const QuantizedMultiplier qm = rq.multipliers[rq.per_channel ? out.channel_offset + j : 0];
+        mult[static_cast<std::size_t>(j)] = qm.multiplier;
+        shift[static_cast<std::size_t>(j)] = qm.shift;
+      }
+      const std::int64_t np = (n + 7) / 8 * 8;
+      consts.resize(static_cast<std::size_t>(4 * np));
+      const std::int32_t* bias = S::bias(pipeline);
+      detail::prepare_requant_row<S::kSingle>(bias ? bias + out.channel_offset : nullptr,
+                                              comp.data(), mult.data(), shift.data(), n,
+                                              consts.data());
+      constexpr std::int32_t omin = std::numeric_limits<Out>::min(),
+                             omax = std::numeric_limits<Out>::max();
+      auto inside = [&](std::int32_t v) { return std::min(std::max(v, omin), omax); };
+      const detail::RequantRowParams rp{
+          consts.data(), consts.data() + np, consts.data() + 2 * np, consts.data() + 3 * np,
+          zp.zero_point, inside(cl.lo),      inside(cl.hi)};
+      for (std::int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
+        const std::int64_t mr = std::min(kRowChunk, m - m0);
+        detail::gemm_raw<kFlip>(reinterpret_cast<const std::uint8_t*>(a + m0 * lda), mr, lda, w,
+                                scratch.data(), n, path);
+        for (std::int64_t i = 0; i < mr; ++i)
+          detail::requant_row_avx512<S::kSingle>(scratch.data() + i * n, n, rp,
+                                                 out.data + (m0 + i) * out.row_stride);
+      }
+      return;
+    }
+  }
+#endif
+  for (std::int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
+    const std::int64_t mr = std::min(kRowChunk, m - m0);
+    gemm_rows(m0, mr);
+    for (std::int64_t i = 0; i < mr; ++i) {
+      const std::int32_t* c = scratch.data() + i * n;
+      Out* o = out.data + (m0 + i) * out.row_stride;
+      for (std::int64_t j = 0; j < n; ++j)
+        o[j * out.col_stride] = pipeline.template apply_to<Out>(c[j], out.channel_offset + j);
+    }
+  }
+}
+
+}  // namespace fq
+
+#endif  // FQ_KERNELS_GEMM_REQUANT_HPP_

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+// fakequant/kernels/im2col.hpp: unfolds convolution windows of a uint8 NCHW image into rows.
+//
+// For one image and one group of C channels (H x W each), kernel kh x kw, stride, padding
+// (dilation 1), output positions p = oh * out_w + ow become rows of a [out_h * out_w, C*kh*kw]
+// matrix with column (c * kh + i) * kw + j (the order of PyTorch's weight [Cout, C, kh, kw]):
+//   col[p][(c*kh + i)*kw + j] = x[c][oh*sh - ph + i][ow*sw - pw + j],  or pad_value outside.
+// pad_value is the input zero point, so padding contributes exactly real 0 (x - z_x = 0).
+#ifndef FQ_KERNELS_IM2COL_HPP_
+#define FQ_KERNELS_IM2COL_HPP_
+
+#include <cstdint>  // int64_t, uint8_t
+
+namespace fq {
+
+/// The geometry of a 2-D convolution (NCHW, dilation 1).
+struct Conv2dShape {
+  std::int64_t batch = 1;
+  std::int64_t in_channels = 1;
+  std::int64_t in_h = 1;
+  std::int64_t in_w = 1;
+  std::int64_t out_channels = 1;
+  std::int64_t kernel_h = 1;
+  std::int64_t kernel_w = 1;
+  std::int64_t stride_h = 1;
+  std::int64_t stride_w = 1;
+  std::int64_t pad_h = 0;
+  std::int64_t pad_w = 0;
+  std::int64_t groups = 1;
+
+  std::int64_t out_h() const noexcept { return (in_h + 2 * pad_h - kernel_h) / stride_h + 1; }
+  std::int64_t out_w() const noexcept { return (in_w + 2 * pad_w - kernel_w) / stride_w + 1; }
+  /// GEMM K of one group: (in_channels / groups) * kernel_h * kernel_w.
+  std::int64_t group_k() const noexcept { return in_channels / groups * kernel_h * kernel_w; }
+};
+
+/// Unfolds `channels` channels starting at x (one image, channel stride in_h * in_w) into col
+/// (row stride ldcol >= channels * kernel_h * kernel_w). Shape validated by the caller.
+inline void im2col_u8(const std::uint8_t* x, std::int64_t channels, const Conv2dShape& s,
+                      std::uint8_t pad_value, std::uint8_t* col, std::int64_t ldcol) noexcept {
+  const std::int64_t oh_n = s.out_h(), ow_n = s.out_w(), hw = s.in_h * s.in_w;
+  for (std::int64_t oh = 0; oh < oh_n; ++oh)
+    for (std::int64_t ow = 0; ow < ow_n; ++ow) {
+      std::uint8_t* row = col + (oh * ow_n + ow) * ldcol;
+      const std::int64_t h0 = oh * s.stride_h - s.pad_h, w0 = ow * s.stride_w - s.pad_w;
+      for (std::int64_t c = 0; c < channels; ++c)
+        for (std::int64_t i = 0; i < s.kernel_h; ++i) {
+          const std::int64_t h = h0 + i;
+          const bool h_in = h >= 0 && h < s.in_h;
+          const std::uint8_t* src = x + c * hw + h * s.in_w;
+          for (std::int64_t j = 0; j < s.kernel_w; ++j) {
+            const std::int64_t w = w0 + j;
+            *row++ = h_in && w >= 0 && w < s.in_w ? src[w] : pad_value;
+          }
+        }
+    }
+}
+
+}  // namespace fq
+
+#endif  // FQ_KERNELS_IM2COL_HPP_
