@@ -95,3 +95,57 @@ TEST_CASE("SIMD per-channel is bit-exact against scalar, channel axis outer and 
     }
   }
 }
+
+TEST_CASE("SIMD per-channel rows (channel axis outermost) are bit-exact, short and long rows",
+          "[fake_quant][simd]") {
+  // [C, K] weights with C > the kernel's block of 64 channels and every row length around the
+  // batch widths, symmetric and affine zero points, several numerics policies; also strided
+  // rows (a column block of a wider matrix) and negative row strides.
+  using Even = fq::Numerics<fq::RoundHalfEven, fq::MulByInverse, fq::OverflowToQmin>;
+  using Div = fq::Numerics<fq::RoundHalfUp, fq::DivideByScale, fq::OverflowSaturate>;
+  std::uint32_t seed = 7000;
+  for (std::int64_t C : {1, 3, 64, 130}) {
+    for (std::int64_t K : {1, 2, 5, 8, 15, 16, 17, 31, 32, 33, 64, 65, 100}) {
+      for (bool symmetric : {true, false}) {
+        const std::int64_t ld = K + 3;  // row stride of the parent buffer
+        std::vector<float> s(static_cast<std::size_t>(C));
+        std::vector<std::int32_t> z(static_cast<std::size_t>(C));
+        for (std::int64_t c = 0; c < C; ++c) {
+          s[static_cast<std::size_t>(c)] = 0.003f * float(c % 11 + 1) + 1e-5f * float(c);
+          z[static_cast<std::size_t>(c)] = symmetric ? 0 : static_cast<std::int32_t>(c % 9) - 4;
+        }
+        const auto x = fq_test::make_fq_input<float>(static_cast<std::size_t>(C * ld), 0.02f, -128,
+                                                     127, 0, seed++);
+        auto check = [&](auto numerics, const TensorView<const float>& xv,
+                         const TensorView<float>& ya, const TensorView<float>& ys,
+                         const std::vector<float>& ba, const std::vector<float>& bs) {
+          using N = decltype(numerics);
+          fq::Mask ma, ms;
+          fq::fake_quantize_per_channel<N>(xv, ya, &ma, s.data(), z.data(), C, 0, {-128, 127},
+                                           KernelPath::kAuto);
+          fq::fake_quantize_per_channel<N>(xv, ys, &ms, s.data(), z.data(), C, 0, {-128, 127},
+                                           KernelPath::kScalar);
+          INFO("C " << C << " K " << K << " symmetric " << symmetric);
+          REQUIRE(fq_test::first_bit_mismatch(ba, bs) == -1);
+          REQUIRE(ma.words() == ms.words());
+          if (C * K >= 64) REQUIRE(ma.count() > 0);  // the data reach the grid
+        };
+        std::vector<float> ya(x.size()), ys(x.size());
+        // Dense [C, K].
+        const TensorView<const float> dense(x.data(), {C, K});
+        check(Even{}, dense, TensorView<float>(ya.data(), {C, K}),
+              TensorView<float>(ys.data(), {C, K}), ya, ys);
+        check(Div{}, dense, TensorView<float>(ya.data(), {C, K}),
+              TensorView<float>(ys.data(), {C, K}), ya, ys);
+        // Rows of K inside rows of ld; then the rows walked backwards.
+        check(Even{}, TensorView<const float>(x.data(), {C, K}, {ld, 1}),
+              TensorView<float>(ya.data(), {C, K}, {ld, 1}),
+              TensorView<float>(ys.data(), {C, K}, {ld, 1}), ya, ys);
+        const std::size_t last = static_cast<std::size_t>((C - 1) * ld);
+        check(Even{}, TensorView<const float>(x.data() + last, {C, K}, {-ld, 1}),
+              TensorView<float>(ya.data() + last, {C, K}, {-ld, 1}),
+              TensorView<float>(ys.data() + last, {C, K}, {-ld, 1}), ya, ys);
+      }
+    }
+  }
+}

@@ -11,6 +11,7 @@
 #include <fakequant/config.hpp>
 
 #if FQ_HAS_XSIMD
+#include <cstddef>      // ptrdiff_t
 #include <cstdint>      // int64_t, int32_t
 #include <type_traits>  // is_same
 
@@ -55,28 +56,47 @@ FQ_INLINE xsimd::batch<T, A> fake_quant_batch(
   else
     v = x / mult;
   const B q = round_batch<typename N::rounding>(v) + zero;
-  B c = xsimd::min(xsimd::max(q, qmin), qmax);
+  // x86's max(q, qmin) returns its second operand when q is NaN, so the clamp itself maps NaN
+  // to qmin, as the scalar reference does.
+  constexpr bool kX86 = std::is_base_of<xsimd::sse2, A>::value;
+  const B lower = xsimd::max(q, qmin);
+  B c;
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of<xsimd::avx512f, A>::value && std::is_same<T, float>::value &&
+                !detail::kSaturates<N, T>) {
+    // q >= 2^63 (and NaN) go to qmin: the upper clamp runs only in the lanes below 2^63 and
+    // the others take qmin, one masked min instead of a min and a blend.
+    const __mmask16 finite = _mm512_cmp_ps_mask(q, B(detail::kInt64Limit<float>), _CMP_LT_OQ);
+    c = _mm512_mask_min_ps(qmin, finite, lower, qmax);
+  } else
+#endif
+  {
+    c = xsimd::min(lower, qmax);
+    if constexpr (detail::kSaturates<N, T>) {
+      if constexpr (!kX86) c = xsimd::select(q == q, c, qmin);
+    } else {
+      c = xsimd::select(q < B(detail::kInt64Limit<T>), c, qmin);
+    }
+  }
   // qmin <= q <= qmax exactly when the clamp left q unchanged (false for NaN and +-Inf):
   // one comparison instead of two and a mask AND.
   in = to_bits(c == q);
-  if constexpr (detail::kSaturates<N, T>)
-    c = xsimd::select(q == q, c, qmin);
-  else
-    c = xsimd::select(q < B(detail::kInt64Limit<T>), c, qmin);
   return (c - zero) * scale;
 }
 
-/// Forward over a contiguous run with constant parameters (integer zero point). With a mask,
-/// 64 / W batches fill one 64-bit word, handed to the BitWriter at once: one writer update
-/// per 64 elements keeps its serial dependency off the per-batch path.
+/// Forward over the whole batches of a contiguous run with constant parameters (integer zero
+/// point); returns how many elements it did (the caller finishes the tail with the scalar
+/// reference). With a mask, 64 / W batches fill one 64-bit word, handed to the BitWriter at
+/// once: one writer update per 64 elements keeps its serial dependency off the per-batch path.
 template <class N, class A, class T>
-void fq_run(const T* x, T* y, std::int64_t n, const detail::ElementParams<T>& p,
-            detail::BitWriter* bw) noexcept {
+FQ_INLINE std::int64_t fq_run_batches(
+    const T* x, T* y, std::int64_t n, const xsimd::batch<T, A>& mult,
+    const xsimd::batch<T, A>& scale, const xsimd::batch<T, A>& zero, const xsimd::batch<T, A>& qmin,
+    const xsimd::batch<T, A>& qmax, detail::BitWriter* bw) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::int64_t W = static_cast<std::int64_t>(B::size);
   static_assert(64 % W == 0, "fq_run: the batch width must divide 64");
   constexpr std::int64_t kPerWord = 64 / W;
-  const B mult(p.mult), scale(p.scale), zero(p.zero), qmin(p.qmin), qmax(p.qmax);
   std::int64_t i = 0;
   std::uint64_t in = 0;
   if (bw) {
@@ -99,7 +119,107 @@ void fq_run(const T* x, T* y, std::int64_t n, const detail::ElementParams<T>& p,
       fake_quant_batch<N>(B::load_unaligned(x + i), mult, scale, zero, qmin, qmax, in)
           .store_unaligned(y + i);
   }
-  detail::fq_run_scalar<N, false>(x + i, 1, y + i, 1, n - i, p, bw);
+  return i;
+}
+
+/// Forward over a contiguous run with constant parameters (integer zero point).
+template <class N, class A, class T>
+void fq_run(const T* x, T* y, std::int64_t n, const detail::ElementParams<T>& p,
+            detail::BitWriter* writer) noexcept {
+  using B = xsimd::batch<T, A>;
+  // A local copy of the writer, so that its state can live in registers (the mask stores
+  // might alias the caller's object); written back at the end.
+  detail::BitWriter local = writer ? *writer : detail::BitWriter(nullptr, 0);
+  detail::BitWriter* bw = writer ? &local : nullptr;
+  const std::int64_t i =
+      fq_run_batches<N, A>(x, y, n, B(p.mult), B(p.scale), B(p.zero), B(p.qmin), B(p.qmax), bw);
+  if (i < n) detail::fq_run_scalar<N, false>(x + i, 1, y + i, 1, n - i, p, bw);
+  if (writer) *writer = local;
+}
+
+/// Forward over `rows` contiguous rows of n elements, row c (channel c) starting at
+/// x + c * x_row and y + c * y_row, visited in order (float tensors, int32 zero points). The
+/// per-channel constants (f32(1/s), z as float) are computed a block of channels at a time,
+/// once per call, so a short row costs three broadcasts instead of a full set-up.
+template <class N, class A>
+void fq_rows(const float* x, std::ptrdiff_t x_row, float* y, std::ptrdiff_t y_row,
+             std::int64_t rows, std::int64_t n, const float* scale, const std::int32_t* zero_point,
+             const QuantRange& r, detail::BitWriter* writer) noexcept {
+  using B = xsimd::batch<float, A>;
+  using BI = xsimd::batch<std::int32_t, A>;
+  detail::BitWriter local = writer ? *writer : detail::BitWriter(nullptr, 0);  // as fq_run
+  detail::BitWriter* bw = writer ? &local : nullptr;
+  constexpr std::int64_t W = static_cast<std::int64_t>(B::size);
+  constexpr std::int64_t kBlock = 64;
+  constexpr bool kInverse = std::is_same<typename N::scale_apply, MulByInverse>::value;
+  alignas(64) float mult[kBlock];
+  alignas(64) float zero[kBlock];
+  const auto qmin_f = static_cast<float>(r.quant_min), qmax_f = static_cast<float>(r.quant_max);
+  const B qmin(qmin_f), qmax(qmax_f);
+  for (std::int64_t c0 = 0; c0 < rows; c0 += kBlock) {
+    const std::int64_t m = rows - c0 < kBlock ? rows - c0 : kBlock;
+    const float* s = scale + c0;
+    // As make_element_params, W channels at a time (an IEEE division and an int32 -> float
+    // conversion are correctly rounded in every lane, so the batches change no bit).
+    std::int64_t j = 0;
+    for (; j + W <= m; j += W) {
+      const B sb = B::load_unaligned(s + j);
+      (kInverse ? B(1.0f) / sb : sb).store_aligned(mult + j);
+      xsimd::to_float(BI::load_unaligned(zero_point + c0 + j)).store_aligned(zero + j);
+    }
+    for (; j < m; ++j) {
+      mult[j] = kInverse ? 1.0f / s[j] : s[j];
+      zero[j] = static_cast<float>(zero_point[c0 + j]);
+    }
+    if (n % W == 0 && n < 64) {
+      // Short rows of whole batches: no tails, and the mask bits of consecutive rows are
+      // gathered into one 64-bit word (W divides 64) that reaches the BitWriter when full. A
+      // block of symmetric channels (all zero points 0) keeps z = +0 in a register instead of
+      // broadcasting it per row: the same value, so the same bits.
+      auto short_rows = [&](auto symmetric) {
+        std::uint64_t word = 0, in = 0;
+        int filled = 0;
+        for (std::int64_t c = 0; c < m; ++c) {
+          const float* xc = x + (c0 + c) * x_row;
+          float* yc = y + (c0 + c) * y_row;
+          const B mc(mult[c]), sc(s[c]);
+          const B zc = decltype(symmetric)::value ? B(0.0f) : B(zero[c]);
+          for (std::int64_t i = 0; i < n; i += W) {
+            fake_quant_batch<N>(B::load_unaligned(xc + i), mc, sc, zc, qmin, qmax, in)
+                .store_unaligned(yc + i);
+            if (bw) {
+              word |= in << filled;
+              filled += static_cast<int>(W);
+              if (filled == 64) {
+                bw->put(word, 64);
+                word = 0;
+                filled = 0;
+              }
+            }
+          }
+        }
+        if (bw && filled) bw->put(word, filled);
+      };
+      std::int32_t any_zero_point = 0;
+      for (std::int64_t c = 0; c < m; ++c) any_zero_point |= zero_point[c0 + c];
+      if (any_zero_point == 0)
+        short_rows(std::true_type{});
+      else
+        short_rows(std::false_type{});
+      continue;
+    }
+    for (std::int64_t c = 0; c < m; ++c) {
+      const float* xc = x + (c0 + c) * x_row;
+      float* yc = y + (c0 + c) * y_row;
+      const std::int64_t i =
+          fq_run_batches<N, A>(xc, yc, n, B(mult[c]), B(s[c]), B(zero[c]), qmin, qmax, bw);
+      if (i < n) {
+        const detail::ElementParams<float> p{mult[c], s[c], zero[c], qmin_f, qmax_f};
+        detail::fq_run_scalar<N, false>(xc + i, 1, yc + i, 1, n - i, p, bw);
+      }
+    }
+  }
+  if (writer) *writer = local;
 }
 
 /// Forward over a contiguous run walking the channel axis: element i uses scale[i],

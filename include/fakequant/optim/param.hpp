@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+// fakequant/optim/param.hpp: ParamRef, the view of one trainable parameter that layers hand to
+// the optimizers, and the checks every optimizer applies to a list of them.
+//
+// A ParamRef points at a value array and a gradient array of the same length, both owned by
+// the layer. Optimizers read `grad` and update `value` in place; they keep their own state
+// (momentum buffers, Adam moments) sized from the list given at construction.
+#ifndef FQ_OPTIM_PARAM_HPP_
+#define FQ_OPTIM_PARAM_HPP_
+
+#include <algorithm>  // fill_n
+#include <cmath>      // isfinite
+#include <cstddef>    // size_t
+#include <vector>     // vector
+
+#include <fakequant/error.hpp>
+
+namespace fq {
+namespace optim {
+
+/// A trainable parameter: views over memory owned by the layer (never owned here).
+struct ParamRef {
+  float* value;              ///< `size` parameter values, updated in place by step()
+  float* grad;               ///< `size` gradients, read by step(), cleared by zero_grad()
+  std::size_t size;          ///< element count; 0 is allowed (the parameter is skipped)
+  bool weight_decay = true;  ///< false exempts it (biases, norm scales) from weight decay
+  const char* name = "";     ///< for error messages
+};
+
+namespace detail {
+
+/// Every non-empty parameter needs non-null value and gradient pointers.
+inline void check_param_list(const std::vector<ParamRef>& params, const char* where) {
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const ParamRef& p = params[i];
+    FQ_CHECK(p.size == 0 || (p.value != nullptr && p.grad != nullptr), ErrorCode::kInvalidArgument,
+             ::fq::detail::msg(where, ": parameter ", i, " ('", p.name ? p.name : "", "') of size ",
+                               p.size, " has a null value or gradient pointer"));
+  }
+}
+
+/// The list given to step() must match the one the optimizer was built for, size for size
+/// (its state is laid out from those sizes).
+inline void check_same_layout(const std::vector<ParamRef>& built, const std::vector<ParamRef>& now,
+                              const char* where) {
+  FQ_CHECK(built.size() == now.size(), ErrorCode::kParamCountMismatch,
+           ::fq::detail::msg(where, ": the optimizer was built for ", built.size(),
+                             " parameters, step() got ", now.size()));
+  for (std::size_t i = 0; i < now.size(); ++i)
+    FQ_CHECK(built[i].size == now[i].size, ErrorCode::kShapeMismatch,
+             ::fq::detail::msg(where, ": parameter ", i, " ('", now[i].name ? now[i].name : "",
+                               "') had ", built[i].size, " elements at construction, now ",
+                               now[i].size));
+  check_param_list(now, where);
+}
+
+/// A hyper-parameter that must be finite and >= 0.
+inline void check_non_negative(double v, const char* what, const char* where) {
+  FQ_CHECK(std::isfinite(v) && v >= 0.0, ErrorCode::kInvalidArgument,
+           ::fq::detail::msg(where, ": ", what, " must be finite and >= 0, got ", v));
+}
+
+/// A decay rate that must lie in [0, 1).
+inline void check_unit_interval(double v, const char* what, const char* where) {
+  FQ_CHECK(v >= 0.0 && v < 1.0, ErrorCode::kInvalidArgument,
+           ::fq::detail::msg(where, ": ", what, " must be in [0, 1), got ", v));
+}
+
+/// Total element count of a list.
+inline std::size_t total_size(const std::vector<ParamRef>& params) noexcept {
+  std::size_t n = 0;
+  for (const ParamRef& p : params) n += p.size;
+  return n;
+}
+
+}  // namespace detail
+
+/// Sets every gradient of the list to zero.
+inline void zero_grad(const std::vector<ParamRef>& params) noexcept {
+  for (const ParamRef& p : params)
+    if (p.size != 0 && p.grad != nullptr) std::fill_n(p.grad, p.size, 0.0f);
+}
+
+}  // namespace optim
+}  // namespace fq
+
+#endif  // FQ_OPTIM_PARAM_HPP_
