@@ -10,6 +10,9 @@ function(fq_target_options target)
       # (GCC bug 105593) where Eigen inlines them, e.g. in maxCoeff(); our headers silence it
       # locally, Eigen's do not.
       target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+      if(FQ_NATIVE_ARCH)  # the same bug, reported as -Wuninitialized in Eigen's exp()
+        target_compile_options(${target} PRIVATE -Wno-uninitialized)
+      endif()
     endif()
     if(FQ_WERROR)
       target_compile_options(${target} PRIVATE -Werror)

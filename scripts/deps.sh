@@ -16,3 +16,5 @@ fq_install_deps() {
 
 # The packages every build needs.
 FQ_BUILD_DEPS=(cmake make g++ libeigen3-dev libxsimd-dev)
+# The Fashion-MNIST demo's: zlib for the .gz files, OpenMP for Eigen's threads, the data set.
+FQ_DEMO_DEPS=(zlib1g-dev libgomp1 dataset-fashion-mnist)

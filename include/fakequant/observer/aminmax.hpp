@@ -11,9 +11,11 @@
 #include <cstdint>    // int64_t
 #include <limits>     // numeric_limits
 
+#include <fakequant/config.hpp>
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/tensor_view.hpp>
 #include <fakequant/detail/run_plan.hpp>
+#include <fakequant/simd/xsimd_compat.hpp>
 
 namespace fq {
 namespace detail {
@@ -22,7 +24,45 @@ namespace detail {
 template <class T>
 inline bool fold_minmax(const T* p, std::ptrdiff_t stride, std::int64_t n, float* mn,
                         float* mx) noexcept {
-  T lo = std::numeric_limits<T>::infinity(), hi = -lo;
+  constexpr T lo_init = std::numeric_limits<T>::infinity();
+  T lo = lo_init, hi = -lo;
+#if FQ_HAS_XSIMD
+  if constexpr (simd::kHaveSimd) {
+    using B = xsimd::batch<T, simd::DefaultArch>;
+    constexpr auto W = static_cast<std::int64_t>(B::size);
+    if (stride == 1 && n >= W) {
+      // Contiguous: one vectorised pass. (v − v) is 0 for finite v and NaN for NaN/±Inf, so
+      // the running sum `bad` is NaN exactly when a value is not finite.
+      B vlo(lo_init), vhi(-lo_init), bad(T(0));
+      std::int64_t i = 0;
+      for (; i + W <= n; i += W) {
+        const B v = B::load_unaligned(p + i);
+        vlo = xsimd::min(vlo, v);
+        vhi = xsimd::max(vhi, v);
+        bad += v - v;
+      }
+      alignas(64) T l[B::size], h[B::size];
+      vlo.store_aligned(l);
+      vhi.store_aligned(h);
+      T bsum = xsimd::hadd(bad);
+      T lo_s = l[0], hi_s = h[0];
+      for (std::int64_t j = 1; j < W; ++j) {
+        lo_s = l[j] < lo_s ? l[j] : lo_s;
+        hi_s = h[j] > hi_s ? h[j] : hi_s;
+      }
+      for (; i < n; ++i) {
+        const T v = p[i];
+        bsum += v - v;
+        lo_s = v < lo_s ? v : lo_s;
+        hi_s = v > hi_s ? v : hi_s;
+      }
+      if (!(bsum == T(0))) return false;
+      *mn = std::min(*mn, static_cast<float>(lo_s));
+      *mx = std::max(*mx, static_cast<float>(hi_s));
+      return true;
+    }
+  }
+#endif
   bool finite = true;
   for (std::int64_t i = 0; i < n; ++i) {
     const T v = p[i * stride];

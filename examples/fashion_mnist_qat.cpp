@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: MIT
+// examples/fashion_mnist_qat.cpp: the README's main job. Trains a small CNN on Fashion-MNIST
+// in FP32 with fakequant's tape, then compares on the 10,000 test images what post-training
+// quantization (PTQ) and quantization-aware training (QAT) give at W8A8 and W4A8.
+//
+//   fashion_mnist_qat [--epochs N] [--qat-epochs N] [--batch N] [--lr X] [--qat-lr X]
+//                     [--threads N] [--train-subset N] [--test-subset N] [--seed N]
+//                     [--data DIR] [--json PATH] [--svg PATH] [--check]
+//
+// The network: input fake-quant -> ConvBn(1->C1, 3x3) ReLU -> max-pool 2 -> ConvBn(C1->C2, 3x3)
+// ReLU -> max-pool 2 -> Linear(C2*7*7 -> H) ReLU -> Linear(H -> 10). Weights: per-channel
+// symmetric int8 (or int4) with min-max observers; activations: per-tensor affine uint8 with
+// moving-average observers (fq::DefaultWeightFakeQuant and fq::DefaultActFakeQuant); batch
+// norm folded into the conv weights (QConvBn2d).
+//
+// PTQ: the FP32 weights, observers calibrated on training batches, batch norm folded with its
+// running statistics, then evaluated with fake quantization. QAT: from the PTQ state, a few
+// epochs of training with fake quantization on; an fq::QatSchedule freezes the batch-norm
+// statistics half way and the observers at three quarters (as PyTorch's QAT tutorial does).
+// INT8: the QAT W8A8 model converted (fq::convert) to a true integer model on fakequant's int8
+// kernels, evaluated on the same test images.
+// --check exits non-zero unless every accuracy is far above chance and the integer model
+// agrees with its fake-quant simulation to within 0.5 points (the CI's short run).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+#include <zlib.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <fakequant/convert/convert.hpp>
+#include <fakequant/fakequant.hpp>
+#include <fakequant/layers/qlayers.hpp>
+#include <fakequant/ops/ops.hpp>
+#include <fakequant/optim/adam.hpp>
+#include <fakequant/optim/lr_schedule.hpp>
+#include <fakequant/schedule/qat_schedule.hpp>
+
+namespace {
+
+// ---------------------------------------------------------------------------------- options
+struct Options {
+  int epochs = 8, qat_epochs = 2, batch = 64, threads = 2, seed = 1;
+  long train_subset = 0, test_subset = 0;  // 0: all
+  double lr = 2e-3, qat_lr = 1e-4;
+  std::string data = "/usr/share/datasets/fashion-mnist", json, svg;
+  bool check = false;
+};
+
+[[noreturn]] void usage(const char* msg) {
+  std::fprintf(stderr,
+               "fashion_mnist_qat: %s\nflags: --epochs N --qat-epochs N --batch N --lr X "
+               "--qat-lr X --threads N --train-subset N --test-subset N --seed N --data DIR "
+               "--json PATH --svg PATH --check\n",
+               msg);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--check") {
+      o.check = true;
+      continue;
+    }
+    if (i + 1 >= argc) usage(("missing value for " + a).c_str());
+    const std::string v = argv[++i];
+    try {
+      if (a == "--epochs")
+        o.epochs = std::stoi(v);
+      else if (a == "--qat-epochs")
+        o.qat_epochs = std::stoi(v);
+      else if (a == "--batch")
+        o.batch = std::stoi(v);
+      else if (a == "--lr")
+        o.lr = std::stod(v);
+      else if (a == "--qat-lr")
+        o.qat_lr = std::stod(v);
+      else if (a == "--threads")
+        o.threads = std::stoi(v);
+      else if (a == "--train-subset")
+        o.train_subset = std::stol(v);
+      else if (a == "--test-subset")
+        o.test_subset = std::stol(v);
+      else if (a == "--seed")
+        o.seed = std::stoi(v);
+      else if (a == "--data")
+        o.data = v;
+      else if (a == "--json")
+        o.json = v;
+      else if (a == "--svg")
+        o.svg = v;
+      else
+        usage(("unknown flag " + a).c_str());
+    } catch (const std::logic_error&) {
+      usage(("bad value '" + v + "' for " + a).c_str());
+    }
+  }
+  if (o.epochs < 1 || o.qat_epochs < 1 || o.batch < 2 || o.threads < 1 || o.lr <= 0 ||
+      o.qat_lr <= 0)
+    usage("epochs, qat-epochs and threads must be >= 1, batch >= 2, learning rates > 0");
+  return o;
+}
+
+// ------------------------------------------------------------------------------------ data
+struct Dataset {
+  std::vector<float> images;  // [n, 1, 28, 28], normalised
+  std::vector<std::int32_t> labels;
+  long n = 0;
+};
+
+std::vector<unsigned char> read_gz(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) {
+    std::fprintf(stderr,
+                 "fashion_mnist_qat: cannot open %s\n  Install Debian's dataset-fashion-mnist "
+                 "(bash scripts/demo.sh does) or pass --data DIR.\n",
+                 path.c_str());
+    std::exit(1);
+  }
+  std::vector<unsigned char> out;
+  unsigned char buf[1 << 16];
+  int got;
+  while ((got = gzread(f, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + got);
+  gzclose(f);
+  return out;
+}
+
+std::uint32_t be32(const unsigned char* p) {
+  return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) |
+         p[3];
+}
+
+Dataset load(const std::string& dir, const char* prefix, long limit) {
+  const auto img = read_gz(dir + "/" + prefix + "-images-idx3-ubyte.gz");
+  const auto lab = read_gz(dir + "/" + prefix + "-labels-idx1-ubyte.gz");
+  if (img.size() < 16 || lab.size() < 8 || be32(img.data()) != 2051 || be32(lab.data()) != 2049) {
+    std::fprintf(stderr, "fashion_mnist_qat: %s/%s-*: not IDX image/label files\n", dir.c_str(),
+                 prefix);
+    std::exit(1);
+  }
+  const long n = be32(img.data() + 4), rows = be32(img.data() + 8), cols = be32(img.data() + 12);
+  if (rows != 28 || cols != 28 || long(be32(lab.data() + 4)) != n ||
+      img.size() != std::size_t(16 + n * 784) || lab.size() != std::size_t(8 + n)) {
+    std::fprintf(stderr, "fashion_mnist_qat: %s/%s-*: unexpected sizes\n", dir.c_str(), prefix);
+    std::exit(1);
+  }
+  Dataset d;
+  d.n = limit > 0 ? std::min(limit, n) : n;
+  d.images.resize(std::size_t(d.n * 784));
+  d.labels.resize(std::size_t(d.n));
+  constexpr float kMean = 0.2860f, kStd = 0.3530f;  // Fashion-MNIST training-set statistics
+  for (long i = 0; i < d.n * 784; ++i)
+    d.images[std::size_t(i)] = (float(img[std::size_t(16 + i)]) / 255.0f - kMean) / kStd;
+  for (long i = 0; i < d.n; ++i) d.labels[std::size_t(i)] = lab[std::size_t(8 + i)];
+  return d;
+}
+
+// ----------------------------------------------------------------------------------- model
+constexpr long kC1 = 32, kC2 = 64, kHidden = 128;
+
+template <class WQ, class AQ = fq::DefaultActFakeQuant>
+struct Net {
+  explicit Net(std::mt19937& rng)
+      : c1(1, kC1, 3, rng, fq::ops::Conv2dOptions::make(1, 1), fq::Activation::kReLU),
+        c2(kC1, kC2, 3, rng, fq::ops::Conv2dOptions::make(1, 1), fq::Activation::kReLU),
+        fc1(kC2 * 7 * 7, kHidden, rng, fq::Activation::kReLU),
+        fc2(kHidden, 10, rng) {}
+
+  fq::Var forward(fq::Tape& t, const fq::Var& x) {
+    fq::Var h = in.forward(t, x);
+    h = fq::ops::max_pool2d(t, c1.forward(t, h), 2);
+    h = fq::ops::max_pool2d(t, c2.forward(t, h), 2);
+    h = fc1.forward(t, h.reshape({h.size(0), kC2 * 7 * 7}));
+    return fc2.forward(t, h);
+  }
+  std::vector<fq::optim::ParamRef> parameters() { return fq::parameters_of(c1, c2, fc1, fc2); }
+  template <class F>
+  void for_each_quantizer(F&& f) {
+    fq::for_each_quantizer_of(f, in, c1, c2, fc1, fc2);
+  }
+  void train(bool on) {
+    c1.train(on);
+    c2.train(on);
+  }
+  void set_quant(bool observe, bool fake_quant) {
+    for_each_quantizer([&](auto& q) {
+      q.enable_observer(observe);
+      q.enable_fake_quant(fake_quant);
+    });
+  }
+  /// Copies parameters and batch-norm statistics from a network of any scheme.
+  template <class Other>
+  void copy_from(Other& o) {
+    auto dst = parameters(), src = o.parameters();
+    for (std::size_t i = 0; i < dst.size(); ++i)
+      std::copy_n(src[i].value, dst[i].size, dst[i].value);
+    c1.running_mean() = o.c1.running_mean();
+    c1.running_var() = o.c1.running_var();
+    c2.running_mean() = o.c2.running_mean();
+    c2.running_var() = o.c2.running_var();
+  }
+
+  fq::ActQuant<AQ> in;
+  fq::QConvBn2d<WQ, AQ> c1, c2;
+  fq::QLinear<WQ, AQ> fc1;
+  fq::QLinear<WQ, fq::NoFakeQuant> fc2;  // logits stay float, as PyTorch's DeQuantStub
+};
+
+using W8 = fq::DefaultWeightFakeQuant;
+using W4 = fq::FakeQuantize<fq::Int4WeightPerChannelSymmetric, fq::PerChannelMinMaxObserver>;
+
+// -------------------------------------------------------------------------------- training
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+template <class N>
+double evaluate(N& net, const Dataset& d, fq::Tape& tape) {
+  net.train(false);
+  fq::NoGradGuard no_grad(tape);
+  long correct = 0;
+  constexpr long kBatch = 500;
+  for (long s = 0; s < d.n; s += kBatch) {
+    const long b = std::min(kBatch, d.n - s);
+    tape.clear();
+    fq::Var x = tape.constant(d.images.data() + s * 784, {b, 1, 28, 28});
+    const auto logits = net.forward(tape, x).mat();
+    for (long i = 0; i < b; ++i) {
+      Eigen::Index k;
+      logits.row(i).maxCoeff(&k);
+      correct += (k == d.labels[std::size_t(s + i)]);
+    }
+  }
+  tape.clear();
+  net.train(true);
+  return double(correct) / double(d.n);
+}
+
+/// Trains `epochs` epochs; prints one line per epoch. Returns the final test accuracy.
+template <class N>
+double train(const char* name, N& net, const Dataset& train_set, const Dataset& test_set,
+             const Options& o, int epochs, double lr, fq::QatSchedule* sched, std::mt19937& rng) {
+  fq::Tape tape;
+  fq::optim::AdamOptions ao;
+  ao.lr = lr;
+  fq::optim::Adam opt(net.parameters(), ao);
+  const long steps_per_epoch = train_set.n / o.batch;
+  fq::optim::CosineAnnealingLR lr_sched(lr, steps_per_epoch * epochs);
+  std::vector<long> order(std::size_t(train_set.n));
+  std::iota(order.begin(), order.end(), 0L);
+  std::vector<float> xb(std::size_t(o.batch) * 784);
+  std::vector<std::int32_t> yb(std::size_t(o.batch));
+  const auto start = Clock::now();
+  long step = 0;
+  double acc = 0;
+  for (int e = 0; e < epochs; ++e) {
+    std::shuffle(order.begin(), order.end(), rng);
+    const auto t0 = Clock::now();
+    double loss_sum = 0;
+    long correct = 0;
+    for (long s = 0; s < steps_per_epoch; ++s, ++step) {
+      if (sched) sched->advance();
+      for (long i = 0; i < o.batch; ++i) {
+        const long k = order[std::size_t(s * o.batch + i)];
+        std::copy_n(train_set.images.data() + k * 784, 784, xb.data() + i * 784);
+        yb[std::size_t(i)] = train_set.labels[std::size_t(k)];
+      }
+      tape.clear();
+      fq::Var logits = net.forward(tape, tape.constant(xb.data(), {o.batch, 1, 28, 28}));
+      fq::Var loss = fq::ops::softmax_cross_entropy(tape, logits, yb.data());
+      tape.backward(loss);
+      opt.set_lr(lr_sched.lr_at(step));
+      opt.step();
+      opt.zero_grad();
+      loss_sum += loss.value()[0];
+      const auto lm = logits.mat();
+      for (long i = 0; i < o.batch; ++i) {
+        Eigen::Index k;
+        lm.row(i).maxCoeff(&k);
+        correct += (k == yb[std::size_t(i)]);
+      }
+    }
+    const double secs = seconds_since(t0);
+    acc = evaluate(net, test_set, tape);
+    std::printf(
+        "%-9s epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f  %6.0f img/s  %6.1f s\n", name,
+        e + 1, epochs, loss_sum / double(steps_per_epoch),
+        double(correct) / double(steps_per_epoch * o.batch), acc,
+        double(steps_per_epoch * o.batch) / secs, seconds_since(start));
+    std::fflush(stdout);
+  }
+  return acc;
+}
+
+/// PTQ: calibrate the observers on `batches` training batches (no training), then freeze them.
+template <class N>
+void calibrate(N& net, const Dataset& d, long batches, long batch) {
+  fq::Tape tape;
+  fq::NoGradGuard no_grad(tape);
+  net.train(false);  // batch norm folded with its running statistics
+  net.set_quant(/*observe=*/true, /*fake_quant=*/false);
+  for (long b = 0; b < batches && (b + 1) * batch <= d.n; ++b) {
+    tape.clear();
+    net.forward(tape, tape.constant(d.images.data() + b * batch * 784, {batch, 1, 28, 28}));
+  }
+  net.set_quant(/*observe=*/false, /*fake_quant=*/true);
+  net.train(true);
+}
+
+/// The deployed integer model: uint8 activations, int8 weights, int32 accumulators, on
+/// fakequant's int8 kernels (fq::convert of each trained layer).
+struct Int8Net {
+  template <class N>
+  explicit Int8Net(N& net)
+      : in(fq::act_qparams(net.in.quantizer())),
+        c1(fq::convert(net.c1, in, 28, 28)),
+        c2(fq::convert(net.c2, c1.output_qparams(), 14, 14)),
+        fc1(fq::convert(net.fc1, c2.output_qparams())),
+        fc2(fq::convert(net.fc2, fc1.output_qparams())) {}
+
+  /// Class predictions for n images.
+  void predict(const float* images, long n, std::int32_t* out) {
+    x.resize(std::size_t(n * 784));
+    a1.resize(std::size_t(n * kC1 * 28 * 28));
+    p1.resize(std::size_t(n * kC1 * 14 * 14));
+    a2.resize(std::size_t(n * kC2 * 14 * 14));
+    p2.resize(std::size_t(n * kC2 * 7 * 7));
+    h.resize(std::size_t(n * kHidden));
+    logits.resize(std::size_t(n * 10));
+    fq::quantize_per_tensor(fq::TensorView<const float>(images, {n, 784}),
+                            fq::TensorView<std::uint8_t>(x.data(), {n, 784}), in.scale,
+                            in.zero_point, fq::QuantRange{0, 255});
+    c1.run(x.data(), n, a1.data());
+    fq::max_pool2d_u8(a1.data(), n * kC1, 28, 28, 2, 2, p1.data());
+    c2.run(p1.data(), n, a2.data());
+    fq::max_pool2d_u8(a2.data(), n * kC2, 14, 14, 2, 2, p2.data());
+    fc1.run(p2.data(), n, h.data());
+    fc2.run(h.data(), n, logits.data());
+    for (long i = 0; i < n; ++i)
+      out[i] =
+          std::int32_t(std::max_element(logits.begin() + i * 10, logits.begin() + i * 10 + 10) -
+                       (logits.begin() + i * 10));
+  }
+
+  fq::ActQParams in;
+  fq::Int8Conv2d c1, c2;
+  fq::Int8Linear fc1, fc2;
+  std::vector<std::uint8_t> x, a1, p1, a2, p2, h;
+  std::vector<float> logits;
+};
+
+/// Accuracy and images/s of the integer model on the test set (batches of 500).
+std::pair<double, double> evaluate_int8(Int8Net& net, const Dataset& d) {
+  long correct = 0;
+  std::vector<std::int32_t> pred(500);
+  const auto t0 = Clock::now();
+  for (long s = 0; s < d.n; s += 500) {
+    const long b = std::min(500L, d.n - s);
+    net.predict(d.images.data() + s * 784, b, pred.data());
+    for (long i = 0; i < b; ++i) correct += pred[std::size_t(i)] == d.labels[std::size_t(s + i)];
+  }
+  return {double(correct) / double(d.n), double(d.n) / seconds_since(t0)};
+}
+
+struct Result {
+  double ptq = 0, qat = 0, int8 = -1, int8_ips = 0;
+};
+
+template <class WQ>
+Result ptq_and_qat(const char* tag, Net<W8>& fp32, const Dataset& train_set,
+                   const Dataset& test_set, const Options& o, std::mt19937& rng) {
+  Net<WQ> net(rng);
+  net.copy_from(fp32);
+  calibrate(net, train_set, 32, o.batch);
+  fq::Tape tape;
+  const double ptq = evaluate(net, test_set, tape);
+  std::printf("PTQ %-5s test acc %.4f\n", tag, ptq);
+  // QAT from the PTQ state: fake quantization from the first step, observers on until 3/4 of
+  // the steps, batch-norm statistics frozen from half way.
+  const long steps = train_set.n / o.batch * o.qat_epochs;
+  fq::QatScheduleConfig cfg;
+  cfg.fake_quant_start = 0;
+  cfg.bn_freeze = steps / 2;
+  cfg.observer_freeze = steps * 3 / 4;
+  fq::QatSchedule sched(cfg);
+  net.for_each_quantizer([&](auto& q) { sched.add(q); });
+  sched.add_bn(net.c1);
+  sched.add_bn(net.c2);
+  Result r;
+  r.ptq = ptq;
+  r.qat = train((std::string("QAT ") + tag).c_str(), net, train_set, test_set, o, o.qat_epochs,
+                o.qat_lr, &sched, rng);
+  if constexpr (std::is_same<WQ, W8>::value) {
+    net.train(false);
+    Int8Net deployed(net);
+    std::tie(r.int8, r.int8_ips) = evaluate_int8(deployed, test_set);
+    std::printf("INT8 deployed  test acc %.4f  %6.0f img/s\n", r.int8, r.int8_ips);
+  }
+  return r;
+}
+
+void write_svg(const std::string& path, const std::vector<std::pair<std::string, double>>& rows) {
+  std::ofstream f(path);
+  const int w = 560, bar_h = 36, top = 40, left = 110;
+  const double lo = 0.80, hi = 1.0;  // the axis: 80% .. 100%
+  f << "<svg xmlns='http://www.w3.org/2000/svg' width='" << w << "' height='"
+    << top + bar_h * int(rows.size()) + 30 << "' font-family='sans-serif' font-size='13'>\n"
+    << "<text x='10' y='22' font-size='15'>Fashion-MNIST test accuracy (axis 80-100%)</text>\n";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const double a = std::clamp(rows[i].second, lo, hi);
+    const int y = top + int(i) * bar_h, len = int((a - lo) / (hi - lo) * (w - left - 80));
+    f << "<text x='10' y='" << y + 22 << "'>" << rows[i].first << "</text>\n"
+      << "<rect x='" << left << "' y='" << y + 6 << "' width='" << len << "' height='" << bar_h - 12
+      << "' fill='" << (i == 0 ? "#4a7" : "#47a") << "'/>\n"
+      << "<text x='" << left + len + 6 << "' y='" << y + 22 << "'>"
+      << std::to_string(rows[i].second * 100).substr(0, 5) << "%</text>\n";
+  }
+  f << "</svg>\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+#ifdef _OPENMP
+  omp_set_num_threads(o.threads);
+#endif
+  Eigen::setNbThreads(o.threads);
+  const auto start = Clock::now();
+  const Dataset train_set = load(o.data, "train", o.train_subset);
+  const Dataset test_set = load(o.data, "t10k", o.test_subset);
+  std::printf("Fashion-MNIST: %ld training, %ld test images; batch %d, %d thread(s), seed %d\n",
+              train_set.n, test_set.n, o.batch, o.threads, o.seed);
+  if (train_set.n < o.batch) usage("the training subset is smaller than one batch");
+
+  std::mt19937 rng(std::uint32_t(o.seed));
+  Net<W8> fp32(rng);
+  fp32.set_quant(false, false);
+  const double acc_fp32 = train("FP32", fp32, train_set, test_set, o, o.epochs, o.lr, nullptr, rng);
+  double fp32_ips;
+  {
+    fq::Tape tape;
+    const auto t0 = Clock::now();
+    evaluate(fp32, test_set, tape);
+    fp32_ips = double(test_set.n) / seconds_since(t0);
+  }
+  const Result w8 = ptq_and_qat<W8>("W8A8", fp32, train_set, test_set, o, rng);
+  const Result w4 = ptq_and_qat<W4>("W4A8", fp32, train_set, test_set, o, rng);
+
+  const std::vector<std::pair<std::string, double>> rows = {
+      {"FP32", acc_fp32},   {"PTQ W8A8", w8.ptq}, {"QAT W8A8", w8.qat},
+      {"PTQ W4A8", w4.ptq}, {"QAT W4A8", w4.qat}, {"INT8", w8.int8}};
+  std::printf(
+      "\n| model    | test accuracy | vs FP32 (points) "
+      "|\n|----------|---------------|------------------|\n");
+  for (const auto& r : rows)
+    std::printf("| %-8s | %12.2f%% | %+16.2f |\n", r.first.c_str(), r.second * 100,
+                (r.second - acc_fp32) * 100);
+  std::printf(
+      "INT8 = the QAT W8A8 model converted to int8 kernels. Inference: FP32 (tape, "
+      "no grad) %.0f img/s, INT8 %.0f img/s (%.2fx), %d thread(s) for FP32, 1 for INT8\n",
+      fp32_ips, w8.int8_ips, w8.int8_ips / fp32_ips, o.threads);
+  std::printf("total %.1f s\n", seconds_since(start));
+  if (!o.json.empty()) {
+    std::ofstream f(o.json);
+    f << "{\"fp32\": " << acc_fp32 << ", \"ptq_w8a8\": " << w8.ptq << ", \"qat_w8a8\": " << w8.qat
+      << ", \"ptq_w4a8\": " << w4.ptq << ", \"qat_w4a8\": " << w4.qat
+      << ", \"int8_deployed\": " << w8.int8 << "}\n";
+  }
+  if (!o.svg.empty()) write_svg(o.svg, rows);
+  if (o.check && std::abs(w8.int8 - w8.qat) > 0.005) {
+    std::fprintf(stderr,
+                 "fashion_mnist_qat: the integer model (%.4f) disagrees with QAT W8A8 (%.4f)\n",
+                 w8.int8, w8.qat);
+    return 1;
+  }
+  if (o.check)
+    for (const auto& r : rows)
+      if (r.second < 0.5) {
+        std::fprintf(stderr, "fashion_mnist_qat: %s accuracy %.3f is not far above chance (0.1)\n",
+                     r.first.c_str(), r.second);
+        return 1;
+      }
+  return 0;
+}

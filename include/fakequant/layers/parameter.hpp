@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+// fakequant/layers/parameter.hpp: Parameter — a layer's trainable tensor (value and gradient
+// storage), its tape leaf and its view for the optimizers.
+#ifndef FQ_LAYERS_PARAMETER_HPP_
+#define FQ_LAYERS_PARAMETER_HPP_
+
+#include <cmath>    // sqrt
+#include <cstdint>  // int64_t
+#include <random>   // mt19937, uniform_real_distribution
+#include <vector>   // vector
+
+#include <fakequant/optim/param.hpp>
+#include <fakequant/tape/tape.hpp>
+
+namespace fq {
+
+/// Value and gradient of one trainable tensor, owned by its layer.
+class Parameter {
+ public:
+  Parameter() = default;
+  Parameter(Shape shape, const char* name, bool weight_decay = true)
+      : shape_(shape),
+        value_(static_cast<std::size_t>(shape.numel()), 0.0f),
+        grad_(value_.size(), 0.0f),
+        name_(name),
+        weight_decay_(weight_decay) {}
+
+  /// PyTorch's default init for linear and conv layers: U(−1/√fan_in, 1/√fan_in).
+  void init_uniform(std::mt19937& rng, std::int64_t fan_in) {
+    const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
+    std::uniform_real_distribution<float> u(-bound, bound);
+    for (float& v : value_) v = u(rng);
+  }
+  void fill(float v) { std::fill(value_.begin(), value_.end(), v); }
+
+  /// The leaf of this parameter on `tape`; its gradient accumulates into grad().
+  Var var(Tape& tape) { return tape.leaf(value_.data(), grad_.data(), shape_); }
+  optim::ParamRef ref() {
+    return {value_.data(), grad_.data(), value_.size(), weight_decay_, name_};
+  }
+
+  const Shape& shape() const noexcept { return shape_; }
+  std::vector<float>& value() noexcept { return value_; }
+  const std::vector<float>& value() const noexcept { return value_; }
+  std::vector<float>& grad() noexcept { return grad_; }
+  void zero_grad() { std::fill(grad_.begin(), grad_.end(), 0.0f); }
+
+ private:
+  Shape shape_;
+  std::vector<float> value_, grad_;
+  const char* name_ = "";
+  bool weight_decay_ = true;
+};
+
+}  // namespace fq
+
+#endif  // FQ_LAYERS_PARAMETER_HPP_

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: MIT
+// fakequant/layers/qlayers.hpp: QAT layers whose quantizers are template parameters —
+// QLinear, QConv2d and QConvBn2d (batch-norm folding) — and ActQuant for a network's input.
+//
+// Each layer computes   y = Aq( act( op(x, Wq(w)) + b ) )   where Wq fake-quantizes the
+// weights (per output channel: axis 0), act is an optional fused ReLU/ReLU6 and Aq
+// fake-quantizes the output activation (NoFakeQuant for none). Wq and Aq are any fake-quant
+// node types (ops/fake_quant.hpp), usually fq::FakeQuantize<Scheme, Observer>, whose
+// observer/fake-quant switches (and a QAT schedule) decide what they do on a step.
+//
+// QConvBn2d simulates the folded convolution of the deployed model during training (Jacob et
+// al. 2018, Krishnamoorthi 2018 §3.2; PyTorch's _ConvBnNd._forward_approximate):
+//   f = γ / √(running_var + ε);  z = conv(x, Wq(w·f)) / f (+ b);  y = BN(z)
+// BN uses batch statistics while training and the running ones once frozen (or in eval
+// mode). With running statistics this is exactly conv(x, Wq(w·f)) + β − f·(running_mean − b):
+// the folded layer convert produces.
+#ifndef FQ_LAYERS_QLAYERS_HPP_
+#define FQ_LAYERS_QLAYERS_HPP_
+
+#include <cstdint>      // int64_t
+#include <random>       // mt19937
+#include <type_traits>  // is_same
+#include <vector>       // vector
+
+#include <fakequant/fake_quantize_module.hpp>
+#include <fakequant/layers/parameter.hpp>
+#include <fakequant/ops/batch_norm.hpp>
+#include <fakequant/ops/conv2d.hpp>
+#include <fakequant/ops/elementwise.hpp>
+#include <fakequant/ops/fake_quant.hpp>
+#include <fakequant/ops/linear.hpp>
+#include <fakequant/presets.hpp>
+
+namespace fq {
+
+/// No fake quantization at this point (an identity quantizer slot).
+struct NoFakeQuant {};
+
+/// Fused activation after the layer's op.
+enum class Activation { kNone, kReLU, kReLU6 };
+
+/// Default quantizers: int8 per-channel symmetric weights with a min-max observer, and uint8
+/// per-tensor affine activations with a moving-average observer. PyTorch's QAT qconfig also
+/// gives the weights a moving-average observer; its range then trails a growing weight, whose
+/// STE gradient is masked once it leaves the range, so the largest weights can grow only as
+/// fast as the average follows. A min-max observer keeps every weight inside its range.
+using DefaultWeightFakeQuant =
+    FakeQuantize<Int8WeightPerChannelSymmetric, PerChannelMinMaxObserver>;
+using DefaultActFakeQuant = FakeQuantize<Uint8ActPerTensorAffine, MovingAverageMinMaxObserver>;
+
+namespace detail {
+template <class Q>
+Var maybe_fake_quant(Tape& tape, const Var& x, Q& q) {
+  if constexpr (std::is_same<Q, NoFakeQuant>::value) {
+    return x;
+  } else {
+    return ops::fake_quant(tape, x, q);
+  }
+}
+inline Var activate(Tape& tape, const Var& x, Activation a) {
+  switch (a) {
+    case Activation::kReLU:
+      return ops::relu(tape, x);
+    case Activation::kReLU6:
+      return ops::relu6(tape, x);
+    default:
+      return x;
+  }
+}
+template <class Q, class F>
+void visit_quantizer(Q& q, F& f) {
+  if constexpr (!std::is_same<Q, NoFakeQuant>::value) f(q);
+}
+}  // namespace detail
+
+/// Fake-quantizes a tensor (e.g. the network input, as PyTorch's QuantStub).
+template <class Q = DefaultActFakeQuant>
+class ActQuant {
+ public:
+  Var forward(Tape& tape, const Var& x) { return ops::fake_quant(tape, x, q_); }
+  template <class F>
+  void for_each_quantizer(F&& f) {
+    f(q_);
+  }
+  Q& quantizer() noexcept { return q_; }
+
+ private:
+  Q q_;
+};
+
+/// y = Aq(act(x · Wq(w)ᵀ + b)); x [N, in] -> y [N, out].
+template <class WeightQ = DefaultWeightFakeQuant, class ActQ = DefaultActFakeQuant>
+class QLinear {
+ public:
+  QLinear(std::int64_t in, std::int64_t out, std::mt19937& rng, Activation act = Activation::kNone,
+          bool bias = true)
+      : weight_({out, in}, "linear.weight"),
+        bias_({out}, "linear.bias", false),
+        act_(act),
+        has_bias_(bias) {
+    weight_.init_uniform(rng, in);
+    if (bias) bias_.init_uniform(rng, in);
+  }
+
+  Var forward(Tape& tape, const Var& x) {
+    const Var wq = detail::maybe_fake_quant(tape, weight_.var(tape), wq_);
+    const Var y = ops::linear(tape, x, wq, has_bias_ ? bias_.var(tape) : Var());
+    return detail::maybe_fake_quant(tape, detail::activate(tape, y, act_), aq_);
+  }
+
+  std::vector<optim::ParamRef> parameters() {
+    if (has_bias_) return {weight_.ref(), bias_.ref()};
+    return {weight_.ref()};
+  }
+  template <class F>
+  void for_each_quantizer(F&& f) {
+    detail::visit_quantizer(wq_, f);
+    detail::visit_quantizer(aq_, f);
+  }
+  Parameter& weight() noexcept { return weight_; }
+  Parameter& bias() noexcept { return bias_; }
+  bool has_bias() const noexcept { return has_bias_; }
+  Activation activation() const noexcept { return act_; }
+  WeightQ& weight_quantizer() noexcept { return wq_; }
+  ActQ& output_quantizer() noexcept { return aq_; }
+
+ private:
+  Parameter weight_, bias_;
+  WeightQ wq_{};
+  ActQ aq_{};
+  Activation act_;
+  bool has_bias_;
+};
+
+/// y = Aq(act(conv2d(x, Wq(w)) + b)); x [N, C, H, W], w [O, C/groups, KH, KW].
+template <class WeightQ = DefaultWeightFakeQuant, class ActQ = DefaultActFakeQuant>
+class QConv2d {
+ public:
+  QConv2d(std::int64_t in_ch, std::int64_t out_ch, std::int64_t kernel, std::mt19937& rng,
+          ops::Conv2dOptions opt = {}, Activation act = Activation::kNone, bool bias = true)
+      : weight_({out_ch, in_ch / opt.groups, kernel, kernel}, "conv.weight"),
+        bias_({out_ch}, "conv.bias", false),
+        opt_(opt),
+        act_(act),
+        has_bias_(bias) {
+    const std::int64_t fan_in = in_ch / opt.groups * kernel * kernel;
+    weight_.init_uniform(rng, fan_in);
+    if (bias) bias_.init_uniform(rng, fan_in);
+  }
+
+  Var forward(Tape& tape, const Var& x) {
+    const Var wq = detail::maybe_fake_quant(tape, weight_.var(tape), wq_);
+    const Var y = ops::conv2d(tape, x, wq, has_bias_ ? bias_.var(tape) : Var(), opt_);
+    return detail::maybe_fake_quant(tape, detail::activate(tape, y, act_), aq_);
+  }
+
+  std::vector<optim::ParamRef> parameters() {
+    if (has_bias_) return {weight_.ref(), bias_.ref()};
+    return {weight_.ref()};
+  }
+  template <class F>
+  void for_each_quantizer(F&& f) {
+    detail::visit_quantizer(wq_, f);
+    detail::visit_quantizer(aq_, f);
+  }
+  Parameter& weight() noexcept { return weight_; }
+  Parameter& bias() noexcept { return bias_; }
+  bool has_bias() const noexcept { return has_bias_; }
+  const ops::Conv2dOptions& options() const noexcept { return opt_; }
+  Activation activation() const noexcept { return act_; }
+  WeightQ& weight_quantizer() noexcept { return wq_; }
+  ActQ& output_quantizer() noexcept { return aq_; }
+
+ private:
+  Parameter weight_, bias_;
+  WeightQ wq_{};
+  ActQ aq_{};
+  ops::Conv2dOptions opt_;
+  Activation act_;
+  bool has_bias_;
+};
+
+/// Convolution + batch norm with QAT folding (file comment); conv without bias, as usual
+/// before a batch norm.
+template <class WeightQ = DefaultWeightFakeQuant, class ActQ = DefaultActFakeQuant>
+class QConvBn2d {
+ public:
+  QConvBn2d(std::int64_t in_ch, std::int64_t out_ch, std::int64_t kernel, std::mt19937& rng,
+            ops::Conv2dOptions opt = {}, Activation act = Activation::kNone, float momentum = 0.1f,
+            float eps = 1e-5f)
+      : weight_({out_ch, in_ch / opt.groups, kernel, kernel}, "convbn.weight"),
+        gamma_({out_ch}, "convbn.gamma", false),
+        beta_({out_ch}, "convbn.beta", false),
+        running_mean_(static_cast<std::size_t>(out_ch), 0.0f),
+        running_var_(static_cast<std::size_t>(out_ch), 1.0f),
+        opt_(opt),
+        act_(act) {
+    weight_.init_uniform(rng, in_ch / opt.groups * kernel * kernel);
+    gamma_.fill(1.0f);
+    bn_.momentum = momentum;
+    bn_.eps = eps;
+  }
+
+  Var forward(Tape& tape, const Var& x) {
+    const Var f = ops::bn_fold_factor(tape, gamma_.var(tape), running_var_.data(), bn_.eps);
+    const Var w = ops::scale_channels(tape, weight_.var(tape), f, 0);
+    const Var conv = ops::conv2d(tape, x, detail::maybe_fake_quant(tape, w, wq_), Var(), opt_);
+    const Var z = ops::scale_channels(tape, conv, f, 1, /*divide=*/true);
+    ops::BatchNormOptions o = bn_;
+    o.training = training_ && !bn_frozen_;
+    o.update_stats = o.training;
+    const Var y = ops::batch_norm(tape, z, gamma_.var(tape), beta_.var(tape), running_mean_.data(),
+                                  running_var_.data(), o);
+    return detail::maybe_fake_quant(tape, detail::activate(tape, y, act_), aq_);
+  }
+
+  /// Training mode (batch statistics unless frozen) or evaluation (running statistics).
+  void train(bool on = true) noexcept { training_ = on; }
+  /// Stops updating and using batch statistics (PyTorch's freeze_bn_stats).
+  void freeze_bn_stats(bool on = true) noexcept { bn_frozen_ = on; }
+  bool bn_stats_frozen() const noexcept { return bn_frozen_; }
+
+  std::vector<optim::ParamRef> parameters() { return {weight_.ref(), gamma_.ref(), beta_.ref()}; }
+  template <class F>
+  void for_each_quantizer(F&& f) {
+    detail::visit_quantizer(wq_, f);
+    detail::visit_quantizer(aq_, f);
+  }
+  Parameter& weight() noexcept { return weight_; }
+  Parameter& gamma() noexcept { return gamma_; }
+  Parameter& beta() noexcept { return beta_; }
+  std::vector<float>& running_mean() noexcept { return running_mean_; }
+  std::vector<float>& running_var() noexcept { return running_var_; }
+  float eps() const noexcept { return bn_.eps; }
+  const ops::Conv2dOptions& options() const noexcept { return opt_; }
+  Activation activation() const noexcept { return act_; }
+  WeightQ& weight_quantizer() noexcept { return wq_; }
+  ActQ& output_quantizer() noexcept { return aq_; }
+
+ private:
+  Parameter weight_, gamma_, beta_;
+  std::vector<float> running_mean_, running_var_;
+  WeightQ wq_{};
+  ActQ aq_{};
+  ops::Conv2dOptions opt_;
+  ops::BatchNormOptions bn_;
+  Activation act_;
+  bool training_ = true;
+  bool bn_frozen_ = false;
+};
+
+/// The parameters of several layers, in order (for an optimizer).
+template <class... Layers>
+std::vector<optim::ParamRef> parameters_of(Layers&... layers) {
+  std::vector<optim::ParamRef> all;
+  auto append = [&all](auto& layer) {
+    for (const optim::ParamRef& p : layer.parameters()) all.push_back(p);
+  };
+  (append(layers), ...);
+  return all;
+}
+
+/// Calls f(q) for every quantizer of several layers, in order (switches, schedules).
+template <class F, class... Layers>
+void for_each_quantizer_of(F&& f, Layers&... layers) {
+  (layers.for_each_quantizer(f), ...);
+}
+
+}  // namespace fq
+
+#endif  // FQ_LAYERS_QLAYERS_HPP_

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: MIT
+// fakequant/ops/batch_norm.hpp: batch normalisation over axis 1 of [N, C] or [N, C, H, W].
+//
+// Training (batch statistics), M = N·H·W values per channel:
+//   μ = Σx/M, σ² = Σ(x−μ)²/M (biased), x̂ = (x−μ)/√(σ²+ε), y = γ·x̂ + β;
+//   running_mean ← (1−m)·running_mean + m·μ, running_var ← (1−m)·running_var + m·σ²·M/(M−1)
+//   (PyTorch's unbiased running variance; skipped when `update_stats` is false).
+//   Gradient: dβ += Σdy, dγ += Σdy·x̂, dx += γ/(M·√(σ²+ε)) · (M·dy − Σdy − x̂·Σdy·x̂).
+// Evaluation (running statistics): y = γ·(x − running_mean)/√(running_var+ε) + β;
+//   dx += dy·γ/√(running_var+ε); dγ, dβ as above with x̂ from the running statistics.
+// Channel sums: float within one image's plane, double across the batch.
+#ifndef FQ_OPS_BATCH_NORM_HPP_
+#define FQ_OPS_BATCH_NORM_HPP_
+
+#include <cmath>    // sqrt
+#include <cstdint>  // int64_t
+
+#include <fakequant/tape/tape.hpp>
+
+namespace fq {
+namespace ops {
+
+struct BatchNormOptions {
+  bool training = true;      ///< batch statistics (true) or running statistics (false)
+  bool update_stats = true;  ///< in training, update the running statistics
+  float momentum = 0.1f;
+  float eps = 1e-5f;
+};
+
+/// Batch norm; `running_mean` and `running_var` (C floats each) belong to the caller.
+inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta,
+                      float* running_mean, float* running_var, const BatchNormOptions& opt = {}) {
+  fq::detail::check_tape(tape, {&x, &gamma, &beta}, "batch_norm");
+  FQ_CHECK(x.shape().rank == 2 || x.shape().rank == 4, ErrorCode::kShapeMismatch,
+           fq::detail::msg("batch_norm: x ", x.shape().str(), " must be [N, C] or [N, C, H, W]"));
+  const std::int64_t n = x.size(0), c = x.size(1),
+                     hw = x.numel() / std::max<std::int64_t>(n * c, 1);
+  FQ_CHECK(gamma.numel() == c && beta.numel() == c, ErrorCode::kParamCountMismatch,
+           fq::detail::msg("batch_norm: gamma and beta need ", c, " elements"));
+  FQ_CHECK(running_mean != nullptr && running_var != nullptr, ErrorCode::kInvalidArgument,
+           "batch_norm: running statistics are null");
+  const std::int64_t m = n * hw;
+  FQ_CHECK(!opt.training || m > 1, ErrorCode::kShapeMismatch,
+           fq::detail::msg("batch_norm: training needs more than one value per channel, got ", m));
+  FQ_CHECK(opt.eps > 0.0f && opt.momentum >= 0.0f && opt.momentum <= 1.0f,
+           ErrorCode::kInvalidArgument, "batch_norm: eps must be > 0 and momentum in [0, 1]");
+  const bool need = fq::detail::needs_grad(tape, {&x, &gamma, &beta});
+  Var y = tape.variable(x.shape(), need);
+  // Per channel: the mean used and 1/sqrt(var + eps).
+  float* mu = tape.scratch<float>(static_cast<std::size_t>(2 * c));
+  float* istd = mu + c;
+  using Block = Eigen::Map<Eigen::ArrayXf>;
+  for (std::int64_t ch = 0; ch < c; ++ch) {
+    if (opt.training) {
+      double s = 0.0, s2 = 0.0;
+      for (std::int64_t i = 0; i < n; ++i) s += Block(x.value() + (i * c + ch) * hw, hw).sum();
+      const double mean = s / static_cast<double>(m);
+      const auto meanf = static_cast<float>(mean);
+      for (std::int64_t i = 0; i < n; ++i)
+        s2 += (Block(x.value() + (i * c + ch) * hw, hw) - meanf).square().sum();
+      const double var = s2 / static_cast<double>(m);
+      mu[ch] = static_cast<float>(mean);
+      istd[ch] = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(opt.eps)));
+      if (opt.update_stats) {
+        const float mo = opt.momentum;
+        running_mean[ch] = (1.0f - mo) * running_mean[ch] + mo * mu[ch];
+        running_var[ch] =
+            (1.0f - mo) * running_var[ch] +
+            mo * static_cast<float>(var * static_cast<double>(m) / static_cast<double>(m - 1));
+      }
+    } else {
+      FQ_CHECK(running_var[ch] >= 0.0f, ErrorCode::kInvalidArgument,
+               "batch_norm: a running variance is negative");
+      mu[ch] = running_mean[ch];
+      istd[ch] = 1.0f / std::sqrt(running_var[ch] + opt.eps);
+    }
+    const float a = gamma.value()[ch] * istd[ch], bb = beta.value()[ch] - mu[ch] * a;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t off = (i * c + ch) * hw;
+      Block(y.value() + off, hw) = Block(x.value() + off, hw) * a + bb;
+    }
+  }
+  if (need)
+    tape.push_backward([x, gamma, beta, y, mu, istd, n, c, hw, m, training = opt.training] {
+      for (std::int64_t ch = 0; ch < c; ++ch) {
+        double sdy = 0.0, sdyx = 0.0;
+        for (std::int64_t i = 0; i < n; ++i) {
+          const std::int64_t off = (i * c + ch) * hw;
+          const Block dy(y.grad() + off, hw);
+          sdy += dy.sum();
+          sdyx += (dy * (Block(x.value() + off, hw) - mu[ch])).sum();
+        }
+        const double sdyxhat = sdyx * istd[ch];
+        if (gamma.requires_grad()) gamma.grad()[ch] += static_cast<float>(sdyxhat);
+        if (beta.requires_grad()) beta.grad()[ch] += static_cast<float>(sdy);
+        if (!x.requires_grad()) continue;
+        const float k = gamma.value()[ch] * istd[ch];
+        // Training: dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)); evaluation: dx = k·dy.
+        const float mdy = training ? static_cast<float>(sdy / static_cast<double>(m)) : 0.0f;
+        const float mdyx = training ? static_cast<float>(sdyxhat / static_cast<double>(m)) : 0.0f;
+        for (std::int64_t i = 0; i < n; ++i) {
+          const std::int64_t off = (i * c + ch) * hw;
+          const Block dy(y.grad() + off, hw);
+          const auto xhat = (Block(x.value() + off, hw) - mu[ch]) * istd[ch];
+          Block(x.grad() + off, hw) += k * (dy - mdy - xhat * mdyx);
+        }
+      }
+    });
+  return y;
+}
+
+/// The folding factor γ/√(running_var + ε) of QAT batch-norm folding, as a Var: its gradient
+/// flows to γ (running_var is a statistic, not a parameter).
+inline Var bn_fold_factor(Tape& tape, const Var& gamma, const float* running_var, float eps) {
+  fq::detail::check_tape(tape, {&gamma}, "bn_fold_factor");
+  const std::int64_t c = gamma.numel();
+  const bool need = fq::detail::needs_grad(tape, {&gamma});
+  Var f = tape.variable(gamma.shape(), need);
+  float* rstd = tape.scratch<float>(static_cast<std::size_t>(c));
+  for (std::int64_t ch = 0; ch < c; ++ch) {
+    FQ_CHECK(running_var[ch] >= 0.0f, ErrorCode::kInvalidArgument,
+             "bn_fold_factor: a running variance is negative");
+    rstd[ch] = 1.0f / std::sqrt(running_var[ch] + eps);
+    f.value()[ch] = gamma.value()[ch] * rstd[ch];
+  }
+  if (need)
+    tape.push_backward([gamma, f, rstd, c] {
+      for (std::int64_t ch = 0; ch < c; ++ch) gamma.grad()[ch] += f.grad()[ch] * rstd[ch];
+    });
+  return f;
+}
+
+}  // namespace ops
+}  // namespace fq
+
+#endif  // FQ_OPS_BATCH_NORM_HPP_

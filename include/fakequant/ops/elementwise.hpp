@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+// fakequant/ops/elementwise.hpp: element-wise ops and reductions on a Tape.
+//
+//   relu:  y = max(x, 0);          dx += dy · [x > 0]
+//   relu6: y = min(max(x, 0), 6);  dx += dy · [0 < x < 6]   (PyTorch's hardtanh gradient)
+//   add:   y = a + b (same shape); da += dy, db += dy
+//   mean:  y = Σ x / numel (a scalar); dx += dy / numel
+//   scale_channels: y[.., c, ..] = x[.., c, ..] · s[c] (or / s[c]) along `axis`;
+//          dx += dy · s[c] (or dy / s[c]); ds[c] += Σ dy·x (or −Σ dy·x / s[c]²)
+#ifndef FQ_OPS_ELEMENTWISE_HPP_
+#define FQ_OPS_ELEMENTWISE_HPP_
+
+#include <cstdint>  // int64_t
+#include <limits>   // numeric_limits
+
+#include <fakequant/tape/tape.hpp>
+
+namespace fq {
+namespace ops {
+
+namespace impl {
+/// y = clamp(x, 0, hi) with gradient dy · [0 < x < hi] (hi = +inf for relu).
+inline Var clamped_relu(Tape& tape, const Var& x, float hi, const char* op) {
+  fq::detail::check_tape(tape, {&x}, op);
+  const bool need = fq::detail::needs_grad(tape, {&x});
+  Var y = tape.variable(x.shape(), need);
+  y.array() = x.array().max(0.0f).min(hi);
+  if (need)
+    tape.push_backward([x, y, hi] {
+      const auto xv = x.array();
+      x.grad_array() += ((xv > 0.0f) && (xv < hi)).select(y.grad_array(), 0.0f);
+    });
+  return y;
+}
+}  // namespace impl
+
+inline Var relu(Tape& tape, const Var& x) {
+  return impl::clamped_relu(tape, x, std::numeric_limits<float>::infinity(), "relu");
+}
+inline Var relu6(Tape& tape, const Var& x) { return impl::clamped_relu(tape, x, 6.0f, "relu6"); }
+
+inline Var add(Tape& tape, const Var& a, const Var& b) {
+  fq::detail::check_tape(tape, {&a, &b}, "add");
+  FQ_CHECK(a.shape() == b.shape(), ErrorCode::kShapeMismatch,
+           fq::detail::msg("add: shapes ", a.shape().str(), " and ", b.shape().str(), " differ"));
+  const bool need = fq::detail::needs_grad(tape, {&a, &b});
+  Var y = tape.variable(a.shape(), need);
+  y.array() = a.array() + b.array();
+  if (need)
+    tape.push_backward([a, b, y] {
+      if (a.requires_grad()) a.grad_array() += y.grad_array();
+      if (b.requires_grad()) b.grad_array() += y.grad_array();
+    });
+  return y;
+}
+
+inline Var mean(Tape& tape, const Var& x) {
+  fq::detail::check_tape(tape, {&x}, "mean");
+  FQ_CHECK(x.numel() > 0, ErrorCode::kShapeMismatch, "mean: empty tensor");
+  const bool need = fq::detail::needs_grad(tape, {&x});
+  Var y = tape.variable({}, need);
+  y.value()[0] = static_cast<float>(x.array().cast<double>().mean());
+  if (need)
+    tape.push_backward([x, y] { x.grad_array() += y.grad()[0] / static_cast<float>(x.numel()); });
+  return y;
+}
+
+/// Multiplies (or, with `divide`, divides) each slice along `axis` by s[c]; s has
+/// x.size(axis) elements. Used by QAT batch-norm folding.
+inline Var scale_channels(Tape& tape, const Var& x, const Var& s, int axis, bool divide = false) {
+  fq::detail::check_tape(tape, {&x, &s}, "scale_channels");
+  FQ_CHECK(axis >= 0 && axis < x.shape().rank, ErrorCode::kInvalidAxis,
+           fq::detail::msg("scale_channels: axis ", axis, " out of range for ", x.shape().str()));
+  const std::int64_t c = x.size(axis);
+  FQ_CHECK(s.numel() == c, ErrorCode::kParamCountMismatch,
+           fq::detail::msg("scale_channels: ", s.numel(), " factors for ", c, " channels"));
+  std::int64_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= x.size(d);
+  for (int d = axis + 1; d < x.shape().rank; ++d) inner *= x.size(d);
+  const bool need = fq::detail::needs_grad(tape, {&x, &s});
+  Var y = tape.variable(x.shape(), need);
+  using Block = Eigen::Map<Eigen::ArrayXf>;
+  for (std::int64_t o = 0; o < outer; ++o)
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+      const std::int64_t off = (o * c + ch) * inner;
+      const float f = divide ? 1.0f / s.value()[ch] : s.value()[ch];
+      Block(y.value() + off, inner) = Block(x.value() + off, inner) * f;
+    }
+  if (need)
+    tape.push_backward([x, s, y, c, outer, inner, divide] {
+      for (std::int64_t o = 0; o < outer; ++o)
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+          const std::int64_t off = (o * c + ch) * inner;
+          const float sv = s.value()[ch];
+          const Block dy(y.grad() + off, inner);
+          if (x.requires_grad()) Block(x.grad() + off, inner) += dy * (divide ? 1.0f / sv : sv);
+          if (s.requires_grad()) {
+            const float dot = (dy * Block(x.value() + off, inner)).sum();
+            s.grad()[ch] += divide ? -dot / (sv * sv) : dot;
+          }
+        }
+    });
+  return y;
+}
+
+}  // namespace ops
+}  // namespace fq
+
+#endif  // FQ_OPS_ELEMENTWISE_HPP_

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+// fakequant/ops/fake_quant.hpp: fake_quant — a fake-quantization node on a Tape.
+//
+// Forward: y = q.forward(x) — for the quantizers of this library
+//   y = (clamp(round(x/s) + z, qmin, qmax) − z)·s, observing x first when q is an
+//   fq::FakeQuantize with its observer on (formulas and rounding: core/fake_quantize.hpp).
+// Gradient: dx += q.backward(dy, mask): dy·[x in range] (masked STE) or dy (pass-through).
+// The STE mask lives in the tape (Tape::scratch_mask), so one quantizer may appear in several
+// nodes of a step.
+//
+// Q is any type with forward(TensorView<const float> x, TensorView<float> y, Mask*) and
+// backward(TensorView<const float> dy, const Mask&, TensorView<float> dx), e.g.
+// fq::FakeQuantizer<Scheme> or fq::FakeQuantize<Scheme, Observer>. It must outlive the step.
+#ifndef FQ_OPS_FAKE_QUANT_HPP_
+#define FQ_OPS_FAKE_QUANT_HPP_
+
+#include <cstdint>      // int64_t, uint64_t
+#include <type_traits>  // is_same, void_t
+
+#include <fakequant/core/mask.hpp>
+#include <fakequant/policy/clamp_grad.hpp>
+#include <fakequant/tape/tape.hpp>
+
+namespace fq {
+namespace ops {
+
+namespace impl {
+template <class Q, class = void>
+struct has_masked_ste : std::false_type {};
+template <class Q>
+struct has_masked_ste<Q, std::void_t<typename Q::scheme::clamp_grad>>
+    : std::is_same<typename Q::scheme::clamp_grad, MaskedSte> {};
+
+/// dx[i] += dy[i] where bit i of the mask is set: the masked STE, accumulated in one pass.
+/// A Var is contiguous and row-major, so the mask's visiting order is the memory order.
+inline void add_masked(const float* dy, const Mask& mask, float* dx) {
+  const std::int64_t n = mask.numel();
+  const std::uint64_t* words = mask.words().data();
+  for (std::int64_t base = 0; base < n; base += 64) {
+    const std::uint64_t bits = words[base / 64];
+    const std::int64_t m = n - base < 64 ? n - base : 64;
+    for (std::int64_t j = 0; j < m; ++j) dx[base + j] += ((bits >> j) & 1u) ? dy[base + j] : 0.0f;
+  }
+}
+}  // namespace impl
+
+template <class Q>
+Var fake_quant(Tape& tape, const Var& x, Q& q) {
+  fq::detail::check_tape(tape, {&x}, "fake_quant");
+  const bool need = fq::detail::needs_grad(tape, {&x});
+  Var y = tape.variable(x.shape(), need);
+  if (x.numel() == 0) return y;
+  if (!need) {
+    q.forward(x.cview(), y.view(), nullptr);
+    return y;
+  }
+  Mask* mask = &tape.scratch_mask();
+  q.forward(x.cview(), y.view(), mask);
+  Q* qp = &q;
+  tape.push_backward([x, y, mask, qp] {
+    if constexpr (impl::has_masked_ste<Q>::value) {
+      impl::add_masked(y.grad(), *mask, x.grad());
+    } else {
+      // The quantizer's own backward writes dx = STE(dy); add it into x's gradient.
+      float* tmp = x.tape()->scratch<float>(static_cast<std::size_t>(x.numel()));
+      Var t(x.tape(), tmp, nullptr, x.shape());
+      qp->backward(TensorView<const float>(y.grad_view()), *mask, t.view());
+      x.grad_array() += t.array();
+    }
+  });
+  return y;
+}
+
+}  // namespace ops
+}  // namespace fq
+
+#endif  // FQ_OPS_FAKE_QUANT_HPP_

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+// fakequant/ops/ops.hpp: every tape op (fq::ops::*).
+#ifndef FQ_OPS_OPS_HPP_
+#define FQ_OPS_OPS_HPP_
+
+#include <fakequant/ops/batch_norm.hpp>
+#include <fakequant/ops/conv2d.hpp>
+#include <fakequant/ops/elementwise.hpp>
+#include <fakequant/ops/fake_quant.hpp>
+#include <fakequant/ops/linear.hpp>
+#include <fakequant/ops/loss.hpp>
+#include <fakequant/ops/pool.hpp>
+
+#endif  // FQ_OPS_OPS_HPP_

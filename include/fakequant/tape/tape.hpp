@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: MIT
+// fakequant/tape/tape.hpp: Tape and Var — a minimal reverse-mode automatic differentiation
+// tape (after Stan Math): a linear stack of backward closures walked in reverse, with values,
+// gradients and closures in an Arena.
+//
+//   fq::Tape tape;                              // explicit: no global or thread-local tape
+//   fq::Var x = tape.constant(data, {64, 784}); // input, no gradient
+//   fq::Var w = tape.leaf(w_ptr, dw_ptr, {10, 784});   // parameter: views of the layer's memory
+//   fq::Var loss = fq::ops::softmax_cross_entropy(tape, fq::ops::linear(tape, x, w, b), labels);
+//   tape.backward(loss);                        // d loss / d w accumulated (+=) into dw_ptr
+//   tape.clear();                               // ready for the next step; memory is reused
+//
+// An op computes its output in its forward call and pushes one closure that, given the
+// output's gradient, accumulates (+=) the gradients of its inputs. Only variables that
+// require a gradient (grad() != nullptr) receive one; when no input requires one, or
+// recording is off (NoGradGuard), no closure is pushed and the output has no gradient.
+// One call registers a user's own kernel: fq::custom_op (below).
+#ifndef FQ_TAPE_TAPE_HPP_
+#define FQ_TAPE_TAPE_HPP_
+
+#include <algorithm>         // max
+#include <array>             // array
+#include <cmath>             // isfinite
+#include <cstdint>           // int64_t
+#include <initializer_list>  // initializer_list
+#include <memory>            // unique_ptr
+#include <new>               // placement new
+#include <string>            // string, to_string
+#include <type_traits>       // decay_t, is_trivially_destructible
+#include <utility>           // forward
+#include <vector>            // vector
+
+#include <Eigen/Core>
+
+#include <fakequant/core/mask.hpp>
+#include <fakequant/core/tensor_view.hpp>
+#include <fakequant/error.hpp>
+#include <fakequant/tape/arena.hpp>
+
+namespace fq {
+
+/// Extents of a dense row-major tensor of rank 0..4 (NCHW for images).
+struct Shape {
+  static constexpr int kMaxRank = 4;
+  std::array<std::int64_t, kMaxRank> dims{};
+  int rank = 0;
+
+  Shape() = default;
+  Shape(std::initializer_list<std::int64_t> d) {  // NOLINT(google-explicit-constructor)
+    FQ_CHECK(d.size() <= kMaxRank, ErrorCode::kInvalidLayout,
+             detail::msg("Shape: rank ", d.size(), " exceeds ", kMaxRank));
+    for (std::int64_t e : d) {
+      FQ_CHECK(e >= 0, ErrorCode::kShapeMismatch, "Shape: extents must be >= 0");
+      dims[static_cast<std::size_t>(rank++)] = e;
+    }
+  }
+  std::int64_t operator[](int d) const { return dims[static_cast<std::size_t>(d)]; }
+  std::int64_t numel() const noexcept {
+    std::int64_t n = 1;
+    for (int d = 0; d < rank; ++d) n *= dims[static_cast<std::size_t>(d)];
+    return n;
+  }
+  friend bool operator==(const Shape& a, const Shape& b) noexcept {
+    if (a.rank != b.rank) return false;
+    for (int d = 0; d < a.rank; ++d)
+      if (a.dims[static_cast<std::size_t>(d)] != b.dims[static_cast<std::size_t>(d)]) return false;
+    return true;
+  }
+  friend bool operator!=(const Shape& a, const Shape& b) noexcept { return !(a == b); }
+  std::string str() const {
+    std::string s = "[";
+    for (int d = 0; d < rank; ++d) s += (d ? ", " : "") + std::to_string((*this)[d]);
+    return s + "]";
+  }
+};
+
+class Tape;
+
+/// Row-major float matrix maps: the ops' view of a Var as [shape[0], numel / shape[0]].
+using RowMatrixXf = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
+
+/// A variable on a tape: a value, an optional gradient of the same shape, and its tape. A
+/// cheap handle (copy freely); the memory belongs to the tape's arena or, for leaves, to the
+/// caller. Valid until the tape is cleared.
+class Var {
+ public:
+  Var() = default;
+  Var(Tape* tape, float* value, float* grad, Shape shape) noexcept
+      : tape_(tape), value_(value), grad_(grad), shape_(shape) {}
+
+  Tape* tape() const noexcept { return tape_; }
+  float* value() const noexcept { return value_; }
+  /// The gradient, or nullptr when this variable does not require one.
+  float* grad() const noexcept { return grad_; }
+  bool requires_grad() const noexcept { return grad_ != nullptr; }
+  const Shape& shape() const noexcept { return shape_; }
+  std::int64_t numel() const noexcept { return shape_.numel(); }
+  std::int64_t size(int d) const { return shape_[d]; }
+
+  /// The value as a [shape[0], numel / shape[0]] row-major matrix (a vector is one row).
+  Eigen::Map<RowMatrixXf> mat() const { return {value_, rows(), cols()}; }
+  Eigen::Map<RowMatrixXf> grad_mat() const { return {grad_, rows(), cols()}; }
+  ArrayMap array() const { return {value_, numel()}; }
+  ArrayMap grad_array() const { return {grad_, numel()}; }
+  /// Strided views for the fake-quant kernels (rank 0 is seen as rank 1).
+  TensorView<const float> cview() const { return make_view<const float>(value_); }
+  TensorView<float> view() const { return make_view<float>(value_); }
+  TensorView<float> grad_view() const { return make_view<float>(grad_); }
+
+  /// The same memory seen with another shape of equal size (no copy, no tape node: the
+  /// gradient is shared too). E.g. flatten [N,C,H,W] to [N, C*H*W].
+  Var reshape(Shape s) const {
+    FQ_CHECK(s.numel() == numel(), ErrorCode::kShapeMismatch,
+             detail::msg("Var::reshape: ", shape_.str(), " has ", numel(), " elements, ", s.str(),
+                         " has ", s.numel()));
+    return Var(tape_, value_, grad_, s);
+  }
+
+ private:
+  std::int64_t rows() const { return shape_.rank <= 1 ? 1 : shape_[0]; }
+  std::int64_t cols() const {
+    return shape_.rank <= 1 ? numel() : numel() / std::max<std::int64_t>(shape_[0], 1);
+  }
+  template <class T>
+  TensorView<T> make_view(float* p) const {
+    const auto st = strides();
+    if (shape_.rank == 0) return TensorView<T>(p, {1});
+    return TensorView<T>(p, shape_.rank, shape_.dims.data(), st.data());
+  }
+  std::array<std::int64_t, Shape::kMaxRank> strides() const {
+    std::array<std::int64_t, Shape::kMaxRank> st{};
+    std::int64_t s = 1;
+    for (int d = shape_.rank - 1; d >= 0; --d) {
+      st[static_cast<std::size_t>(d)] = s;
+      s *= shape_[d];
+    }
+    return st;
+  }
+
+  Tape* tape_ = nullptr;
+  float* value_ = nullptr;
+  float* grad_ = nullptr;
+  Shape shape_;
+};
+
+/// The tape: see the file comment. Not thread-safe; use one tape per thread.
+class Tape {
+ public:
+  explicit Tape(std::size_t arena_block_bytes = std::size_t{4} << 20) : arena_(arena_block_bytes) {}
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+  ~Tape() { destroy_nodes(0); }
+
+  /// A new variable with uninitialised value and (if recording and `requires_grad`) a zeroed
+  /// gradient, both in the arena.
+  Var variable(Shape shape, bool requires_grad = true) {
+    const auto n = static_cast<std::size_t>(shape.numel());
+    float* v = arena_.allocate_array<float>(n);
+    float* g = requires_grad && recording_ ? arena_.allocate_zeroed<float>(n) : nullptr;
+    return Var(this, v, g, shape);
+  }
+  /// A parameter: views of memory the caller owns. Gradients are accumulated into `grad`
+  /// (pass nullptr for a frozen parameter); the caller zeroes it between steps.
+  Var leaf(float* value, float* grad, Shape shape) {
+    FQ_CHECK(value != nullptr || shape.numel() == 0, ErrorCode::kInvalidArgument,
+             "Tape::leaf: value is null");
+    return Var(this, value, recording_ ? grad : nullptr, shape);
+  }
+  /// An input that needs no gradient (data, labels as floats).
+  Var constant(const float* value, Shape shape) {
+    FQ_CHECK(value != nullptr || shape.numel() == 0, ErrorCode::kInvalidArgument,
+             "Tape::constant: value is null");
+    // Ops never write through a value they did not create, so the const_cast is safe.
+    return Var(this, const_cast<float*>(value), nullptr, shape);
+  }
+
+  /// Scratch memory valid until clear() (or the enclosing Scope ends).
+  template <class T>
+  T* scratch(std::size_t n) {
+    return arena_.allocate_array<T>(n);
+  }
+  /// A fake-quant mask valid until clear(); reused across steps (no allocation in steady state).
+  Mask& scratch_mask() {
+    if (masks_used_ == masks_.size()) masks_.push_back(std::make_unique<Mask>());
+    return *masks_[masks_used_++];
+  }
+
+  /// Pushes a backward closure (run once, in reverse order, by backward()). The closure lives
+  /// in the arena; it is destroyed by clear().
+  template <class F>
+  void push_backward(F&& f) {
+    if (!recording_) return;
+    using Fn = std::decay_t<F>;
+    static_assert(alignof(Fn) <= Arena::kAlign, "push_backward: closure over-aligned");
+    Fn* p = new (arena_.allocate(sizeof(Fn))) Fn(std::forward<F>(f));
+    Node node;
+    node.self = p;
+    node.run = [](void* s) { (*static_cast<Fn*>(s))(); };
+    node.destroy = std::is_trivially_destructible<Fn>::value ? nullptr : +[](void* s) {
+      static_cast<Fn*>(s)->~Fn();
+    };
+    nodes_.push_back(node);
+  }
+
+  /// Seeds d loss / d loss = 1 and runs every closure pushed since `first_node`, in reverse.
+  /// `loss` must be a scalar with a gradient, and finite.
+  void backward(const Var& loss) { backward_from(loss, 0); }
+
+  /// Destroys the closures and frees the arena for reuse; leaves keep their gradients.
+  void clear() {
+    destroy_nodes(0);
+    arena_.reset();
+    masks_used_ = 0;
+  }
+
+  /// Whether ops push closures and allocate gradients (off inside a NoGradGuard).
+  bool recording() const noexcept { return recording_; }
+  void set_recording(bool on) noexcept { recording_ = on; }
+
+  std::size_t node_count() const noexcept { return nodes_.size(); }
+  const Arena& arena() const noexcept { return arena_; }
+
+  /// A nested scope (as Stan's nested autodiff): variables and closures created inside it are
+  /// freed when it ends, and backward() inside it runs only its own closures. Gradients it
+  /// accumulated into leaves and outer variables remain.
+  class Scope {
+   public:
+    explicit Scope(Tape& t)
+        : t_(t), nodes_(t.nodes_.size()), mark_(t.arena_.mark()), masks_(t.masks_used_) {}
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+    ~Scope() {
+      t_.destroy_nodes(nodes_);
+      t_.arena_.rewind(mark_);
+      t_.masks_used_ = masks_;
+    }
+    void backward(const Var& loss) { t_.backward_from(loss, nodes_); }
+
+   private:
+    Tape& t_;
+    std::size_t nodes_;
+    Arena::Mark mark_;
+    std::size_t masks_;
+  };
+
+ private:
+  struct Node {
+    void* self;
+    void (*run)(void*);
+    void (*destroy)(void*);
+  };
+
+  void backward_from(const Var& loss, std::size_t first) {
+    FQ_CHECK(loss.tape() == this, ErrorCode::kInvalidArgument,
+             "Tape::backward: the loss belongs to another tape");
+    FQ_CHECK(
+        loss.numel() == 1, ErrorCode::kShapeMismatch,
+        detail::msg("Tape::backward: the loss must be a scalar, got shape ", loss.shape().str()));
+    FQ_CHECK(loss.requires_grad(), ErrorCode::kInvalidArgument,
+             "Tape::backward: the loss does not depend on anything that requires a gradient");
+    FQ_CHECK(std::isfinite(loss.value()[0]), ErrorCode::kNonFiniteInput,
+             detail::msg("Tape::backward: the loss is ", loss.value()[0],
+                         " (diverged training? lower the learning rate)"));
+    loss.grad()[0] = 1.0f;
+    for (std::size_t i = nodes_.size(); i-- > first;) nodes_[i].run(nodes_[i].self);
+  }
+  void destroy_nodes(std::size_t first) noexcept {
+    for (std::size_t i = nodes_.size(); i-- > first;)
+      if (nodes_[i].destroy) nodes_[i].destroy(nodes_[i].self);
+    nodes_.resize(first);
+  }
+
+  Arena arena_;
+  std::vector<Node> nodes_;
+  std::vector<std::unique_ptr<Mask>> masks_;
+  std::size_t masks_used_ = 0;
+  bool recording_ = true;
+};
+
+/// Turns recording off for its lifetime (evaluation: no closures, no gradients).
+class NoGradGuard {
+ public:
+  explicit NoGradGuard(Tape& t) : t_(t), was_(t.recording()) { t.set_recording(false); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  ~NoGradGuard() { t_.set_recording(was_); }
+
+ private:
+  Tape& t_;
+  bool was_;
+};
+
+namespace detail {
+/// Checks that every variable of an op lives on `tape`.
+inline void check_tape(const Tape& tape, std::initializer_list<const Var*> vars, const char* op) {
+  for (const Var* v : vars)
+    FQ_CHECK(v->tape() == &tape, ErrorCode::kInvalidArgument,
+             detail::msg(op, ": a variable belongs to another tape (or is default-constructed)"));
+}
+/// Whether an op with these inputs must record a backward closure.
+inline bool needs_grad(const Tape& tape, std::initializer_list<const Var*> vars) {
+  if (!tape.recording()) return false;
+  for (const Var* v : vars)
+    if (v->requires_grad()) return true;
+  return false;
+}
+}  // namespace detail
+
+/// Registers a user's own kernel on the tape in one call.
+///
+///   Var y = fq::custom_op(tape, {x, w}, out_shape,
+///       [&](float* y) { my_forward(x.value(), w.value(), y); },
+///       [=](const float* y, const float* dy) {   // accumulate into the inputs' gradients
+///         if (x.grad()) my_backward_x(dy, w.value(), x.grad());
+///         if (w.grad()) my_backward_w(dy, x.value(), w.grad());
+///       });
+///
+/// `forward(float* y)` fills the output (numel of `shape`, row-major); `backward(y, dy)`
+/// runs during Tape::backward with the output value and its gradient and must add (+=) into
+/// the gradients of the inputs that have one. It is copied into the arena: capture Vars and
+/// small values by value, not references to locals.
+template <class Forward, class Backward>
+Var custom_op(Tape& tape, std::initializer_list<Var> inputs, Shape shape, Forward&& forward,
+              Backward&& backward) {
+  bool need = false;
+  for (const Var& v : inputs) {
+    FQ_CHECK(v.tape() == &tape, ErrorCode::kInvalidArgument,
+             "custom_op: an input belongs to another tape (or is default-constructed)");
+    need = need || v.requires_grad();
+  }
+  need = need && tape.recording();
+  Var y = tape.variable(shape, need);
+  forward(y.value());
+  if (need)
+    tape.push_backward([y, bw = std::forward<Backward>(backward)]() mutable {
+      bw(static_cast<const float*>(y.value()), static_cast<const float*>(y.grad()));
+    });
+  return y;
+}
+
+}  // namespace fq
+
+#endif  // FQ_TAPE_TAPE_HPP_

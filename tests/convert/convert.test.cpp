@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <fakequant/convert/convert.hpp>
+
+#include "ops/grad_check.hpp"
+
+using fq::Tape;
+using fq::Var;
+
+namespace {
+// Runs a layer's evaluation forward on uint8-representable input and returns the output
+// levels of its output quantizer; the same input's levels go to `xq`.
+template <class Layer>
+std::vector<int> simulated_levels(Layer& layer, const std::vector<float>& x, fq::Shape shape,
+                                  fq::ActQParams out) {
+  Tape tape;
+  fq::NoGradGuard ng(tape);
+  Var y = layer.forward(tape, tape.constant(x.data(), shape));
+  std::vector<int> lv(static_cast<std::size_t>(y.numel()));
+  for (std::size_t i = 0; i < lv.size(); ++i)
+    lv[i] = static_cast<int>(std::nearbyint(y.value()[i] / out.scale)) + out.zero_point;
+  return lv;
+}
+
+// Random input levels in [0, 255] with zero point z and scale s: the dequantized input is
+// exactly what a uint8 input quantizer would pass on.
+std::vector<float> random_input(std::size_t n, fq::ActQParams q, std::mt19937& rng,
+                                std::vector<std::uint8_t>& levels) {
+  std::uniform_int_distribution<int> u(0, 255);
+  std::vector<float> x(n);
+  levels.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    levels[i] = static_cast<std::uint8_t>(u(rng));
+    x[i] = (float(levels[i]) - float(q.zero_point)) * q.scale;
+  }
+  return x;
+}
+
+struct Agreement {
+  std::size_t total = 0, exact = 0;
+  int worst = 0;
+  void add(const std::vector<int>& sim, const std::vector<std::uint8_t>& integer) {
+    for (std::size_t i = 0; i < sim.size(); ++i) {
+      const int d = std::abs(sim[i] - int(integer[i]));
+      worst = std::max(worst, d);
+      exact += d == 0;
+      ++total;
+    }
+  }
+};
+}  // namespace
+
+TEST_CASE("convert: random QLinear layers agree with the fake-quant simulation within 1 LSB",
+          "[convert][bit_exact]") {
+  std::mt19937 rng(123);
+  Agreement agree;
+  for (int trial = 0; trial < 200; ++trial) {
+    const std::int64_t in = 1 + std::int64_t(rng() % 70), out = 1 + std::int64_t(rng() % 40),
+                       m = 1 + std::int64_t(rng() % 9);
+    fq::QLinear<> layer(in, out, rng, trial % 2 ? fq::Activation::kReLU : fq::Activation::kNone);
+    const fq::ActQParams xq{0.02f + 0.01f * float(rng() % 5), std::int32_t(rng() % 256)};
+    std::vector<std::uint8_t> xl;
+    std::vector<float> x = random_input(std::size_t(m * in), xq, rng, xl);
+    // Calibrate (weights and output range), then freeze the observers and simulate.
+    simulated_levels(layer, x, {m, in}, {1.0f, 0});
+    layer.for_each_quantizer([](auto& q) { q.enable_observer(false); });
+    const fq::ActQParams yq = fq::act_qparams(layer.output_quantizer());
+    const auto sim = simulated_levels(layer, x, {m, in}, yq);
+    const fq::Int8Linear q = fq::convert(layer, xq);
+    std::vector<std::uint8_t> y(std::size_t(m * out));
+    q.run(xl.data(), m, y.data());
+    agree.add(sim, y);
+  }
+  INFO(agree.exact << " of " << agree.total << " levels exact");
+  CHECK(agree.worst <= 1);
+  CHECK(double(agree.exact) >= 0.99 * double(agree.total));
+}
+
+TEST_CASE("convert: random QConvBn2d layers (BN folded) agree with the simulation within 1 LSB",
+          "[convert][bit_exact]") {
+  std::mt19937 rng(7);
+  Agreement agree;
+  for (int trial = 0; trial < 60; ++trial) {
+    const std::int64_t g = trial % 3 == 0 ? 2 : 1, c = g * (1 + std::int64_t(rng() % 3)),
+                       o = g * (1 + std::int64_t(rng() % 4));
+    const std::int64_t h = 5 + std::int64_t(rng() % 4), w = 5 + std::int64_t(rng() % 4),
+                       n = 1 + std::int64_t(rng() % 3);
+    const auto opt =
+        fq::ops::Conv2dOptions{1 + std::int64_t(rng() % 2), 1, std::int64_t(rng() % 2), 1, g};
+    fq::QConvBn2d<> layer(c, o, 3, rng, opt, fq::Activation::kReLU);
+    std::normal_distribution<float> nd;
+    for (std::size_t i = 0; i < std::size_t(o); ++i) {
+      layer.gamma().value()[i] = 0.5f + std::abs(nd(rng));
+      layer.beta().value()[i] = 0.3f * nd(rng);
+      layer.running_mean()[i] = 0.2f * nd(rng);
+      layer.running_var()[i] = 0.3f + std::abs(nd(rng));
+    }
+    layer.train(false);
+    const fq::ActQParams xq{0.05f, std::int32_t(rng() % 256)};
+    std::vector<std::uint8_t> xl;
+    std::vector<float> x = random_input(std::size_t(n * c * h * w), xq, rng, xl);
+    simulated_levels(layer, x, {n, c, h, w}, {1.0f, 0});
+    layer.for_each_quantizer([](auto& q) { q.enable_observer(false); });
+    const fq::ActQParams yq = fq::act_qparams(layer.output_quantizer());
+    const auto sim = simulated_levels(layer, x, {n, c, h, w}, yq);
+    const fq::Int8Conv2d q = fq::convert(layer, xq, h, w);
+    std::vector<std::uint8_t> y(std::size_t(n * q.out_numel()));
+    REQUIRE(y.size() == sim.size());
+    q.run(xl.data(), n, y.data());
+    agree.add(sim, y);
+  }
+  INFO(agree.exact << " of " << agree.total << " levels exact");
+  CHECK(agree.worst <= 1);
+  CHECK(double(agree.exact) >= 0.99 * double(agree.total));
+}
+
+TEST_CASE("convert: a float-output QLinear gives the simulation's logits", "[convert]") {
+  std::mt19937 rng(9);
+  fq::QLinear<fq::DefaultWeightFakeQuant, fq::NoFakeQuant> layer(30, 10, rng);
+  const fq::ActQParams xq{0.03f, 12};
+  std::vector<std::uint8_t> xl;
+  std::vector<float> x = random_input(4 * 30, xq, rng, xl);
+  Tape tape;
+  Var ref = layer.forward(tape, tape.constant(x.data(), {4, 30}));
+  const fq::Int8Linear q = fq::convert(layer, xq);
+  std::vector<float> y(40);
+  q.run(xl.data(), 4, y.data());
+  for (std::size_t i = 0; i < 40; ++i) CHECK(y[i] == Approx(ref.value()[i]).margin(1e-4));
+  std::vector<std::uint8_t> wrong(40);
+  CHECK_THROWS_WITH(q.run(xl.data(), 4, wrong.data()), Catch::Contains("float output"));
+}
+
+TEST_CASE("convert: bad input is reported", "[convert]") {
+  std::mt19937 rng(1);
+  fq::QLinear<> fresh(8, 4, rng);  // never run: its weight observer has not seen the weights
+  CHECK_THROWS_WITH(fq::convert(fresh, {0.1f, 0}), Catch::Contains("run the layer once"));
+  std::vector<std::uint8_t> x(8 * 3), y(8);
+  CHECK_THROWS_AS(fq::max_pool2d_u8(x.data(), 1, 2, 2, 3, 1, y.data()), fq::Error);
+}

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: MIT
+#include <catch2/catch.hpp>
+
+#include <fakequant/fakequant.hpp>
+#include <fakequant/ops/ops.hpp>
+
+#include "ops/grad_check.hpp"
+
+using fq::Tape;
+using fq::Var;
+using fq_test::GradInput;
+using fq_test::max_grad_error;
+
+namespace {
+void check_grad(std::vector<GradInput> in, const std::function<Var(Tape&, std::vector<Var>&)>& f,
+                float h = 1e-2f, double tol = 2e-3) {
+  std::string where;
+  const double err = max_grad_error(in, f, h, &where);
+  INFO("worst: " << where);
+  CHECK(err < tol);
+}
+}  // namespace
+
+TEST_CASE("linear: forward equals x·wᵀ + b and gradients match finite differences", "[ops]") {
+  GradInput x({5, 7}, 1), w({3, 7}, 2), b({3}, 3);
+  Tape tape;
+  Var y = fq::ops::linear(tape, tape.constant(x.value.data(), x.shape),
+                          tape.constant(w.value.data(), w.shape),
+                          tape.constant(b.value.data(), b.shape));
+  for (int n = 0; n < 5; ++n)
+    for (int o = 0; o < 3; ++o) {
+      double s = b.at(o);
+      for (int i = 0; i < 7; ++i) s += double(x.at(n * 7 + i)) * w.at(o * 7 + i);
+      CHECK(y.value()[n * 3 + o] == Approx(s).epsilon(1e-5));
+    }
+  CHECK_FALSE(y.requires_grad());
+  CHECK(tape.node_count() == 0);
+  check_grad({x, w, b},
+             [](Tape& t, std::vector<Var>& v) { return fq::ops::linear(t, v[0], v[1], v[2]); });
+  check_grad({x, w}, [](Tape& t, std::vector<Var>& v) { return fq::ops::linear(t, v[0], v[1]); });
+}
+
+TEST_CASE("conv2d: gradients for stride, padding and groups", "[ops]") {
+  struct Case {
+    fq::Shape x, w;
+    fq::ops::Conv2dOptions opt;
+  };
+  const Case cases[] = {
+      {{2, 3, 6, 5}, {4, 3, 3, 3}, fq::ops::Conv2dOptions::make(1, 1)},
+      {{1, 4, 7, 7}, {6, 2, 3, 2}, {2, 1, 0, 1, 2}},
+      {{2, 2, 5, 5}, {2, 1, 1, 1}, fq::ops::Conv2dOptions::make(2, 0, 2)},
+  };
+  for (const Case& c : cases) {
+    GradInput x(c.x, 4), w(c.w, 5), b({c.w[0]}, 6);
+    const auto opt = c.opt;
+    check_grad({x, w, b}, [opt](Tape& t, std::vector<Var>& v) {
+      return fq::ops::conv2d(t, v[0], v[1], v[2], opt);
+    });
+  }
+}
+
+TEST_CASE("conv2d: forward equals the direct sum", "[ops]") {
+  GradInput x({2, 4, 6, 6}, 7), w({4, 2, 3, 3}, 8), b({4}, 9);
+  const auto opt = fq::ops::Conv2dOptions{2, 1, 1, 0, 2};
+  Tape tape;
+  Var y = fq::ops::conv2d(tape, tape.constant(x.value.data(), x.shape),
+                          tape.constant(w.value.data(), w.shape),
+                          tape.constant(b.value.data(), b.shape), opt);
+  REQUIRE(y.shape() == fq::Shape({2, 4, 3, 4}));
+  for (int n = 0; n < 2; ++n)
+    for (int o = 0; o < 4; ++o)
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 4; ++j) {
+          double s = b.at(o);
+          for (int c = 0; c < 2; ++c)
+            for (int p = 0; p < 3; ++p)
+              for (int q = 0; q < 3; ++q) {
+                const int yy = i * 2 - 1 + p, xx = j + q - 0;
+                if (yy < 0 || yy >= 6 || xx < 0 || xx >= 6) continue;
+                const int ci = (o / 2) * 2 + c;
+                s += double(w.at(((o * 2 + c) * 3 + p) * 3 + q)) *
+                     x.at(((n * 4 + ci) * 6 + yy) * 6 + xx);
+              }
+          CHECK(y.value()[((n * 4 + o) * 3 + i) * 4 + j] == Approx(s).margin(1e-5));
+        }
+}
+
+TEST_CASE("element-wise ops, pooling, batch norm and cross-entropy: gradients", "[ops]") {
+  GradInput a({3, 4, 4, 4}, 11, -2, 8), b({3, 4, 4, 4}, 12);
+  check_grad({a}, [](Tape& t, std::vector<Var>& v) { return fq::ops::relu(t, v[0]); });
+  check_grad({a}, [](Tape& t, std::vector<Var>& v) { return fq::ops::relu6(t, v[0]); });
+  check_grad({a, b}, [](Tape& t, std::vector<Var>& v) { return fq::ops::add(t, v[0], v[1]); });
+  check_grad({a}, [](Tape& t, std::vector<Var>& v) { return fq::ops::mean(t, v[0]); });
+  check_grad({a}, [](Tape& t, std::vector<Var>& v) { return fq::ops::max_pool2d(t, v[0], 2); });
+  check_grad({a}, [](Tape& t, std::vector<Var>& v) { return fq::ops::avg_pool2d(t, v[0], 3, 1); });
+  GradInput s({4}, 13, 0.5f, 2.0f);
+  for (int axis : {1, 3})
+    for (bool div : {false, true})
+      check_grad({a, s}, [axis, div](Tape& t, std::vector<Var>& v) {
+        return fq::ops::scale_channels(t, v[0], v[1], axis, div);
+      });
+  GradInput gamma({4}, 14, 0.5f, 1.5f), beta({4}, 15);
+  for (bool training : {true, false}) {
+    std::vector<float> rm(4, 0.1f), rv(4, 0.9f);
+    fq::ops::BatchNormOptions opt;
+    opt.training = training;
+    opt.update_stats = false;
+    check_grad(
+        {a, gamma, beta},
+        [&](Tape& t, std::vector<Var>& v) {
+          return fq::ops::batch_norm(t, v[0], v[1], v[2], rm.data(), rv.data(), opt);
+        },
+        1e-2f, 5e-3);
+  }
+  GradInput logits({6, 5}, 16, -3, 3);
+  const std::int32_t labels[] = {0, 4, 2, 2, 1, 3};
+  check_grad({logits}, [&](Tape& t, std::vector<Var>& v) {
+    return fq::ops::softmax_cross_entropy(t, v[0], labels);
+  });
+  GradInput fold({4}, 17, 0.5f, 1.5f);
+  std::vector<float> rv(4, 0.7f);
+  check_grad({fold}, [&](Tape& t, std::vector<Var>& v) {
+    return fq::ops::bn_fold_factor(t, v[0], rv.data(), 1e-5f);
+  });
+}
+
+TEST_CASE("batch_norm: training statistics and running updates follow PyTorch", "[ops]") {
+  GradInput x({4, 2, 3, 3}, 21, -1, 3), gamma({2}, 22), beta({2}, 23);
+  std::vector<float> rm = {0.5f, -0.5f}, rv = {2.0f, 0.5f};
+  Tape tape;
+  Var y = fq::ops::batch_norm(tape, tape.constant(x.value.data(), x.shape),
+                              tape.constant(gamma.value.data(), {2}),
+                              tape.constant(beta.value.data(), {2}), rm.data(), rv.data());
+  for (int c = 0; c < 2; ++c) {
+    double s = 0, s2 = 0;
+    for (int n = 0; n < 4; ++n)
+      for (int i = 0; i < 9; ++i) s += x.at((n * 2 + c) * 9 + i);
+    const double mean = s / 36;
+    for (int n = 0; n < 4; ++n)
+      for (int i = 0; i < 9; ++i) s2 += std::pow(x.at((n * 2 + c) * 9 + i) - mean, 2);
+    const double var = s2 / 36;
+    CHECK(rm[static_cast<std::size_t>(c)] ==
+          Approx(0.9 * (c ? -0.5 : 0.5) + 0.1 * mean).epsilon(1e-5));
+    CHECK(rv[static_cast<std::size_t>(c)] ==
+          Approx(0.9 * (c ? 0.5 : 2.0) + 0.1 * var * 36 / 35).epsilon(1e-5));
+    const float x0 = x.at(c * 9);
+    CHECK(y.value()[c * 9] ==
+          Approx(gamma.at(c) * (x0 - mean) / std::sqrt(var + 1e-5) + beta.at(c)).margin(1e-5));
+  }
+}
+
+TEST_CASE("fake_quant node: forward equals the quantizer, gradient is the STE mask", "[ops]") {
+  fq::FakeQuantizer<fq::Int8WeightPerChannelSymmetric> q(3);
+  const std::vector<float> scales = {0.01f, 0.02f, 0.005f};
+  const std::vector<std::int32_t> zps = {0, 0, 0};
+  q.set_qparams(scales, zps);
+  GradInput x({3, 50}, 31, -2, 2);
+  std::vector<float> ref(x.value.size());
+  fq::Mask m;
+  q.forward(fq::TensorView<const float>(x.value.data(), {3, 50}),
+            fq::TensorView<float>(ref.data(), {3, 50}), &m);
+  Tape tape;
+  Var xv = tape.leaf(x.value.data(), x.grad.data(), x.shape);
+  Var y = fq::ops::fake_quant(tape, xv, q);
+  Var y2 = fq::ops::fake_quant(tape, xv, q);  // one quantizer, two nodes: two masks
+  for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(y.value()[i] == ref[i]);
+  tape.backward(fq::ops::mean(tape, fq::ops::add(tape, y, y2)));
+  for (std::int64_t i = 0; i < 150; ++i) {
+    const float expect = m.test_linear(i) ? 2.0f / 150.0f : 0.0f;
+    REQUIRE(x.grad[static_cast<std::size_t>(i)] == Approx(expect));
+  }
+}
+
+TEST_CASE("ops: bad input is reported", "[ops]") {
+  GradInput x({2, 3}, 1), w({4, 5}, 2);
+  Tape tape, other;
+  Var xv = tape.constant(x.value.data(), x.shape);
+  CHECK_THROWS_AS(fq::ops::linear(tape, xv, tape.constant(w.value.data(), w.shape)), fq::Error);
+  CHECK_THROWS_WITH(fq::ops::relu(other, xv), Catch::Contains("another tape"));
+  CHECK_THROWS_WITH(fq::ops::conv2d(tape, xv, xv), Catch::Contains("NCHW"));
+  const std::int32_t bad[] = {0, 7};
+  CHECK_THROWS_WITH(fq::ops::softmax_cross_entropy(tape, xv, bad), Catch::Contains("label 7"));
+  GradInput big({1, 1, 2, 2}, 3);
+  CHECK_THROWS_AS(fq::ops::max_pool2d(tape, tape.constant(big.value.data(), big.shape), 3),
+                  fq::Error);
+}
+
+TEST_CASE("fake_quant node: a pass-through STE quantizer passes the whole gradient", "[ops]") {
+  fq::FakeQuantizer<fq::Uint8ActPerTensorAffine::with_clamp_grad<fq::PassThroughSte>> q;
+  q.set_qparams(0.01f, 10);
+  GradInput x({4, 40}, 41, -2, 4);  // much of it outside [-0.1, 2.45]
+  Tape tape;
+  Var y = fq::ops::fake_quant(tape, tape.leaf(x.value.data(), x.grad.data(), x.shape), q);
+  tape.backward(fq::ops::mean(tape, y));
+  for (float g : x.grad) REQUIRE(g == Approx(1.0f / 160.0f));
+}

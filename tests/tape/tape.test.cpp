@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: MIT
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <fakequant/ops/ops.hpp>
+#include <fakequant/tape/arena.hpp>
+#include <fakequant/tape/tape.hpp>
+
+using fq::Tape;
+using fq::Var;
+
+TEST_CASE("Arena: 64-byte alignment, rewind, and no growth once a step's size is known", "[tape]") {
+  fq::Arena a(256);
+  for (std::size_t n : {1u, 3u, 64u, 100u, 1000u}) {
+    void* p = a.allocate(n);
+    CHECK(reinterpret_cast<std::uintptr_t>(p) % 64 == 0);
+  }
+  CHECK(a.block_count() > 1);  // 1000 bytes did not fit in a 256-byte block
+  const std::size_t step = a.bytes_in_use();
+  a.reset();
+  CHECK(a.block_count() == 1);  // coalesced into one block for the whole step
+  for (int rep = 0; rep < 3; ++rep) {
+    for (std::size_t n : {1u, 3u, 64u, 100u, 1000u}) a.allocate(n);
+    CHECK(a.bytes_in_use() == step);
+    CHECK(a.block_count() == 1);
+    a.reset();
+  }
+  const auto m = a.mark();
+  float* f = a.allocate_zeroed<float>(10);
+  CHECK(f[9] == 0.0f);
+  a.rewind(m);
+  CHECK(a.allocate_array<float>(10) == f);  // the rewound memory is handed out again
+}
+
+TEST_CASE("Tape: backward accumulates into leaves; clear() reuses the arena", "[tape]") {
+  std::vector<float> w = {1, 2, 3, 4, 5, 6}, dw(6, 0.0f), x = {1, -1, 2};
+  Tape tape;
+  std::size_t first_peak = 0;
+  for (int step = 0; step < 3; ++step) {
+    Var xv = tape.constant(x.data(), {1, 3});
+    Var wv = tape.leaf(w.data(), dw.data(), {2, 3});
+    Var loss = fq::ops::mean(tape, fq::ops::linear(tape, xv, wv));
+    CHECK(tape.node_count() == 2);
+    CHECK(loss.value()[0] == Approx(((1 - 2 + 6) + (4 - 5 + 12)) / 2.0));
+    tape.backward(loss);
+    tape.clear();
+    CHECK(tape.node_count() == 0);
+    if (step == 0) first_peak = tape.arena().peak_bytes();
+    CHECK(tape.arena().peak_bytes() == first_peak);
+    CHECK(tape.arena().block_count() == 1);
+  }
+  // d mean / d w[o, i] = x[i] / 2, accumulated over three steps.
+  for (int o = 0; o < 2; ++o)
+    for (int i = 0; i < 3; ++i)
+      CHECK(dw[std::size_t(o * 3 + i)] == Approx(3 * x[std::size_t(i)] / 2));
+}
+
+TEST_CASE("Tape: custom_op registers a user's forward and backward in one call", "[tape]") {
+  // A user kernel: y = x^3 element-wise, dy/dx = 3x^2.
+  std::vector<float> x = {0.5f, -1.0f, 2.0f}, dx(3, 0.0f);
+  Tape tape;
+  Var xv = tape.leaf(x.data(), dx.data(), {3});
+  Var y = fq::custom_op(
+      tape, {xv}, xv.shape(),
+      [&](float* out) {
+        for (int i = 0; i < 3; ++i) out[i] = xv.value()[i] * xv.value()[i] * xv.value()[i];
+      },
+      [xv](const float*, const float* dy) {
+        for (int i = 0; i < 3; ++i) xv.grad()[i] += 3 * xv.value()[i] * xv.value()[i] * dy[i];
+      });
+  CHECK(y.value()[2] == 8.0f);
+  tape.backward(fq::ops::mean(tape, y));
+  for (int i = 0; i < 3; ++i)
+    CHECK(dx[std::size_t(i)] == Approx(x[std::size_t(i)] * x[std::size_t(i)]));
+}
+
+TEST_CASE("Tape: nested scopes and NoGradGuard", "[tape]") {
+  std::vector<float> a = {1, 2, 3, 4}, da(4, 0.0f);
+  Tape tape;
+  Var av = tape.leaf(a.data(), da.data(), {4});
+  Var outer = fq::ops::relu(tape, av);
+  const std::size_t nodes = tape.node_count(), bytes = tape.arena().bytes_in_use();
+  {
+    Tape::Scope scope(tape);
+    scope.backward(fq::ops::mean(tape, av));  // runs only the scope's own closure
+    CHECK(tape.node_count() == nodes + 1);
+  }
+  CHECK(tape.node_count() == nodes);
+  CHECK(tape.arena().bytes_in_use() == bytes);
+  for (float g : da) CHECK(g == Approx(0.25f));
+  CHECK(outer.grad()[0] == 0.0f);  // the outer closure did not run
+  {
+    fq::NoGradGuard guard(tape);
+    Var y = fq::ops::relu(tape, av);
+    CHECK_FALSE(y.requires_grad());
+    CHECK(tape.node_count() == nodes);
+  }
+  CHECK(tape.recording());
+}
+
+TEST_CASE("Tape: bad use is reported", "[tape]") {
+  std::vector<float> a = {1, 2}, da(2);
+  Tape tape, other;
+  Var av = tape.leaf(a.data(), da.data(), {2});
+  CHECK_THROWS_WITH(tape.backward(av), Catch::Contains("must be a scalar"));
+  CHECK_THROWS_WITH(other.backward(fq::ops::mean(tape, av)), Catch::Contains("another tape"));
+  CHECK_THROWS_WITH(fq::ops::add(other, av, av), Catch::Contains("another tape"));
+  CHECK_THROWS_WITH(av.reshape({3}), Catch::Contains("elements"));
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> bad = {nan, 1.0f}, dbad(2);
+  Var loss = fq::ops::mean(tape, tape.leaf(bad.data(), dbad.data(), {2}));
+  CHECK_THROWS_WITH(tape.backward(loss), Catch::Contains("loss is nan"));
+  const float c = 1.0f;
+  CHECK_THROWS_WITH(tape.backward(fq::ops::mean(tape, tape.constant(&c, {1}))),
+                    Catch::Contains("does not depend"));
+}
+
+TEST_CASE("Tape: independent tapes in different threads", "[tape]") {
+  auto run = [](float scale, float* out) {
+    std::vector<float> w(16, scale), dw(16, 0.0f);
+    Tape tape;
+    for (int i = 0; i < 50; ++i) {
+      tape.backward(fq::ops::mean(tape, fq::ops::relu(tape, tape.leaf(w.data(), dw.data(), {16}))));
+      tape.clear();
+    }
+    *out = dw[0];
+  };
+  float r1 = 0, r2 = 0;
+  std::thread t1(run, 1.0f, &r1), t2(run, -1.0f, &r2);
+  t1.join();
+  t2.join();
+  CHECK(r1 == Approx(50.0f / 16));
+  CHECK(r2 == 0.0f);
+}
