@@ -10,10 +10,17 @@
 #include <fakequant/core/tensor_view.hpp>
 #include <fakequant/error.hpp>
 #include <fakequant/fake_quantize_module.hpp>
+#include <fakequant/learnable/learnable.hpp>
+#include <fakequant/observer/fused_qparams.hpp>
+#include <fakequant/observer/histogram.hpp>
+#include <fakequant/observer/histogram_observer.hpp>
+#include <fakequant/observer/histogram_range.hpp>
 #include <fakequant/observer/minmax_observer.hpp>
 #include <fakequant/observer/qparams.hpp>
 #include <fakequant/presets.hpp>
 #include <fakequant/quantizer.hpp>
+#include <fakequant/schedule/qat_schedule.hpp>
+#include <fakequant/testing/testing.hpp>
 #include <fakequant/version.hpp>
 
 #endif  // FQ_FAKEQUANT_HPP_

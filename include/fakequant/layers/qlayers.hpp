@@ -88,114 +88,116 @@ class ActQuant {
   Q q_;
 };
 
-/// y = Aq(act(x · Wq(w)ᵀ + b)); x [N, in] -> y [N, out].
-template <class WeightQ = DefaultWeightFakeQuant, class ActQ = DefaultActFakeQuant>
-class QLinear {
+namespace detail {
+/// What every QAT layer has: a weight with its quantizer, an output quantizer and a fused
+/// activation. forward = finish(op(x, quantized_weight())).
+template <class WeightQ, class ActQ>
+class QLayerBase {
  public:
-  QLinear(std::int64_t in, std::int64_t out, std::mt19937& rng, Activation act = Activation::kNone,
-          bool bias = true)
-      : weight_({out, in}, "linear.weight"),
-        bias_({out}, "linear.bias", false),
-        act_(act),
-        has_bias_(bias) {
-    weight_.init_uniform(rng, in);
-    if (bias) bias_.init_uniform(rng, in);
-  }
-
-  Var forward(Tape& tape, const Var& x) {
-    const Var wq = detail::maybe_fake_quant(tape, weight_.var(tape), wq_);
-    const Var y = ops::linear(tape, x, wq, has_bias_ ? bias_.var(tape) : Var());
-    return detail::maybe_fake_quant(tape, detail::activate(tape, y, act_), aq_);
-  }
-
-  std::vector<optim::ParamRef> parameters() {
-    if (has_bias_) return {weight_.ref(), bias_.ref()};
-    return {weight_.ref()};
-  }
   template <class F>
   void for_each_quantizer(F&& f) {
-    detail::visit_quantizer(wq_, f);
-    detail::visit_quantizer(aq_, f);
+    visit_quantizer(wq_, f);
+    visit_quantizer(aq_, f);
   }
   Parameter& weight() noexcept { return weight_; }
-  Parameter& bias() noexcept { return bias_; }
-  bool has_bias() const noexcept { return has_bias_; }
   Activation activation() const noexcept { return act_; }
   WeightQ& weight_quantizer() noexcept { return wq_; }
   ActQ& output_quantizer() noexcept { return aq_; }
 
- private:
-  Parameter weight_, bias_;
+ protected:
+  QLayerBase(Shape weight_shape, const char* name, Activation act)
+      : weight_(weight_shape, name), act_(act) {}
+  Var quantized(Tape& tape, const Var& w) { return maybe_fake_quant(tape, w, wq_); }
+  Var finish(Tape& tape, const Var& y) {
+    return maybe_fake_quant(tape, activate(tape, y, act_), aq_);
+  }
+
+  Parameter weight_;
   WeightQ wq_{};
   ActQ aq_{};
   Activation act_;
+};
+
+/// A QAT layer with an optional bias (linear, conv).
+template <class WeightQ, class ActQ>
+class QBiasedLayer : public QLayerBase<WeightQ, ActQ> {
+ public:
+  std::vector<optim::ParamRef> parameters() {
+    if (has_bias_) return {this->weight_.ref(), bias_.ref()};
+    return {this->weight_.ref()};
+  }
+  Parameter& bias() noexcept { return bias_; }
+  bool has_bias() const noexcept { return has_bias_; }
+
+ protected:
+  /// PyTorch's default init of weight and bias: U(−1/√fan_in, 1/√fan_in).
+  QBiasedLayer(Shape weight_shape, const char* weight_name, const char* bias_name, Activation act,
+               bool bias, std::int64_t fan_in, std::mt19937& rng)
+      : QLayerBase<WeightQ, ActQ>(weight_shape, weight_name, act),
+        bias_({weight_shape[0]}, bias_name, false),
+        has_bias_(bias) {
+    this->weight_.init_uniform(rng, fan_in);
+    if (bias) bias_.init_uniform(rng, fan_in);
+  }
+  Var bias_var(Tape& tape) { return has_bias_ ? bias_.var(tape) : Var(); }
+
+  Parameter bias_;
   bool has_bias_;
+};
+}  // namespace detail
+
+/// y = Aq(act(x · Wq(w)ᵀ + b)); x [N, in] -> y [N, out].
+template <class WeightQ = DefaultWeightFakeQuant, class ActQ = DefaultActFakeQuant>
+class QLinear : public detail::QBiasedLayer<WeightQ, ActQ> {
+ public:
+  QLinear(std::int64_t in, std::int64_t out, std::mt19937& rng, Activation act = Activation::kNone,
+          bool bias = true)
+      : detail::QBiasedLayer<WeightQ, ActQ>({out, in}, "linear.weight", "linear.bias", act, bias,
+                                            in, rng) {}
+
+  Var forward(Tape& tape, const Var& x) {
+    const Var wq = this->quantized(tape, this->weight_.var(tape));
+    return this->finish(tape, ops::linear(tape, x, wq, this->bias_var(tape)));
+  }
 };
 
 /// y = Aq(act(conv2d(x, Wq(w)) + b)); x [N, C, H, W], w [O, C/groups, KH, KW].
 template <class WeightQ = DefaultWeightFakeQuant, class ActQ = DefaultActFakeQuant>
-class QConv2d {
+class QConv2d : public detail::QBiasedLayer<WeightQ, ActQ> {
  public:
   QConv2d(std::int64_t in_ch, std::int64_t out_ch, std::int64_t kernel, std::mt19937& rng,
           ops::Conv2dOptions opt = {}, Activation act = Activation::kNone, bool bias = true)
-      : weight_({out_ch, in_ch / opt.groups, kernel, kernel}, "conv.weight"),
-        bias_({out_ch}, "conv.bias", false),
-        opt_(opt),
-        act_(act),
-        has_bias_(bias) {
-    const std::int64_t fan_in = in_ch / opt.groups * kernel * kernel;
-    weight_.init_uniform(rng, fan_in);
-    if (bias) bias_.init_uniform(rng, fan_in);
-  }
+      : detail::QBiasedLayer<WeightQ, ActQ>({out_ch, in_ch / opt.groups, kernel, kernel},
+                                            "conv.weight", "conv.bias", act, bias,
+                                            in_ch / opt.groups * kernel * kernel, rng),
+        opt_(opt) {}
 
   Var forward(Tape& tape, const Var& x) {
-    const Var wq = detail::maybe_fake_quant(tape, weight_.var(tape), wq_);
-    const Var y = ops::conv2d(tape, x, wq, has_bias_ ? bias_.var(tape) : Var(), opt_);
-    return detail::maybe_fake_quant(tape, detail::activate(tape, y, act_), aq_);
+    const Var wq = this->quantized(tape, this->weight_.var(tape));
+    return this->finish(tape, ops::conv2d(tape, x, wq, this->bias_var(tape), opt_));
   }
-
-  std::vector<optim::ParamRef> parameters() {
-    if (has_bias_) return {weight_.ref(), bias_.ref()};
-    return {weight_.ref()};
-  }
-  template <class F>
-  void for_each_quantizer(F&& f) {
-    detail::visit_quantizer(wq_, f);
-    detail::visit_quantizer(aq_, f);
-  }
-  Parameter& weight() noexcept { return weight_; }
-  Parameter& bias() noexcept { return bias_; }
-  bool has_bias() const noexcept { return has_bias_; }
   const ops::Conv2dOptions& options() const noexcept { return opt_; }
-  Activation activation() const noexcept { return act_; }
-  WeightQ& weight_quantizer() noexcept { return wq_; }
-  ActQ& output_quantizer() noexcept { return aq_; }
 
  private:
-  Parameter weight_, bias_;
-  WeightQ wq_{};
-  ActQ aq_{};
   ops::Conv2dOptions opt_;
-  Activation act_;
-  bool has_bias_;
 };
 
 /// Convolution + batch norm with QAT folding (file comment); conv without bias, as usual
 /// before a batch norm.
 template <class WeightQ = DefaultWeightFakeQuant, class ActQ = DefaultActFakeQuant>
-class QConvBn2d {
+class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
  public:
   QConvBn2d(std::int64_t in_ch, std::int64_t out_ch, std::int64_t kernel, std::mt19937& rng,
             ops::Conv2dOptions opt = {}, Activation act = Activation::kNone, float momentum = 0.1f,
             float eps = 1e-5f)
-      : weight_({out_ch, in_ch / opt.groups, kernel, kernel}, "convbn.weight"),
+      : detail::QLayerBase<WeightQ, ActQ>({out_ch, in_ch / opt.groups, kernel, kernel},
+                                          "convbn.weight", act),
         gamma_({out_ch}, "convbn.gamma", false),
         beta_({out_ch}, "convbn.beta", false),
         running_mean_(static_cast<std::size_t>(out_ch), 0.0f),
         running_var_(static_cast<std::size_t>(out_ch), 1.0f),
-        opt_(opt),
-        act_(act) {
-    weight_.init_uniform(rng, in_ch / opt.groups * kernel * kernel);
+        opt_(opt) {
+    this->weight_.init_uniform(rng, in_ch / opt.groups * kernel * kernel);
     gamma_.fill(1.0f);
     bn_.momentum = momentum;
     bn_.eps = eps;
@@ -203,15 +205,14 @@ class QConvBn2d {
 
   Var forward(Tape& tape, const Var& x) {
     const Var f = ops::bn_fold_factor(tape, gamma_.var(tape), running_var_.data(), bn_.eps);
-    const Var w = ops::scale_channels(tape, weight_.var(tape), f, 0);
-    const Var conv = ops::conv2d(tape, x, detail::maybe_fake_quant(tape, w, wq_), Var(), opt_);
+    const Var w = ops::scale_channels(tape, this->weight_.var(tape), f, 0);
+    const Var conv = ops::conv2d(tape, x, this->quantized(tape, w), Var(), opt_);
     const Var z = ops::scale_channels(tape, conv, f, 1, /*divide=*/true);
     ops::BatchNormOptions o = bn_;
     o.training = training_ && !bn_frozen_;
     o.update_stats = o.training;
-    const Var y = ops::batch_norm(tape, z, gamma_.var(tape), beta_.var(tape), running_mean_.data(),
-                                  running_var_.data(), o);
-    return detail::maybe_fake_quant(tape, detail::activate(tape, y, act_), aq_);
+    return this->finish(tape, ops::batch_norm(tape, z, gamma_.var(tape), beta_.var(tape),
+                                              running_mean_.data(), running_var_.data(), o));
   }
 
   /// Training mode (batch statistics unless frozen) or evaluation (running statistics).
@@ -220,31 +221,21 @@ class QConvBn2d {
   void freeze_bn_stats(bool on = true) noexcept { bn_frozen_ = on; }
   bool bn_stats_frozen() const noexcept { return bn_frozen_; }
 
-  std::vector<optim::ParamRef> parameters() { return {weight_.ref(), gamma_.ref(), beta_.ref()}; }
-  template <class F>
-  void for_each_quantizer(F&& f) {
-    detail::visit_quantizer(wq_, f);
-    detail::visit_quantizer(aq_, f);
+  std::vector<optim::ParamRef> parameters() {
+    return {this->weight_.ref(), gamma_.ref(), beta_.ref()};
   }
-  Parameter& weight() noexcept { return weight_; }
   Parameter& gamma() noexcept { return gamma_; }
   Parameter& beta() noexcept { return beta_; }
   std::vector<float>& running_mean() noexcept { return running_mean_; }
   std::vector<float>& running_var() noexcept { return running_var_; }
   float eps() const noexcept { return bn_.eps; }
   const ops::Conv2dOptions& options() const noexcept { return opt_; }
-  Activation activation() const noexcept { return act_; }
-  WeightQ& weight_quantizer() noexcept { return wq_; }
-  ActQ& output_quantizer() noexcept { return aq_; }
 
  private:
-  Parameter weight_, gamma_, beta_;
+  Parameter gamma_, beta_;
   std::vector<float> running_mean_, running_var_;
-  WeightQ wq_{};
-  ActQ aq_{};
   ops::Conv2dOptions opt_;
   ops::BatchNormOptions bn_;
-  Activation act_;
   bool training_ = true;
   bool bn_frozen_ = false;
 };
