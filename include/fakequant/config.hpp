@@ -39,4 +39,12 @@
 #define FQ_UNLIKELY(x) (x)
 #endif
 
+// The tape ops' loops over channels run in parallel when the user compiles with OpenMP
+// (-fopenmp); otherwise this expands to nothing. Each such loop writes disjoint memory.
+#if defined(_OPENMP)
+#define FQ_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+#else
+#define FQ_PARALLEL_FOR
+#endif
+
 #endif  // FQ_CONFIG_HPP_

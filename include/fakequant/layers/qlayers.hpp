@@ -6,7 +6,9 @@
 // weights (per output channel: axis 0), act is an optional fused ReLU/ReLU6 and Aq
 // fake-quantizes the output activation (NoFakeQuant for none). Wq and Aq are any fake-quant
 // node types (ops/fake_quant.hpp), usually fq::FakeQuantize<Scheme, Observer>, whose
-// observer/fake-quant switches (and a QAT schedule) decide what they do on a step.
+// observer/fake-quant switches (and a QAT schedule) decide what they do on a step, or
+// learnable quantizers (fq::LearnableFakeQuant: LSQ), whose scale and zero point then join
+// the layer's parameters().
 //
 // QConvBn2d simulates the folded convolution of the deployed model during training (Jacob et
 // al. 2018, Krishnamoorthi 2018 §3.2; PyTorch's _ConvBnNd._forward_approximate):
@@ -19,7 +21,8 @@
 
 #include <cstdint>      // int64_t
 #include <random>       // mt19937
-#include <type_traits>  // is_same
+#include <type_traits>  // is_same, void_t
+#include <utility>      // declval
 #include <vector>       // vector
 
 #include <fakequant/fake_quantize_module.hpp>
@@ -49,13 +52,31 @@ using DefaultWeightFakeQuant =
 using DefaultActFakeQuant = FakeQuantize<Uint8ActPerTensorAffine, MovingAverageMinMaxObserver>;
 
 namespace detail {
+/// Quantizers that are tape nodes themselves (learnable ones: LearnableFakeQuant) have
+/// forward(Tape&, const Var&) and parameters().
+template <class Q, class = void>
+struct is_tape_quantizer : std::false_type {};
+template <class Q>
+struct is_tape_quantizer<Q, std::void_t<decltype(std::declval<Q&>().parameters())>>
+    : std::is_same<decltype(std::declval<Q&>().forward(std::declval<Tape&>(),
+                                                       std::declval<const Var&>())),
+                   Var> {};
+
 template <class Q>
 Var maybe_fake_quant(Tape& tape, const Var& x, Q& q) {
   if constexpr (std::is_same<Q, NoFakeQuant>::value) {
     return x;
+  } else if constexpr (is_tape_quantizer<Q>::value) {
+    return q.forward(tape, x);
   } else {
     return ops::fake_quant(tape, x, q);
   }
+}
+/// Appends a learnable quantizer's parameters (nothing for the others).
+template <class Q>
+void append_quantizer_parameters(Q& q, std::vector<optim::ParamRef>& out) {
+  if constexpr (is_tape_quantizer<Q>::value)
+    for (const optim::ParamRef& p : q.parameters()) out.push_back(p);
 }
 inline Var activate(Tape& tape, const Var& x, Activation a) {
   switch (a) {
@@ -77,7 +98,12 @@ void visit_quantizer(Q& q, F& f) {
 template <class Q = DefaultActFakeQuant>
 class ActQuant {
  public:
-  Var forward(Tape& tape, const Var& x) { return ops::fake_quant(tape, x, q_); }
+  Var forward(Tape& tape, const Var& x) { return detail::maybe_fake_quant(tape, x, q_); }
+  std::vector<optim::ParamRef> parameters() {
+    std::vector<optim::ParamRef> p;
+    detail::append_quantizer_parameters(q_, p);
+    return p;
+  }
   template <class F>
   void for_each_quantizer(F&& f) {
     f(q_);
@@ -105,6 +131,12 @@ class QLayerBase {
   ActQ& output_quantizer() noexcept { return aq_; }
 
  protected:
+  /// `own` followed by the learnable quantizers' parameters.
+  std::vector<optim::ParamRef> with_quantizer_parameters(std::vector<optim::ParamRef> own) {
+    append_quantizer_parameters(wq_, own);
+    append_quantizer_parameters(aq_, own);
+    return own;
+  }
   QLayerBase(Shape weight_shape, const char* name, Activation act)
       : weight_(weight_shape, name), act_(act) {}
   Var quantized(Tape& tape, const Var& w) { return maybe_fake_quant(tape, w, wq_); }
@@ -122,9 +154,10 @@ class QLayerBase {
 template <class WeightQ, class ActQ>
 class QBiasedLayer : public QLayerBase<WeightQ, ActQ> {
  public:
+  /// Weight, bias (if any), then the learnable quantizers' parameters.
   std::vector<optim::ParamRef> parameters() {
-    if (has_bias_) return {this->weight_.ref(), bias_.ref()};
-    return {this->weight_.ref()};
+    if (has_bias_) return this->with_quantizer_parameters({this->weight_.ref(), bias_.ref()});
+    return this->with_quantizer_parameters({this->weight_.ref()});
   }
   Parameter& bias() noexcept { return bias_; }
   bool has_bias() const noexcept { return has_bias_; }
@@ -221,8 +254,9 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
   void freeze_bn_stats(bool on = true) noexcept { bn_frozen_ = on; }
   bool bn_stats_frozen() const noexcept { return bn_frozen_; }
 
+  /// Weight, γ, β, then the learnable quantizers' parameters.
   std::vector<optim::ParamRef> parameters() {
-    return {this->weight_.ref(), gamma_.ref(), beta_.ref()};
+    return this->with_quantizer_parameters({this->weight_.ref(), gamma_.ref(), beta_.ref()});
   }
   Parameter& gamma() noexcept { return gamma_; }
   Parameter& beta() noexcept { return beta_; }

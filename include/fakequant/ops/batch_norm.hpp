@@ -15,6 +15,7 @@
 #include <cmath>    // sqrt
 #include <cstdint>  // int64_t
 
+#include <fakequant/config.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -50,6 +51,11 @@ inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
   float* mu = tape.scratch<float>(static_cast<std::size_t>(2 * c));
   float* istd = mu + c;
   using Block = Eigen::Map<Eigen::ArrayXf>;
+  if (!opt.training)  // checked here: no error may leave the parallel loop below
+    for (std::int64_t ch = 0; ch < c; ++ch)
+      FQ_CHECK(running_var[ch] >= 0.0f, ErrorCode::kInvalidArgument,
+               "batch_norm: a running variance is negative");
+  FQ_PARALLEL_FOR
   for (std::int64_t ch = 0; ch < c; ++ch) {
     if (opt.training) {
       double s = 0.0, s2 = 0.0;
@@ -69,8 +75,6 @@ inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
             mo * static_cast<float>(var * static_cast<double>(m) / static_cast<double>(m - 1));
       }
     } else {
-      FQ_CHECK(running_var[ch] >= 0.0f, ErrorCode::kInvalidArgument,
-               "batch_norm: a running variance is negative");
       mu[ch] = running_mean[ch];
       istd[ch] = 1.0f / std::sqrt(running_var[ch] + opt.eps);
     }
@@ -82,6 +86,7 @@ inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
   }
   if (need)
     tape.push_backward([x, gamma, beta, y, mu, istd, n, c, hw, m, training = opt.training] {
+      FQ_PARALLEL_FOR
       for (std::int64_t ch = 0; ch < c; ++ch) {
         double sdy = 0.0, sdyx = 0.0;
         for (std::int64_t i = 0; i < n; ++i) {

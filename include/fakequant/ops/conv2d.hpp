@@ -11,8 +11,10 @@
 #ifndef FQ_OPS_CONV2D_HPP_
 #define FQ_OPS_CONV2D_HPP_
 
-#include <cstdint>  // int64_t
+#include <algorithm>  // max, min
+#include <cstdint>    // int64_t
 
+#include <fakequant/config.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -59,13 +61,26 @@ struct Conv2dGeometry {
 
 namespace impl {
 /// cols[(c·KH + p)·KW + q, n·P + i·OW + j] = x[n, c, i·s − pad + p, j·s − pad + q] or `pad_value`.
+/// The output columns j whose input column j·s − pad + q lies in [0, w): [lo, hi).
+inline void valid_columns(std::int64_t q, std::int64_t s, std::int64_t pad, std::int64_t w,
+                          std::int64_t ow, std::int64_t* lo, std::int64_t* hi) {
+  // j·s − pad + q >= 0  <=>  j >= ceil((pad − q) / s);   j·s − pad + q < w  <=>  j < ceil((w + pad
+  // − q) / s)
+  const auto ceil_div = [](std::int64_t a, std::int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; };
+  *lo = std::min(ceil_div(pad - q, s), ow);
+  *hi = std::max(std::min(ceil_div(w + pad - q, s), ow), *lo);
+}
+
 template <class T>
 void im2col(const T* x, const Conv2dGeometry& g, const Conv2dOptions& opt, T* cols, T pad_value) {
   const std::int64_t np = g.n * g.p();
+  FQ_PARALLEL_FOR
   for (std::int64_t c = 0; c < g.c; ++c)
     for (std::int64_t p = 0; p < g.kh; ++p)
       for (std::int64_t q = 0; q < g.kw; ++q) {
         T* row = cols + ((c * g.kh + p) * g.kw + q) * np;
+        std::int64_t j0, j1;
+        valid_columns(q, opt.stride_w, opt.pad_w, g.w, g.ow, &j0, &j1);
         for (std::int64_t n = 0; n < g.n; ++n) {
           const T* xc = x + (n * g.c + c) * g.h * g.w;
           T* out = row + n * g.p();
@@ -76,11 +91,10 @@ void im2col(const T* x, const Conv2dGeometry& g, const Conv2dOptions& opt, T* co
               for (std::int64_t j = 0; j < g.ow; ++j) o[j] = pad_value;
               continue;
             }
-            const T* xr = xc + yy * g.w;
-            for (std::int64_t j = 0; j < g.ow; ++j) {
-              const std::int64_t xx = j * opt.stride_w - opt.pad_w + q;
-              o[j] = (xx >= 0 && xx < g.w) ? xr[xx] : pad_value;
-            }
+            const T* xr = xc + yy * g.w - opt.pad_w + q;
+            for (std::int64_t j = 0; j < j0; ++j) o[j] = pad_value;
+            for (std::int64_t j = j0; j < j1; ++j) o[j] = xr[j * opt.stride_w];
+            for (std::int64_t j = j1; j < g.ow; ++j) o[j] = pad_value;
           }
         }
       }
@@ -89,22 +103,22 @@ void im2col(const T* x, const Conv2dGeometry& g, const Conv2dOptions& opt, T* co
 inline void col2im_add(const float* dcols, const Conv2dGeometry& g, const Conv2dOptions& opt,
                        float* dx) {
   const std::int64_t np = g.n * g.p();
+  FQ_PARALLEL_FOR
   for (std::int64_t c = 0; c < g.c; ++c)
     for (std::int64_t p = 0; p < g.kh; ++p)
       for (std::int64_t q = 0; q < g.kw; ++q) {
         const float* row = dcols + ((c * g.kh + p) * g.kw + q) * np;
+        std::int64_t j0, j1;
+        valid_columns(q, opt.stride_w, opt.pad_w, g.w, g.ow, &j0, &j1);
         for (std::int64_t n = 0; n < g.n; ++n) {
           float* dxc = dx + (n * g.c + c) * g.h * g.w;
           const float* in = row + n * g.p();
           for (std::int64_t i = 0; i < g.oh; ++i) {
             const std::int64_t yy = i * opt.stride_h - opt.pad_h + p;
             if (yy < 0 || yy >= g.h) continue;
-            float* dr = dxc + yy * g.w;
+            float* dr = dxc + yy * g.w - opt.pad_w + q;
             const float* d = in + i * g.ow;
-            for (std::int64_t j = 0; j < g.ow; ++j) {
-              const std::int64_t xx = j * opt.stride_w - opt.pad_w + q;
-              if (xx >= 0 && xx < g.w) dr[xx] += d[j];
-            }
+            for (std::int64_t j = j0; j < j1; ++j) dr[j * opt.stride_w] += d[j];
           }
         }
       }
@@ -134,6 +148,7 @@ inline Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b = Var(),
     Mat(yt + gi * og * np, og, np).noalias() =
         Mat(w.value() + gi * og * k, og, k) * Mat(cols + gi * k * np, k, np);
   // [O, N·P] -> [N, O, P], adding the bias.
+  FQ_PARALLEL_FOR
   for (std::int64_t n = 0; n < g.n; ++n)
     for (std::int64_t o = 0; o < g.o; ++o) {
       const float bias = has_bias ? b.value()[o] : 0.0f;
@@ -145,6 +160,7 @@ inline Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b = Var(),
     tape.push_backward([x, w, b, y, g, opt, cols, yt, has_bias] {
       const std::int64_t np_ = g.n * g.p(), k_ = g.k(), og_ = g.og();
       float* dyt = yt;  // the forward's [O, N·P] buffer is free now: reuse it for dy
+      FQ_PARALLEL_FOR
       for (std::int64_t n = 0; n < g.n; ++n)
         for (std::int64_t o = 0; o < g.o; ++o) {
           const float* src = y.grad() + (n * g.o + o) * g.p();

@@ -10,6 +10,7 @@
 
 #include <cstdint>  // int32_t, int64_t
 
+#include <fakequant/config.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -43,6 +44,7 @@ inline Var max_pool2d(Tape& tape, const Var& x, std::int64_t k, std::int64_t s =
   Var y = tape.variable({g.n, g.c, g.oh, g.ow}, need);
   std::int32_t* arg =
       need ? tape.scratch<std::int32_t>(static_cast<std::size_t>(y.numel())) : nullptr;
+  FQ_PARALLEL_FOR
   for (std::int64_t nc = 0; nc < g.n * g.c; ++nc) {
     const float* xp = x.value() + nc * g.h * g.w;
     float* yp = y.value() + nc * g.oh * g.ow;
@@ -52,15 +54,14 @@ inline Var max_pool2d(Tape& tape, const Var& x, std::int64_t k, std::int64_t s =
         const std::int64_t first = (i * g.s) * g.w + j * g.s;
         std::int64_t best = first;
         float bv = xp[first];
-        for (std::int64_t p = 0; p < g.k; ++p) {
-          const float* row = xp + first + p * g.w;
-          for (std::int64_t q = 0; q < g.k; ++q)
-            // `!(v <= bv)` is v > bv, or v is NaN while bv is not yet NaN: NaN propagates.
-            if (!(row[q] <= bv) && !(bv != bv)) {
-              bv = row[q];
-              best = first + p * g.w + q;
-            }
-        }
+        for (std::int64_t p = 0; p < g.k; ++p)
+          for (std::int64_t q = 0; q < g.k; ++q) {
+            // Branch-free: take v if v > bv, or v is NaN while bv is not (NaN propagates).
+            const float v = xp[first + p * g.w + q];
+            const bool take = !(v <= bv) && bv == bv;
+            best = take ? first + p * g.w + q : best;
+            bv = take ? v : bv;
+          }
         yp[i * g.ow + j] = bv;
         if (ap) ap[i * g.ow + j] = static_cast<std::int32_t>(best);
       }
@@ -68,8 +69,11 @@ inline Var max_pool2d(Tape& tape, const Var& x, std::int64_t k, std::int64_t s =
   if (need)
     tape.push_backward([x, y, g, arg] {
       const std::int64_t per = g.oh * g.ow;
-      for (std::int64_t o = 0; o < y.numel(); ++o)
-        x.grad()[(o / per) * g.h * g.w + arg[o]] += y.grad()[o];
+      FQ_PARALLEL_FOR
+      for (std::int64_t nc = 0; nc < g.n * g.c; ++nc) {
+        float* dx = x.grad() + nc * g.h * g.w;
+        for (std::int64_t o = nc * per; o < (nc + 1) * per; ++o) dx[arg[o]] += y.grad()[o];
+      }
     });
   return y;
 }

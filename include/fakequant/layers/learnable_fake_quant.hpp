@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+// fakequant/layers/learnable_fake_quant.hpp: LearnableFakeQuant — an LSQ/LSQ+ quantizer
+// (learnable/lsq.hpp) as a tape node whose scale and zero point are trainable parameters.
+//
+// Forward:  y = (clamp(rne(x / s) + z, qmin, qmax) − z)·s with the learned s, z (LsqQuantizer).
+// Gradient: the backward recomputes the fused LSQ pass from x and dy (no mask is kept):
+//           dx += dy·[not clipped];  d s_param += g·Σ dy·(∂y/∂s)·(∂s/∂s_param);
+//           d z += g·Σ dy·(clipped ? −s : 0)   (g: the scheme's gradient scale).
+// The parameter gradients accumulate into buffers exposed by parameters() for the optimizer
+// (zeroed by its zero_grad), and only while learning is on (set_learning, a QatSchedule hook).
+// While the observer is on, each forward first sets s and z from the tensor's min/max (as
+// PyTorch's _LearnableFakeQuantize copies its observer's qparams): affine when the zero
+// point is learned, symmetric otherwise. With fake quantization off, y = x and dx = dy.
+#ifndef FQ_LAYERS_LEARNABLE_FAKE_QUANT_HPP_
+#define FQ_LAYERS_LEARNABLE_FAKE_QUANT_HPP_
+
+#include <algorithm>  // max, min
+#include <cmath>      // nearbyint
+#include <cstdint>    // int64_t
+#include <vector>     // vector
+
+#include <fakequant/core/range.hpp>
+#include <fakequant/learnable/lsq.hpp>
+#include <fakequant/observer/aminmax.hpp>
+#include <fakequant/optim/param.hpp>
+#include <fakequant/tape/tape.hpp>
+
+namespace fq {
+
+/// @tparam Scheme an LsqScheme. @tparam Range the default range (IntRange): a default-
+/// constructed node (as the layers hold their quantizers) uses it, learning the zero point
+/// exactly when the range is unsigned; a per-channel one takes its channel count from the
+/// first tensor it sees with the observer on. Call parameters() after that first forward.
+template <class Scheme, class Range = UInt8>
+class LearnableFakeQuant {
+  static_assert(is_range<Range>::value && !Range::kRuntime,
+                "LearnableFakeQuant: Range must be an IntRange (e.g. fq::UInt8, fq::Int8); pass "
+                "a run-time range to the constructor instead.");
+
+ public:
+  using quantizer_type = LsqQuantizer<Scheme>;
+  static constexpr bool kPerChannel = quantizer_type::kPerChannel;
+  static constexpr int kAxis = quantizer_type::kAxis;
+
+  LearnableFakeQuant() : LearnableFakeQuant(Range::value(), 1, !Range::kSigned) {}
+  /// @param range [qmin, qmax]. @param channels 1 per tensor, else the extent of the axis.
+  /// @param learn_zero_point false for symmetric quantizers (z stays as set, 0 by default).
+  explicit LearnableFakeQuant(QuantRange range, std::int64_t channels = 1,
+                              bool learn_zero_point = true)
+      : q_(range, channels, learn_zero_point),
+        learn_zero_point_(learn_zero_point),
+        scale_grad_(static_cast<std::size_t>(channels), 0.0f),
+        zero_point_grad_(static_cast<std::size_t>(channels), 0.0f) {}
+
+  /// y = LSQ(x) on the tape; see the file comment.
+  Var forward(Tape& tape, const Var& x) {
+    detail::check_tape(tape, {&x}, "LearnableFakeQuant");
+    if constexpr (kPerChannel) {
+      const std::int64_t c = x.numel() > 0 ? x.size(kAxis) : q_.channels();
+      if (c != q_.channels()) {
+        FQ_CHECK(observer_, ErrorCode::kParamCountMismatch,
+                 detail::msg("LearnableFakeQuant: ", q_.channels(),
+                             " channels learned, the tensor has ", c));
+        q_ = quantizer_type(q_.range(), c, learn_zero_point_);
+        scale_grad_.assign(static_cast<std::size_t>(c), 0.0f);
+        zero_point_grad_.assign(static_cast<std::size_t>(c), 0.0f);
+      }
+    }
+    if (observer_ && x.numel() > 0) init_from(x.cview());
+    const bool need = detail::needs_grad(tape, {&x}) || (learning_ && tape.recording());
+    Var y = tape.variable(x.shape(), need);
+    if (!fake_quant_) {
+      y.array() = x.array();
+      if (need && x.requires_grad())
+        tape.push_backward([x, y] { x.grad_array() += y.grad_array(); });
+      return y;
+    }
+    q_.forward(x.cview(), y.view());
+    if (need)
+      tape.push_backward([this, x, y] {
+        Tape& t = *x.tape();
+        const auto n = static_cast<std::size_t>(x.numel());
+        Var y2(&t, t.scratch<float>(n), nullptr, x.shape());
+        Var dx(&t, t.scratch<float>(n), nullptr, x.shape());
+        q_.forward_backward(x.cview(), TensorView<const float>(y.grad_view()), y2.view(),
+                            dx.view());
+        if (x.requires_grad()) x.grad_array() += dx.array();
+        if (learning_)
+          for (std::size_t c = 0; c < scale_grad_.size(); ++c) {
+            scale_grad_[c] += q_.scale_grad()[c];
+            zero_point_grad_[c] += q_.zero_point_grad()[c];
+          }
+      });
+    return y;
+  }
+
+  /// The learnable parameters (raw scale parameters, and zero points if learned).
+  std::vector<optim::ParamRef> parameters() {
+    std::vector<optim::ParamRef> p = {
+        {q_.scale_param().data(), scale_grad_.data(), scale_grad_.size(), false, "lsq.scale"}};
+    if (learn_zero_point_)
+      p.push_back({q_.zero_point().data(), zero_point_grad_.data(), zero_point_grad_.size(), false,
+                   "lsq.zero_point"});
+    return p;
+  }
+
+  /// Switches, as fq::FakeQuantize's, plus set_learning for fq::QatSchedule.
+  void enable_observer(bool on = true) noexcept { observer_ = on; }
+  void enable_fake_quant(bool on = true) noexcept { fake_quant_ = on; }
+  void set_learning(bool on = true) noexcept { learning_ = on; }
+  bool observer_enabled() const noexcept { return observer_; }
+  bool fake_quant_enabled() const noexcept { return fake_quant_; }
+  bool learning() const noexcept { return learning_; }
+
+  quantizer_type& quantizer() noexcept { return q_; }
+  const quantizer_type& quantizer() const noexcept { return q_; }
+
+ private:
+  // s, z from min/max: affine [min(mn,0), max(mx,0)] -> [qmin, qmax], or symmetric.
+  void init_from(const TensorView<const float>& x) {
+    const std::size_t n = scale_grad_.size();
+    std::vector<float> mn(n), mx(n);
+    detail::aminmax(x, kPerChannel ? kAxis : -1, mn.data(), mx.data(), "LearnableFakeQuant");
+    const QuantRange r = q_.range();
+    const auto levels = static_cast<float>(r.quant_max - r.quant_min);
+    for (std::size_t c = 0; c < n; ++c) {
+      const float lo = std::min(mn[c], 0.0f), hi = std::max(mx[c], 0.0f);
+      float s, z;
+      if (learn_zero_point_) {
+        s = (hi - lo) / levels;
+        s = s > 0.0f ? s : 1.0f;
+        z = std::min(std::max(static_cast<float>(r.quant_min) - std::nearbyint(lo / s),
+                              static_cast<float>(r.quant_min)),
+                     static_cast<float>(r.quant_max));
+      } else {
+        s = std::max(-lo, hi) / (levels / 2.0f);
+        s = s > 0.0f ? s : 1.0f;
+        z = q_.zero_point()[c];
+      }
+      q_.scale_param()[c] = Scheme::scale_param::from_scale(s);
+      q_.zero_point()[c] = z;
+    }
+  }
+
+  quantizer_type q_;
+  bool learn_zero_point_;
+  bool observer_ = true, fake_quant_ = true, learning_ = true;
+  std::vector<float> scale_grad_, zero_point_grad_;
+};
+
+}  // namespace fq
+
+#endif  // FQ_LAYERS_LEARNABLE_FAKE_QUANT_HPP_

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: MIT
+#include <random>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <fakequant/layers/learnable_fake_quant.hpp>
+#include <fakequant/layers/qlayers.hpp>
+#include <fakequant/ops/elementwise.hpp>
+#include <fakequant/ops/loss.hpp>
+#include <fakequant/optim/adam.hpp>
+#include <fakequant/schedule/qat_schedule.hpp>
+
+#include "ops/grad_check.hpp"
+
+using fq::Tape;
+using fq::Var;
+using PerTensorLsq = fq::LearnableFakeQuant<fq::TorchLsq>;
+using PerChannelLsq =
+    fq::LearnableFakeQuant<fq::LsqScheme<fq::LsqTorch, fq::TorchGradScale, fq::LinearScale<>,
+                                         fq::NoScaleRestriction, fq::PerChannel<0>>,
+                           fq::Int8>;
+
+TEST_CASE("LearnableFakeQuant: y, dx, d scale and d zero point are the fused LSQ pass's",
+          "[layers][lsq]") {
+  fq_test::GradInput x({4, 50}, 3, -1.0f, 2.0f);
+  PerTensorLsq node(fq::QuantRange{0, 255});
+  node.enable_observer(false);
+  node.quantizer().set_scale(0.01f);
+  node.quantizer().set_zero_point(60.0f);
+  // The reference: one fused call on the same data with dy = the weighted sum's weights.
+  Tape tape;
+  Var xv = tape.leaf(x.value.data(), x.grad.data(), x.shape);
+  Var y = node.forward(tape, xv);
+  Var loss = fq_test::weighted_sum(tape, y, 5);
+  std::vector<float> dy(200);
+  {
+    // Recover the weights r: d loss / d y.
+    tape.backward(loss);
+  }
+  fq::LsqQuantizer<fq::TorchLsq> ref(fq::QuantRange{0, 255});
+  ref.set_scale(0.01f);
+  ref.set_zero_point(60.0f);
+  std::vector<float> y_ref(200), dx_ref(200);
+  std::mt19937 rng(5);  // weighted_sum's r for seed 5
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (float& v : dy) v = u(rng);
+  ref.forward_backward(fq::TensorView<const float>(x.value.data(), {4, 50}),
+                       fq::TensorView<const float>(dy.data(), {4, 50}),
+                       fq::TensorView<float>(y_ref.data(), {4, 50}),
+                       fq::TensorView<float>(dx_ref.data(), {4, 50}));
+  for (std::size_t i = 0; i < 200; ++i) {
+    REQUIRE(y.value()[i] == y_ref[i]);
+    REQUIRE(x.grad[i] == dx_ref[i]);
+  }
+  auto params = node.parameters();
+  REQUIRE(params.size() == 2);
+  CHECK(params[0].grad[0] == ref.scale_grad()[0]);
+  CHECK(params[1].grad[0] == ref.zero_point_grad()[0]);
+  // A second step accumulates; with learning off nothing is added.
+  tape.clear();
+  tape.backward(fq_test::weighted_sum(tape, node.forward(tape, xv), 5));
+  CHECK(params[0].grad[0] == Approx(2 * ref.scale_grad()[0]));
+  node.set_learning(false);
+  tape.clear();
+  tape.backward(fq_test::weighted_sum(tape, node.forward(tape, xv), 5));
+  CHECK(params[0].grad[0] == Approx(2 * ref.scale_grad()[0]));
+}
+
+TEST_CASE("LearnableFakeQuant: the observer initialises s, z; fake-quant off passes through",
+          "[layers][lsq]") {
+  std::vector<float> x = {-1.0f, 0.0f, 0.5f, 3.0f}, dx(4, 0.0f);
+  PerTensorLsq node(fq::QuantRange{0, 255});
+  Tape tape;
+  node.forward(tape, tape.leaf(x.data(), dx.data(), {4}));
+  CHECK(node.quantizer().scale() == Approx(4.0f / 255.0f));
+  CHECK(node.quantizer().zero_point()[0] == std::nearbyint(1.0f / (4.0f / 255.0f)));
+  node.enable_fake_quant(false);
+  tape.clear();
+  Var y = node.forward(tape, tape.leaf(x.data(), dx.data(), {4}));
+  for (std::size_t i = 0; i < 4; ++i) CHECK(y.value()[i] == x[i]);
+  tape.backward(fq::ops::mean(tape, y));
+  for (float g : dx) CHECK(g == Approx(0.25f));
+}
+
+TEST_CASE("QLinear with LSQ quantizers: scales are parameters and learn under a schedule",
+          "[layers][lsq][schedule]") {
+  std::mt19937 rng(21);
+  fq::QLinear<PerChannelLsq, PerTensorLsq> layer(8, 3, rng, fq::Activation::kReLU);
+  layer.weight_quantizer() =
+      PerChannelLsq(fq::QuantRange{-128, 127}, 3, /*learn_zero_point=*/false);
+  // weight, bias, the weight scales (no zero point) and the output's scale and zero point.
+  REQUIRE(layer.parameters().size() == 5);
+  fq::QatScheduleConfig cfg;
+  cfg.observer_freeze = 1;  // one calibrating step, then the scales learn
+  cfg.learning_start = 1;
+  fq::QatSchedule sched(cfg);
+  layer.for_each_quantizer([&](auto& q) { sched.add(q); });
+  fq::optim::AdamOptions o;
+  o.lr = 1e-2;
+  fq::optim::Adam opt(layer.parameters(), o);
+  std::normal_distribution<float> g;
+  std::vector<float> x(32 * 8);
+  std::vector<std::int32_t> t(32);
+  Tape tape;
+  float s0 = 0;
+  for (int step = 0; step < 40; ++step) {
+    sched.advance();
+    for (std::size_t i = 0; i < 32; ++i) {
+      for (std::size_t k = 0; k < 8; ++k) x[i * 8 + k] = g(rng);
+      t[i] = x[i * 8] > 0 ? 1 : 0;
+    }
+    tape.backward(fq::ops::softmax_cross_entropy(
+        tape, layer.forward(tape, tape.constant(x.data(), {32, 8})), t.data()));
+    if (step == 0) {
+      for (const auto& p : layer.parameters()) {
+        if (std::string(p.name).rfind("lsq", 0) == 0) CHECK(p.grad[0] == 0.0f);  // not learning yet
+      }
+      s0 = layer.output_quantizer().quantizer().scale();
+    }
+    opt.step();
+    opt.zero_grad();
+    tape.clear();
+  }
+  CHECK_FALSE(layer.output_quantizer().observer_enabled());
+  CHECK(layer.output_quantizer().quantizer().scale() != s0);  // learned
+  CHECK(layer.output_quantizer().quantizer().scale() > 0.0f);
+}
