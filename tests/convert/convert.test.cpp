@@ -59,7 +59,7 @@ TEST_CASE("convert: random QLinear layers agree with the fake-quant simulation w
           "[convert][bit_exact]") {
   std::mt19937 rng(123);
   Agreement agree;
-  for (int trial = 0; trial < 200; ++trial) {
+  for (int trial = 0; trial < 1000; ++trial) {
     const std::int64_t in = 1 + std::int64_t(rng() % 70), out = 1 + std::int64_t(rng() % 40),
                        m = 1 + std::int64_t(rng() % 9);
     fq::QLinear<> layer(in, out, rng, trial % 2 ? fq::Activation::kReLU : fq::Activation::kNone);
@@ -85,7 +85,7 @@ TEST_CASE("convert: random QConvBn2d layers (BN folded) agree with the simulatio
           "[convert][bit_exact]") {
   std::mt19937 rng(7);
   Agreement agree;
-  for (int trial = 0; trial < 60; ++trial) {
+  for (int trial = 0; trial < 200; ++trial) {
     const std::int64_t g = trial % 3 == 0 ? 2 : 1, c = g * (1 + std::int64_t(rng() % 3)),
                        o = g * (1 + std::int64_t(rng() % 4));
     const std::int64_t h = 5 + std::int64_t(rng() % 4), w = 5 + std::int64_t(rng() % 4),
