@@ -14,18 +14,11 @@
 
 #include <fakequant/fakequant.hpp>
 
+#include "bm_buffers.hpp"
+
 namespace {
 
-struct Buffers {
-  std::vector<float> x, y, dy, dx;
-  explicit Buffers(std::int64_t n)
-      : x(static_cast<std::size_t>(n)), y(x.size()), dy(x.size()), dx(x.size()) {
-    std::mt19937 rng(42);
-    std::normal_distribution<float> nd(0.0f, 2.0f);
-    for (auto& v : x) v = nd(rng);
-    for (auto& v : dy) v = nd(rng);
-  }
-};
+using fq_bench::Buffers;
 
 constexpr float kScale = 0.05f;
 constexpr std::int32_t kZero = 3;
@@ -105,15 +98,14 @@ struct PerChannelCase {
   Buffers b;
   std::vector<float> s;
   std::vector<std::int32_t> z;
-  std::int64_t k;
-  explicit PerChannelCase(std::int64_t n) : b(n), s(kChannels), z(kChannels, 0), k(n / kChannels) {
+  explicit PerChannelCase(std::int64_t n) : b(n), s(kChannels), z(kChannels, 0) {
     for (std::int64_t c = 0; c < kChannels; ++c)
       s[static_cast<std::size_t>(c)] = 0.01f + 0.0001f * float(c);
   }
   fq::TensorView<const float> in(const std::vector<float>& v) const {
-    return {v.data(), {kChannels, k}};
+    return Buffers::in(v, kChannels);
   }
-  fq::TensorView<float> out(std::vector<float>& v) const { return {v.data(), {kChannels, k}}; }
+  fq::TensorView<float> out(std::vector<float>& v) const { return Buffers::out(v, kChannels); }
   void forward(fq::Mask& mask) {
     fq::fake_quantize_per_channel(in(b.x), out(b.y), &mask, s.data(), z.data(), kChannels, 0,
                                   fq::QuantRange{-128, 127});

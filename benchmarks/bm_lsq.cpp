@@ -18,24 +18,11 @@
 #include <fakequant/core/fake_quantize.hpp>
 #include <fakequant/learnable/learnable.hpp>
 
+#include "bm_buffers.hpp"
+
 namespace {
 
-struct Buffers {
-  std::vector<float> x, y, dy, dx;
-  explicit Buffers(std::int64_t n)
-      : x(static_cast<std::size_t>(n)), y(x.size()), dy(x.size()), dx(x.size()) {
-    std::mt19937 rng(42);
-    std::normal_distribution<float> nd(0.0f, 2.0f);
-    for (auto& v : x) v = nd(rng);
-    for (auto& v : dy) v = nd(rng);
-  }
-  fq::TensorView<const float> in(const std::vector<float>& v, std::int64_t rows) const {
-    return {v.data(), {rows, static_cast<std::int64_t>(v.size()) / rows}};
-  }
-  fq::TensorView<float> out(std::vector<float>& v, std::int64_t rows) const {
-    return {v.data(), {rows, static_cast<std::int64_t>(v.size()) / rows}};
-  }
-};
+using fq_bench::Buffers;
 
 constexpr float kScale = 0.05f;
 constexpr float kZero = 3.0f;

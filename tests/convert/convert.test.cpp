@@ -142,3 +142,32 @@ TEST_CASE("convert: bad input is reported", "[convert]") {
   std::vector<std::uint8_t> x(8 * 3), y(8);
   CHECK_THROWS_AS(fq::max_pool2d_u8(x.data(), 1, 2, 2, 3, 1, y.data()), fq::Error);
 }
+
+TEST_CASE("convert: random QConv2d layers (with bias) agree with the simulation within 1 LSB",
+          "[convert][bit_exact]") {
+  std::mt19937 rng(17);
+  Agreement agree;
+  for (int trial = 0; trial < 100; ++trial) {
+    const std::int64_t c = 1 + std::int64_t(rng() % 3), o = 1 + std::int64_t(rng() % 5);
+    const std::int64_t h = 4 + std::int64_t(rng() % 5), n = 1 + std::int64_t(rng() % 2);
+    const auto opt =
+        fq::ops::Conv2dOptions::make(1 + std::int64_t(rng() % 2), std::int64_t(rng() % 2));
+    fq::QConv2d<> layer(c, o, 3, rng, opt,
+                        trial % 2 ? fq::Activation::kReLU : fq::Activation::kNone);
+    const fq::ActQParams xq{0.04f, std::int32_t(rng() % 256)};
+    std::vector<std::uint8_t> xl;
+    std::vector<float> x = random_input(std::size_t(n * c * h * h), xq, rng, xl);
+    simulated_levels(layer, x, {n, c, h, h}, {1.0f, 0});
+    layer.for_each_quantizer([](auto& q) { q.enable_observer(false); });
+    const fq::ActQParams yq = fq::act_qparams(layer.output_quantizer());
+    const auto sim = simulated_levels(layer, x, {n, c, h, h}, yq);
+    const fq::Int8Conv2d q = fq::convert(layer, xq, h, h);
+    std::vector<std::uint8_t> y(std::size_t(n * q.out_numel()));
+    REQUIRE(y.size() == sim.size());
+    q.run(xl.data(), n, y.data());
+    agree.add(sim, y);
+  }
+  INFO(agree.exact << " of " << agree.total << " levels exact");
+  CHECK(agree.worst <= 1);
+  CHECK(double(agree.exact) >= 0.99 * double(agree.total));
+}

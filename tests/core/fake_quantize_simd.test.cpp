@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The SIMD kernels are bit-exact against the scalar reference, for every numerics policy,
 // float and double, per tensor and per channel (axis inner and outer), every tail length.
-#include <fakequant/core/fake_quantize.hpp>
-
 #include <cstdint>
 #include <vector>
+
+#include <fakequant/core/fake_quantize.hpp>
 
 #include "catch.hpp"
 #include "test_util.hpp"
@@ -15,9 +15,10 @@ using fq::KernelPath;
 using fq::TensorView;
 
 template <class N, class T>
-void check_per_tensor(std::int64_t n, float s, std::int32_t z, fq::QuantRange r, std::uint32_t seed) {
-  const auto x = fq_test::make_fq_input<T>(static_cast<std::size_t>(n), s, r.quant_min,
-                                           r.quant_max, z, seed);
+void check_per_tensor(std::int64_t n, float s, std::int32_t z, fq::QuantRange r,
+                      std::uint32_t seed) {
+  const auto x =
+      fq_test::make_fq_input<T>(static_cast<std::size_t>(n), s, r.quant_min, r.quant_max, z, seed);
   std::vector<T> ya(x.size()), ys(x.size());
   fq::Mask ma, ms;
   fq::fake_quantize_per_tensor<N>(TensorView<const T>(x.data(), {n}), TensorView<T>(ya.data(), {n}),
@@ -80,8 +81,8 @@ TEST_CASE("SIMD per-channel is bit-exact against scalar, channel axis outer and 
         s[static_cast<std::size_t>(c)] = 0.01f * float(c + 1) + 1e-4f * float(c * c);
         z[static_cast<std::size_t>(c)] = static_cast<std::int32_t>(c % 7) - 3;
       }
-      const auto x = fq_test::make_fq_input<float>(static_cast<std::size_t>(n), 0.05f, -128, 127,
-                                                   0, static_cast<std::uint32_t>(axis * 100 + inner));
+      const auto x = fq_test::make_fq_input<float>(static_cast<std::size_t>(n), 0.05f, -128, 127, 0,
+                                                   static_cast<std::uint32_t>(axis * 100 + inner));
       std::vector<float> ya(x.size()), ys(x.size());
       fq::Mask ma, ms;
       const TensorView<const float> xv(x.data(), {3, 19, inner, 21});

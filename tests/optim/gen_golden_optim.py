@@ -163,6 +163,7 @@ lines = [
     "",
     "namespace fq_optim_golden {",
     "",
+    "// clang-format off",
     f"inline constexpr std::size_t kSizes[2] = {{{SIZES[0]}, {SIZES[1]}}};",
     f"inline constexpr std::size_t kTotal = {n_total};",
     f"inline constexpr int kSteps = {STEPS};",
@@ -220,7 +221,7 @@ lines += ["};", "",
 for c in sched_cases:
     lines.append(f'    {{"{c["name"]}", {c["kind"]}, {dbl(c["base"])}, {c["a"]}, {dbl(c["b"])}, '
                  f'{c["warmup"]}, {dbl(c["start_factor"])}, {dbls(c["lr"])}}},')
-lines += ["};", "", "}  // namespace fq_optim_golden", "",
+lines += ["};", "// clang-format on", "", "}  // namespace fq_optim_golden", "",
           "#endif  // FQ_TESTS_OPTIM_OPTIM_GOLDEN_DATA_HPP_", ""]
 with open(OUT, "w") as f:
     f.write("\n".join(lines))

@@ -8,6 +8,7 @@
 
 namespace fq_optim_golden {
 
+// clang-format off
 inline constexpr std::size_t kSizes[2] = {5, 3};
 inline constexpr std::size_t kTotal = 8;
 inline constexpr int kSteps = 6;
@@ -81,6 +82,7 @@ inline const ScheduleCase kScheduleCases[] = {
     {"cosine warm-up 5 default factor", 1, 0x1.999999999999ap-4, 20, 0x1.0624dd2f1a9fcp-10, 5, 0x1.5555555555555p-2, {0x1.1111111111111p-5, 0x1.7e4b17e4b17e5p-5, 0x1.eb851eb851ebap-5, 0x1.2c5f92c5f92c7p-4, 0x1.62fc962fc9630p-4, 0x1.999999999999ap-4, 0x1.971a91bf64b12p-4, 0x1.8fad365d67395p-4, 0x1.838058c9a45d1p-4, 0x1.72e0b8651adafp-4, 0x1.5e371ed32626fp-4, 0x1.4605cb70376bbp-4, 0x1.2ae53e4ba2e01p-4, 0x1.0d8076dbe38f3p-4, 0x1.dd217c31dbe9cp-5, 0x1.9db22d0e56042p-5, 0x1.5e42ddead01ebp-5, 0x1.20636c64e4e9fp-5, 0x1.cb33bb0acc903p-6, 0x1.5eb186787a61dp-6, 0x1.fbd871d97ee98p-7, 0x1.568ba549d9498p-7, 0x1.a31d444b1a70ep-8, 0x1.c09ed61dd95afp-9, 0x1.a5e6d3bc54bfcp-10, 0x1.0624dd2f1a9fcp-10, 0x1.a5e6d3bc54be2p-10, 0x1.c09ed61dd9595p-9, 0x1.a31d444b1a708p-8, 0x1.568ba549d9490p-7, 0x1.fbd871d97ee92p-7, 0x1.5eb186787a61ap-6, 0x1.cb33bb0acc900p-6, 0x1.20636c64e4e9dp-5, 0x1.5e42ddead01e7p-5, 0x1.9db22d0e56040p-5, 0x1.dd217c31dbe9ap-5, 0x1.0d8076dbe38f2p-4, 0x1.2ae53e4ba2e01p-4, 0x1.4605cb70376bap-4}},
     {"cosine warm-up 8 factor 0.1", 1, 0x1.3333333333333p-2, 30, 0x0.0p+0, 8, 0x1.999999999999ap-4, {0x1.eb851eb851eb8p-6, 0x1.051eb851eb852p-4, 0x1.8f5c28f5c28f6p-4, 0x1.0cccccccccccdp-3, 0x1.51eb851eb851fp-3, 0x1.970a3d70a3d70p-3, 0x1.dc28f5c28f5c2p-3, 0x1.10a3d70a3d70ap-2, 0x1.3333333333333p-2, 0x1.325bcacb0ebeep-2, 0x1.2fd7edbf1668dp-2, 0x1.2baea9f614cb3p-2, 0x1.25ebab47fd979p-2, 0x1.1e9f1ac1a7d67p-2, 0x1.15dd71513fc99p-2, 0x1.0bbf3e5a91fa0p-2, 0x1.0060e2d43d05ap-2, 0x1.e7c4835e00305p-3, 0x1.cccccccccccccp-3, 0x1.b026456b5080cp-3, 0x1.92214908e5f98p-3, 0x1.73120a6a38d57p-3, 0x1.534fa720aecf5p-3, 0x1.3333333333334p-3, 0x1.1316bf45b7972p-3, 0x1.e6a8b7f85b21cp-4, 0x1.a88a3abb00d9ep-4, 0x1.6c8041f62bcb7p-4, 0x1.3333333333335p-4, 0x1.fa878c2198d87p-5, 0x1.969282f7b16cdp-5, 0x1.3b9fa6c509c99p-5, 0x1.d55c1e1f369abp-6, 0x1.49418718b5ccbp-6, 0x1.a8f0fd66b372dp-7, 0x1.e1224f479a013p-8, 0x1.ada2ba0e65333p-9, 0x1.aed0d048e8899p-11, 0x0.0p+0, 0x1.aed0d048e8899p-11}},
 };
+// clang-format on
 
 }  // namespace fq_optim_golden
 

@@ -263,49 +263,48 @@ Int8Linear convert(QLinear<WQ, AQ>& l, ActQParams in) {
       ws[1]);
 }
 
+namespace detail {
+/// The int8 convolution of a QConv2d or QConvBn2d layer from its effective weights and bias.
+template <class Layer>
+Int8Conv2d make_int8_conv(Layer& l, const std::vector<float>& w_eff, const std::vector<float>& bias,
+                          ActQParams in, std::int64_t in_h, std::int64_t in_w, const char* where) {
+  static_assert(
+      !std::is_same<std::decay_t<decltype(l.output_quantizer())>, NoFakeQuant>::value,
+      "convert: the integer convolution needs an output quantizer (not fq::NoFakeQuant).");
+  FQ_CHECK(l.activation() != Activation::kReLU6, ErrorCode::kInvalidArgument,
+           msg(where, ": a fused ReLU6 has no integer epilogue here"));
+  const Shape& ws = l.weight().shape();
+  ActQParams oq = act_qparams(l.output_quantizer());
+  return Int8Conv2d(make_int8_params(w_eff, ws[0], ws.numel() / ws[0], bias, l.weight_quantizer(),
+                                     in, &oq, l.activation() == Activation::kReLU, where),
+                    conv_shape(ws, l.options(), in_h, in_w));
+}
+}  // namespace detail
+
 /// QConvBn2d -> Int8Conv2d with batch norm folded by its running statistics (the layer's
 /// evaluation forward); `in_h`, `in_w` are the input's spatial extents.
 template <class WQ, class AQ>
 Int8Conv2d convert(QConvBn2d<WQ, AQ>& l, ActQParams in, std::int64_t in_h, std::int64_t in_w) {
-  static_assert(!std::is_same<AQ, NoFakeQuant>::value,
-                "convert(QConvBn2d): the integer convolution needs an output quantizer.");
-  FQ_CHECK(l.activation() != Activation::kReLU6, ErrorCode::kInvalidArgument,
-           "convert(QConvBn2d): a fused ReLU6 has no integer epilogue here");
-  const Shape& ws = l.weight().shape();
-  const std::int64_t out = ws[0], k = ws.numel() / out;
   // The evaluation forward's own float operations: f = bn_fold_factor, w·f = scale_channels,
   // β − μ·f as batch_norm computes its shift.
   Tape tape;
   NoGradGuard no_grad(tape);
   const Var f = ops::bn_fold_factor(tape, l.gamma().var(tape), l.running_var().data(), l.eps());
   const Var wf = ops::scale_channels(tape, l.weight().var(tape), f, 0);
-  std::vector<float> w_eff(wf.value(), wf.value() + wf.numel()),
-      bias(static_cast<std::size_t>(out));
+  const std::vector<float> w_eff(wf.value(), wf.value() + wf.numel());
+  std::vector<float> bias(static_cast<std::size_t>(f.numel()));
   for (std::size_t o = 0; o < bias.size(); ++o)
     bias[o] = l.beta().value()[o] - l.running_mean()[o] * f.value()[o];
-  ActQParams oq = act_qparams(l.output_quantizer());
-  return Int8Conv2d(
-      detail::make_int8_params(w_eff, out, k, bias, l.weight_quantizer(), in, &oq,
-                               l.activation() == Activation::kReLU, "convert(QConvBn2d)"),
-      detail::conv_shape(ws, l.options(), in_h, in_w));
+  return detail::make_int8_conv(l, w_eff, bias, in, in_h, in_w, "convert(QConvBn2d)");
 }
 
 /// QConv2d -> Int8Conv2d.
 template <class WQ, class AQ>
 Int8Conv2d convert(QConv2d<WQ, AQ>& l, ActQParams in, std::int64_t in_h, std::int64_t in_w) {
-  static_assert(!std::is_same<AQ, NoFakeQuant>::value,
-                "convert(QConv2d): the integer convolution needs an output quantizer.");
-  FQ_CHECK(l.activation() != Activation::kReLU6, ErrorCode::kInvalidArgument,
-           "convert(QConv2d): a fused ReLU6 has no integer epilogue here");
-  const Shape& ws = l.weight().shape();
-  const std::int64_t out = ws[0], k = ws.numel() / out;
-  std::vector<float> bias =
-      l.has_bias() ? l.bias().value() : std::vector<float>(static_cast<std::size_t>(out), 0.0f);
-  ActQParams oq = act_qparams(l.output_quantizer());
-  return Int8Conv2d(
-      detail::make_int8_params(l.weight().value(), out, k, bias, l.weight_quantizer(), in, &oq,
-                               l.activation() == Activation::kReLU, "convert(QConv2d)"),
-      detail::conv_shape(ws, l.options(), in_h, in_w));
+  const std::vector<float> bias =
+      l.has_bias() ? l.bias().value()
+                   : std::vector<float>(static_cast<std::size_t>(l.weight().shape()[0]), 0.0f);
+  return detail::make_int8_conv(l, l.weight().value(), bias, in, in_h, in_w, "convert(QConv2d)");
 }
 
 /// Max pooling on uint8 NCHW levels (no padding). Exact with respect to the simulation: a
