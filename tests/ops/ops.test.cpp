@@ -194,3 +194,22 @@ TEST_CASE("fake_quant node: a pass-through STE quantizer passes the whole gradie
   tape.backward(fq::ops::mean(tape, y));
   for (float g : x.grad) REQUIRE(g == Approx(1.0f / 160.0f));
 }
+
+TEST_CASE("fake_quant node: per-channel conv weights with short rows, masked STE", "[ops]") {
+  // [8, 3, 3, 3] weights, per output channel: 27-element rows, not a multiple of a SIMD batch.
+  fq::FakeQuantizer<fq::Int8WeightPerChannelSymmetric> q(8);
+  std::vector<float> scales(8);
+  for (std::size_t c = 0; c < 8; ++c) scales[c] = 0.004f + 0.001f * float(c);
+  q.set_qparams(scales, std::vector<std::int32_t>(8, 0));
+  GradInput w({8, 3, 3, 3}, 51, -0.7f, 0.7f);
+  Tape tape;
+  Var y = fq::ops::fake_quant(tape, tape.leaf(w.value.data(), w.grad.data(), w.shape), q);
+  tape.backward(fq::ops::mean(tape, y));
+  for (std::size_t c = 0; c < 8; ++c)
+    for (std::size_t k = 0; k < 27; ++k) {
+      const float x = w.value[c * 27 + k];
+      const bool in_range = std::nearbyint(x * (1.0f / scales[c])) >= -128.0f &&
+                            std::nearbyint(x * (1.0f / scales[c])) <= 127.0f;
+      REQUIRE(w.grad[c * 27 + k] == (in_range ? 1.0f / 216.0f : 0.0f));
+    }
+}

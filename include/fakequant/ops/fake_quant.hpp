@@ -56,18 +56,18 @@ Var fake_quant(Tape& tape, const Var& x, Q& q) {
   }
   Mask* mask = &tape.scratch_mask();
   q.forward(x.cview(), y.view(), mask);
-  Q* qp = &q;
-  tape.push_backward([x, y, mask, qp] {
-    if constexpr (impl::has_masked_ste<Q>::value) {
-      impl::add_masked(y.grad(), *mask, x.grad());
-    } else {
+  if constexpr (impl::has_masked_ste<Q>::value) {
+    tape.push_backward([x, y, mask] { impl::add_masked(y.grad(), *mask, x.grad()); });
+  } else {
+    Q* qp = &q;
+    tape.push_backward([x, y, mask, qp] {
       // The quantizer's own backward writes dx = STE(dy); add it into x's gradient.
       float* tmp = x.tape()->scratch<float>(static_cast<std::size_t>(x.numel()));
       Var t(x.tape(), tmp, nullptr, x.shape());
       qp->backward(TensorView<const float>(y.grad_view()), *mask, t.view());
       x.grad_array() += t.array();
-    }
-  });
+    });
+  }
   return y;
 }
 
