@@ -3,7 +3,8 @@
 # can use fakequant the three usual ways (tests/cmake/*), and the installed package itself.
 #
 #   1. configures, builds and installs fakequant (tests/examples off) to BUILD_ROOT/prefix;
-#   2. checks the installed tree (headers, Config and ConfigVersion files);
+#   2. checks the installed tree (headers, Config and ConfigVersion files, fakequant.pc) and
+#      compiles a program with the flags of `pkg-config --cflags fakequant` alone;
 #   3. builds and runs tests/cmake/find_package against that prefix, and
 #      tests/cmake/add_subdirectory and tests/cmake/fetch_content against REPO_ROOT;
 #   4. checks that find_package(fakequant 1.0) rejects version 0.x (SameMajorVersion).
@@ -23,7 +24,7 @@ jobs=(-j2)
 prefix=$build_root/prefix
 logs=$build_root/logs
 # Start clean so the script is re-runnable; remove only what this script creates.
-for d in pkg prefix logs find_package add_subdirectory fetch_content version_mismatch; do
+for d in pkg prefix logs pkg_config find_package add_subdirectory fetch_content version_mismatch; do
   rm -rf "${build_root:?}/$d"
 done
 mkdir -p "$logs"
@@ -92,6 +93,20 @@ find_package_consumer() {
   [[ $dir == "$prefix"/* ]] || { echo "found fakequant in '$dir', not under $prefix"; return 1; }
 }
 
+# A plain compiler invocation with the flags of the installed fakequant.pc.
+pkg_config_consumer() {
+  local out=$build_root/pkg_config
+  mkdir -p "$out"
+  local flags
+  flags=$(PKG_CONFIG_PATH="$prefix/share/pkgconfig" pkg-config --cflags fakequant)
+  echo "pkg-config --cflags fakequant: $flags"
+  [[ $flags == *"-I$prefix/include"* ]] || { echo "include path missing"; return 1; }
+  # shellcheck disable=SC2086
+  ${CXX:-c++} -std=c++17 $flags -DFQ_CONSUMER_HOW='"pkg-config"' \
+    "$repo/tests/cmake/consumer_main.cpp" -o "$out/fq_consumer"
+  "$out/fq_consumer"
+}
+
 # find_package(fakequant 1.0) must fail: 0.x is not compatible with 1.0 (SameMajorVersion).
 version_mismatch() {
   local src=$build_root/version_mismatch/src
@@ -126,6 +141,9 @@ check installed_config "installed share/cmake/fakequant/fakequantConfig.cmake" \
   installed_file share/cmake/fakequant/fakequantConfig.cmake
 check installed_config_version "installed share/cmake/fakequant/fakequantConfigVersion.cmake" \
   installed_file share/cmake/fakequant/fakequantConfigVersion.cmake
+check installed_pkg_config "installed share/pkgconfig/fakequant.pc" \
+  installed_file share/pkgconfig/fakequant.pc
+check pkg_config "pkg-config consumer (no CMake) builds and runs" pkg_config_consumer
 check find_package "find_package(fakequant 0.1) consumer builds and runs" find_package_consumer
 check add_subdirectory "add_subdirectory consumer builds and runs" \
   build_and_run add_subdirectory -DFAKEQUANT_SOURCE_DIR="$repo"

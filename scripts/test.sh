@@ -10,7 +10,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=deps.sh
 source "$root/scripts/deps.sh"
-fq_install_deps "${FQ_BUILD_DEPS[@]}" "${FQ_DEMO_DEPS[@]}" clang catch2 libbenchmark-dev
+fq_install_deps "${FQ_BUILD_DEPS[@]}" "${FQ_DEMO_DEPS[@]}" clang catch2 libbenchmark-dev pkgconf
 jobs=${FQ_JOBS:-$(nproc)}
 out=${FQ_TEST_BUILD_DIR:-$root/build-test}
 passed=0
