@@ -4,13 +4,14 @@
 #      tests, header self-containment, examples and benchmarks compiled, examples run.
 #   2. GCC, ASan + UBSan, baseline x86-64 (SSE2 kernels): the same unit tests.
 #   3. Clang, C++20, scalar path only (FQ_USE_XSIMD=OFF), Release: the same unit tests.
-#   4. Packaging: find_package, add_subdirectory and FetchContent consumers.
+#   4. Packaging: find_package, add_subdirectory and FetchContent consumers, pkg-config.
+# The API reference (Doxygen) is built without warnings as the ctest docs.doxygen.
 # Installs missing Debian packages first. FQ_JOBS sets the build parallelism.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=deps.sh
 source "$root/scripts/deps.sh"
-fq_install_deps "${FQ_BUILD_DEPS[@]}" "${FQ_DEMO_DEPS[@]}" clang catch2 libbenchmark-dev pkgconf
+fq_install_deps "${FQ_BUILD_DEPS[@]}" "${FQ_DEMO_DEPS[@]}" clang catch2 libbenchmark-dev pkgconf doxygen
 jobs=${FQ_JOBS:-$(nproc)}
 out=${FQ_TEST_BUILD_DIR:-$root/build-test}
 passed=0
