@@ -479,9 +479,9 @@ int main(int argc, char** argv) {
     std::printf("| %-8s | %12.2f%% | %+16.2f |\n", r.first.c_str(), r.second * 100,
                 (r.second - acc_fp32) * 100);
   std::printf(
-      "INT8 = the QAT W8A8 model converted to int8 kernels. Inference: FP32 (tape, "
-      "no grad) %.0f img/s, INT8 %.0f img/s (%.2fx), %d thread(s) for FP32, 1 for INT8\n",
-      fp32_ips, w8.int8_ips, w8.int8_ips / fp32_ips, o.threads);
+      "INT8 = the QAT W8A8 model converted to an integer model on the int8 kernels.\n"
+      "Inference on 1 thread: FP32 (tape, no gradients) %.0f img/s, INT8 %.0f img/s (%.2fx)\n",
+      fp32_ips, w8.int8_ips, w8.int8_ips / fp32_ips);
   std::printf("total %.1f s\n", seconds_since(start));
   if (!o.json.empty()) {
     std::ofstream f(o.json);
