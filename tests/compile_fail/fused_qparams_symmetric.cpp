@@ -2,6 +2,6 @@
 #include <fakequant/presets.hpp>
 int main() {
   auto p = fq::FusedQParams<true>::compute<fq::Int8WeightPerTensorSymmetric>(-1.0f, 1.0f,
-                                                                            fq::Int8::value());
+                                                                             fq::Int8::value());
   return p.scale > 0.0f ? 0 : 1;
 }
