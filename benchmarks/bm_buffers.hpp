@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 // benchmarks/bm_buffers.hpp: the x, y, dy, dx buffers of the element-wise benchmarks, filled
-// once per size (x, dy ~ N(0, 2²), seed 42) outside the timed loops.
+// once per size (x, dy ~ N(0, 2²), seed 42) outside the timed loops, and their sizes.
 #ifndef FQ_BENCHMARKS_BM_BUFFERS_HPP_
 #define FQ_BENCHMARKS_BM_BUFFERS_HPP_
 
 #include <cstdint>
 #include <random>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include <fakequant/core/tensor_view.hpp>
 
@@ -29,6 +31,14 @@ struct Buffers {
     return {v.data(), {rows, static_cast<std::int64_t>(v.size()) / rows}};
   }
 };
+
+/// The element counts of the element-wise benchmarks: 4Ki (L1), 256Ki (L2), 4Mi and 32Mi
+/// floats (DRAM).
+inline void sizes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t n : {std::int64_t{4} << 10, std::int64_t{256} << 10, std::int64_t{4} << 20,
+                         std::int64_t{32} << 20})
+    b->Arg(n);
+}
 
 }  // namespace fq_bench
 

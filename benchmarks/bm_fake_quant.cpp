@@ -19,6 +19,7 @@
 namespace {
 
 using fq_bench::Buffers;
+using fq_bench::sizes;
 
 constexpr float kScale = 0.05f;
 constexpr std::int32_t kZero = 3;
@@ -131,12 +132,6 @@ void BM_PerChannelForwardBackward(benchmark::State& st) {
     benchmark::ClobberMemory();
   }
   set_bytes(st, st.range(0), 2);
-}
-
-void sizes(benchmark::internal::Benchmark* b) {
-  for (std::int64_t n : {std::int64_t{4} << 10, std::int64_t{256} << 10, std::int64_t{4} << 20,
-                         std::int64_t{32} << 20})
-    b->Arg(n);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 namespace {
 
 using fq_bench::Buffers;
+using fq_bench::sizes;
 
 constexpr float kScale = 0.05f;
 constexpr float kZero = 3.0f;
@@ -151,12 +152,6 @@ void BM_LsqPerChannelLastAxis(benchmark::State& st) {
     benchmark::ClobberMemory();
   }
   set_bytes(st, n);
-}
-
-void sizes(benchmark::internal::Benchmark* b) {
-  for (std::int64_t n : {std::int64_t{4} << 10, std::int64_t{256} << 10, std::int64_t{4} << 20,
-                         std::int64_t{32} << 20})
-    b->Arg(n);
 }
 
 }  // namespace

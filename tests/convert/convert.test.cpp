@@ -53,6 +53,23 @@ struct Agreement {
     }
   }
 };
+// Calibrates a conv layer on random uint8-representable input of `shape`, freezes its
+// observers, and adds the agreement of its converted integer layer with the simulation.
+template <class Layer>
+void add_conv_agreement(Layer& layer, fq::ActQParams xq, fq::Shape shape, std::mt19937& rng,
+                        Agreement& agree) {
+  std::vector<std::uint8_t> xl;
+  std::vector<float> x = random_input(std::size_t(shape.numel()), xq, rng, xl);
+  simulated_levels(layer, x, shape, {1.0f, 0});
+  layer.for_each_quantizer([](auto& q) { q.enable_observer(false); });
+  const fq::ActQParams yq = fq::act_qparams(layer.output_quantizer());
+  const auto sim = simulated_levels(layer, x, shape, yq);
+  const fq::Int8Conv2d q = fq::convert(layer, xq, shape[2], shape[3]);
+  std::vector<std::uint8_t> y(std::size_t(shape[0] * q.out_numel()));
+  REQUIRE(y.size() == sim.size());
+  q.run(xl.data(), shape[0], y.data());
+  agree.add(sim, y);
+}
 }  // namespace
 
 TEST_CASE("convert: random QLinear layers agree with the fake-quant simulation within 1 LSB",
@@ -102,17 +119,7 @@ TEST_CASE("convert: random QConvBn2d layers (BN folded) agree with the simulatio
     }
     layer.train(false);
     const fq::ActQParams xq{0.05f, std::int32_t(rng() % 256)};
-    std::vector<std::uint8_t> xl;
-    std::vector<float> x = random_input(std::size_t(n * c * h * w), xq, rng, xl);
-    simulated_levels(layer, x, {n, c, h, w}, {1.0f, 0});
-    layer.for_each_quantizer([](auto& q) { q.enable_observer(false); });
-    const fq::ActQParams yq = fq::act_qparams(layer.output_quantizer());
-    const auto sim = simulated_levels(layer, x, {n, c, h, w}, yq);
-    const fq::Int8Conv2d q = fq::convert(layer, xq, h, w);
-    std::vector<std::uint8_t> y(std::size_t(n * q.out_numel()));
-    REQUIRE(y.size() == sim.size());
-    q.run(xl.data(), n, y.data());
-    agree.add(sim, y);
+    add_conv_agreement(layer, xq, {n, c, h, w}, rng, agree);
   }
   INFO(agree.exact << " of " << agree.total << " levels exact");
   CHECK(agree.worst <= 1);
@@ -155,17 +162,7 @@ TEST_CASE("convert: random QConv2d layers (with bias) agree with the simulation 
     fq::QConv2d<> layer(c, o, 3, rng, opt,
                         trial % 2 ? fq::Activation::kReLU : fq::Activation::kNone);
     const fq::ActQParams xq{0.04f, std::int32_t(rng() % 256)};
-    std::vector<std::uint8_t> xl;
-    std::vector<float> x = random_input(std::size_t(n * c * h * h), xq, rng, xl);
-    simulated_levels(layer, x, {n, c, h, h}, {1.0f, 0});
-    layer.for_each_quantizer([](auto& q) { q.enable_observer(false); });
-    const fq::ActQParams yq = fq::act_qparams(layer.output_quantizer());
-    const auto sim = simulated_levels(layer, x, {n, c, h, h}, yq);
-    const fq::Int8Conv2d q = fq::convert(layer, xq, h, h);
-    std::vector<std::uint8_t> y(std::size_t(n * q.out_numel()));
-    REQUIRE(y.size() == sim.size());
-    q.run(xl.data(), n, y.data());
-    agree.add(sim, y);
+    add_conv_agreement(layer, xq, {n, c, h, h}, rng, agree);
   }
   INFO(agree.exact << " of " << agree.total << " levels exact");
   CHECK(agree.worst <= 1);
