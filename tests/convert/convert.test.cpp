@@ -41,6 +41,16 @@ std::vector<float> random_input(std::size_t n, fq::ActQParams q, std::mt19937& r
   return x;
 }
 
+// The same layer evaluated in integer arithmetic (layers/integer_eval.hpp), as levels.
+template <class Layer>
+std::vector<int> integer_levels(Layer& layer, const std::vector<float>& x, fq::Shape shape,
+                                fq::ActQParams in, fq::ActQParams out) {
+  layer.use_integer_arithmetic(in);
+  const std::vector<int> lv = simulated_levels(layer, x, shape, out);
+  layer.use_float_arithmetic();
+  return lv;
+}
+
 struct Agreement {
   std::size_t total = 0, exact = 0;
   int worst = 0;
@@ -57,7 +67,7 @@ struct Agreement {
 // observers, and adds the agreement of its converted integer layer with the simulation.
 template <class Layer>
 void add_conv_agreement(Layer& layer, fq::ActQParams xq, fq::Shape shape, std::mt19937& rng,
-                        Agreement& agree) {
+                        Agreement& agree, Agreement& integer_agree) {
   std::vector<std::uint8_t> xl;
   std::vector<float> x = random_input(std::size_t(shape.numel()), xq, rng, xl);
   simulated_levels(layer, x, shape, {1.0f, 0});
@@ -69,17 +79,23 @@ void add_conv_agreement(Layer& layer, fq::ActQParams xq, fq::Shape shape, std::m
   REQUIRE(y.size() == sim.size());
   q.run(xl.data(), shape[0], y.data());
   agree.add(sim, y);
+  integer_agree.add(integer_levels(layer, x, shape, xq, yq), y);
 }
 }  // namespace
 
-TEST_CASE("convert: random QLinear layers agree with the fake-quant simulation within 1 LSB",
-          "[convert][bit_exact]") {
+const fq::Activation kActs[] = {fq::Activation::kNone, fq::Activation::kReLU,
+                                fq::Activation::kReLU6};
+
+TEST_CASE(
+    "convert: random QLinear layers equal integer arithmetic bit for bit on every path and "
+    "the float simulation within 1 LSB",
+    "[convert][bit_exact]") {
   std::mt19937 rng(123);
-  Agreement agree;
+  Agreement agree, integer_agree, double_rounding;
   for (int trial = 0; trial < 1000; ++trial) {
     const std::int64_t in = 1 + std::int64_t(rng() % 70), out = 1 + std::int64_t(rng() % 40),
                        m = 1 + std::int64_t(rng() % 9);
-    fq::QLinear<> layer(in, out, rng, trial % 2 ? fq::Activation::kReLU : fq::Activation::kNone);
+    fq::QLinear<> layer(in, out, rng, kActs[trial % 3]);
     const fq::ActQParams xq{0.02f + 0.01f * float(rng() % 5), std::int32_t(rng() % 256)};
     std::vector<std::uint8_t> xl;
     std::vector<float> x = random_input(std::size_t(m * in), xq, rng, xl);
@@ -92,16 +108,33 @@ TEST_CASE("convert: random QLinear layers agree with the fake-quant simulation w
     std::vector<std::uint8_t> y(std::size_t(m * out));
     q.run(xl.data(), m, y.data());
     agree.add(sim, y);
+    const std::vector<int> integer = integer_levels(layer, x, {m, in}, xq, yq);
+    integer_agree.add(integer, y);
+    const fq::PackedWeights packed(q.params().weight.data(), out, in, in);
+    for (fq::Isa isa : fq::supported_isas()) {
+      std::vector<std::uint8_t> yi(y.size()), yd(y.size());
+      fq::linear_u8(xl.data(), m, in, xq.zero_point, packed, q.params().requant(), yi.data(), out,
+                    isa);
+      integer_agree.add(integer, yi);
+      fq::linear_u8<fq::DoubleRounding>(xl.data(), m, in, xq.zero_point, packed,
+                                        q.params().requant(), yd.data(), out, isa);
+      double_rounding.add(integer, yd);
+    }
   }
-  INFO(agree.exact << " of " << agree.total << " levels exact");
+  INFO(agree.exact << " of " << agree.total << " levels equal the float simulation's");
   CHECK(agree.worst <= 1);
   CHECK(double(agree.exact) >= 0.99 * double(agree.total));
+  CHECK(integer_agree.total == (1 + fq::supported_isas().size()) * agree.total);
+  CHECK(integer_agree.exact == integer_agree.total);
+  CHECK(double_rounding.worst <= 1);
 }
 
-TEST_CASE("convert: random QConvBn2d layers (BN folded) agree with the simulation within 1 LSB",
-          "[convert][bit_exact]") {
+TEST_CASE(
+    "convert: random QConvBn2d layers (BN folded) equal integer arithmetic bit for bit and "
+    "the float simulation within 1 LSB",
+    "[convert][bit_exact]") {
   std::mt19937 rng(7);
-  Agreement agree;
+  Agreement agree, integer_agree;
   for (int trial = 0; trial < 200; ++trial) {
     const std::int64_t g = trial % 3 == 0 ? 2 : 1, c = g * (1 + std::int64_t(rng() % 3)),
                        o = g * (1 + std::int64_t(rng() % 4));
@@ -109,7 +142,7 @@ TEST_CASE("convert: random QConvBn2d layers (BN folded) agree with the simulatio
                        n = 1 + std::int64_t(rng() % 3);
     const auto opt =
         fq::ops::Conv2dOptions{1 + std::int64_t(rng() % 2), 1, std::int64_t(rng() % 2), 1, g};
-    fq::QConvBn2d<> layer(c, o, 3, rng, opt, fq::Activation::kReLU);
+    fq::QConvBn2d<> layer(c, o, 3, rng, opt, kActs[1 + trial % 2]);
     std::normal_distribution<float> nd;
     for (std::size_t i = 0; i < std::size_t(o); ++i) {
       layer.gamma().value()[i] = 0.5f + std::abs(nd(rng));
@@ -119,11 +152,13 @@ TEST_CASE("convert: random QConvBn2d layers (BN folded) agree with the simulatio
     }
     layer.train(false);
     const fq::ActQParams xq{0.05f, std::int32_t(rng() % 256)};
-    add_conv_agreement(layer, xq, {n, c, h, w}, rng, agree);
+    add_conv_agreement(layer, xq, {n, c, h, w}, rng, agree, integer_agree);
   }
-  INFO(agree.exact << " of " << agree.total << " levels exact");
+  INFO(agree.exact << " of " << agree.total << " levels equal the float simulation's");
   CHECK(agree.worst <= 1);
   CHECK(double(agree.exact) >= 0.99 * double(agree.total));
+  CHECK(integer_agree.total == agree.total);
+  CHECK(integer_agree.exact == integer_agree.total);
 }
 
 TEST_CASE("convert: a float-output QLinear gives the simulation's logits", "[convert]") {
@@ -150,21 +185,24 @@ TEST_CASE("convert: bad input is reported", "[convert]") {
   CHECK_THROWS_AS(fq::max_pool2d_u8(x.data(), 1, 2, 2, 3, 1, y.data()), fq::Error);
 }
 
-TEST_CASE("convert: random QConv2d layers (with bias) agree with the simulation within 1 LSB",
-          "[convert][bit_exact]") {
+TEST_CASE(
+    "convert: random QConv2d layers (with bias) equal integer arithmetic bit for bit and "
+    "the float simulation within 1 LSB",
+    "[convert][bit_exact]") {
   std::mt19937 rng(17);
-  Agreement agree;
+  Agreement agree, integer_agree;
   for (int trial = 0; trial < 100; ++trial) {
     const std::int64_t c = 1 + std::int64_t(rng() % 3), o = 1 + std::int64_t(rng() % 5);
     const std::int64_t h = 4 + std::int64_t(rng() % 5), n = 1 + std::int64_t(rng() % 2);
     const auto opt =
         fq::ops::Conv2dOptions::make(1 + std::int64_t(rng() % 2), std::int64_t(rng() % 2));
-    fq::QConv2d<> layer(c, o, 3, rng, opt,
-                        trial % 2 ? fq::Activation::kReLU : fq::Activation::kNone);
+    fq::QConv2d<> layer(c, o, 3, rng, opt, kActs[trial % 3]);
     const fq::ActQParams xq{0.04f, std::int32_t(rng() % 256)};
-    add_conv_agreement(layer, xq, {n, c, h, h}, rng, agree);
+    add_conv_agreement(layer, xq, {n, c, h, h}, rng, agree, integer_agree);
   }
-  INFO(agree.exact << " of " << agree.total << " levels exact");
+  INFO(agree.exact << " of " << agree.total << " levels equal the float simulation's");
   CHECK(agree.worst <= 1);
   CHECK(double(agree.exact) >= 0.99 * double(agree.total));
+  CHECK(integer_agree.total == agree.total);
+  CHECK(integer_agree.exact == integer_agree.total);
 }

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-// fakequant/convert/model_file.hpp: save and load converted integer layers (version 1).
+// fakequant/convert/model_file.hpp: save and load converted integer layers (version 2; version
+// 1 files, which lack the output range, are still read, with the range [0, 255]).
 //
 // File layout, all integers little-endian, floats IEEE-754 binary32:
 //   magic     8 bytes  "FQINT8\0\1"
-//   version   u32      1
+//   version   u32      2
 //   count     u32      number of layers
 //   per layer:
 //     kind    u32      1 = Int8Linear, 2 = Int8Conv2d
@@ -12,6 +13,7 @@
 //                      Conv2dShape in declaration order (batch, in_channels, in_h, in_w,
 //                      out_channels, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, groups)
 //     in      f32 scale, i32 zero point;   out  f32 scale, i32 zero point
+//     range   i32 lo, i32 hi: the output levels' clamp (version 2; a fused ReLU6 lowers hi)
 //     arrays  each a u64 element count then the elements: weight levels (i8), weight scales
 //             (f32), bias (i32), real bias (f32), multipliers (i32 mantissa, i32 shift)
 //   crc32     u32      CRC-32 (IEEE 802.3, as zlib's) of every byte before it
@@ -37,7 +39,7 @@ namespace fq {
 /// One layer of a converted model.
 using Int8Layer = std::variant<Int8Linear, Int8Conv2d>;
 
-inline constexpr std::uint32_t kModelFileVersion = 1;
+inline constexpr std::uint32_t kModelFileVersion = 2;
 
 namespace detail {
 inline constexpr std::array<char, 8> kModelMagic = {'F', 'Q', 'I', 'N', 'T', '8', '\0', '\1'};
@@ -106,6 +108,8 @@ inline void write_layer_params(ByteWriter& w, const Int8LayerParams& p) {
   w.put(p.in.zero_point);
   w.put(p.out.scale);
   w.put(p.out.zero_point);
+  w.put(p.out_min);
+  w.put(p.out_max);
   w.put_array(p.weight);
   w.put_array(p.weight_scale);
   w.put_array(p.bias);
@@ -117,8 +121,8 @@ inline void write_layer_params(ByteWriter& w, const Int8LayerParams& p) {
   }
 }
 
-inline Int8LayerParams read_layer_params(ByteReader& r, std::uint32_t flags, std::int64_t out,
-                                         std::int64_t weights) {
+inline Int8LayerParams read_layer_params(ByteReader& r, std::uint32_t version, std::uint32_t flags,
+                                         std::int64_t out, std::int64_t weights) {
   Int8LayerParams p;
   p.relu = (flags & 1u) != 0;
   p.float_out = (flags & 2u) != 0;
@@ -126,6 +130,14 @@ inline Int8LayerParams read_layer_params(ByteReader& r, std::uint32_t flags, std
   p.in.zero_point = r.get<std::int32_t>("input zero point");
   p.out.scale = r.get<float>("output scale");
   p.out.zero_point = r.get<std::int32_t>("output zero point");
+  if (version >= 2) {
+    p.out_min = r.get<std::int32_t>("output range");
+    p.out_max = r.get<std::int32_t>("output range");
+  }
+  FQ_CHECK(0 <= p.out_min && p.out_min <= p.out_max && p.out_max <= 255 &&
+               (p.float_out || (p.out.zero_point >= p.out_min && p.out.zero_point <= p.out_max)),
+           ErrorCode::kInvalidArgument,
+           "load_int8_model: an output range or zero point is out of range (corrupted file?)");
   const auto o = static_cast<std::uint64_t>(out);
   p.weight = r.get_array<std::int8_t>("weights", static_cast<std::uint64_t>(weights));
   p.weight_scale = r.get_array<float>("weight scales", o);
@@ -205,9 +217,9 @@ inline std::vector<Int8Layer> load_int8_model(const std::string& path) {
   detail::ByteReader r(bytes.data() + detail::kModelMagic.size(),
                        bytes.size() - detail::kModelMagic.size() - 4, where);
   const auto version = r.get<std::uint32_t>("version");
-  FQ_CHECK(
-      version == kModelFileVersion, ErrorCode::kInvalidArgument,
-      detail::msg(where, ": version ", version, ", this build reads version ", kModelFileVersion));
+  FQ_CHECK(version >= 1 && version <= kModelFileVersion, ErrorCode::kInvalidArgument,
+           detail::msg(where, ": version ", version, ", this build reads versions 1 to ",
+                       kModelFileVersion));
   const auto count = r.get<std::uint32_t>("layer count");
   std::vector<Int8Layer> layers;
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -220,14 +232,15 @@ inline std::vector<Int8Layer> load_int8_model(const std::string& path) {
     if (kind == 1) {
       FQ_CHECK(s[0] > 0 && s[1] > 0 && s[0] <= (1 << 24) && s[1] <= (1 << 24),
                ErrorCode::kInvalidArgument, detail::msg(where, ": layer ", i, " has a bad shape"));
-      layers.emplace_back(Int8Linear(detail::read_layer_params(r, flags, s[1], s[0] * s[1]), s[0]));
+      layers.emplace_back(
+          Int8Linear(detail::read_layer_params(r, version, flags, s[1], s[0] * s[1]), s[0]));
     } else {
       const Conv2dShape cs{s[0], s[1], s[2], s[3], s[4],  s[5],
                            s[6], s[7], s[8], s[9], s[10], s[11]};
       detail::check_conv2d_shape(cs, "load_int8_model");
       const std::int64_t weights = cs.out_channels * cs.group_k();
       layers.emplace_back(
-          Int8Conv2d(detail::read_layer_params(r, flags, cs.out_channels, weights), cs));
+          Int8Conv2d(detail::read_layer_params(r, version, flags, cs.out_channels, weights), cs));
     }
   }
   return layers;

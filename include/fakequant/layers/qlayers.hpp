@@ -16,16 +16,24 @@
 // BN uses batch statistics while training and the running ones once frozen (or in eval
 // mode). With running statistics this is exactly conv(x, Wq(w·f)) + β − f·(running_mean − b):
 // the folded layer convert produces.
+//
+// Integer arithmetic: after use_integer_arithmetic(in) a layer evaluates with the deployed
+// integer model's arithmetic (layers/integer_eval.hpp), its outputs bit for bit those of the
+// layer convert produces; int8_params(in) gives the integer parameters themselves.
 #ifndef FQ_LAYERS_QLAYERS_HPP_
 #define FQ_LAYERS_QLAYERS_HPP_
 
 #include <cstdint>      // int64_t
+#include <optional>     // optional
 #include <random>       // mt19937
 #include <type_traits>  // is_same, void_t
 #include <utility>      // declval
 #include <vector>       // vector
 
+#include <fakequant/convert/int8_params.hpp>
 #include <fakequant/fake_quantize_module.hpp>
+#include <fakequant/kernels/im2col.hpp>
+#include <fakequant/layers/integer_eval.hpp>
 #include <fakequant/layers/parameter.hpp>
 #include <fakequant/ops/batch_norm.hpp>
 #include <fakequant/ops/conv2d.hpp>
@@ -38,9 +46,6 @@ namespace fq {
 
 /// No fake quantization at this point (an identity quantizer slot).
 struct NoFakeQuant {};
-
-/// Fused activation after the layer's op.
-enum class Activation { kNone, kReLU, kReLU6 };
 
 /// Default quantizers: int8 per-channel symmetric weights with a min-max observer, and uint8
 /// per-tensor affine activations with a moving-average observer. PyTorch's QAT qconfig also
@@ -92,6 +97,59 @@ template <class Q, class F>
 void visit_quantizer(Q& q, F& f) {
   if constexpr (!std::is_same<Q, NoFakeQuant>::value) f(q);
 }
+
+/// Quantizers with fixed qparams (fq::FakeQuantize, fq::FakeQuantizer), as convert needs.
+template <class Q>
+struct is_fixed_fake_quant : std::false_type {};
+template <class S, class O>
+struct is_fixed_fake_quant<FakeQuantize<S, O>> : std::true_type {};
+template <class S>
+struct is_fixed_fake_quant<FakeQuantizer<S>> : std::true_type {};
+template <class Q, bool = is_fixed_fake_quant<Q>::value>
+struct scheme_of {
+  using type = void;
+};
+template <class Q>
+struct scheme_of<Q, true> {
+  using type = typename std::decay_t<decltype(fake_quantizer_of(std::declval<const Q&>()))>::scheme;
+};
+/// A layer converts to the integer model (and evaluates in integer arithmetic) when its
+/// weights are per-output-channel symmetric and its output is per-tensor or not quantized.
+template <class WeightQ, class ActQ, class WS = typename scheme_of<WeightQ>::type,
+          class AS = typename scheme_of<ActQ>::type>
+constexpr bool integer_capable() {
+  if constexpr (std::is_void<WS>::value) {
+    return false;
+  } else if constexpr (!(WS::granularity::kPerChannel && WS::granularity::kAxis == 0 &&
+                         WS::mapping::kSymmetric)) {
+    return false;
+  } else if constexpr (std::is_same<ActQ, NoFakeQuant>::value) {
+    return true;
+  } else if constexpr (std::is_void<AS>::value) {
+    return false;
+  } else {
+    return !AS::granularity::kPerChannel;
+  }
+}
+
+/// The Conv2dShape of one image of a convolution with weights of shape w.
+inline Conv2dShape conv_shape(const Shape& w, const ops::Conv2dOptions& o, std::int64_t in_h,
+                              std::int64_t in_w) {
+  Conv2dShape s;
+  s.batch = 1;
+  s.in_channels = w[1] * o.groups;
+  s.in_h = in_h;
+  s.in_w = in_w;
+  s.out_channels = w[0];
+  s.kernel_h = w[2];
+  s.kernel_w = w[3];
+  s.stride_h = o.stride_h;
+  s.stride_w = o.stride_w;
+  s.pad_h = o.pad_h;
+  s.pad_w = o.pad_w;
+  s.groups = o.groups;
+  return s;
+}
 }  // namespace detail
 
 /// Fake-quantizes a tensor (e.g. the network input, as PyTorch's QuantStub).
@@ -126,11 +184,41 @@ class QLayerBase {
     visit_quantizer(aq_, f);
   }
   Parameter& weight() noexcept { return weight_; }
+  const Parameter& weight() const noexcept { return weight_; }
   Activation activation() const noexcept { return act_; }
   WeightQ& weight_quantizer() noexcept { return wq_; }
+  const WeightQ& weight_quantizer() const noexcept { return wq_; }
   ActQ& output_quantizer() noexcept { return aq_; }
+  const ActQ& output_quantizer() const noexcept { return aq_; }
+
+  /// Whether the layer converts to the integer model (per-output-channel symmetric weights,
+  /// a per-tensor output quantizer or none).
+  static constexpr bool kIntegerCapable = integer_capable<WeightQ, ActQ>();
+  /// Evaluates in integer arithmetic (file comment) with input qparams `in` from now on.
+  void use_integer_arithmetic(ActQParams in) {
+    static_assert(kIntegerCapable,
+                  "use_integer_arithmetic: the layer needs fq::FakeQuantize quantizers with "
+                  "per-output-channel symmetric weights and a per-tensor output.");
+    integer_in_ = in;
+  }
+  /// Back to the float simulation.
+  void use_float_arithmetic() noexcept { integer_in_.reset(); }
+  bool uses_integer_arithmetic() const noexcept { return integer_in_.has_value(); }
 
  protected:
+  /// The integer parameters for effective weights w_eff (shape of the weight) and bias.
+  Int8LayerParams int8_params_from(const std::vector<float>& w_eff, const std::vector<float>& bias,
+                                   ActQParams in, const char* where) const {
+    static_assert(kIntegerCapable,
+                  "convert: the layer needs fq::FakeQuantize quantizers with per-output-channel "
+                  "symmetric weights and a per-tensor output quantizer (or fq::NoFakeQuant).");
+    const Shape& ws = weight_.shape();
+    if constexpr (std::is_same<ActQ, NoFakeQuant>::value)
+      return make_int8_params(w_eff, ws[0], ws.numel() / ws[0], bias, wq_, in, nullptr, act_,
+                              where);
+    else
+      return make_int8_params(w_eff, ws[0], ws.numel() / ws[0], bias, wq_, in, &aq_, act_, where);
+  }
   /// `own` followed by the learnable quantizers' parameters.
   std::vector<optim::ParamRef> with_quantizer_parameters(std::vector<optim::ParamRef> own) {
     append_quantizer_parameters(wq_, own);
@@ -148,6 +236,7 @@ class QLayerBase {
   WeightQ wq_{};
   ActQ aq_{};
   Activation act_;
+  std::optional<ActQParams> integer_in_;
 };
 
 /// A QAT layer with an optional bias (linear, conv).
@@ -173,6 +262,10 @@ class QBiasedLayer : public QLayerBase<WeightQ, ActQ> {
     if (bias) bias_.init_uniform(rng, fan_in);
   }
   Var bias_var(Tape& tape) { return has_bias_ ? bias_.var(tape) : Var(); }
+  std::vector<float> bias_or_zeros() const {
+    return has_bias_ ? bias_.value()
+                     : std::vector<float>(static_cast<std::size_t>(this->weight_.shape()[0]), 0.0f);
+  }
 
   Parameter bias_;
   bool has_bias_;
@@ -189,9 +282,20 @@ class QLinear : public detail::QBiasedLayer<WeightQ, ActQ> {
                                             in, rng) {}
 
   Var forward(Tape& tape, const Var& x) {
+    if constexpr (Base::kIntegerCapable)
+      if (this->integer_in_)
+        return detail::integer_linear(tape, x, int8_params(*this->integer_in_));
     const Var wq = this->quantized(tape, this->weight_.var(tape));
     return this->finish(tape, ops::linear(tape, x, wq, this->bias_var(tape)));
   }
+  /// The integer parameters convert deploys, for input qparams `in`.
+  detail::Int8LayerParams int8_params(ActQParams in) const {
+    return this->int8_params_from(this->weight_.value(), this->bias_or_zeros(), in,
+                                  "convert(QLinear)");
+  }
+
+ private:
+  using Base = detail::QBiasedLayer<WeightQ, ActQ>;
 };
 
 /// y = Aq(act(conv2d(x, Wq(w)) + b)); x [N, C, H, W], w [O, C/groups, KH, KW].
@@ -206,12 +310,26 @@ class QConv2d : public detail::QBiasedLayer<WeightQ, ActQ> {
         opt_(opt) {}
 
   Var forward(Tape& tape, const Var& x) {
+    if constexpr (Base::kIntegerCapable)
+      if (this->integer_in_)
+        return detail::integer_conv2d(tape, x, int8_params(*this->integer_in_),
+                                      conv_shape(x.size(2), x.size(3)));
     const Var wq = this->quantized(tape, this->weight_.var(tape));
     return this->finish(tape, ops::conv2d(tape, x, wq, this->bias_var(tape), opt_));
   }
   const ops::Conv2dOptions& options() const noexcept { return opt_; }
+  /// The integer parameters convert deploys, for input qparams `in`.
+  detail::Int8LayerParams int8_params(ActQParams in) const {
+    return this->int8_params_from(this->weight_.value(), this->bias_or_zeros(), in,
+                                  "convert(QConv2d)");
+  }
+  /// The shape of one image of this convolution on an in_h × in_w input.
+  Conv2dShape conv_shape(std::int64_t in_h, std::int64_t in_w) const {
+    return detail::conv_shape(this->weight_.shape(), opt_, in_h, in_w);
+  }
 
  private:
+  using Base = detail::QBiasedLayer<WeightQ, ActQ>;
   ops::Conv2dOptions opt_;
 };
 
@@ -237,6 +355,14 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
   }
 
   Var forward(Tape& tape, const Var& x) {
+    if constexpr (Base::kIntegerCapable)
+      if (this->integer_in_) {
+        FQ_CHECK(!training_ || bn_frozen_, ErrorCode::kInvalidArgument,
+                 "QConvBn2d: integer arithmetic folds batch norm with its running statistics; "
+                 "call train(false) or freeze_bn_stats() first");
+        return detail::integer_conv2d(tape, x, int8_params(*this->integer_in_),
+                                      conv_shape(x.size(2), x.size(3)));
+      }
     const Var f = ops::bn_fold_factor(tape, gamma_.var(tape), running_var_.data(), bn_.eps);
     const Var w = ops::scale_channels(tape, this->weight_.var(tape), f, 0);
     const Var conv = ops::conv2d(tape, x, this->quantized(tape, w), Var(), opt_);
@@ -264,8 +390,30 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
   std::vector<float>& running_var() noexcept { return running_var_; }
   float eps() const noexcept { return bn_.eps; }
   const ops::Conv2dOptions& options() const noexcept { return opt_; }
+  Conv2dShape conv_shape(std::int64_t in_h, std::int64_t in_w) const {
+    return detail::conv_shape(this->weight_.shape(), opt_, in_h, in_w);
+  }
+
+  /// The integer parameters convert deploys, for input qparams `in`: batch norm folded with
+  /// its running statistics by the very float operations of the evaluation forward,
+  /// w_eff = w·f (scale_channels) and b = β − μ·f, f = bn_fold_factor, so that the weight
+  /// levels equal the simulated ones exactly.
+  detail::Int8LayerParams int8_params(ActQParams in) const {
+    Tape tape;
+    NoGradGuard no_grad(tape);
+    const Var gamma = tape.constant(gamma_.value().data(), gamma_.shape());
+    const Var w = tape.constant(this->weight_.value().data(), this->weight_.shape());
+    const Var f = ops::bn_fold_factor(tape, gamma, running_var_.data(), bn_.eps);
+    const Var wf = ops::scale_channels(tape, w, f, 0);
+    const std::vector<float> w_eff(wf.value(), wf.value() + wf.numel());
+    std::vector<float> bias(static_cast<std::size_t>(f.numel()));
+    for (std::size_t o = 0; o < bias.size(); ++o)
+      bias[o] = beta_.value()[o] - running_mean_[o] * f.value()[o];
+    return this->int8_params_from(w_eff, bias, in, "convert(QConvBn2d)");
+  }
 
  private:
+  using Base = detail::QLayerBase<WeightQ, ActQ>;
   Parameter gamma_, beta_;
   std::vector<float> running_mean_, running_var_;
   ops::Conv2dOptions opt_;
