@@ -90,9 +90,7 @@ class Int8Conv2d {
   const detail::Int8LayerParams& params() const noexcept { return p_; }
 
   void run(const std::uint8_t* x, std::int64_t n, std::uint8_t* y) const {
-    const RequantParams rp = p_.requant();
-    for (std::int64_t i = 0; i < n; ++i)  // the packed shape is one image
-      conv2d_u8(x + i * in_numel(), p_.in.zero_point, packed_, rp, y + i * out_numel());
+    conv2d_u8(x, p_.in.zero_point, packed_, p_.requant(), y, n);  // the packed shape: one image
   }
 
  private:

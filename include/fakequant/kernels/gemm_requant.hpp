@@ -5,8 +5,9 @@
 // with C = (A - za) * W^T as gemm.hpp. The int32 C is produced kRowChunk rows at a time into
 // a per-thread scratch buffer (so it stays in cache for the epilogue); the output strides let
 // a convolution write NCHW (channel-major) directly. The standard requantizing pipelines run
-// a bit-identical AVX-512 epilogue (requant_avx512.hpp) on the VNNI path when the output
-// rows are contiguous; everything else runs the scalar stages.
+// a bit-identical vector epilogue on the VNNI and AVX2 paths (requant_avx512.hpp,
+// requant_avx2.hpp); a strided output row is requantized into a small contiguous byte row
+// first and then scattered. Other pipelines and the scalar path run the scalar stages.
 #ifndef FQ_KERNELS_GEMM_REQUANT_HPP_
 #define FQ_KERNELS_GEMM_REQUANT_HPP_
 
@@ -19,6 +20,7 @@
 
 #include <fakequant/kernels/gemm.hpp>
 #include <fakequant/kernels/output_stages.hpp>
+#include <fakequant/kernels/requant_avx2.hpp>
 #include <fakequant/kernels/requant_avx512.hpp>
 
 namespace fq {
@@ -92,7 +94,7 @@ void gemm_requant(const A* a, std::int64_t m, std::int64_t lda, const PackedWeig
   };
 #if FQ_KERNELS_X86
   if constexpr (detail::StdRequant<Pipeline>::value) {
-    if (path == Isa::kAvx512Vnni && out.col_stride == 1) {
+    if (path == Isa::kAvx512Vnni || path == Isa::kAvx2) {
       using S = detail::StdRequant<Pipeline>;
       constexpr std::size_t o = S::kOffset;
       const auto& rq = std::get<o>(pipeline.stages);
@@ -130,13 +132,28 @@ void gemm_requant(const A* a, std::int64_t m, std::int64_t lda, const PackedWeig
       const detail::RequantRowParams rp{
           consts.data(), consts.data() + np, consts.data() + 2 * np, consts.data() + 3 * np,
           zp.zero_point, inside(cl.lo),      inside(cl.hi)};
+      auto requant_row = [&](const std::int32_t* c, Out* dst) {
+        if (path == Isa::kAvx512Vnni)
+          detail::requant_row_avx512<S::kSingle>(c, n, rp, dst);
+        else
+          detail::requant_row_avx2<S::kSingle>(c, n, rp, dst);
+      };
+      thread_local std::vector<Out> row;  // a strided output row, before the scatter
+      if (out.col_stride != 1) row.resize(static_cast<std::size_t>(n));
       for (std::int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
         const std::int64_t mr = std::min(kRowChunk, m - m0);
         detail::gemm_raw<kFlip>(reinterpret_cast<const std::uint8_t*>(a + m0 * lda), mr, lda, w,
                                 scratch.data(), n, path);
-        for (std::int64_t i = 0; i < mr; ++i)
-          detail::requant_row_avx512<S::kSingle>(scratch.data() + i * n, n, rp,
-                                                 out.data + (m0 + i) * out.row_stride);
+        for (std::int64_t i = 0; i < mr; ++i) {
+          Out* orow = out.data + (m0 + i) * out.row_stride;
+          if (out.col_stride == 1) {
+            requant_row(scratch.data() + i * n, orow);
+          } else {
+            requant_row(scratch.data() + i * n, row.data());
+            for (std::int64_t j = 0; j < n; ++j)
+              orow[j * out.col_stride] = row[static_cast<std::size_t>(j)];
+          }
+        }
       }
       return;
     }

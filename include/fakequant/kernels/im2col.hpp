@@ -43,11 +43,20 @@ inline void im2col_u8(const std::uint8_t* x, std::int64_t channels, const Conv2d
     for (std::int64_t ow = 0; ow < ow_n; ++ow) {
       std::uint8_t* row = col + (oh * ow_n + ow) * ldcol;
       const std::int64_t h0 = oh * s.stride_h - s.pad_h, w0 = ow * s.stride_w - s.pad_w;
+      if (h0 >= 0 && h0 + s.kernel_h <= s.in_h && w0 >= 0 && w0 + s.kernel_w <= s.in_w) {
+        // The window lies inside the image (most positions): plain copies, no bounds tests.
+        for (std::int64_t c = 0; c < channels; ++c)
+          for (std::int64_t i = 0; i < s.kernel_h; ++i) {
+            const std::uint8_t* src = x + c * hw + (h0 + i) * s.in_w + w0;
+            for (std::int64_t j = 0; j < s.kernel_w; ++j) *row++ = src[j];
+          }
+        continue;
+      }
       for (std::int64_t c = 0; c < channels; ++c)
         for (std::int64_t i = 0; i < s.kernel_h; ++i) {
           const std::int64_t h = h0 + i;
           const bool h_in = h >= 0 && h < s.in_h;
-          const std::uint8_t* src = x + c * hw + h * s.in_w;
+          const std::uint8_t* src = x + c * hw + (h_in ? h : 0) * s.in_w;
           for (std::int64_t j = 0; j < s.kernel_w; ++j) {
             const std::int64_t w = w0 + j;
             *row++ = h_in && w >= 0 && w < s.in_w ? src[w] : pad_value;
