@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: MIT
 // The SIMD kernels are bit-exact against the scalar reference, for every numerics policy,
-// float and double, per tensor and per channel (axis inner and outer), every tail length.
+// float and double, per tensor and per channel (axis inner and outer), every tail length;
+// also the shifted rounding at its range limit, in-place and unaligned runs, and the fast
+// per-channel parameter check.
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include <fakequant/core/fake_quantize.hpp>
@@ -149,4 +154,155 @@ TEST_CASE("SIMD per-channel rows (channel axis outermost) are bit-exact, short a
       }
     }
   }
+}
+
+namespace {
+
+/// x = v * s for levels v around the limits of the shifted rounding (|v| near 2^20 .. 2^24,
+/// ties included, both signs), plus specials.
+std::vector<float> shifted_limit_input(float s) {
+  std::vector<float> x;
+  for (float base : {0.0f, 0x1p19f, 0x1p20f, 0x1p21f, 0x1p22f - 1.0f, 0x1p22f, 0x1p23f, 0x1p24f}) {
+    for (float d : {-2.5f, -1.5f, -1.0f, -0.5f, -0.25f, 0.0f, 0.25f, 0.5f, 1.0f, 1.5f, 2.5f}) {
+      for (float sign : {1.0f, -1.0f}) x.push_back(sign * (base + d) * s);
+    }
+  }
+  for (float v : {-0.0f, 1e30f, -1e30f, 9.3e18f, -9.3e18f}) x.push_back(v);
+  x.push_back(std::numeric_limits<float>::infinity());
+  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  return x;
+}
+
+template <class N>
+void check_per_tensor_data(const std::vector<float>& x, float s, std::int32_t z, fq::QuantRange r) {
+  const auto n = static_cast<std::int64_t>(x.size());
+  std::vector<float> ya(x.size()), ys(x.size());
+  fq::Mask ma, ms;
+  fq::fake_quantize_per_tensor<N>(TensorView<const float>(x.data(), {n}),
+                                  TensorView<float>(ya.data(), {n}), &ma, s, z, r,
+                                  KernelPath::kAuto);
+  fq::fake_quantize_per_tensor<N>(TensorView<const float>(x.data(), {n}),
+                                  TensorView<float>(ys.data(), {n}), &ms, s, z, r,
+                                  KernelPath::kScalar);
+  INFO("range [" << r.quant_min << ", " << r.quant_max << "] z " << z << " s " << s
+                 << " first mismatch " << fq_test::first_bit_mismatch(ya, ys));
+  REQUIRE(fq_test::first_bit_mismatch(ya, ys) == -1);
+  REQUIRE(ma.words() == ms.words());
+}
+
+}  // namespace
+
+TEST_CASE("SIMD per-tensor: the shifted rounding, its range limit and the wide ranges",
+          "[fake_quant][simd]") {
+  // Ranges within +-2^20 round by adding 1.5 * 2^23 and clamp shifted by z; wider ones take
+  // the general batch (zero point 0: the one without the final subtraction).
+  using Torch = fq::TorchNumerics;
+  using DivSat = fq::Numerics<fq::RoundHalfEven, fq::DivideByScale, fq::OverflowSaturate>;
+  constexpr std::int64_t k20 = std::int64_t{1} << 20;
+  const fq::QuantRange ranges[] = {
+      {-k20, k20},
+      {-k20 - 1, k20},
+      {0, k20 + 1},
+      {-8 * k20, 8 * k20},  // levels up to 2^23: the shifted rounding would be wrong here
+      {-(std::int64_t{1} << 24), std::int64_t{1} << 24},  // the widest check_range allows
+      {-8, 7}};
+  std::uint32_t seed = 9100;
+  for (const auto& r : ranges) {
+    for (std::int64_t z64 : {std::int64_t{0}, std::int64_t{7}, r.quant_min, r.quant_max}) {
+      const auto z = static_cast<std::int32_t>(z64);
+      for (float s : {1.0f, 0.5f, 0.013f}) {
+        const auto edge = shifted_limit_input(s);
+        check_per_tensor_data<Torch>(edge, s, z, r);
+        check_per_tensor_data<DivSat>(edge, s, z, r);
+        const auto x = fq_test::make_fq_input<float>(3001, s, r.quant_min, r.quant_max, z, seed++);
+        check_per_tensor_data<Torch>(x, s, z, r);
+        check_per_tensor_data<DivSat>(x, s, z, r);
+      }
+    }
+  }
+}
+
+TEST_CASE("SIMD per-tensor in place and from unaligned starts, around the batch boundaries",
+          "[fake_quant][simd]") {
+  // The run loop loads each batch before storing the previous one: in place (y = x) and at
+  // any offset the result must not change.
+  std::uint32_t seed = 9300;
+  for (std::int64_t n : {1, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 80, 127, 128, 129, 1000}) {
+    for (std::size_t offset : {std::size_t{0}, std::size_t{1}, std::size_t{3}}) {
+      for (std::int32_t z : {0, 3}) {
+        const auto src = fq_test::make_fq_input<float>(static_cast<std::size_t>(n) + offset, 0.05f,
+                                                       0, 255, z, seed++);
+        std::vector<float> inplace(src), ys(src.size());
+        fq::Mask ma, ms;
+        fq::fake_quantize_per_tensor(TensorView<const float>(inplace.data() + offset, {n}),
+                                     TensorView<float>(inplace.data() + offset, {n}), &ma, 0.05f, z,
+                                     {0, 255}, KernelPath::kAuto);
+        fq::fake_quantize_per_tensor(TensorView<const float>(src.data() + offset, {n}),
+                                     TensorView<float>(ys.data() + offset, {n}), &ms, 0.05f, z,
+                                     {0, 255}, KernelPath::kScalar);
+        const std::vector<float> got(inplace.begin() + static_cast<std::ptrdiff_t>(offset),
+                                     inplace.end());
+        const std::vector<float> want(ys.begin() + static_cast<std::ptrdiff_t>(offset), ys.end());
+        INFO("n " << n << " offset " << offset << " z " << z);
+        REQUIRE(fq_test::first_bit_mismatch(got, want) == -1);
+        REQUIRE(ma.words() == ms.words());
+      }
+    }
+  }
+}
+
+TEST_CASE("per-channel parameter checks: the fast range test agrees with the exact checks",
+          "[fake_quant][simd][errors]") {
+  // all_channel_params_valid tests the scales' bits as one unsigned range; these values sit on
+  // either side of its limits (2^-128 itself is invalid: its inverse overflows).
+  using E = fq::ErrorCode;
+  auto code_of = [](auto&& f) {
+    try {
+      f();
+    } catch (const fq::Error& e) {
+      return e.code();
+    }
+    return fq::ErrorCode{};
+  };
+  std::vector<float> x(64, 0.5f), y(64);
+  const TensorView<const float> xv(x.data(), {4, 16});
+  const TensorView<float> yv(y.data(), {4, 16});
+  auto run = [&](float bad_scale, std::int32_t bad_zero, fq::QuantRange r) {
+    std::vector<float> s(4, 0.1f);
+    std::vector<std::int32_t> z(4, 0);
+    s[2] = bad_scale;
+    z[3] = bad_zero;
+    return code_of(
+        [&] { fq::fake_quantize_per_channel(xv, yv, nullptr, s.data(), z.data(), 4, 0, r); });
+  };
+  auto fast = [](float scale, std::int32_t zero, fq::QuantRange r) {
+    const float s[2] = {0.1f, scale};
+    const std::int32_t z[2] = {0, zero};
+    return fq::detail::all_channel_params_valid(s, z, 2, r);
+  };
+  const float after_limit = std::nextafter(0x1p-128f, 1.0f);
+  for (float ok : {after_limit, 1e-38f, 1.0f, std::numeric_limits<float>::max()}) {
+    CHECK(fast(ok, 0, {-128, 127}));
+    CHECK(run(ok, 0, {-128, 127}) == E{});
+  }
+  for (float bad : {0x1p-128f, 0.0f, -0.0f, -1.0f, std::numeric_limits<float>::denorm_min(),
+                    std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
+                    -std::numeric_limits<float>::max()}) {
+    CHECK_FALSE(fast(bad, 0, {-128, 127}));
+    CHECK(run(bad, 0, {-128, 127}) == E::kInvalidScale);
+  }
+  CHECK(fast(0.1f, -128, {-128, 127}));
+  CHECK(fast(0.1f, 127, {-128, 127}));
+  CHECK_FALSE(fast(0.1f, 128, {-128, 127}));
+  CHECK_FALSE(fast(0.1f, -129, {-128, 127}));
+  CHECK(run(0.1f, 127, {-128, 127}) == E{});
+  CHECK(run(0.1f, -128, {-128, 127}) == E{});
+  CHECK(run(0.1f, 128, {-128, 127}) == E::kInvalidZeroPoint);
+  CHECK(run(0.1f, -129, {-128, 127}) == E::kInvalidZeroPoint);
+  constexpr std::int32_t k24 = std::int32_t{1} << 24;  // the widest range check_range allows
+  CHECK(run(0.1f, -k24, {-k24, k24}) == E{});
+  CHECK(run(0.1f, k24, {-k24, k24}) == E{});
+  CHECK(run(0.1f, k24 + 1, {-k24, k24}) == E::kInvalidZeroPoint);
+  CHECK(run(0.1f, 5, {0, 4}) == E::kInvalidZeroPoint);
+  CHECK(run(0.1f, -1, {0, 4}) == E::kInvalidZeroPoint);
 }

@@ -18,7 +18,8 @@
 #define FQ_CORE_FAKE_QUANTIZE_HPP_
 
 #include <cmath>        // fabs
-#include <cstdint>      // int32_t, int64_t
+#include <cstdint>      // int32_t, int64_t, uint32_t
+#include <cstring>      // memcpy
 #include <limits>       // numeric_limits
 #include <type_traits>  // is_same, remove_const
 #include <utility>      // forward
@@ -62,29 +63,44 @@ constexpr void static_check_float() {
 /// Whether every channel passes check_scale and check_zero_point: branch-free loops without
 /// a division, which the compiler vectorises (the checks themselves run only to report a
 /// failure). For a float s, "finite, > 0, finite f32(1/s)" is exactly 2^-128 < s <= max
-/// (checked over every positive float). Not inlined: inlined into a caller with a constant
-/// channel count, GCC 12 leaves these loops scalar (3x slower at 256 channels).
+/// (checked over every positive float); as the bits of positive floats are ordered like
+/// unsigned integers (and negative ones, NaN and Inf fall outside), that is one unsigned
+/// range test per scale, `bits - lo <= width` with wrap-around, folded into a running max. Not
+/// inlined: inlined into a caller with a constant channel count, GCC 12 leaves these loops
+/// scalar (3x slower at 256 channels).
 template <class Z>
 [[gnu::noinline]] bool all_channel_params_valid(const float* scale, const Z* zero_point,
                                                 std::int64_t count, const QuantRange& r) noexcept {
   constexpr float kMax = std::numeric_limits<float>::max();
-  constexpr float kMinScale = 0x1p-128f;
-  int bad = 0;
-  for (std::int64_t c = 0; c < count; ++c)
-    bad |= static_cast<int>(!(scale[c] > kMinScale)) | static_cast<int>(!(scale[c] <= kMax));
+  constexpr std::uint32_t kLoBits = 0x00200001u;   // the float after 2^-128 (0x00200000)
+  constexpr std::uint32_t kMaxBits = 0x7f7fffffu;  // bits of kMax
+  std::uint32_t worst = 0;
+  for (std::int64_t c = 0; c < count; ++c) {
+    std::uint32_t bits;
+    std::memcpy(&bits, scale + c, sizeof bits);
+    const std::uint32_t off = bits - kLoBits;
+    worst = off > worst ? off : worst;
+  }
+  if (worst > kMaxBits - kLoBits) return false;
   if constexpr (std::is_floating_point<Z>::value) {
+    int bad = 0;
     for (std::int64_t c = 0; c < count; ++c)
       bad |= static_cast<int>(!(std::fabs(zero_point[c]) <= kMax));
+    return bad == 0;
   } else {
     constexpr std::int64_t kLo = std::numeric_limits<std::int32_t>::min();
     constexpr std::int64_t kHi = std::numeric_limits<std::int32_t>::max();
     if (r.quant_min < kLo || r.quant_max > kHi) return false;  // the exact checks decide
-    const auto lo = static_cast<std::int32_t>(r.quant_min);
-    const auto hi = static_cast<std::int32_t>(r.quant_max);
-    for (std::int64_t c = 0; c < count; ++c)
-      bad |= static_cast<int>(zero_point[c] < lo) | static_cast<int>(zero_point[c] > hi);
+    // lo <= z <= hi as one unsigned test: z - lo <= hi - lo (wrapping in uint32).
+    const auto lo = static_cast<std::uint32_t>(static_cast<std::int32_t>(r.quant_min));
+    const auto width = static_cast<std::uint32_t>(static_cast<std::int32_t>(r.quant_max)) - lo;
+    std::uint32_t zworst = 0;
+    for (std::int64_t c = 0; c < count; ++c) {
+      const std::uint32_t off = static_cast<std::uint32_t>(zero_point[c]) - lo;
+      zworst = off > zworst ? off : zworst;
+    }
+    return zworst <= width;
   }
-  return bad == 0;
 }
 
 inline bool use_simd(KernelPath path) noexcept {
@@ -98,10 +114,13 @@ inline bool use_simd(KernelPath path) noexcept {
 
 /// Shared body of the per-tensor and per-channel forwards. `params(ch)` gives the element
 /// parameters of channel ch; `varying(...)` handles a run along the channel axis; `rows(...)`
-/// may take over a whole plan of contiguous rows, one channel each (returns false if not).
+/// may take over a whole plan of contiguous rows, one channel each, writing the mask words
+/// itself from bit 0 (returns false if not).
 template <class N, class Z, class T, class Params, class Varying, class Rows>
 void fake_quantize_runs(const TensorView<const T>& x, const TensorView<T>& y, Mask* mask, int axis,
-                        KernelPath path, Params&& params, Varying&& varying, Rows&& rows) {
+                        const QuantRange& range, KernelPath path, Params&& params,
+                        Varying&& varying, Rows&& rows) {
+  (void)range;  // only the SIMD kernels use it
   const DimOrder order = order_by_strides(x.rank(), x.strides());
   std::uint64_t* words = mask ? mask->prepare(x.rank(), x.shape(), order) : nullptr;
   if (x.numel() == 0) return;
@@ -117,10 +136,8 @@ void fake_quantize_runs(const TensorView<const T>& x, const TensorView<T>& y, Ma
   // The channel loop right outside contiguous runs (weights [C, K]): one call for all rows.
   if (simd_ok && plan.nd == 2 && plan.axis == 0 &&
       rows(x.data(), static_cast<std::ptrdiff_t>(plan.stride[0][0]), y.data(),
-           static_cast<std::ptrdiff_t>(plan.stride[1][0]), plan.extent[0], plan.extent[1], bw)) {
-    if (bw) bw->flush();
+           static_cast<std::ptrdiff_t>(plan.stride[1][0]), plan.extent[0], plan.extent[1], words))
     return;
-  }
   for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t ch, std::int64_t) {
     const T* xp = x.data() + off[0];
     T* yp = y.data() + off[1];
@@ -132,7 +149,7 @@ void fake_quantize_runs(const TensorView<const T>& x, const TensorView<T>& y, Ma
 #if FQ_HAS_XSIMD
     if constexpr (!kFloatZp) {
       if (simd_ok) {
-        simd::fq_run<N, simd::DefaultArch>(xp, yp, n, p, bw);
+        simd::fq_run<N, simd::DefaultArch>(xp, yp, n, p, bw, range);
         return;
       }
     }
@@ -167,10 +184,11 @@ void fake_quantize_per_tensor(X&& x, Y&& y, Mask* mask, float scale, Z zero_poin
   detail::check_output(xv, yv, kWhere);
   const auto p = detail::make_element_params<N, T>(scale, static_cast<float>(zero_point), range);
   detail::fake_quantize_runs<N, Z>(
-      xv, yv, mask, -1, path, [&](std::int64_t) { return p; },
+      xv, yv, mask, -1, range, path, [&](std::int64_t) { return p; },
       [](const T*, std::ptrdiff_t, T*, std::ptrdiff_t, std::int64_t, bool, detail::BitWriter*) {},
-      [](const T*, std::ptrdiff_t, T*, std::ptrdiff_t, std::int64_t, std::int64_t,
-         detail::BitWriter*) { return false; });
+      [](const T*, std::ptrdiff_t, T*, std::ptrdiff_t, std::int64_t, std::int64_t, std::uint64_t*) {
+        return false;
+      });
 }
 
 /// Fake-quantizes x into y with one scale and zero point per index along `axis`.
@@ -203,7 +221,7 @@ void fake_quantize_per_channel(X&& x, Y&& y, Mask* mask, const float* scale, con
   }
   detail::check_output(xv, yv, kWhere);
   detail::fake_quantize_runs<N, Z>(
-      xv, yv, mask, ax, path,
+      xv, yv, mask, ax, range, path,
       [&](std::int64_t c) {
         return detail::make_element_params<N, T>(scale[c], static_cast<float>(zero_point[c]),
                                                  range);
@@ -222,15 +240,15 @@ void fake_quantize_per_channel(X&& x, Y&& y, Mask* mask, const float* scale, con
         detail::fq_run_scalar_varying<N>(xp, xs, yp, ys, n, scale, zero_point, range, bw);
       },
       [&](const T* xp, std::ptrdiff_t x_row, T* yp, std::ptrdiff_t y_row, std::int64_t rows,
-          std::int64_t n, detail::BitWriter* bw) {
+          std::int64_t n, std::uint64_t* words) {
 #if FQ_HAS_XSIMD
         if constexpr (std::is_same<T, float>::value && std::is_same<Z, std::int32_t>::value) {
           simd::fq_rows<N, simd::DefaultArch>(xp, x_row, yp, y_row, rows, n, scale, zero_point,
-                                              range, bw);
+                                              range, words);
           return true;
         }
 #endif
-        (void)xp, (void)x_row, (void)yp, (void)y_row, (void)rows, (void)n, (void)bw;
+        (void)xp, (void)x_row, (void)yp, (void)y_row, (void)rows, (void)n, (void)words;
         return false;
       });
 }

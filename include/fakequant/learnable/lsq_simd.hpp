@@ -4,12 +4,15 @@
 //
 // Lane by lane it performs exactly the operations of the scalar reference lsq_element()
 // (learnable/lsq_numerics.hpp) for y and dx, so they are bit-identical to it; the y of a
-// batch is simd::fake_quant_batch, the foundation's forward. The summands are accumulated
-// in float batches over blocks of kLsqBlock elements as three sums (dy * in-range term,
-// fused where FMA exists; dy below; dy above the range: the clipped terms qmin - zb and
-// qmax - zb are applied once per block, in double), then added to double: a different
-// rounding and order than the scalar kernel's element-by-element double sum (relative
-// difference ~1e-6, tested with a tolerance). The PyTorch mode's fma needs a fused
+// batch is simd::fake_quant_batch (or its shifted form), the foundation's forward. The
+// backward classifies a lane by clamping its level (xq in the PyTorch mode, v in the
+// paper's) to the range with the forward's overflow rule: the lane is in range exactly when
+// the clamp leaves it unchanged, and the clamped level minus zb is the clipped ds-term
+// (qmin - zb or qmax - zb) itself. The summands dy * ds-term (all lanes, fused where FMA
+// exists) and dy (clipped lanes) are accumulated in float batches over blocks of
+// kLsqRunBlock elements (kLsqBlock runs along the channel axis), then added to double: a
+// different rounding and order than the scalar kernel's element-by-element double sum
+// (within 1e-5 of the sum of |summands|, tested). The PyTorch mode's fma needs a fused
 // multiply-add instruction: with xsimd on x86 without FMA (e.g. SSE2 baseline) the PyTorch
 // mode falls back to the scalar kernel (lsq_simd_supported() says which).
 #ifndef FQ_LEARNABLE_LSQ_SIMD_HPP_
@@ -35,10 +38,18 @@
 namespace fq {
 namespace simd {
 
-/// Elements whose summands are accumulated in float before being added to double.
-inline constexpr std::int64_t kLsqBlock = 1024;
+/// Elements of a run (lsq_run) whose summands are accumulated in float before being added to
+/// double: each lane of the two accumulator sets adds 1024 / (2 W) summands.
+inline constexpr std::int64_t kLsqRunBlock = 1024;
+
+/// Runs along the channel axis (lsq_run_varying) between two flushes of the per-channel float
+/// sums to double: each lane adds one summand per run, so this bounds the float sums' length
+/// as kLsqRunBlock does (the clipped terms qmin - zb, qmax - zb are in the sums, and large).
+inline constexpr std::int64_t kLsqBlock = 64;
 
 /// True if a*b+c can be computed with one rounding on batches of architecture A.
+// The trailing `false` closes the preprocessor-selected disjunction.
+// NOLINTBEGIN(readability-simplify-boolean-expr)
 template <class A>
 inline constexpr bool kHaveFusedMulAdd =
 #if XSIMD_WITH_AVX512F
@@ -51,6 +62,7 @@ inline constexpr bool kHaveFusedMulAdd =
     std::is_base_of<xsimd::sse2, A>::value ||
 #endif
     false;
+// NOLINTEND(readability-simplify-boolean-expr)
 
 /// a*b+c rounded once (only where kHaveFusedMulAdd<A>).
 template <class A>
@@ -90,6 +102,7 @@ template <class A>
 struct LsqBatchParams {
   using B = xsimd::batch<float, A>;
   B inv, scale, zf, zb, qmin, qmax, lo, hi;
+  B flo, fhi;  ///< the forward's shifted range qmin - zf, qmax - zf (fake_quant_batch_shifted)
   explicit LsqBatchParams(const detail::LsqParams& p) noexcept
       : inv(p.inv),
         scale(p.scale),
@@ -98,7 +111,9 @@ struct LsqBatchParams {
         qmin(p.qmin),
         qmax(p.qmax),
         lo(p.lo),
-        hi(p.hi) {}
+        hi(p.hi),
+        flo(p.qmin - p.zf),
+        fhi(p.qmax - p.zf) {}
   /// Lanes i..i+W of per-channel arrays (channel c in lane c - i).
   LsqBatchParams(const detail::LsqParamArrays& a, std::int64_t i, const B& qmin_b,
                  const B& qmax_b) noexcept
@@ -109,14 +124,21 @@ struct LsqBatchParams {
         qmin(qmin_b),
         qmax(qmax_b),
         lo(B::load_unaligned(a.lo.data() + i)),
-        hi(B::load_unaligned(a.hi.data() + i)) {}
+        hi(B::load_unaligned(a.hi.data() + i)),
+        flo(qmin_b - zf),
+        fhi(qmax_b - zf) {}
 };
 
-/// Partial sums of a block: dy * in-range term, dy below, dy above the range.
+/// Partial sums of a block: dy * ds-term (t_s), and dy over the clipped lanes (t_z).
 template <class A>
 struct LsqBatchSums {
   using B = xsimd::batch<float, A>;
-  B in = B(0.0f), below = B(0.0f), above = B(0.0f);
+  B ts = B(0.0f), tz = B(0.0f);
+  LsqBatchSums& operator+=(const LsqBatchSums& o) noexcept {
+    ts += o.ts;
+    tz += o.tz;
+    return *this;
+  }
 };
 
 /// acc += m ? v : 0 (one masked add on AVX-512).
@@ -132,82 +154,138 @@ FQ_INLINE void add_where(xsimd::batch<float, A>& acc, const xsimd::batch_bool<fl
   acc += xsimd::select(m, v, xsimd::batch<float, A>(0.0f));
 }
 
-/// acc += m ? a * b : 0 (one masked fused multiply-add on AVX-512).
+/// acc + a * b, fused where the architecture has FMA (the sums have a tolerance).
 template <class A>
-FQ_INLINE void fma_where(xsimd::batch<float, A>& acc, const xsimd::batch_bool<float, A>& m,
-                         const xsimd::batch<float, A>& a,
-                         const xsimd::batch<float, A>& b) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of<xsimd::avx512f, A>::value) {
-    acc = _mm512_mask3_fmadd_ps(a, b, acc, m);
-    return;
-  }
-#endif
-  acc += xsimd::select(m, a * b, xsimd::batch<float, A>(0.0f));
+FQ_INLINE xsimd::batch<float, A> accumulate_product(const xsimd::batch<float, A>& acc,
+                                                    const xsimd::batch<float, A>& a,
+                                                    const xsimd::batch<float, A>& b) noexcept {
+  if constexpr (kHaveFusedMulAdd<A>)
+    return fused_mul_add(a, b, acc);
+  else
+    return acc + a * b;
 }
 
+/// How lsq_batch computes a batch (lsq_run picks the form per run).
+enum class LsqForm {
+  kGeneral,  ///< fake_quant_batch, then the backward's own level
+  kShifted,  ///< y by fake_quant_batch_shifted (range within +-2^20): one operation fewer
+  /// PyTorch mode with zf = zb = 0 (symmetric) and the shifted form: the backward's level
+  /// rne(fma(x, 1/s, 0)) = rne(v) is the forward's r (up to the sign of zero, which changes no
+  /// classification), and qmin - zb = qmin: the backward reuses the forward's clamp.
+  kSharedLevel,
+};
+
 /// The element formulas on one batch; adds the batch's summands to `sums`.
-template <class M, class A>
-FQ_INLINE void lsq_batch(const float* x, const float* dy, float* y, float* dx,
-                         const LsqBatchParams<A>& p, LsqBatchSums<A>& sums) noexcept {
+template <class M, class A, LsqForm kForm = LsqForm::kGeneral>
+FQ_INLINE void lsq_batch(const xsimd::batch<float, A>& xb, const xsimd::batch<float, A>& g,
+                         float* y, float* dx, const LsqBatchParams<A>& p,
+                         LsqBatchSums<A>& sums) noexcept {
   using B = xsimd::batch<float, A>;
-  const B xb = B::load_unaligned(x), g = B::load_unaligned(dy);
-  std::uint64_t unused = 0;
-  fake_quant_batch<typename M::forward_numerics>(xb, p.inv, p.scale, p.zf, p.qmin, p.qmax, unused)
-      .store_unaligned(y);
+  using N = typename M::forward_numerics;
+  static_assert(kForm == LsqForm::kGeneral || kShiftedRounding<N, float>,
+                "lsq_batch: the shifted forms need round half to even");
+  static_assert(kForm != LsqForm::kSharedLevel || M::kTorch,
+                "lsq_batch: the shared level is the PyTorch mode's");
   const B v = xb * p.inv;
-  xsimd::batch_bool<float, A> ok_lo, le;
-  B in_term;
-  if constexpr (M::kTorch) {
-    B t;
-    if constexpr (M::kFma)
-      t = fused_mul_add(xb, p.inv, p.zb);
-    else
-      t = no_contract(v) + p.zb;
-    const B xq = xsimd::nearbyint(t);
-    ok_lo = (xq >= p.qmin) & (xq < B(detail::kInt64Limit<float>));
-    le = xq <= p.qmax;
-    in_term = (xq - p.zb) - v;
+  // c: the level clamped to the range by the forward's rule (NaN, and >= 2^63 in the PyTorch
+  // mode, go to qmin); in range exactly when c equals the level (lsq_element's below/above
+  // tests); w: the ds-term, (xq - zb) - v in range, qmin - zb or qmax - zb (= lo, hi) clipped.
+  xsimd::batch_bool<float, A> in;
+  B w;
+  if constexpr (kForm == LsqForm::kSharedLevel) {
+    const B r = shifted_level(v);  // as fake_quant_batch_shifted, with lo, hi = qmin, qmax
+    const B c = clamp_level_batch<N>(r, p.flo, p.fhi);
+    (c * p.scale).store_unaligned(y);
+    in = c == r;
+    w = xsimd::select(in, r - v, c);
   } else {
-    ok_lo = v >= p.lo;
-    le = v <= p.hi;
-    in_term = xsimd::nearbyint(v) - v;
+    std::uint64_t unused = 0;
+    if constexpr (kForm == LsqForm::kShifted)
+      fake_quant_batch_shifted<N>(v, p.scale, p.flo, p.fhi, unused).store_unaligned(y);
+    else
+      fake_quant_batch<N>(xb, p.inv, p.scale, p.zf, p.qmin, p.qmax, unused).store_unaligned(y);
+    if constexpr (M::kTorch) {
+      B t;
+      if constexpr (M::kFma)
+        t = fused_mul_add(xb, p.inv, p.zb);
+      else
+        t = no_contract(v) + p.zb;
+      const B xq = xsimd::nearbyint(t);
+      const B c = clamp_level_batch<N>(xq, p.qmin, p.qmax);
+      in = c == xq;
+      w = c - p.zb;
+      w = xsimd::select(in, w - v, w);
+    } else {
+      const B c = clamp_level_batch<N>(v, p.lo, p.hi);
+      in = c == v;
+      w = xsimd::select(in, xsimd::nearbyint(v) - v, c);
+    }
   }
-  const auto in = ok_lo & le;
   (g * xsimd::select(in, B(1.0f), B(0.0f))).store_unaligned(dx);
-  fma_where(sums.in, in, g, in_term);
-  add_where(sums.below, ~ok_lo, g);
-  add_where(sums.above, ok_lo & ~le, g);
+  // Unmasked accumulation of dy * w (merge-masked accumulations were 15% slower on Zen 4).
+  sums.ts = accumulate_product(sums.ts, g, w);
+  add_where(sums.tz, ~in, g);
+}
+
+/// The whole batches of lsq_run; returns how many elements it did.
+template <class M, class A, LsqForm kForm>
+FQ_INLINE std::int64_t lsq_run_batches(const float* x, const float* dy, float* y, float* dx,
+                                       std::int64_t n, const detail::LsqParams& params,
+                                       detail::LsqSums& acc) noexcept {
+  using B = xsimd::batch<float, A>;
+  constexpr std::int64_t W = static_cast<std::int64_t>(B::size);
+  const LsqBatchParams<A> p(params);
+  std::int64_t i = 0;
+  while (n - i >= W) {
+    const std::int64_t last = std::min(n, i + kLsqRunBlock) - W;  // the block's last batch
+    LsqBatchSums<A> s0, s1;  // two sets: independent dependency chains
+    // Software-pipelined by one batch: each batch is loaded before the previous one is stored.
+    // Otherwise, with buffers a few bytes apart modulo 4 KiB (consecutive heap blocks are 16
+    // bytes apart), every load would wait on the previous batch's stores, whose addresses
+    // match it in the low 12 bits (4K aliasing: up to 1.35x slower).
+    B xa = B::load_unaligned(x + i), ga = B::load_unaligned(dy + i);
+    for (; i + W <= last; i += 2 * W) {
+      const B xb = B::load_unaligned(x + i + W), gb = B::load_unaligned(dy + i + W);
+      lsq_batch<M, A, kForm>(xa, ga, y + i, dx + i, p, s0);
+      if (i + 2 * W <= last) {
+        xa = B::load_unaligned(x + i + 2 * W);
+        ga = B::load_unaligned(dy + i + 2 * W);
+      }
+      lsq_batch<M, A, kForm>(xb, gb, y + i + W, dx + i + W, p, s1);
+    }
+    if (i <= last) {
+      lsq_batch<M, A, kForm>(xa, ga, y + i, dx + i, p, s0);
+      i += W;
+    }
+    s0 += s1;
+    acc.ts += static_cast<double>(xsimd::hadd(s0.ts));
+    acc.tz += static_cast<double>(xsimd::hadd(s0.tz));
+  }
+  return i;
 }
 
 /// Fused forward+backward over a contiguous run with constant parameters.
 template <class M, class A>
 void lsq_run(const float* x, const float* dy, float* y, float* dx, std::int64_t n,
              const detail::LsqParams& params, detail::LsqSums& acc) noexcept {
-  using B = xsimd::batch<float, A>;
-  constexpr std::int64_t W = static_cast<std::int64_t>(B::size);
-  const LsqBatchParams<A> p(params);
-  std::int64_t i = 0;
-  while (n - i >= W) {
-    const std::int64_t end = std::min(n, i + kLsqBlock);
-    LsqBatchSums<A> s0, s1;  // two sets: independent dependency chains
-    for (; i + 2 * W <= end; i += 2 * W) {
-      lsq_batch<M, A>(x + i, dy + i, y + i, dx + i, p, s0);
-      lsq_batch<M, A>(x + i + W, dy + i + W, y + i + W, dx + i + W, p, s1);
+  // The symmetric PyTorch mode shares the forward's level; the paper's mode cannot.
+  constexpr LsqForm kSymmetricForm = M::kTorch ? LsqForm::kSharedLevel : LsqForm::kShifted;
+  std::int64_t i = -1;
+  if constexpr (kShiftedRounding<typename M::forward_numerics, float>) {
+    if (params.qmin >= -0x1p20f && params.qmax <= 0x1p20f) {
+      if (is_positive_zero(params.zf) && is_positive_zero(params.zb))
+        i = lsq_run_batches<M, A, kSymmetricForm>(x, dy, y, dx, n, params, acc);
+      else
+        i = lsq_run_batches<M, A, LsqForm::kShifted>(x, dy, y, dx, n, params, acc);
     }
-    for (; i + W <= end; i += W) lsq_batch<M, A>(x + i, dy + i, y + i, dx + i, p, s0);
-    const double in = static_cast<double>(xsimd::hadd(s0.in + s1.in));
-    const double below = static_cast<double>(xsimd::hadd(s0.below + s1.below));
-    const double above = static_cast<double>(xsimd::hadd(s0.above + s1.above));
-    acc.ts += in + static_cast<double>(params.lo) * below + static_cast<double>(params.hi) * above;
-    acc.tz += below + above;
   }
+  if (i < 0) i = lsq_run_batches<M, A, LsqForm::kGeneral>(x, dy, y, dx, n, params, acc);
   detail::lsq_run_scalar<M>(x + i, 1, dy + i, 1, y + i, 1, dx + i, 1, n - i, params, acc);
 }
 
 /// Fused forward+backward over a contiguous run walking the channel axis (element i has
 /// channel i): the parameters come from per-channel arrays, and lane sums go to the
-/// per-channel float block sums `blk` (three per channel: in, below, above; the caller
+/// per-channel float block sums `blk` (t_s at blk[c], t_z at blk[nc + c]; the caller
 /// flushes them, see flush_lsq_block_sums). The tail goes straight to `acc`.
 template <class M, class A>
 void lsq_run_varying(const float* x, const float* dy, float* y, float* dx, std::int64_t n,
@@ -221,27 +299,25 @@ void lsq_run_varying(const float* x, const float* dy, float* y, float* dx, std::
   for (; i + W <= n; i += W) {
     const LsqBatchParams<A> p(pa, i, qmin, qmax);
     LsqBatchSums<A> sums;
-    sums.in = B::load_unaligned(blk + i);
-    sums.below = B::load_unaligned(blk + nc + i);
-    sums.above = B::load_unaligned(blk + 2 * nc + i);
-    lsq_batch<M, A>(x + i, dy + i, y + i, dx + i, p, sums);
-    sums.in.store_unaligned(blk + i);
-    sums.below.store_unaligned(blk + nc + i);
-    sums.above.store_unaligned(blk + 2 * nc + i);
+    sums.ts = B::load_unaligned(blk + i);
+    sums.tz = B::load_unaligned(blk + nc + i);
+    lsq_batch<M, A>(B::load_unaligned(x + i), B::load_unaligned(dy + i), y + i, dx + i, p, sums);
+    sums.ts.store_unaligned(blk + i);
+    sums.tz.store_unaligned(blk + nc + i);
   }
   detail::lsq_run_scalar_varying<M>(x + i, 1, dy + i, 1, y + i, 1, dx + i, 1, n - i, params + i,
                                     acc + i);
 }
 
-/// Adds the per-channel float block sums of lsq_run_varying to `acc` and clears them.
+/// Adds the per-channel float block sums of lsq_run_varying to `acc` and clears them. `blk`
+/// holds at least 2 * nc floats (`params` is unused: the sums already hold the ds-terms).
 inline void flush_lsq_block_sums(float* blk, const detail::LsqParams* params, detail::LsqSums* acc,
                                  std::int64_t nc) noexcept {
+  (void)params;
   for (std::int64_t c = 0; c < nc; ++c) {
-    const double in = blk[c], below = blk[nc + c], above = blk[2 * nc + c];
-    acc[c].ts +=
-        in + static_cast<double>(params[c].lo) * below + static_cast<double>(params[c].hi) * above;
-    acc[c].tz += below + above;
-    blk[c] = blk[nc + c] = blk[2 * nc + c] = 0.0f;
+    acc[c].ts += static_cast<double>(blk[c]);
+    acc[c].tz += static_cast<double>(blk[nc + c]);
+    blk[c] = blk[nc + c] = 0.0f;
   }
 }
 
