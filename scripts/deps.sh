@@ -18,3 +18,5 @@ fq_install_deps() {
 FQ_BUILD_DEPS=(cmake make g++ libeigen3-dev libxsimd-dev)
 # The Fashion-MNIST demo's: zlib for the .gz files, OpenMP for Eigen's threads, the data set.
 FQ_DEMO_DEPS=(zlib1g-dev libgomp1 dataset-fashion-mnist)
+# The LibTorch interop example's (optional: examples/libtorch_interop.cpp is built when found).
+FQ_TORCH_DEPS=(libtorch-dev)

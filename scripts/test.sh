@@ -5,13 +5,20 @@
 #   2. GCC, ASan + UBSan, baseline x86-64 (SSE2 kernels): the same unit tests.
 #   3. Clang, C++20, scalar path only (FQ_USE_XSIMD=OFF), Release: the same unit tests.
 #   4. Packaging: find_package, add_subdirectory and FetchContent consumers, pkg-config.
+# Builds 1 and 3 also compile every header in one TU as C++17, C++20 and C++23 and with
+# -fno-exceptions, with and without xsimd (ctests std_check.*, tests/std_check/), and build 1
+# runs clang-tidy (.clang-tidy) on it (ctest lint.clang_tidy).
 # The API reference (Doxygen) is built without warnings as the ctest docs.doxygen.
+# The LibTorch interop example is built and run when libtorch-dev is installed; FQ_TORCH=1
+# installs it (about 210 MB to download, so not by default).
 # Installs missing Debian packages first. FQ_JOBS sets the build parallelism.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=deps.sh
 source "$root/scripts/deps.sh"
-fq_install_deps "${FQ_BUILD_DEPS[@]}" "${FQ_DEMO_DEPS[@]}" clang catch2 libbenchmark-dev pkgconf doxygen
+fq_install_deps "${FQ_BUILD_DEPS[@]}" "${FQ_DEMO_DEPS[@]}" clang clang-tidy catch2 libbenchmark-dev \
+  pkgconf doxygen
+if [ "${FQ_TORCH:-0}" = 1 ]; then fq_install_deps "${FQ_TORCH_DEPS[@]}"; fi
 jobs=${FQ_JOBS:-$(nproc)}
 out=${FQ_TEST_BUILD_DIR:-$root/build-test}
 passed=0
@@ -43,8 +50,8 @@ run_config() {  # name, cmake args...
 }
 
 mkdir -p "$out"
-run_config release -DCMAKE_BUILD_TYPE=Release -DFQ_NATIVE_ARCH=ON -DFQ_BUILD_BENCHMARKS=ON ||
-  failed=$((failed + 1))
+run_config release -DCMAKE_BUILD_TYPE=Release -DFQ_NATIVE_ARCH=ON -DFQ_BUILD_BENCHMARKS=ON \
+  -DFQ_CLANG_TIDY=ON || failed=$((failed + 1))
 run_config sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 \
   -DFQ_SANITIZE=address,undefined -DFQ_BUILD_EXAMPLES=OFF || failed=$((failed + 1))
 run_config clang-cxx20-scalar -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=20 \

@@ -29,6 +29,7 @@
 #include <iterator>     // istreambuf_iterator
 #include <string>       // string
 #include <type_traits>  // is_trivially_copyable
+#include <utility>      // move
 #include <variant>      // variant
 #include <vector>       // vector
 
@@ -75,8 +76,8 @@ class ByteWriter {
 
 class ByteReader {
  public:
-  ByteReader(const std::uint8_t* p, std::size_t n, const std::string& where)
-      : p_(p), n_(n), where_(where) {}
+  ByteReader(const std::uint8_t* p, std::size_t n, std::string where)
+      : p_(p), n_(n), where_(std::move(where)) {}
   template <class T>
   T get(const char* what) {
     FQ_CHECK(n_ - pos_ >= sizeof(T), ErrorCode::kInvalidArgument,

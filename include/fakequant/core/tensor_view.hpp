@@ -94,7 +94,7 @@ class TensorView {
   }
 
   /// Conversion to a view of const elements.
-  operator TensorView<const T>() const noexcept {  // NOLINT(google-explicit-constructor)
+  operator TensorView<const T>() const {  // NOLINT(google-explicit-constructor)
     return TensorView<const T>(data_, rank_, shape_.data(), strides_.data());
   }
 

@@ -15,9 +15,10 @@ namespace detail {
 class BitWriter {
  public:
   BitWriter(std::uint64_t* words, std::int64_t bit_pos) noexcept
-      : words_(words), word_(bit_pos >> 6), fill_(static_cast<int>(bit_pos & 63)) {
-    acc_ = fill_ ? words_[word_] & ((std::uint64_t{1} << fill_) - 1) : 0;
-  }
+      : words_(words),
+        word_(bit_pos >> 6),
+        fill_(static_cast<int>(bit_pos & 63)),
+        acc_(fill_ ? words_[word_] & ((std::uint64_t{1} << fill_) - 1) : 0) {}
 
   /// Appends the low `count` bits of `bits` (1 <= count <= 64; higher bits must be zero).
   FQ_INLINE void put(std::uint64_t bits, int count) noexcept {

@@ -38,10 +38,10 @@ inline DimOrder order_by_strides(int rank, const Dims& strides) noexcept {
     const std::int8_t d = o[static_cast<std::size_t>(i)];
     int j = i - 1;
     while (j >= 0 && mag(o[static_cast<std::size_t>(j)]) < mag(d)) {
-      o[static_cast<std::size_t>(j + 1)] = o[static_cast<std::size_t>(j)];
+      o[static_cast<std::size_t>(j) + 1] = o[static_cast<std::size_t>(j)];
       --j;
     }
-    o[static_cast<std::size_t>(j + 1)] = d;
+    o[static_cast<std::size_t>(j) + 1] = d;
   }
   return o;
 }

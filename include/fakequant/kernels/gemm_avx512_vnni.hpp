@@ -16,6 +16,7 @@
 
 #if FQ_KERNELS_X86
 #include <algorithm>  // min
+#include <cstddef>    // ptrdiff_t
 #include <cstdint>    // int32_t, int64_t, uint8_t, uint32_t
 #include <cstring>    // memcpy
 #include <immintrin.h>
@@ -83,7 +84,7 @@ FQ_TARGET_AVX512VNNI void vnni_tile(const std::uint8_t* a, std::int64_t lda, con
     const __mmask16 mask = rem >= 16  ? __mmask16(0xFFFF)
                            : rem <= 0 ? __mmask16(0)
                                       : static_cast<__mmask16>((1u << rem) - 1u);
-    std::int32_t* dst = c + r * ldc + p * 16;
+    std::int32_t* dst = c + r * ldc + std::ptrdiff_t{p} * 16;
     __m512i v = acc[r][p];
     if (add) v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mask, dst));
     _mm512_mask_storeu_epi32(dst, mask, v);

@@ -115,21 +115,27 @@ struct scheme_of<Q, true> {
 };
 /// A layer converts to the integer model (and evaluates in integer arithmetic) when its
 /// weights are per-output-channel symmetric and its output is per-tensor or not quantized.
-template <class WeightQ, class ActQ, class WS = typename scheme_of<WeightQ>::type,
-          class AS = typename scheme_of<ActQ>::type>
-constexpr bool integer_capable() {
-  if constexpr (std::is_void<WS>::value) {
-    return false;
-  } else if constexpr (!(WS::granularity::kPerChannel && WS::granularity::kAxis == 0 &&
-                         WS::mapping::kSymmetric)) {
-    return false;
-  } else if constexpr (std::is_same<ActQ, NoFakeQuant>::value) {
-    return true;
-  } else if constexpr (std::is_void<AS>::value) {
+template <class S>
+constexpr bool per_channel_axis0_symmetric() {
+  if constexpr (std::is_void<S>::value) {
     return false;
   } else {
-    return !AS::granularity::kPerChannel;
+    return S::granularity::kPerChannel && S::granularity::kAxis == 0 && S::mapping::kSymmetric;
   }
+}
+template <class S>
+constexpr bool per_tensor_scheme() {
+  if constexpr (std::is_void<S>::value) {
+    return false;
+  } else {
+    return !S::granularity::kPerChannel;
+  }
+}
+template <class WeightQ, class ActQ>
+constexpr bool integer_capable() {
+  return per_channel_axis0_symmetric<typename scheme_of<WeightQ>::type>() &&
+         (std::is_same<ActQ, NoFakeQuant>::value ||
+          per_tensor_scheme<typename scheme_of<ActQ>::type>());
 }
 
 /// The Conv2dShape of one image of a convolution with weights of shape w.

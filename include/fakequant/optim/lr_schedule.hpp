@@ -43,7 +43,8 @@ class StepLR {
   /// The learning rate at step t >= 0.
   double lr_at(std::int64_t t) const {
     detail::check_step_index(t, "StepLR::lr_at");
-    return base_lr_ * std::pow(gamma_, static_cast<double>(t / step_size_));
+    const std::int64_t decays = t / step_size_;  // whole steps only: integer division
+    return base_lr_ * std::pow(gamma_, static_cast<double>(decays));
   }
 
  private:

@@ -45,10 +45,8 @@ inline float power_of_two_scale(float s) noexcept {
   int e = 0;
   const float m = std::frexp(s, &e);  // s = m * 2^e
   int k = e;                          // log2 s in (e - 1, e]
-  if (m == 0.5f)
-    k = e - 1;  // exactly 2^(e-1)
-  else if (!Ceil && static_cast<double>(m) < 0.70710678118654752440)
-    k = e - 1;  // log2 m < -1/2
+  // Down to e - 1 when s is exactly 2^(e-1), or when rounding and log2 m < -1/2.
+  if (m == 0.5f || (!Ceil && static_cast<double>(m) < 0.70710678118654752440)) k = e - 1;
   if (k < -126) k = -126;
   if (k > 126) k = 126;
   return std::ldexp(1.0f, k);

@@ -18,7 +18,7 @@
 #ifndef FQ_TAPE_TAPE_HPP_
 #define FQ_TAPE_TAPE_HPP_
 
-#include <algorithm>         // max
+#include <algorithm>         // any_of, max
 #include <array>             // array
 #include <cmath>             // isfinite
 #include <cstdint>           // int64_t
@@ -123,7 +123,7 @@ class Var {
     return shape_.rank <= 1 ? numel() : numel() / std::max<std::int64_t>(shape_[0], 1);
   }
   template <class T>
-  TensorView<T> make_view(float* p) const {
+  TensorView<T> make_view(T* p) const {
     const auto st = strides();
     if (shape_.rank == 0) return TensorView<T>(p, {1});
     return TensorView<T>(p, shape_.rank, shape_.dims.data(), st.data());
@@ -172,6 +172,7 @@ class Tape {
     FQ_CHECK(value != nullptr || shape.numel() == 0, ErrorCode::kInvalidArgument,
              "Tape::constant: value is null");
     // Ops never write through a value they did not create, so the const_cast is safe.
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast)
     return Var(this, const_cast<float*>(value), nullptr, shape);
   }
 
@@ -300,10 +301,8 @@ inline void check_tape(const Tape& tape, std::initializer_list<const Var*> vars,
 }
 /// Whether an op with these inputs must record a backward closure.
 inline bool needs_grad(const Tape& tape, std::initializer_list<const Var*> vars) {
-  if (!tape.recording()) return false;
-  for (const Var* v : vars)
-    if (v->requires_grad()) return true;
-  return false;
+  return tape.recording() &&
+         std::any_of(vars.begin(), vars.end(), [](const Var* v) { return v->requires_grad(); });
 }
 }  // namespace detail
 

@@ -147,7 +147,7 @@ inline std::vector<double> to_vector(const TensorView<float>& v) {
 /// Runs the STE-aware gradient checks on q; see the file comment.
 template <class Q>
 CheckResult check_gradients(Q& q, const GradientCheckOptions& opt = GradientCheckOptions{}) {
-  static_assert(assert_quantizer<Q>(), "");
+  static_assert(assert_quantizer<Q>());
   CheckResult r(opt.max_failures_per_property);
   const Grid grid = detail::resolve_grid(q, opt.grid);
   const int axis = detail::resolve_axis<Q>(opt.channel_axis, grid);

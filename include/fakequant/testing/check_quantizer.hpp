@@ -34,7 +34,7 @@
 #include <algorithm>    // sort, min
 #include <cmath>        // isfinite, isnan, fabs
 #include <cstdint>      // int64_t, uint32_t
-#include <cstring>      // memcmp
+#include <cstring>      // memcpy
 #include <functional>   // function
 #include <limits>       // numeric_limits
 #include <numeric>      // iota
@@ -172,14 +172,19 @@ inline std::vector<float> make_inputs(const Layout& L, const Grid& grid,
   return x;
 }
 
-inline bool same_bits(float a, float b) noexcept { return std::memcmp(&a, &b, sizeof a) == 0; }
+inline bool same_bits(float a, float b) noexcept {
+  std::uint32_t ua = 0, ub = 0;
+  std::memcpy(&ua, &a, sizeof a);
+  std::memcpy(&ub, &b, sizeof b);
+  return ua == ub;
+}
 
 }  // namespace detail
 
 /// Runs the forward property suite on q; see the file comment for the properties.
 template <class Q>
 CheckResult check_quantizer(Q& q, const QuantizerCheckOptions& opt = QuantizerCheckOptions{}) {
-  static_assert(assert_quantizer<Q>(), "");
+  static_assert(assert_quantizer<Q>());
   CheckResult r(opt.max_failures_per_property);
   const Grid grid = detail::resolve_grid(q, opt.grid);
   if (grid.empty() && !opt.on_grid) {

@@ -20,6 +20,7 @@
 
 #include <cmath>    // nearbyint
 #include <cstdint>  // int64_t
+#include <utility>  // move
 #include <vector>   // vector
 
 #include <fakequant/core/range.hpp>
@@ -40,7 +41,8 @@ inline ParamFormula ste_none() {
 inline ParamFormula lsq_scale(std::vector<float> scale, std::vector<double> zero_point,
                               QuantRange range, double grad_scale = 1.0) {
   return per_element_formula(
-      [=](float x, float dy, std::int64_t c) {
+      [scale = std::move(scale), zero_point = std::move(zero_point), range, grad_scale](
+          float x, float dy, std::int64_t c) {
         const auto k = static_cast<std::size_t>(scale.size() == 1 ? 0 : c);
         const double z = zero_point[k];
         const double qn = static_cast<double>(range.quant_min) - z;
@@ -57,7 +59,8 @@ inline ParamFormula lsq_scale(std::vector<float> scale, std::vector<double> zero
 inline ParamFormula lsq_zero_point(std::vector<float> scale, std::vector<double> zero_point,
                                    QuantRange range, double grad_scale = 1.0) {
   return per_element_formula(
-      [=](float x, float dy, std::int64_t c) {
+      [scale = std::move(scale), zero_point = std::move(zero_point), range, grad_scale](
+          float x, float dy, std::int64_t c) {
         const auto k = static_cast<std::size_t>(scale.size() == 1 ? 0 : c);
         const double s = scale[k], z = zero_point[k];
         const double v = static_cast<double>(x * (1.0f / scale[k]));
@@ -71,7 +74,7 @@ inline ParamFormula lsq_zero_point(std::vector<float> scale, std::vector<double>
 /// PACT d/dalpha: dy where x >= alpha (one alpha per channel, or one).
 inline ParamFormula pact_alpha(std::vector<float> alpha) {
   return per_element_formula(
-      [=](float x, float dy, std::int64_t c) {
+      [alpha = std::move(alpha)](float x, float dy, std::int64_t c) {
         const auto k = static_cast<std::size_t>(alpha.size() == 1 ? 0 : c);
         return x >= alpha[k] ? static_cast<double>(dy) : 0.0;
       },

@@ -92,8 +92,9 @@ inline bool make_layout(const std::vector<std::int64_t>& shape, int axis, const 
   for (std::int64_t e : out.shape) out.numel *= e;
   out.channels = axis >= 0 ? out.shape[static_cast<std::size_t>(axis)] : 1;
   out.inner = 1;
-  for (std::size_t d = static_cast<std::size_t>(axis + 1); axis >= 0 && d < out.shape.size(); ++d)
-    out.inner *= out.shape[d];
+  if (axis >= 0)
+    for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < out.shape.size(); ++d)
+      out.inner *= out.shape[d];
   if (!grid.empty() && grid.channels() != 1 && grid.channels() != out.channels) {
     r.add_failure("setup", -1, 0, 0.0, static_cast<double>(grid.channels()),
                   static_cast<double>(out.channels),
