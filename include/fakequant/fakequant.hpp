@@ -2,7 +2,8 @@
 // fakequant/fakequant.hpp: includes the fake-quant API: quantizers, observers, learnable
 // quantizers, schedules and the testing kit. The training stack (tape/, ops/ops.hpp, layers/,
 // optim/), the int8 kernels (kernels/) and convert/ are included separately, so that code that
-// only fake-quantizes does not compile them; testing/catch2.hpp needs Catch2.
+// only fake-quantizes does not compile them (fakequant/all.hpp includes everything);
+// testing/catch2.hpp needs Catch2.
 #ifndef FQ_FAKEQUANT_HPP_
 #define FQ_FAKEQUANT_HPP_
 

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MIT
+// fakequant/all.hpp: the whole library in one include — the fake-quant API of
+// fakequant/fakequant.hpp plus the training stack (the tape, every tape op, the QAT layers and
+// their integer arithmetic, the optimizers), the int8 kernels and convert with its model file.
+// Code that only fake-quantizes includes fakequant/fakequant.hpp and compiles less;
+// testing/catch2.hpp (which needs Catch2) is not included.
+#ifndef FQ_ALL_HPP_
+#define FQ_ALL_HPP_
+
+#include <fakequant/convert/convert.hpp>
+#include <fakequant/convert/int8_params.hpp>
+#include <fakequant/convert/model_file.hpp>
+#include <fakequant/fakequant.hpp>
+#include <fakequant/kernels/dequantize.hpp>
+#include <fakequant/kernels/gemm.hpp>
+#include <fakequant/kernels/linear.hpp>
+#include <fakequant/kernels/quantize.hpp>
+#include <fakequant/layers/integer_eval.hpp>
+#include <fakequant/layers/learnable_fake_quant.hpp>
+#include <fakequant/layers/qlayers.hpp>
+#include <fakequant/ops/ops.hpp>
+#include <fakequant/optim/adam.hpp>
+#include <fakequant/optim/grad_clip.hpp>
+#include <fakequant/optim/lr_schedule.hpp>
+#include <fakequant/optim/sgd.hpp>
+#include <fakequant/tape/tape.hpp>
+
+#endif  // FQ_ALL_HPP_
