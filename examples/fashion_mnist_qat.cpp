@@ -17,10 +17,10 @@
 // running statistics, then evaluated with fake quantization. QAT: from the PTQ state, a few
 // epochs of training with fake quantization on; an fq::QatSchedule freezes the batch-norm
 // statistics half way and the observers at three quarters (as PyTorch's QAT tutorial does).
-// INT8: the QAT W8A8 model converted (fq::convert) to a true integer model on fakequant's int8
-// kernels, evaluated on the same test images; then the QAT model itself is run with its layers
-// in integer arithmetic (use_integer_arithmetic) and its logits compared bit for bit with the
-// deployed model's.
+// INT8: the QAT W8A8 model converted (fq::convert_sequential) to a true integer model on
+// fakequant's int8 kernels, evaluated on the same test images; then the QAT model itself is run
+// with its layers in integer arithmetic (use_integer_arithmetic) and its logits compared bit for
+// bit with the deployed model's.
 // --check exits non-zero unless every accuracy is far above chance, the integer model's
 // accuracy is within 0.05 points of its fake-quant simulation's, and every logit is
 // bit-identical to the QAT model's in integer arithmetic (the CI's short run).
@@ -44,7 +44,7 @@
 #include <omp.h>
 #endif
 
-#include <fakequant/convert/convert.hpp>
+#include <fakequant/convert/int8_model.hpp>
 #include <fakequant/fakequant.hpp>
 #include <fakequant/layers/qlayers.hpp>
 #include <fakequant/ops/ops.hpp>
@@ -186,10 +186,14 @@ struct Net {
 
   fq::Var forward(fq::Tape& t, const fq::Var& x) {
     fq::Var h = in.forward(t, x);
-    h = fq::ops::max_pool2d(t, c1.forward(t, h), 2);
-    h = fq::ops::max_pool2d(t, c2.forward(t, h), 2);
-    h = fc1.forward(t, h.reshape({h.size(0), kC2 * 7 * 7}));
+    h = pool.forward(t, c1.forward(t, h));
+    h = pool.forward(t, c2.forward(t, h));
+    h = fc1.forward(t, flatten.forward(t, h));
     return fc2.forward(t, h);
+  }
+  /// The deployed integer model: the same layers in the same order (fq::convert_sequential).
+  fq::Int8Model convert() {
+    return fq::convert_sequential(in, {1, 28, 28}, c1, pool, c2, pool, flatten, fc1, fc2);
   }
   std::vector<fq::optim::ParamRef> parameters() { return fq::parameters_of(c1, c2, fc1, fc2); }
   template <class F>
@@ -222,6 +226,8 @@ struct Net {
   fq::QConvBn2d<WQ, AQ> c1, c2;
   fq::QLinear<WQ, AQ> fc1;
   fq::QLinear<WQ, fq::NoFakeQuant> fc2;  // logits stay float, as PyTorch's DeQuantStub
+  fq::MaxPool2d pool{2};
+  fq::Flatten flatten;
 };
 
 using W8 = fq::DefaultWeightFakeQuant;
@@ -326,57 +332,20 @@ void calibrate(N& net, const Dataset& d, long batches, long batch) {
   net.train(true);
 }
 
-/// The deployed integer model: uint8 activations, int8 weights, int32 accumulators, on
-/// fakequant's int8 kernels (fq::convert of each trained layer).
-struct Int8Net {
-  template <class N>
-  explicit Int8Net(N& net)
-      : in(fq::act_qparams(net.in.quantizer())),
-        c1(fq::convert(net.c1, in, 28, 28)),
-        c2(fq::convert(net.c2, c1.output_qparams(), 14, 14)),
-        fc1(fq::convert(net.fc1, c2.output_qparams())),
-        fc2(fq::convert(net.fc2, fc1.output_qparams())) {}
-
-  /// Class predictions for n images.
-  void predict(const float* images, long n, std::int32_t* out) {
-    x.resize(std::size_t(n * 784));
-    a1.resize(std::size_t(n * kC1 * 28 * 28));
-    p1.resize(std::size_t(n * kC1 * 14 * 14));
-    a2.resize(std::size_t(n * kC2 * 14 * 14));
-    p2.resize(std::size_t(n * kC2 * 7 * 7));
-    h.resize(std::size_t(n * kHidden));
-    logits.resize(std::size_t(n * 10));
-    fq::quantize_per_tensor(fq::TensorView<const float>(images, {n, 784}),
-                            fq::TensorView<std::uint8_t>(x.data(), {n, 784}), in.scale,
-                            in.zero_point, fq::QuantRange{0, 255});
-    c1.run(x.data(), n, a1.data());
-    fq::max_pool2d_u8(a1.data(), n * kC1, 28, 28, 2, 2, p1.data());
-    c2.run(p1.data(), n, a2.data());
-    fq::max_pool2d_u8(a2.data(), n * kC2, 14, 14, 2, 2, p2.data());
-    fc1.run(p2.data(), n, h.data());
-    fc2.run(h.data(), n, logits.data());
-    for (long i = 0; i < n; ++i)
-      out[i] =
-          std::int32_t(std::max_element(logits.begin() + i * 10, logits.begin() + i * 10 + 10) -
-                       (logits.begin() + i * 10));
-  }
-
-  fq::ActQParams in;
-  fq::Int8Conv2d c1, c2;
-  fq::Int8Linear fc1, fc2;
-  std::vector<std::uint8_t> x, a1, p1, a2, p2, h;
-  std::vector<float> logits;
-};
-
 /// Accuracy and images/s of the integer model on the test set (batches of 500).
-std::pair<double, double> evaluate_int8(Int8Net& net, const Dataset& d) {
+/// The deployed model: uint8 activations, int8 weights, int32 accumulators on fakequant's int8
+/// kernels, float logits.
+std::pair<double, double> evaluate_int8(const fq::Int8Model& model, const Dataset& d) {
   long correct = 0;
-  std::vector<std::int32_t> pred(500);
+  std::vector<float> logits(500 * 10);
   const auto t0 = Clock::now();
   for (long s = 0; s < d.n; s += 500) {
     const long b = std::min(500L, d.n - s);
-    net.predict(d.images.data() + s * 784, b, pred.data());
-    for (long i = 0; i < b; ++i) correct += pred[std::size_t(i)] == d.labels[std::size_t(s + i)];
+    model.run(d.images.data() + s * 784, b, logits.data());
+    for (long i = 0; i < b; ++i)
+      correct += std::max_element(logits.begin() + i * 10, logits.begin() + i * 10 + 10) -
+                     (logits.begin() + i * 10) ==
+                 d.labels[std::size_t(s + i)];
   }
   return {double(correct) / double(d.n), double(d.n) / seconds_since(t0)};
 }
@@ -385,7 +354,8 @@ std::pair<double, double> evaluate_int8(Int8Net& net, const Dataset& d) {
 /// deployed model's exact sums and requantization inside the float graph) and the deployed
 /// model on the test set; returns how many logits differ in any bit, and the accuracy.
 template <class N>
-std::pair<long, double> compare_with_deployed(N& net, Int8Net& deployed, const Dataset& d) {
+std::pair<long, double> compare_with_deployed(N& net, const fq::Int8Model& deployed,
+                                              const Dataset& d) {
   net.c1.use_integer_arithmetic(fq::act_qparams(net.in.quantizer()));
   net.c2.use_integer_arithmetic(fq::act_qparams(net.c1.output_quantizer()));
   net.fc1.use_integer_arithmetic(fq::act_qparams(net.c2.output_quantizer()));
@@ -393,19 +363,19 @@ std::pair<long, double> compare_with_deployed(N& net, Int8Net& deployed, const D
   fq::Tape tape;
   fq::NoGradGuard no_grad(tape);
   long differ = 0, correct = 0;
-  std::vector<std::int32_t> pred(500);
+  std::vector<float> deployed_logits(500 * 10);
   for (long s = 0; s < d.n; s += 500) {
     const long b = std::min(500L, d.n - s);
     tape.clear();
     const auto logits =
         net.forward(tape, tape.constant(d.images.data() + s * 784, {b, 1, 28, 28})).mat();
-    deployed.predict(d.images.data() + s * 784, b, pred.data());
+    deployed.run(d.images.data() + s * 784, b, deployed_logits.data());
     for (long i = 0; i < b; ++i) {
       Eigen::Index k;
       logits.row(i).maxCoeff(&k);
       correct += k == d.labels[std::size_t(s + i)];
       for (long c = 0; c < 10; ++c) {
-        const float a = logits(i, c), e = deployed.logits[std::size_t(i * 10 + c)];
+        const float a = logits(i, c), e = deployed_logits[std::size_t(i * 10 + c)];
         differ += std::memcmp(&a, &e, sizeof a) != 0;
       }
     }
@@ -448,7 +418,7 @@ Result ptq_and_qat(const char* tag, Net<W8>& fp32, const Dataset& train_set,
                 o.qat_lr, &sched, rng);
   if constexpr (std::is_same<WQ, W8>::value) {
     net.train(false);
-    Int8Net deployed(net);
+    const fq::Int8Model deployed = net.convert();
     std::tie(r.int8, r.int8_ips) = evaluate_int8(deployed, test_set);
     std::printf("INT8 deployed  test acc %.4f  %6.0f img/s\n", r.int8, r.int8_ips);
     double int_acc;

@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: MIT
+// fakequant/convert/int8_model.hpp: a whole sequential network as one integer model.
+// fq::convert_sequential(input_quantizer, input_shape, layers...) converts the QAT layers in
+// order, chaining each layer's output qparams and extents into the next, and returns an
+// fq::Int8Model: the input quantizer's qparams and range, the per-image input shape ([C, H, W]
+// or [features]) and an ordered list of steps (fq::Int8Step):
+//   Int8Conv2d     uint8 [C, H, W]  -> uint8 [O, OH, OW]                        (convert.hpp)
+//   Int8Linear     uint8 [features] -> uint8 [out], or float [out] (logits: the last step only)
+//   Int8MaxPool2d  uint8 [C, H, W]  -> uint8 [C, OH, OW], OH = (H − k) / s + 1 (no padding):
+//                  the max of the levels, exact (a per-tensor quantizer is monotone), so the
+//                  qparams pass through unchanged
+//   Int8Flatten    [d0, d1, ...] -> [d0·d1·...]: no work on contiguous NCHW memory
+// A linear step takes a flat input: after a convolution or a pooling put a flatten first
+// (fq::Flatten{} in convert_sequential). There is no implicit flatten, so that a missing pooling
+// is reported as a shape error instead of running on a reinterpreted tensor.
+//
+// Forward (Int8Model::run): the float images [n, input shape] are quantized with the input
+// quantizer's qparams and range (fq::quantize_per_tensor, TorchNumerics: ties to even,
+// x·f32(1/s) — the levels the tape's fq::ActQuant produces), then every step runs on uint8
+// levels, alternating between two buffers the model keeps and reuses (so run is const but not
+// reentrant: use one model per thread). The output is float [n, output_numel()] when the last
+// step is a float-output linear layer, else uint8 levels with output_qparams(). These outputs
+// equal, bit for bit, the tape network's with every layer in integer arithmetic
+// (use_integer_arithmetic, layers/integer_eval.hpp) and the layers converted one by one.
+//
+// Errors (FQ_CHECK, ErrorCode::kInvalidArgument unless noted; the message names the step index):
+// when an Int8Model is constructed, a step whose input shape differs from the previous step's
+// output shape (or, for step 0, from the input shape), an int8 layer whose input qparams differ
+// from the uint8 qparams before it (the input quantizer's for the first layer), a float output
+// before the last step, no steps, bad input qparams (kInvalidScale, kInvalidZeroPoint) or range
+// (kInvalidRange); in run, n < 0, a null pointer, or an output pointer of the wrong type (float*
+// for float logits, std::uint8_t* for levels).
+#ifndef FQ_CONVERT_INT8_MODEL_HPP_
+#define FQ_CONVERT_INT8_MODEL_HPP_
+
+#include <algorithm>    // max
+#include <array>        // array
+#include <cstdint>      // int64_t, uint8_t
+#include <cstring>      // memcpy
+#include <limits>       // numeric_limits
+#include <string>       // string
+#include <type_traits>  // decay_t, is_same
+#include <utility>      // move
+#include <variant>      // variant, get_if
+#include <vector>       // vector
+
+#include <fakequant/convert/convert.hpp>
+#include <fakequant/core/numerics.hpp>
+#include <fakequant/kernels/quantize.hpp>
+#include <fakequant/layers/qlayers.hpp>
+#include <fakequant/ops/pool.hpp>
+#include <fakequant/tape/tape.hpp>
+
+namespace fq {
+
+namespace detail {
+/// The largest per-image tensor an Int8Model accepts (2^31 elements), so that sizes never
+/// overflow (a corrupted model file cannot ask for more).
+inline constexpr std::int64_t kMaxModelNumel = std::int64_t{1} << 31;
+}  // namespace detail
+
+/// Max pooling of uint8 NCHW levels, [C, H, W] -> [C, OH, OW] per image, OH = (H − k) / s + 1
+/// (no padding, as fq::ops::max_pool2d). The output keeps the input's qparams.
+class Int8MaxPool2d {
+ public:
+  Int8MaxPool2d(std::int64_t channels, std::int64_t in_h, std::int64_t in_w, std::int64_t kernel,
+                std::int64_t stride)
+      : channels_(channels), in_h_(in_h), in_w_(in_w), kernel_(kernel), stride_(stride) {
+    FQ_CHECK(channels > 0 && in_h > 0 && in_w > 0 && kernel > 0 && stride > 0 && kernel <= in_h &&
+                 kernel <= in_w,
+             ErrorCode::kInvalidArgument,
+             detail::msg("Int8MaxPool2d: window ", kernel, " and stride ", stride, " on an input [",
+                         channels, ", ", in_h, ", ", in_w,
+                         "]: extents, window and stride must be > 0 and the window must fit"));
+  }
+
+  std::int64_t channels() const noexcept { return channels_; }
+  std::int64_t in_h() const noexcept { return in_h_; }
+  std::int64_t in_w() const noexcept { return in_w_; }
+  std::int64_t kernel() const noexcept { return kernel_; }
+  std::int64_t stride() const noexcept { return stride_; }
+  std::int64_t out_h() const noexcept { return (in_h_ - kernel_) / stride_ + 1; }
+  std::int64_t out_w() const noexcept { return (in_w_ - kernel_) / stride_ + 1; }
+  /// [C, H, W] and [C, OH, OW] of one image.
+  Shape input_shape() const { return {channels_, in_h_, in_w_}; }
+  Shape output_shape() const { return {channels_, out_h(), out_w()}; }
+
+  /// uint8 NCHW [n, C, H, W] -> [n, C, OH, OW].
+  void run(const std::uint8_t* x, std::int64_t n, std::uint8_t* y) const {
+    FQ_CHECK(n >= 0, ErrorCode::kInvalidArgument,
+             detail::msg("Int8MaxPool2d::run: negative image count ", n));
+    if (n == 0) return;
+    FQ_CHECK(x != nullptr && y != nullptr, ErrorCode::kInvalidArgument,
+             "Int8MaxPool2d::run: null input or output");
+    max_pool2d_u8(x, n * channels_, in_h_, in_w_, kernel_, stride_, y);
+  }
+
+ private:
+  std::int64_t channels_, in_h_, in_w_, kernel_, stride_;
+};
+
+/// Flattens each image to one dimension ([C, H, W] -> [C·H·W]): no work on contiguous NCHW
+/// memory, only the logical shape changes (the step a linear layer after a conv needs).
+class Int8Flatten {
+ public:
+  explicit Int8Flatten(const Shape& in) : in_(in) {
+    bool ok = in.rank >= 1;
+    for (int d = 0; d < in.rank; ++d) ok = ok && in[d] > 0;
+    FQ_CHECK(ok, ErrorCode::kInvalidArgument,
+             detail::msg("Int8Flatten: the input shape ", in.str(),
+                         " must have rank >= 1 and extents > 0"));
+  }
+  const Shape& input_shape() const noexcept { return in_; }
+  Shape output_shape() const { return {in_.numel()}; }
+
+ private:
+  Shape in_;
+};
+
+/// One step of an Int8Model.
+using Int8Step = std::variant<Int8Conv2d, Int8Linear, Int8MaxPool2d, Int8Flatten>;
+
+namespace detail {
+inline const char* step_name(const Int8Step& s) noexcept {
+  if (std::holds_alternative<Int8Conv2d>(s)) return "Int8Conv2d";
+  if (std::holds_alternative<Int8Linear>(s)) return "Int8Linear";
+  if (std::holds_alternative<Int8MaxPool2d>(s)) return "Int8MaxPool2d";
+  return "Int8Flatten";
+}
+/// The per-image shape a step takes.
+inline Shape step_input_shape(const Int8Step& s) {
+  if (const auto* c = std::get_if<Int8Conv2d>(&s))
+    return {c->shape().in_channels, c->shape().in_h, c->shape().in_w};
+  if (const auto* l = std::get_if<Int8Linear>(&s)) return {l->in_features()};
+  if (const auto* p = std::get_if<Int8MaxPool2d>(&s)) return p->input_shape();
+  return std::get<Int8Flatten>(s).input_shape();
+}
+/// The per-image shape a step gives.
+inline Shape step_output_shape(const Int8Step& s) {
+  if (const auto* c = std::get_if<Int8Conv2d>(&s))
+    return {c->shape().out_channels, c->shape().out_h(), c->shape().out_w()};
+  if (const auto* l = std::get_if<Int8Linear>(&s)) return {l->out_features()};
+  if (const auto* p = std::get_if<Int8MaxPool2d>(&s)) return p->output_shape();
+  return std::get<Int8Flatten>(s).output_shape();
+}
+/// The integer parameters of a conv or linear step; nullptr for max pool and flatten.
+inline const Int8LayerParams* step_params(const Int8Step& s) noexcept {
+  if (const auto* c = std::get_if<Int8Conv2d>(&s)) return &c->params();
+  if (const auto* l = std::get_if<Int8Linear>(&s)) return &l->params();
+  return nullptr;
+}
+/// The element count of a per-image shape, or -1 if it has rank 0, an extent is not > 0 or the
+/// count exceeds kMaxModelNumel (computed without overflow).
+inline std::int64_t bounded_numel(const Shape& s) noexcept {
+  if (s.rank < 1) return -1;
+  std::int64_t n = 1;
+  for (int d = 0; d < s.rank; ++d) {
+    if (s[d] <= 0 || s[d] > kMaxModelNumel / n) return -1;
+    n *= s[d];
+  }
+  return n;
+}
+}  // namespace detail
+
+/// A whole sequential integer network: quantize the float input, then run the steps (file
+/// comment). Built by convert_sequential, or from steps converted by hand (validated here).
+class Int8Model {
+ public:
+  /// Validates the chain (file comment): `input_qparams` and `input_range` are those of the
+  /// network's input quantizer, `input_shape` the shape of one input image or row.
+  Int8Model(ActQParams input_qparams, Shape input_shape, std::vector<Int8Step> steps,
+            QuantRange input_range = QuantRange{0, 255})
+      : in_(input_qparams), range_(input_range), in_shape_(input_shape), steps_(std::move(steps)) {
+    validate();
+  }
+
+  const std::vector<Int8Step>& steps() const noexcept { return steps_; }
+  /// The input quantizer's scale and zero point, and its range.
+  const ActQParams& input_qparams() const noexcept { return in_; }
+  QuantRange input_range() const noexcept { return range_; }
+  /// The shape of one input image ([C, H, W]) or row ([features]), and its element count.
+  const Shape& input_shape() const noexcept { return in_shape_; }
+  std::int64_t input_numel() const noexcept { return in_shape_.numel(); }
+  /// The shape of one output (e.g. [classes]) and its element count.
+  const Shape& output_shape() const noexcept { return out_shape_; }
+  std::int64_t output_numel() const noexcept { return out_shape_.numel(); }
+  /// True when the last step is a linear layer without output quantizer (float logits).
+  bool float_output() const noexcept { return float_out_; }
+  /// The qparams of the uint8 output levels (when !float_output()).
+  const ActQParams& output_qparams() const noexcept { return out_; }
+
+  /// Float output: images [n, input shape] -> out [n, output_numel()] (float logits).
+  void run(const float* images, std::int64_t n, float* out) const {
+    FQ_CHECK(float_out_, ErrorCode::kInvalidArgument,
+             "Int8Model::run: the last step outputs uint8 levels; pass a std::uint8_t* output");
+    if (!begin_run(images, n, out)) return;
+    const std::uint8_t* h = run_steps(images, n, steps_.size() - 1, nullptr);
+    std::get<Int8Linear>(steps_.back()).run(h, n, out);
+  }
+  /// uint8 output: images [n, input shape] -> levels [n, output_numel()] (output_qparams()).
+  void run(const float* images, std::int64_t n, std::uint8_t* out) const {
+    FQ_CHECK(!float_out_, ErrorCode::kInvalidArgument,
+             "Int8Model::run: the last step has a float output (logits); pass a float* output");
+    if (!begin_run(images, n, out)) return;
+    const std::uint8_t* h = run_steps(images, n, steps_.size(), out);
+    if (h != out)  // only flattens after the quantized input: nothing wrote to `out`
+      std::memcpy(out, h, static_cast<std::size_t>(n * output_numel()));
+  }
+
+ private:
+  void validate() {
+    constexpr const char* kWhere = "Int8Model";
+    detail::check_scale(in_.scale, kWhere);
+    FQ_CHECK(
+        range_.quant_min >= 0 && range_.quant_min <= range_.quant_max && range_.quant_max <= 255,
+        ErrorCode::kInvalidRange,
+        detail::msg(kWhere, ": the input range [", range_.quant_min, ", ", range_.quant_max,
+                    "] is not a uint8 range"));
+    detail::check_zero_point(in_.zero_point, range_, kWhere);
+    FQ_CHECK(detail::bounded_numel(in_shape_) > 0, ErrorCode::kInvalidArgument,
+             detail::msg(kWhere, ": the input shape ", in_shape_.str(),
+                         " must have rank >= 1, extents > 0 and at most 2^31 elements"));
+    FQ_CHECK(!steps_.empty(), ErrorCode::kInvalidArgument,
+             detail::msg(kWhere, ": a model needs at least one step"));
+    Shape shape = in_shape_;
+    ActQParams q = in_;
+    max_numel_ = shape.numel();
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      const Int8Step& s = steps_[i];
+      const Shape want = detail::step_input_shape(s);
+      const bool linear_on_image = std::holds_alternative<Int8Linear>(s) && shape.rank != 1;
+      FQ_CHECK(want == shape, ErrorCode::kInvalidArgument,
+               detail::msg(kWhere, ": step ", i, " (", detail::step_name(s), ") takes ", want.str(),
+                           " per image, but ", previous(i), " gives ", shape.str(),
+                           linear_on_image ? " (put an Int8Flatten before a linear layer)" : ""));
+      if (const detail::Int8LayerParams* p = detail::step_params(s)) {
+        FQ_CHECK(p->in.scale == q.scale && p->in.zero_point == q.zero_point,
+                 ErrorCode::kInvalidArgument,
+                 detail::msg(kWhere, ": step ", i, " (", detail::step_name(s),
+                             ") was converted for input qparams (scale ", p->in.scale,
+                             ", zero point ", p->in.zero_point, "), but ", previous(i),
+                             " gives (scale ", q.scale, ", zero point ", q.zero_point, ")"));
+        FQ_CHECK(!p->float_out || (std::holds_alternative<Int8Linear>(s) && i + 1 == steps_.size()),
+                 ErrorCode::kInvalidArgument,
+                 detail::msg(kWhere, ": step ", i, " (", detail::step_name(s),
+                             ") has a float output; only the last step, a linear layer, may "
+                             "(the steps after it take uint8 levels)"));
+        q = p->out;
+      }
+      shape = detail::step_output_shape(s);
+      const std::int64_t numel = detail::bounded_numel(shape);
+      FQ_CHECK(numel > 0, ErrorCode::kInvalidArgument,
+               detail::msg(kWhere, ": step ", i, " (", detail::step_name(s), ") gives ",
+                           shape.str(), ", empty or larger than 2^31 elements"));
+      max_numel_ = std::max(max_numel_, numel);
+    }
+    out_shape_ = shape;
+    out_ = q;
+    const detail::Int8LayerParams* last = detail::step_params(steps_.back());
+    float_out_ = last != nullptr && last->float_out;
+  }
+  static std::string previous(std::size_t i) {
+    return i == 0 ? std::string("the input") : detail::msg("step ", i - 1);
+  }
+
+  /// Checks n and the pointers; false when there is nothing to do (n == 0).
+  template <class Out>
+  bool begin_run(const float* images, std::int64_t n, const Out* out) const {
+    FQ_CHECK(n >= 0, ErrorCode::kInvalidArgument,
+             detail::msg("Int8Model::run: negative image count ", n));
+    if (n == 0) return false;
+    FQ_CHECK(images != nullptr && out != nullptr, ErrorCode::kInvalidArgument,
+             "Int8Model::run: null input or output");
+    FQ_CHECK(n <= std::numeric_limits<std::int64_t>::max() / max_numel_,
+             ErrorCode::kInvalidArgument,
+             detail::msg("Int8Model::run: ", n, " images of up to ", max_numel_,
+                         " elements overflow the buffer size"));
+    return true;
+  }
+
+  /// Quantizes the images and runs steps [0, end); the step that writes last goes to `final_out`
+  /// when given. Returns the levels after step end - 1.
+  const std::uint8_t* run_steps(const float* images, std::int64_t n, std::size_t end,
+                                std::uint8_t* final_out) const {
+    const auto size = static_cast<std::size_t>(n * max_numel_);
+    if (buf_[0].size() < size) buf_[0].resize(size);
+    if (buf_[1].size() < size) buf_[1].resize(size);
+    const std::int64_t in_numel = input_numel();
+    quantize_per_tensor<TorchNumerics>(TensorView<const float>(images, {n, in_numel}),
+                                       TensorView<std::uint8_t>(buf_[0].data(), {n, in_numel}),
+                                       in_.scale, in_.zero_point, range_);
+    std::size_t last_writer = end;  // none
+    for (std::size_t i = 0; i < end; ++i)
+      if (!std::holds_alternative<Int8Flatten>(steps_[i])) last_writer = i;
+    const std::uint8_t* cur = buf_[0].data();
+    std::size_t next = 1;
+    for (std::size_t i = 0; i < end; ++i) {
+      const Int8Step& s = steps_[i];
+      if (std::holds_alternative<Int8Flatten>(s)) continue;
+      std::uint8_t* dst =
+          (final_out != nullptr && i == last_writer) ? final_out : buf_[next].data();
+      if (const auto* c = std::get_if<Int8Conv2d>(&s))
+        c->run(cur, n, dst);
+      else if (const auto* l = std::get_if<Int8Linear>(&s))
+        l->run(cur, n, dst);
+      else
+        std::get<Int8MaxPool2d>(s).run(cur, n, dst);
+      cur = dst;
+      next = 1 - next;
+    }
+    return cur;
+  }
+
+  ActQParams in_;
+  QuantRange range_;
+  Shape in_shape_;
+  std::vector<Int8Step> steps_;
+  Shape out_shape_;
+  ActQParams out_;
+  bool float_out_ = false;
+  std::int64_t max_numel_ = 0;
+  mutable std::array<std::vector<std::uint8_t>, 2> buf_;
+};
+
+/// A max pooling between the layers given to convert_sequential (k×k window, stride s; 0: k),
+/// which also runs on the tape, so the same object can describe the training network.
+struct MaxPool2d {
+  std::int64_t kernel = 0;
+  std::int64_t stride = 0;
+  Var forward(Tape& tape, const Var& x) const { return ops::max_pool2d(tape, x, kernel, stride); }
+};
+
+/// A flatten between the layers given to convert_sequential; on the tape, [N, ...] -> [N, rest]
+/// (a reshape, no copy).
+struct Flatten {
+  static Var forward(Tape& /*tape*/, const Var& x) {
+    FQ_CHECK(x.shape().rank >= 1, ErrorCode::kShapeMismatch,
+             "Flatten: a scalar has no batch dimension");
+    std::int64_t rest = 1;
+    for (int d = 1; d < x.shape().rank; ++d) rest *= x.size(d);
+    return x.reshape({x.size(0), rest});
+  }
+};
+
+namespace detail {
+/// The input quantization of a model: qparams and range.
+struct ModelInput {
+  ActQParams qparams;
+  QuantRange range;
+};
+inline ModelInput model_input(const ActQParams& q) { return {q, QuantRange{0, 255}}; }
+template <class Q>
+ModelInput model_input(const Q& q) {
+  static_assert(is_fixed_fake_quant<Q>::value,
+                "convert_sequential: the first argument is the network's input quantizer: an "
+                "fq::ActQuant module (not const: its quantizer() is not const), its quantizer() "
+                "(fq::FakeQuantize or fq::FakeQuantizer), or fq::ActQParams.");
+  if constexpr (is_fixed_fake_quant<Q>::value) {
+    const auto& fqz = fake_quantizer_of(q);
+    using Scheme = typename std::decay_t<decltype(fqz)>::scheme;
+    static_assert(std::is_same<typename Scheme::numerics, TorchNumerics>::value &&
+                      std::is_same<typename Scheme::zero_point_policy, IntegerZeroPoint>::value,
+                  "convert_sequential: the integer model quantizes its input with TorchNumerics "
+                  "(ties to even, x * f32(1/s)) and an integer zero point; the input quantizer's "
+                  "scheme must use them.");
+    return {act_qparams(q), fqz.range()};
+  } else {
+    return {};  // not reached: the static_assert above fails
+  }
+}
+template <class AQ>
+ModelInput model_input(ActQuant<AQ>& a) {
+  return model_input(a.quantizer());
+}
+
+/// The state convert_sequential threads through the layers.
+struct SequentialBuilder {
+  Shape shape;
+  ActQParams q;
+  std::vector<Int8Step> steps;
+  bool float_out = false;
+
+  /// Checks that a layer may follow the previous one (no float output before it) and that its
+  /// input has rank `rank` (1: flat, 3: images; 0: any rank >= 1).
+  void expect(const char* layer, int rank) const {
+    const std::size_t i = steps.size();
+    FQ_CHECK(!float_out, ErrorCode::kInvalidArgument,
+             msg("convert_sequential: step ", i, " (", layer, ") follows step ", i - 1,
+                 ", a layer without output quantizer (float output): only the last layer may "
+                 "have one"));
+    FQ_CHECK(rank == 0 ? shape.rank >= 1 : shape.rank == rank, ErrorCode::kInvalidArgument,
+             msg("convert_sequential: step ", i, " (", layer, ") takes ",
+                 rank == 1   ? "flat [features]"
+                 : rank == 3 ? "[C, H, W] images"
+                             : "a tensor of rank >= 1",
+                 " but gets ", shape.str(),
+                 rank == 1 ? "; put fq::Flatten{} before a linear layer" : ""));
+  }
+  void push(Int8Step s) {
+    if (const Int8LayerParams* p = step_params(s)) {
+      float_out = p->float_out;
+      q = p->out;
+    }
+    shape = step_output_shape(s);
+    steps.push_back(std::move(s));
+  }
+};
+
+template <class WQ, class AQ>
+void append_step(SequentialBuilder& b, const QLinear<WQ, AQ>& l) {
+  b.expect("QLinear", 1);
+  b.push(convert(l, b.q));
+}
+template <class WQ, class AQ>
+void append_step(SequentialBuilder& b, const QConv2d<WQ, AQ>& l) {
+  b.expect("QConv2d", 3);
+  b.push(convert(l, b.q, b.shape[1], b.shape[2]));
+}
+template <class WQ, class AQ>
+void append_step(SequentialBuilder& b, const QConvBn2d<WQ, AQ>& l) {
+  b.expect("QConvBn2d", 3);
+  b.push(convert(l, b.q, b.shape[1], b.shape[2]));
+}
+inline void append_step(SequentialBuilder& b, const MaxPool2d& m) {
+  b.expect("MaxPool2d", 3);
+  b.push(Int8MaxPool2d(b.shape[0], b.shape[1], b.shape[2], m.kernel,
+                       m.stride > 0 ? m.stride : m.kernel));
+}
+inline void append_step(SequentialBuilder& b, const Flatten& /*flatten*/) {
+  b.expect("Flatten", 0);
+  b.push(Int8Flatten(b.shape));
+}
+template <class T>
+void append_step(SequentialBuilder& /*b*/, const T& /*layer*/) {
+  static_assert(sizeof(T) == 0,
+                "convert_sequential: each layer must be an fq::QLinear, fq::QConv2d, "
+                "fq::QConvBn2d, fq::MaxPool2d or fq::Flatten.");
+}
+}  // namespace detail
+
+/// Converts a sequential network to an Int8Model (file comment). `input` is the network's
+/// input quantizer (an fq::ActQuant module, its quantizer(), or fq::ActQParams with the range
+/// [0, 255]); `input_shape` the shape of one input ({C, H, W} or {features}); then the layers in
+/// order: const QLinear, QConv2d and QConvBn2d references, fq::MaxPool2d{k, s} and
+/// fq::Flatten{}. Batch norm is folded with its running statistics, as fq::convert does.
+template <class Input, class... Layers>
+Int8Model convert_sequential(Input&& input, const Shape& input_shape, const Layers&... layers) {
+  static_assert(sizeof...(Layers) > 0, "convert_sequential: give at least one layer.");
+  const detail::ModelInput in = detail::model_input(input);
+  detail::SequentialBuilder b{input_shape, in.qparams, {}, false};
+  (detail::append_step(b, layers), ...);
+  return Int8Model(in.qparams, input_shape, std::move(b.steps), in.range);
+}
+
+}  // namespace fq
+
+#endif  // FQ_CONVERT_INT8_MODEL_HPP_
