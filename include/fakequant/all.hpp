@@ -8,8 +8,8 @@
 #define FQ_ALL_HPP_
 
 #include <fakequant/convert/convert.hpp>
-#include <fakequant/convert/int8_params.hpp>
 #include <fakequant/convert/int8_model.hpp>
+#include <fakequant/convert/int8_params.hpp>
 #include <fakequant/convert/model_file.hpp>
 #include <fakequant/fakequant.hpp>
 #include <fakequant/kernels/dequantize.hpp>

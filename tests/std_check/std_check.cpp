@@ -83,8 +83,8 @@ void train_and_convert() {
   const fq::Int8Conv2d conv8 = fq::convert(conv, in_q, 4, 4);
   const fq::Int8Linear fc8 = fq::convert(fc, conv8.output_qparams());
   static_cast<void>(fc8);
-  const fq::Int8Model model = fq::convert_sequential(in, {1, 4, 4}, conv, fq::MaxPool2d{2},
-                                                     fq::Flatten{}, fc);
+  const fq::Int8Model model =
+      fq::convert_sequential(in, {1, 4, 4}, conv, fq::MaxPool2d{2}, fq::Flatten{}, fc);
   std::vector<std::uint8_t> out(2 * 3);
   model.run(x.data(), 2, out.data());
 }
