@@ -85,7 +85,7 @@ void train_and_convert() {
   static_cast<void>(fc8);
   const fq::Int8Model model =
       fq::convert_sequential(in, {1, 4, 4}, conv, fq::MaxPool2d{2}, fq::Flatten{}, fc);
-  std::vector<std::uint8_t> out(2 * 3);
+  std::vector<std::uint8_t> out(6);  // 2 images, 3 outputs
   model.run(x.data(), 2, out.data());
 }
 
