@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <fakequant/error.hpp>
+
 namespace fq_test {
 
 /// The bit pattern of a float or double.
@@ -33,6 +35,17 @@ inline double double_from_bits(std::uint64_t b) {
   double v;
   std::memcpy(&v, &b, sizeof v);
   return v;
+}
+
+/// The ErrorCode of the fq::Error that f() throws, or a default ErrorCode if it throws none.
+template <class F>
+fq::ErrorCode error_code_of(F&& f) {
+  try {
+    f();
+  } catch (const fq::Error& e) {
+    return e.code();
+  }
+  return fq::ErrorCode{};
 }
 
 /// Index of the first element whose bits differ, or -1.

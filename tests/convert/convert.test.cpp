@@ -7,6 +7,7 @@
 
 #include <fakequant/convert/convert.hpp>
 
+#include "convert/convert_test_util.hpp"
 #include "ops/grad_check.hpp"
 
 using fq::Tape;
@@ -27,19 +28,7 @@ std::vector<int> simulated_levels(Layer& layer, const std::vector<float>& x, fq:
   return lv;
 }
 
-// Random input levels in [0, 255] with zero point z and scale s: the dequantized input is
-// exactly what a uint8 input quantizer would pass on.
-std::vector<float> random_input(std::size_t n, fq::ActQParams q, std::mt19937& rng,
-                                std::vector<std::uint8_t>& levels) {
-  std::uniform_int_distribution<int> u(0, 255);
-  std::vector<float> x(n);
-  levels.resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    levels[i] = static_cast<std::uint8_t>(u(rng));
-    x[i] = (float(levels[i]) - float(q.zero_point)) * q.scale;
-  }
-  return x;
-}
+using fq_convert_test::random_input;
 
 // The same layer evaluated in integer arithmetic (layers/integer_eval.hpp), as levels.
 template <class Layer>

@@ -14,10 +14,16 @@
 #include <fakequant/convert/int8_model.hpp>
 #include <fakequant/convert/model_file.hpp>
 
+#include "convert/convert_test_util.hpp"
+
 using fq::Tape;
 using fq::Var;
 
 namespace {
+using fq_convert_test::poke;
+using fq_convert_test::read_all;
+using fq_convert_test::seal;
+using fq_convert_test::write_all;
 constexpr std::int64_t kC1 = 4, kC2 = 6, kHidden = 12, kClasses = 10, kFlat = kC2 * 7 * 7;
 using LogitsLinear = fq::QLinear<fq::DefaultWeightFakeQuant, fq::NoFakeQuant>;
 
@@ -122,24 +128,6 @@ bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-std::vector<char> read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::vector<char>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-void write_all(const std::string& path, const std::vector<char>& b) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(b.data(), static_cast<std::streamsize>(b.size()));
-}
-template <class T>
-void poke(std::vector<char>& b, std::size_t at, T v) {
-  std::memcpy(b.data() + at, &v, sizeof v);
-}
-// Rewrites the trailing CRC-32, so that a forged file passes the checksum.
-void seal(std::vector<char>& b) {
-  const std::uint32_t crc =
-      fq::detail::crc32(reinterpret_cast<const std::uint8_t*>(b.data()), b.size() - 4);
-  poke(b, b.size() - 4, crc);
-}
 }  // namespace
 
 TEST_CASE("Int8Model: the demo's network equals the tape in integer arithmetic bit for bit",

@@ -8,22 +8,12 @@
 #include <fakequant/convert/convert.hpp>
 #include <fakequant/ops/pool.hpp>
 
+#include "convert/convert_test_util.hpp"
+
 using fq::Tape;
 using fq::Var;
 
 namespace {
-// uint8 levels and their dequantized values on the grid of q.
-std::vector<float> on_grid(std::size_t n, fq::ActQParams q, std::mt19937& rng,
-                           std::vector<std::uint8_t>& levels) {
-  std::uniform_int_distribution<int> u(0, 255);
-  std::vector<float> x(n);
-  levels.resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    levels[i] = static_cast<std::uint8_t>(u(rng));
-    x[i] = (float(levels[i]) - float(q.zero_point)) * q.scale;
-  }
-  return x;
-}
 
 template <class Layer>
 void calibrate(Layer& layer, const std::vector<float>& x, fq::Shape shape) {
@@ -42,7 +32,7 @@ TEST_CASE("integer arithmetic: a float-output QLinear gives the deployed logits 
     fq::QLinear<fq::DefaultWeightFakeQuant, fq::NoFakeQuant> layer(in, out, rng);
     const fq::ActQParams xq{0.01f + 0.001f * float(rng() % 50), std::int32_t(rng() % 256)};
     std::vector<std::uint8_t> xl;
-    const std::vector<float> x = on_grid(std::size_t(3 * in), xq, rng, xl);
+    const std::vector<float> x = fq_convert_test::random_input(std::size_t(3 * in), xq, rng, xl);
     calibrate(layer, x, {3, in});
     layer.use_integer_arithmetic(xq);
     Tape tape;
@@ -60,7 +50,7 @@ TEST_CASE("integer arithmetic: a fused ReLU6 clamps at the output level of 6", "
   for (float& w : layer.weight().value()) w *= 20.0f;  // pre-activations well beyond 6
   const fq::ActQParams xq{0.05f, 128};
   std::vector<std::uint8_t> xl;
-  const std::vector<float> x = on_grid(64 * 16, xq, rng, xl);
+  const std::vector<float> x = fq_convert_test::random_input(64 * 16, xq, rng, xl);
   calibrate(layer, x, {64, 16});
   // A wider output range than [0, 6] (the observer itself would stop at 6).
   layer.output_quantizer().quantizer().set_qparams(0.05f, 0);
@@ -89,7 +79,8 @@ TEST_CASE("integer arithmetic: conv+BN, max pool and linear equal the deployed n
   const fq::ActQParams xq{0.02f, 0};
   std::vector<std::uint8_t> xl;
   const std::int64_t n = 7;
-  const std::vector<float> x = on_grid(std::size_t(n * 2 * 8 * 8), xq, rng, xl);
+  const std::vector<float> x =
+      fq_convert_test::random_input(std::size_t(n * 2 * 8 * 8), xq, rng, xl);
   auto forward = [&](Tape& tape) {
     const Var h =
         fq::ops::max_pool2d(tape, conv.forward(tape, tape.constant(x.data(), {n, 2, 8, 8})), 2, 2);
@@ -124,7 +115,7 @@ TEST_CASE("integer arithmetic: misuse is reported", "[convert]") {
   fq::QLinear<> layer(4, 3, rng);
   const fq::ActQParams xq{0.1f, 10};
   std::vector<std::uint8_t> xl;
-  const std::vector<float> x = on_grid(8, xq, rng, xl);
+  const std::vector<float> x = fq_convert_test::random_input(8, xq, rng, xl);
   calibrate(layer, x, {2, 4});
   layer.use_integer_arithmetic(xq);
   CHECK(layer.uses_integer_arithmetic());

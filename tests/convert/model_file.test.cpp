@@ -11,26 +11,12 @@
 
 #include <fakequant/convert/model_file.hpp>
 
-namespace {
-std::vector<char> read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::vector<char>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-void write_all(const std::string& path, const std::vector<char>& b) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(b.data(), static_cast<std::streamsize>(b.size()));
-}
-template <class T>
-void poke(std::vector<char>& b, std::size_t at, T v) {
-  std::memcpy(b.data() + at, &v, sizeof v);
-}
-// Rewrites the trailing CRC-32 after an edit.
-void seal(std::vector<char>& b) {
-  const std::uint32_t crc =
-      fq::detail::crc32(reinterpret_cast<const std::uint8_t*>(b.data()), b.size() - 4);
-  poke(b, b.size() - 4, crc);
-}
-}  // namespace
+#include "convert/convert_test_util.hpp"
+
+using fq_convert_test::poke;
+using fq_convert_test::read_all;
+using fq_convert_test::seal;
+using fq_convert_test::write_all;
 
 TEST_CASE("model file: layers round-trip and give the same outputs; damage is reported",
           "[convert]") {

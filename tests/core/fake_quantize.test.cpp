@@ -281,14 +281,7 @@ TEST_CASE("bad input gets a clear error", "[fake_quant][errors]") {
   std::vector<float> x(8, 1.0f), y(8);
   const TensorView<const float> xv(x.data(), {8});
   const TensorView<float> yv(y.data(), {8});
-  auto code_of = [](auto&& f) {
-    try {
-      f();
-    } catch (const fq::Error& e) {
-      return e.code();
-    }
-    return fq::ErrorCode{};
-  };
+  const auto code_of = [](auto&& f) { return fq_test::error_code_of(f); };
   using E = fq::ErrorCode;
   for (float bad : {0.0f, -1.0f, kNaN, kInf, 1e-39f})
     CHECK(code_of([&] {

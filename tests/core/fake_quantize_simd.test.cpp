@@ -256,14 +256,7 @@ TEST_CASE("per-channel parameter checks: the fast range test agrees with the exa
   // all_channel_params_valid tests the scales' bits as one unsigned range; these values sit on
   // either side of its limits (2^-128 itself is invalid: its inverse overflows).
   using E = fq::ErrorCode;
-  auto code_of = [](auto&& f) {
-    try {
-      f();
-    } catch (const fq::Error& e) {
-      return e.code();
-    }
-    return fq::ErrorCode{};
-  };
+  const auto code_of = [](auto&& f) { return fq_test::error_code_of(f); };
   std::vector<float> x(64, 0.5f), y(64);
   const TensorView<const float> xv(x.data(), {4, 16});
   const TensorView<float> yv(y.data(), {4, 16});
