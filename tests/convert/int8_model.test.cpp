@@ -29,8 +29,10 @@ using LogitsLinear = fq::QLinear<fq::DefaultWeightFakeQuant, fq::NoFakeQuant>;
 
 // The demo's architecture with fewer channels: input fake-quant -> ConvBn 1->C1 ReLU -> pool 2
 // -> ConvBn C1->C2 ReLU -> pool 2 -> flatten -> Linear C2*7*7->H ReLU6 -> Linear H->10 (float).
-struct Net {
-  explicit Net(std::mt19937& rng)
+// AQ: the activation quantizers (uint8 by default; SignedAct for int8 activations).
+template <class AQ = fq::DefaultActFakeQuant>
+struct NetT {
+  explicit NetT(std::mt19937& rng)
       : c1(1, kC1, 3, rng, fq::ops::Conv2dOptions::make(1, 1), fq::Activation::kReLU),
         c2(kC1, kC2, 3, rng, fq::ops::Conv2dOptions::make(1, 1), fq::Activation::kReLU),
         fc1(kFlat, kHidden, rng, fq::Activation::kReLU6),
@@ -53,13 +55,15 @@ struct Net {
     fc2.use_integer_arithmetic(fq::act_qparams(fc1.output_quantizer()));
   }
 
-  fq::ActQuant<> in;
-  fq::QConvBn2d<> c1, c2;
-  fq::QLinear<> fc1;
+  fq::ActQuant<AQ> in;
+  fq::QConvBn2d<fq::DefaultWeightFakeQuant, AQ> c1, c2;
+  fq::QLinear<fq::DefaultWeightFakeQuant, AQ> fc1;
   LogitsLinear fc2;
   fq::MaxPool2d pool{2, 2};
   fq::Flatten flatten;
 };
+using Net = NetT<>;
+using SignedAct = fq::FakeQuantize<fq::Int8ActPerTensorAffine, fq::MovingAverageMinMaxObserver>;
 
 std::vector<float> random_images(std::int64_t n, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.0f, 1.5f);
@@ -72,10 +76,11 @@ std::vector<float> random_images(std::int64_t n, std::mt19937& rng) {
 
 // Calibrates the observers on a few random batches (batch norm with batch statistics), then
 // freezes them and evaluates batch norm with its running statistics. fc1's output quantizer
-// is then widened beyond [0, 6] so that its fused ReLU6 clamps at level 120.
-Net calibrated_net(std::uint32_t seed) {
+// is then widened beyond [0, 6] so that its fused ReLU6 clamps at level 120 (zero point 0).
+template <class AQ = fq::DefaultActFakeQuant>
+NetT<AQ> calibrated_net(std::uint32_t seed) {
   std::mt19937 rng(seed);
-  Net net(rng);
+  NetT<AQ> net(rng);
   Tape tape;
   fq::NoGradGuard ng(tape);
   for (int b = 0; b < 3; ++b) {
@@ -91,9 +96,12 @@ Net calibrated_net(std::uint32_t seed) {
   return net;
 }
 
-// The tape network with every layer in integer arithmetic.
-std::vector<float> tape_integer_logits(Net& net, const std::vector<float>& x, std::int64_t n) {
-  net.use_integer_arithmetic();
+// The tape network's logits, with every layer in integer arithmetic unless `integer` is false
+// (the float simulation).
+template <class N>
+std::vector<float> tape_logits(N& net, const std::vector<float>& x, std::int64_t n,
+                               bool integer = true) {
+  if (integer) net.use_integer_arithmetic();
   Tape tape;
   fq::NoGradGuard ng(tape);
   const Var y = net.forward(tape, tape.constant(x.data(), {n, 1, 28, 28}));
@@ -155,7 +163,7 @@ TEST_CASE("Int8Model: the demo's network equals the tape in integer arithmetic b
     // A network whose logits do not depend on the input would pass trivially.
     CHECK(std::set<float>(logits.begin(), logits.end()).size() > std::size_t(n));
     CHECK(bit_equal(logits, hand_chain_logits(net, x, n)));
-    CHECK(bit_equal(logits, tape_integer_logits(net, x, n)));
+    CHECK(bit_equal(logits, tape_logits(net, x, n)));
   }
 }
 
@@ -220,7 +228,7 @@ TEST_CASE("Int8Model: save and load give bit-identical logits", "[convert][bit_e
   model.run(x.data(), n, a.data());
   loaded.run(x.data(), n, b.data());
   CHECK(bit_equal(a, b));
-  CHECK(bit_equal(b, tape_integer_logits(net, x, n)));
+  CHECK(bit_equal(b, tape_logits(net, x, n)));
 
   // A whole model is not a list of layers (it has max pool and flatten steps), and a list of
   // layers is not a whole model (it has no input record).
@@ -403,4 +411,46 @@ TEST_CASE("Int8Model files: damage and forged fields are reported", "[convert]")
   CHECK_THROWS_AS(fq::load_int8_sequential(path), fq::Error);
   std::remove(path.c_str());
   CHECK_THROWS_WITH(fq::load_int8_sequential(path), Catch::Contains("cannot open"));
+}
+
+TEST_CASE("Int8Model: int8 activations run as uint8 levels shifted by 128, bit for bit",
+          "[convert][bit_exact]") {
+  // Two copies of the network with the same weights and data, one with int8 activation
+  // quantizers ([-128, 127]) and one with uint8 ([0, 255]).
+  NetT<SignedAct> s8 = calibrated_net<SignedAct>(21);
+  Net u8 = calibrated_net(21);
+  const auto same_grid = [](const auto& a, const auto& b) {
+    const auto& qa = a.quantizer();
+    const auto& qb = b.quantizer();
+    return qa.range().quant_min == -128 && qb.range().quant_min == 0 &&
+           qa.scale()[0] == qb.scale()[0] && qa.zero_point()[0] + 128 == qb.zero_point()[0];
+  };
+  // The observers give the same scale and zero points 128 apart: the same real grid.
+  REQUIRE(same_grid(s8.in.quantizer(), u8.in.quantizer()));
+  REQUIRE(same_grid(s8.c1.output_quantizer(), u8.c1.output_quantizer()));
+  REQUIRE(same_grid(s8.c2.output_quantizer(), u8.c2.output_quantizer()));
+  // fc1's output was set to (0.05, 0) in both: the int8 one's ReLU6 level is 120 + 128.
+  CHECK(fq::act_qparams(s8.fc1.output_quantizer()).zero_point == 128);
+  CHECK(fq::act_qparams(s8.in.quantizer()).zero_point ==
+        s8.in.quantizer().quantizer().zero_point()[0] + 128);
+
+  std::mt19937 rng(3);
+  const std::int64_t n = 6;
+  const std::vector<float> x = random_images(n, rng);
+  // The float simulations agree bit for bit (the shift is exact), the integer model of the
+  // int8 network equals its tape in integer arithmetic and the uint8 network's model.
+  CHECK(bit_equal(tape_logits(s8, x, n, false), tape_logits(u8, x, n, false)));
+  const fq::Int8Model m8 = s8.convert();
+  CHECK(m8.input_range() == fq::QuantRange{0, 255});
+  CHECK(std::get<fq::Int8Linear>(m8.steps()[5]).params().out_max == 248);
+  std::vector<float> logits(std::size_t(n * kClasses)), logits_u8(logits.size());
+  m8.run(x.data(), n, logits.data());
+  u8.convert().run(x.data(), n, logits_u8.data());
+  CHECK(std::set<float>(logits.begin(), logits.end()).size() > std::size_t(n));
+  CHECK(bit_equal(logits, tape_logits(s8, x, n)));
+  CHECK(bit_equal(logits, logits_u8));
+
+  // A quantizer range that is neither uint8 nor int8 does not convert.
+  fq::FakeQuantizer<fq::RuntimeActPerTensorAffine> wide(fq::QuantRange{-200, 200});
+  CHECK_THROWS_WITH(fq::act_qparams(wide), Catch::Contains("within neither [0, 255] nor"));
 }

@@ -363,7 +363,9 @@ ModelInput model_input(const Q& q) {
                   "convert_sequential: the integer model quantizes its input with TorchNumerics "
                   "(ties to even, x * f32(1/s)) and an integer zero point; the input quantizer's "
                   "scheme must use them.");
-    return {act_qparams(q), fqz.range()};
+    const QuantRange r = fqz.range();
+    const std::int32_t offset = act_level_offset(r);  // 128 for int8 activations
+    return {act_qparams(q), QuantRange{r.quant_min + offset, r.quant_max + offset}};
   } else {
     return {};  // not reached: the static_assert above fails
   }

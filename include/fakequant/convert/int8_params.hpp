@@ -15,6 +15,8 @@
 // per-tensor quantizer is monotone), and hi = q_hi, or min(q_hi, level of 6) with a fused
 // ReLU6 (the level the output quantizer gives 6.0, by its own Numerics). A layer without an
 // output quantizer has a float output y = fma(f32(s_x·s_w[o]), f32(acc), b[o]).
+// Activation levels are uint8; an int8 activation quantizer's levels and zero point are shifted
+// by 128 (act_qparams), which leaves every real value unchanged.
 #ifndef FQ_CONVERT_INT8_PARAMS_HPP_
 #define FQ_CONVERT_INT8_PARAMS_HPP_
 
@@ -33,7 +35,8 @@
 
 namespace fq {
 
-/// Per-tensor qparams of a uint8 activation.
+/// Per-tensor qparams of a uint8 activation (the integer model's levels; see act_qparams for
+/// int8 activations).
 struct ActQParams {
   float scale = 1.0f;
   std::int32_t zero_point = 0;
@@ -57,18 +60,31 @@ const auto& fake_quantizer_of(const Q& q) {
     return q;
   }
 }
+/// What the integer model adds to an activation quantizer's levels to make them uint8: 0 for a
+/// range within [0, 255], 128 for a signed range within [-128, 127]. An int8 affine quantizer
+/// with zero point z and the uint8 one with zero point z + 128 give the same real values
+/// ((q + 128) - (z + 128) = q - z, exact), so the integer model runs int8 activations as uint8
+/// levels shifted by 128; a runtime that wants int8 bytes flips the top bit (q ^ 0x80).
+inline std::int32_t act_level_offset(QuantRange r) {
+  const bool is_unsigned = r.quant_min >= 0 && r.quant_max <= 255;
+  const bool is_signed = r.quant_min >= -128 && r.quant_max <= 127;
+  FQ_CHECK(is_unsigned || is_signed, ErrorCode::kInvalidRange,
+           msg("act_qparams: the integer model runs 8-bit activations; the quantizer's range [",
+               r.quant_min, ", ", r.quant_max, "] is within neither [0, 255] nor [-128, 127]"));
+  return is_unsigned ? 0 : 128;
+}
 }  // namespace detail
 
-/// The qparams of a per-tensor activation quantizer (fq::FakeQuantize or fq::FakeQuantizer).
+/// The integer model's qparams of a per-tensor activation quantizer (fq::FakeQuantize or
+/// fq::FakeQuantizer): its scale and zero point, the zero point shifted by 128 for a signed
+/// range (detail::act_level_offset).
 template <class Q>
 ActQParams act_qparams(const Q& q) {
   const auto& fqz = detail::fake_quantizer_of(q);
   static_assert(!std::decay_t<decltype(fqz)>::scheme::granularity::kPerChannel,
                 "act_qparams: an activation quantizer must be per-tensor.");
-  FQ_CHECK(fqz.range().quant_min >= 0 && fqz.range().quant_max <= 255, ErrorCode::kInvalidRange,
-           "act_qparams: the integer model runs uint8 activations; the quantizer's range is "
-           "not within [0, 255]");
-  return {fqz.scale()[0], static_cast<std::int32_t>(fqz.zero_point()[0])};
+  return {fqz.scale()[0],
+          static_cast<std::int32_t>(fqz.zero_point()[0]) + detail::act_level_offset(fqz.range())};
 }
 
 namespace detail {
@@ -102,19 +118,21 @@ struct Int8LayerParams {
   }
 };
 
-/// The [lo, hi] output levels of an output quantizer with a fused activation.
+/// The [lo, hi] output levels (uint8, shifted by act_level_offset) of an output quantizer
+/// with a fused activation.
 template <class AQ>
 void set_output_range(Int8LayerParams& p, const AQ& aq_module, Activation act) {
   const auto& aq = fake_quantizer_of(aq_module);
   using N = typename std::decay_t<decltype(aq)>::scheme::numerics;
   const QuantRange r = aq.range();
-  p.out_min = static_cast<std::int32_t>(r.quant_min);
-  p.out_max = static_cast<std::int32_t>(r.quant_max);
+  const std::int32_t offset = act_level_offset(r);
+  p.out_min = static_cast<std::int32_t>(r.quant_min) + offset;
+  p.out_max = static_cast<std::int32_t>(r.quant_max) + offset;
   p.relu = act != Activation::kNone;
-  if (act == Activation::kReLU6) {
+  if (act == Activation::kReLU6) {  // the level of 6.0 on the quantizer's own grid, then shifted
     const auto e =
-        make_element_params<N, float>(p.out.scale, static_cast<float>(p.out.zero_point), r);
-    p.out_max = std::min(p.out_max, static_cast<std::int32_t>(quant_level<N>(6.0f, e)));
+        make_element_params<N, float>(aq.scale()[0], static_cast<float>(aq.zero_point()[0]), r);
+    p.out_max = std::min(p.out_max, static_cast<std::int32_t>(quant_level<N>(6.0f, e)) + offset);
   }
 }
 
