@@ -31,15 +31,7 @@ std::vector<float> decode(const std::uint32_t* b, std::int64_t n) {
   return v;
 }
 
-template <class F>
-fq::ErrorCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const fq::Error& e) {
-    return e.code();
-  }
-  return fq::ErrorCode{};
-}
+using fq_test::error_code_of;
 
 /// Results of one fused call.
 struct Out {
@@ -458,7 +450,7 @@ TEST_CASE("lsq: gradient scale policies", "[lsq]") {
   CHECK(fq::TorchGradScale::factor(1000, 10, r) == Approx(1.0 / std::sqrt(1000.0 * 255)));
   CHECK(fq::LsqPaperGradScale::factor(1000, 10, r) == Approx(1.0 / std::sqrt(10.0 * 255)));
   CHECK(fq::NoGradScale::factor(1000, 10, r) == 1.0f);
-  CHECK(code_of([] {
+  CHECK(error_code_of([] {
           fq::TorchGradScale::factor(10, 10, {-8, 0});
         }) == fq::ErrorCode::kInvalidRange);
 }
@@ -545,43 +537,45 @@ TEST_CASE("lsq: bad input gets the clear errors", "[lsq][errors]") {
   const TensorView<const float> xv(x.data(), {2, 4}), gv(dy.data(), {2, 4});
   const TensorView<float> yv(y.data(), {2, 4}), dxv(dx.data(), {2, 4});
   for (float bad : {0.0f, -1.0f, kNaN, kInf, 1e-39f})
-    CHECK(code_of([&] {
+    CHECK(error_code_of([&] {
             fq::lsq_per_tensor(xv, gv, yv, dxv, bad, 0.0f, {-8, 7});
           }) == E::kInvalidScale);
-  CHECK(code_of([&] {
+  CHECK(error_code_of([&] {
           fq::lsq_per_tensor(xv, gv, yv, dxv, 0.1f, kNaN, {-8, 7});
         }) == E::kInvalidZeroPoint);
-  CHECK(code_of([&] {
+  CHECK(error_code_of([&] {
           fq::lsq_per_tensor(xv, gv, yv, dxv, 0.1f, 0.0f, {8, 7});
         }) == E::kInvalidRange);
-  CHECK(code_of([&] {
+  CHECK(error_code_of([&] {
           fq::lsq_per_tensor(xv, gv, yv, dxv, 0.1f, 0.0f, {-8, 7}, kNaN);
         }) == E::kInvalidArgument);
-  CHECK(code_of([&] {
+  CHECK(error_code_of([&] {
           fq::lsq_per_tensor(xv, TensorView<const float>(dy.data(), {4, 2}), yv, dxv, 0.1f, 0.0f,
                              {-8, 7});
         }) == E::kShapeMismatch);
-  CHECK(code_of([&] {
+  CHECK(error_code_of([&] {
           fq::lsq_per_tensor(xv, gv, yv, yv, 0.1f, 0.0f, {-8, 7});
         }) == E::kInvalidLayout);
-  CHECK(code_of([&] {
+  CHECK(error_code_of([&] {
           fq::lsq_per_channel(xv, gv, yv, dxv, s.data(), z.data(), 3, 1, {-8, 7}, 1.0f, ds.data(),
                               dz.data());
         }) == E::kParamCountMismatch);
-  CHECK(code_of([&] {
+  CHECK(error_code_of([&] {
           fq::lsq_per_channel(xv, gv, yv, dxv, s.data(), z.data(), 4, 2, {-8, 7}, 1.0f, ds.data(),
                               dz.data());
         }) == E::kInvalidAxis);
   s[2] = kNaN;
-  CHECK(code_of([&] {
+  CHECK(error_code_of([&] {
           fq::lsq_per_channel(xv, gv, yv, dxv, s.data(), z.data(), 4, 1, {-8, 7}, 1.0f, ds.data(),
                               dz.data());
         }) == E::kInvalidScale);
   fq::LsqQuantizer<fq::TorchLsq> q({-8, 7});
   q.scale_param()[0] = kNaN;
-  CHECK(code_of([&] { q.forward_backward(xv, gv, yv, dxv); }) == E::kInvalidScale);
-  CHECK(code_of([&] { q.set_scale(-2.0f); }) == E::kInvalidScale);
-  CHECK(code_of([&] { fq::LsqQuantizer<fq::TorchLsq> bad({-8, 7}, 3); }) == E::kInvalidArgument);
+  CHECK(error_code_of([&] { q.forward_backward(xv, gv, yv, dxv); }) == E::kInvalidScale);
+  CHECK(error_code_of([&] { q.set_scale(-2.0f); }) == E::kInvalidScale);
+  CHECK(error_code_of([&] {
+          fq::LsqQuantizer<fq::TorchLsq> bad({-8, 7}, 3);
+        }) == E::kInvalidArgument);
   // Empty input: nothing written, zero gradients.
   const auto g = fq::lsq_per_tensor(
       TensorView<const float>(nullptr, {0}), TensorView<const float>(nullptr, {0}),

@@ -22,15 +22,7 @@ using fq_test::bits_of;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-template <class F>
-fq::ErrorCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const fq::Error& e) {
-    return e.code();
-  }
-  return fq::ErrorCode{};
-}
+using fq_test::error_code_of;
 
 std::vector<float> randn(std::size_t n, float mean, float sigma, std::uint32_t seed) {
   std::mt19937 rng(seed);
@@ -141,15 +133,17 @@ TEST_CASE("pact: bad alpha and bad input get clear errors", "[pact][errors]") {
   const TensorView<const float> xv(x.data(), {8}), gv(dy.data(), {8});
   const TensorView<float> yv(y.data(), {8}), dxv(dx.data(), {8});
   for (float bad : {0.0f, -1.0f, kNaN, kInf, -kInf}) {
-    CHECK(code_of([&] { fq::Pact<8>::forward(xv, yv, bad); }) == E::kInvalidScale);
-    CHECK(code_of([&] { fq::Pact<8>::forward_backward(xv, gv, yv, dxv, bad); }) ==
+    CHECK(error_code_of([&] { fq::Pact<8>::forward(xv, yv, bad); }) == E::kInvalidScale);
+    CHECK(error_code_of([&] { fq::Pact<8>::forward_backward(xv, gv, yv, dxv, bad); }) ==
           E::kInvalidScale);
   }
-  CHECK(code_of([&] { fq::Pact<8>::forward(xv, yv, 1e-43f); }) == E::kInvalidScale);  // alpha/n
-  CHECK(code_of([&] { fq::Pact<8>::forward_backward(xv, gv, yv, dxv, 1.0f, -1.0f); }) ==
+  CHECK(error_code_of([&] { fq::Pact<8>::forward(xv, yv, 1e-43f); }) ==
+        E::kInvalidScale);  // alpha/n
+  CHECK(error_code_of([&] { fq::Pact<8>::forward_backward(xv, gv, yv, dxv, 1.0f, -1.0f); }) ==
         E::kInvalidArgument);
-  CHECK(code_of([&] { fq::Pact<8>::forward_backward(xv, gv, yv, yv, 1.0f); }) == E::kInvalidLayout);
-  CHECK(code_of([&] {
+  CHECK(error_code_of([&] { fq::Pact<8>::forward_backward(xv, gv, yv, yv, 1.0f); }) ==
+        E::kInvalidLayout);
+  CHECK(error_code_of([&] {
           fq::Pact<8>::forward_backward(xv, TensorView<const float>(dy.data(), {2, 4}), yv, dxv,
                                         1.0f);
         }) == E::kShapeMismatch);
