@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -172,6 +174,33 @@ TEST_CASE("convert: bad input is reported", "[convert]") {
   CHECK_THROWS_WITH(fq::convert(fresh, {0.1f, 0}), Catch::Contains("run the layer once"));
   std::vector<std::uint8_t> x(8 * 3), y(8);
   CHECK_THROWS_AS(fq::max_pool2d_u8(x.data(), 1, 2, 2, 3, 1, y.data()), fq::Error);
+}
+
+TEST_CASE("max_pool2d_u8: every window and stride (fixed and run-time paths) equals a direct max",
+          "[convert][bit_exact]") {
+  std::mt19937 rng(12);
+  std::uniform_int_distribution<int> u(0, 255);
+  for (const auto& ks : {std::pair<int, int>{2, 2}, {3, 2}, {3, 1}, {2, 1}, {1, 1}, {4, 3}, {5, 2}})
+    for (const auto& hw : {std::pair<int, int>{7, 9}, {8, 8}, {5, 14}}) {
+      const std::int64_t k = ks.first, s = ks.second, h = hw.first, w = hw.second, nc = 3;
+      if (k > h || k > w) continue;
+      std::vector<std::uint8_t> x(static_cast<std::size_t>(nc * h * w));
+      for (auto& v : x) v = static_cast<std::uint8_t>(u(rng));
+      const std::int64_t oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+      std::vector<std::uint8_t> y(static_cast<std::size_t>(nc * oh * ow));
+      fq::max_pool2d_u8(x.data(), nc, h, w, k, s, y.data());
+      for (std::int64_t c = 0; c < nc; ++c)
+        for (std::int64_t i = 0; i < oh; ++i)
+          for (std::int64_t j = 0; j < ow; ++j) {
+            int m = -1;
+            for (std::int64_t p = 0; p < k; ++p)
+              for (std::int64_t q = 0; q < k; ++q)
+                m = std::max(m,
+                             int(x[static_cast<std::size_t>((c * h + i * s + p) * w + j * s + q)]));
+            INFO("k " << k << " s " << s << " h " << h << " w " << w);
+            REQUIRE(int(y[static_cast<std::size_t>((c * oh + i) * ow + j)]) == m);
+          }
+    }
 }
 
 TEST_CASE(
