@@ -81,6 +81,12 @@ struct Int8Layer {
     rp.out_zero_point = 0;
     rp.relu = true;
   }
+  /// The layer's shape for one image (what PackedConv2dWeights packs for).
+  fq::Conv2dShape one_image() const {
+    fq::Conv2dShape one = s;
+    one.batch = 1;
+    return one;
+  }
 };
 
 constexpr std::int32_t kInZeroPoint = 7;
@@ -88,8 +94,7 @@ constexpr std::int32_t kInZeroPoint = 7;
 void BM_ConvInt8Batch(benchmark::State& st) {
   one_thread();
   Int8Layer l(st.range(0));
-  fq::Conv2dShape one = l.s;
-  one.batch = 1;
+  const fq::Conv2dShape one = l.one_image();
   const fq::PackedConv2dWeights pw(l.w.data(), one);
   for (auto _ : st) {
     fq::conv2d_u8(l.x.data(), kInZeroPoint, pw, l.rp, l.y.data(), l.s.batch);
@@ -102,8 +107,7 @@ void BM_ConvInt8Batch(benchmark::State& st) {
 void BM_ConvInt8PerImage(benchmark::State& st) {
   one_thread();
   Int8Layer l(st.range(0));
-  fq::Conv2dShape one = l.s;
-  one.batch = 1;
+  const fq::Conv2dShape one = l.one_image();
   const fq::PackedConv2dWeights pw(l.w.data(), one);
   const std::int64_t in = one.in_channels * one.in_h * one.in_w,
                      out = one.out_channels * one.out_h() * one.out_w();

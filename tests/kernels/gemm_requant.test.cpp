@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// gemm_requant with a strided (transposed) output, the layout a convolution writes: every ISA
-// (the vector epilogues of requant_avx512.hpp and requant_avx2.hpp through a contiguous row
-// and a scatter) equals the scalar stages at the extremes: int32-saturating biases, shifts
-// of 0 and 62 bits, exact ties, narrow and empty clamps, uint8 and int8 activations/outputs.
+// gemm_requant with contiguous and strided (transposed: the layout a convolution writes)
+// outputs: every ISA (the vector epilogues of requant_avx512.hpp and requant_avx2.hpp, through
+// a contiguous row and a scatter for strided outputs) equals the scalar stages at the extremes:
+// int32-saturating biases, shifts of 0 and 62 bits, exact ties, narrow and empty clamps, uint8
+// and int8 activations/outputs.
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -11,33 +12,9 @@
 #include <fakequant/kernels/gemm_requant.hpp>
 
 #include "catch.hpp"
+#include "kernels/gemm_requant_check.hpp"
 
-namespace {
-template <class Out, class A, class Pipeline>
-void check_transposed(const std::vector<A>& a, std::int64_t m, std::int64_t k,
-                      const fq::PackedWeights& pw, const Pipeline& pipe) {
-  const std::int64_t n = pw.n();
-  std::vector<Out> ref(static_cast<std::size_t>(m * n));
-  fq::gemm_requant(a.data(), m, k, pw, std::int32_t{7}, pipe,
-                   fq::GemmOutput<Out>{ref.data(), n, 1, 0}, fq::Isa::kScalar);
-  for (fq::Isa isa : fq::supported_isas()) {
-    // Output [n, m + 3]: element (i, j) at j * (m + 3) + i; the 3 padding columns stay intact.
-    std::vector<Out> y(static_cast<std::size_t>(n * (m + 3)), Out{42});
-    fq::gemm_requant(a.data(), m, k, pw, std::int32_t{7}, pipe,
-                     fq::GemmOutput<Out>{y.data(), 1, m + 3, 0}, isa);
-    INFO("isa " << fq::to_string(isa));
-    for (std::int64_t j = 0; j < n; ++j)
-      for (std::int64_t i = 0; i < m + 3; ++i) {
-        const Out got = y[static_cast<std::size_t>(j * (m + 3) + i)];
-        const Out want = i < m ? ref[static_cast<std::size_t>(i * n + j)] : Out{42};
-        if (got != want) {
-          INFO("row " << i << " column " << j);
-          REQUIRE(int(got) == int(want));
-        }
-      }
-  }
-}
-}  // namespace
+using fq_kernels_test::check_requant_paths;
 
 TEST_CASE("gemm_requant: a strided output equals the scalar stages at the extremes",
           "[kernels][bit_exact]") {
@@ -69,11 +46,11 @@ TEST_CASE("gemm_requant: a strided output equals the scalar stages at the extrem
       const fq::Requantize<fq::SingleRounding<>> rs{mult.data(), true};
       const fq::Requantize<fq::DoubleRounding> rd{mult.data(), true};
       const fq::Requantize<fq::SingleRounding<>> rs1{mult.data() + 1, false};
-      check_transposed<std::uint8_t>(a, m, k, pw, fq::make_output_pipeline(ba, rs, az, cl));
-      check_transposed<std::uint8_t>(a, m, k, pw, fq::make_output_pipeline(ba, rd, az, cl));
-      check_transposed<std::int8_t>(a, m, k, pw, fq::make_output_pipeline(rs1, az, cl));
-      check_transposed<std::int8_t>(as, m, k, pw, fq::make_output_pipeline(ba, rd, az, cl));
-      check_transposed<std::uint8_t>(as, m, k, pw, fq::make_output_pipeline(rs, az, cl));
+      check_requant_paths<std::uint8_t>(a, m, k, pw, fq::make_output_pipeline(ba, rs, az, cl));
+      check_requant_paths<std::uint8_t>(a, m, k, pw, fq::make_output_pipeline(ba, rd, az, cl));
+      check_requant_paths<std::int8_t>(a, m, k, pw, fq::make_output_pipeline(rs1, az, cl));
+      check_requant_paths<std::int8_t>(as, m, k, pw, fq::make_output_pipeline(ba, rd, az, cl));
+      check_requant_paths<std::uint8_t>(as, m, k, pw, fq::make_output_pipeline(rs, az, cl));
     }
   }
 }

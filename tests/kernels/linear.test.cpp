@@ -12,6 +12,7 @@
 #include <fakequant/kernels/linear.hpp>
 
 #include "catch.hpp"
+#include "kernels/gemm_requant_check.hpp"
 
 namespace {
 
@@ -149,23 +150,7 @@ TEST_CASE("linear_u8: bad arguments are reported", "[kernels]") {
   REQUIRE(y[0] == 2);  // 4 * 0.5
 }
 
-namespace {
-template <class Out, class A, class Pipeline>
-void check_epilogue_paths(const std::vector<A>& a, std::int64_t m, std::int64_t k,
-                          const fq::PackedWeights& pw, const Pipeline& pipe) {
-  const std::int64_t n = pw.n();
-  std::vector<Out> ref(static_cast<std::size_t>(m * n));
-  fq::gemm_requant(a.data(), m, k, pw, std::int32_t{7}, pipe,
-                   fq::GemmOutput<Out>{ref.data(), n, 1, 0}, fq::Isa::kScalar);
-  for (fq::Isa isa : fq::supported_isas()) {
-    std::vector<Out> y(ref.size());
-    fq::gemm_requant(a.data(), m, k, pw, std::int32_t{7}, pipe,
-                     fq::GemmOutput<Out>{y.data(), n, 1, 0}, isa);
-    INFO("isa " << fq::to_string(isa));
-    REQUIRE(y == ref);
-  }
-}
-}  // namespace
+using fq_kernels_test::check_requant_paths;
 
 TEST_CASE("requantizing epilogue: vector path equals the scalar stages at the extremes",
           "[kernels][bit_exact]") {
@@ -197,12 +182,12 @@ TEST_CASE("requantizing epilogue: vector path equals the scalar stages at the ex
         const fq::AddZeroPoint az{zp};
         const fq::Requantize<fq::SingleRounding<>> rs{mult.data(), per_channel};
         const fq::Requantize<fq::DoubleRounding> rd{mult.data(), per_channel};
-        check_epilogue_paths<std::uint8_t>(a, m, k, pw, fq::make_output_pipeline(ba, rs, az, cl));
-        check_epilogue_paths<std::int8_t>(a, m, k, pw, fq::make_output_pipeline(ba, rd, az, cl));
-        check_epilogue_paths<std::uint8_t>(a, m, k, pw, fq::make_output_pipeline(rd, az, cl));
-        check_epilogue_paths<std::int8_t>(a, m, k, pw, fq::make_output_pipeline(rs, az, cl));
-        check_epilogue_paths<std::uint8_t>(as, m, k, pw, fq::make_output_pipeline(ba, rs, az, cl));
-        check_epilogue_paths<std::int8_t>(as, m, k, pw, fq::make_output_pipeline(rd, az, cl));
+        check_requant_paths<std::uint8_t>(a, m, k, pw, fq::make_output_pipeline(ba, rs, az, cl));
+        check_requant_paths<std::int8_t>(a, m, k, pw, fq::make_output_pipeline(ba, rd, az, cl));
+        check_requant_paths<std::uint8_t>(a, m, k, pw, fq::make_output_pipeline(rd, az, cl));
+        check_requant_paths<std::int8_t>(a, m, k, pw, fq::make_output_pipeline(rs, az, cl));
+        check_requant_paths<std::uint8_t>(as, m, k, pw, fq::make_output_pipeline(ba, rs, az, cl));
+        check_requant_paths<std::int8_t>(as, m, k, pw, fq::make_output_pipeline(rd, az, cl));
       }
     }
   }
