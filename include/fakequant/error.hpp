@@ -6,15 +6,22 @@
 //   - with exceptions enabled, the default handler throws fq::Error (a std::invalid_argument
 //     carrying the ErrorCode);
 //   - with -fno-exceptions, the default handler prints the message to stderr and aborts.
-// A user handler installed with fq::set_error_handler() may log, throw its own type, or
-// longjmp; if it returns, fakequant aborts (a check that failed never continues into UB).
+// A user handler installed with fq::set_error_handler() may throw its own type, longjmp out,
+// or end the process; if it returns, fakequant aborts (a check that failed never continues
+// into UB). When the handler runs, the error path holds no object with a destructor: the
+// message lives in a thread-local buffer (truncated to kMaxErrorMessage bytes), so a longjmp
+// out of the handler skips nothing and leaks nothing on fakequant's side. The operation
+// that failed has then been abandoned part-way (no output written, or partly written);
+// what the caller's own frames held is theirs to handle, as with any longjmp.
 // Compile-time misuse is reported by static_assert instead and never reaches this path.
 #ifndef FQ_ERROR_HPP_
 #define FQ_ERROR_HPP_
 
 #include <atomic>     // atomic handler pointer
-#include <cstdio>     // fprintf
+#include <cstddef>    // size_t
+#include <cstdio>     // fprintf, snprintf
 #include <cstdlib>    // abort
+#include <cstring>    // memcpy
 #include <limits>     // numeric_limits
 #include <sstream>    // ostringstream
 #include <stdexcept>  // invalid_argument
@@ -35,6 +42,9 @@ enum class ErrorCode : int {
   kInvalidLayout,       ///< bad strides (e.g. an output with overlapping elements), rank
   kNonFiniteInput,      ///< NaN or Inf data where finite data is required (observers)
   kInvalidArgument,     ///< any other invalid argument
+  kOutOfMemory,         ///< a size too large to allocate (overflow, or above a stated limit)
+  kIoError,             ///< a file that cannot be opened, read or written
+  kInvalidState,        ///< a call out of order: backward twice, a cleared tape, no calibration
 };
 
 /// Short name of an error code, e.g. "invalid_scale".
@@ -58,6 +68,12 @@ inline const char* to_string(ErrorCode c) noexcept {
       return "non_finite_input";
     case ErrorCode::kInvalidArgument:
       return "invalid_argument";
+    case ErrorCode::kOutOfMemory:
+      return "out_of_memory";
+    case ErrorCode::kIoError:
+      return "io_error";
+    case ErrorCode::kInvalidState:
+      return "invalid_state";
   }
   return "unknown";
 }
@@ -68,7 +84,8 @@ struct ErrorInfo {
   const char* message;
 };
 
-/// A user error handler. It should not return; if it does, fakequant calls std::abort().
+/// A user error handler. It should not return (throw, longjmp or exit); if it does,
+/// fakequant calls std::abort(). `ErrorInfo::message` is valid until the handler ends.
 using ErrorHandler = void (*)(const ErrorInfo&);
 
 #if FQ_HAS_EXCEPTIONS
@@ -107,29 +124,59 @@ std::string msg(const Args&... args) {
   return os.str();
 }
 
-/// Reports an error through the installed handler; never returns.
-[[noreturn]] inline void fail(ErrorCode code, const std::string& message) {
-  const std::string text = std::string("fakequant: ") + message;
+/// The longest message a user handler receives (longer ones are cut, ending in "...").
+inline constexpr std::size_t kMaxErrorMessage = 4095;
+
+/// The thread's message buffer: a handler may longjmp, so while it runs the message must not
+/// live in an object with a destructor.
+inline char* error_message_buffer() noexcept {
+  thread_local char buf[kMaxErrorMessage + 1];
+  return buf;
+}
+
+/// Stores "fakequant: " + message in the thread's buffer, cut to kMaxErrorMessage bytes.
+inline void stash_error_message(const std::string& message) noexcept {
+  char* buf = error_message_buffer();
+  const int n = std::snprintf(buf, kMaxErrorMessage + 1, "fakequant: %s", message.c_str());
+  if (n > static_cast<int>(kMaxErrorMessage)) std::memcpy(buf + kMaxErrorMessage - 3, "...", 4);
+}
+
+/// Reports the stashed message through the installed handler; never returns. Its callers have
+/// destroyed the message string before calling it, so nothing here needs unwinding.
+[[noreturn]] inline void fail_stashed(ErrorCode code) {
+  const char* text = error_message_buffer();
   if (ErrorHandler h = error_handler_slot().load()) {
-    h(ErrorInfo{code, text.c_str()});
-    std::fprintf(stderr, "%s\n(fakequant: the error handler returned; aborting)\n", text.c_str());
+    h(ErrorInfo{code, text});
+    std::fprintf(stderr, "%s\n(fakequant: the error handler returned; aborting)\n", text);
     std::abort();
   }
 #if FQ_HAS_EXCEPTIONS
   throw Error(code, text);
 #else
-  std::fprintf(stderr, "%s\n", text.c_str());
+  std::fprintf(stderr, "%s\n", text);
   std::abort();
 #endif
+}
+
+/// Reports an error through the installed handler; never returns. The caller's `message`
+/// is still alive while the handler runs: FQ_CHECK (which destroys it first) is the form
+/// for code a longjmp handler may leave.
+[[noreturn]] inline void fail(ErrorCode code, const std::string& message) {
+  stash_error_message(message);
+  fail_stashed(code);
 }
 
 }  // namespace detail
 }  // namespace fq
 
 /// Checks a run-time condition; on failure reports `code` with the message `msg` (a string).
-#define FQ_CHECK(cond, code, msg)                                \
-  do {                                                           \
-    if (FQ_UNLIKELY(!(cond))) ::fq::detail::fail((code), (msg)); \
+/// The message is copied out and destroyed in its own statement before the handler runs.
+#define FQ_CHECK(cond, code, msg)             \
+  do {                                        \
+    if (FQ_UNLIKELY(!(cond))) {               \
+      ::fq::detail::stash_error_message(msg); \
+      ::fq::detail::fail_stashed(code);       \
+    }                                         \
   } while (0)
 
 #endif  // FQ_ERROR_HPP_
