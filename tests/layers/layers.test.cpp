@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: MIT
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
 #include <random>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -8,6 +13,7 @@
 #include <fakequant/optim/adam.hpp>
 
 #include "ops/grad_check.hpp"
+#include "test_util.hpp"
 
 using fq::Tape;
 using fq::Var;
@@ -130,4 +136,63 @@ TEST_CASE("QLinear + Adam: a QAT layer learns a linear map", "[layers][optim]") 
     tape.clear();
   }
   CHECK(last < 0.25 * first);
+}
+
+TEST_CASE("QAT layers: construction refuses geometry and BN parameters nothing can compute",
+          "[layers]") {
+  using fq::ErrorCode;
+  using fq_test::error_code_of;
+  using Linear = fq::QLinear<>;
+  using Conv = fq::QConv2d<>;
+  using ConvBn = fq::QConvBn2d<>;
+  std::mt19937 rng(1);
+  // 0 input features would initialise U(±1/√0): NaN biases.
+  CHECK(error_code_of([&] { Linear(0, 4, rng); }) == ErrorCode::kInvalidArgument);
+  CHECK(error_code_of([&] { Linear(4, 0, rng); }) == ErrorCode::kInvalidArgument);
+  CHECK(error_code_of([&] { Linear(-1, 4, rng); }) == ErrorCode::kInvalidArgument);
+  CHECK_THROWS_WITH(Linear(0, 4, rng), Catch::Contains("QLinear") && Catch::Contains("got 0"));
+  auto opt = [](std::int64_t stride, std::int64_t pad, std::int64_t groups) {
+    return fq::ops::Conv2dOptions::make(stride, pad, groups);
+  };
+  const std::vector<std::function<void()>> bad_conv = {
+      [&] { Conv(4, 8, 3, rng, opt(1, 0, 0)); },   // groups 0: in_ch / 0
+      [&] { Conv(4, 8, 3, rng, opt(1, 0, -2)); },  // negative groups
+      [&] { Conv(6, 8, 3, rng, opt(1, 0, 4)); },   // in_ch not divisible by the groups
+      [&] { Conv(4, 6, 3, rng, opt(1, 0, 4)); },   // out_ch not divisible by the groups
+      [&] { Conv(4, 8, 0, rng); },                 // kernel 0
+      [&] { Conv(0, 8, 3, rng); },                 // no input channels
+      [&] { Conv(4, 0, 3, rng); },                 // no output channels
+      [&] { Conv(4, 8, 3, rng, opt(0, 0, 1)); },   // stride 0
+      [&] { Conv(4, 8, 3, rng, opt(1, -1, 1)); },  // negative padding
+      [&] { ConvBn(4, 8, 3, rng, opt(1, 0, 0)); },
+      [&] { ConvBn(4, 8, 0, rng); },
+  };
+  for (std::size_t i = 0; i < bad_conv.size(); ++i) {
+    INFO("case " << i);
+    CHECK(error_code_of(bad_conv[i]) == ErrorCode::kInvalidArgument);
+  }
+  CHECK_THROWS_WITH(Conv(4, 8, 3, rng, opt(1, 0, 0)),
+                    Catch::Contains("QConv2d") && Catch::Contains("groups 0"));
+  // BN folding divides by √(running_var + eps): eps <= 0 or NaN gives inf/NaN.
+  const float nan = std::numeric_limits<float>::quiet_NaN(),
+              inf = std::numeric_limits<float>::infinity();
+  for (float eps : {0.0f, -1e-3f, nan, inf}) {
+    INFO("eps " << eps);
+    CHECK(error_code_of([&] { ConvBn(2, 2, 1, rng, {}, fq::Activation::kNone, 0.1f, eps); }) ==
+          ErrorCode::kInvalidArgument);
+  }
+  for (float momentum : {-0.1f, 1.5f, nan}) {
+    INFO("momentum " << momentum);
+    CHECK(error_code_of([&] { ConvBn(2, 2, 1, rng, {}, fq::Activation::kNone, momentum); }) ==
+          ErrorCode::kInvalidArgument);
+  }
+  // Sane layers still construct, with finite initial values.
+  Linear lin(3, 2, rng);
+  Conv conv(4, 8, 3, rng, opt(2, 1, 2));
+  ConvBn cbn(4, 8, 3, rng, opt(1, 1, 4));
+  for (float v : lin.bias().value()) CHECK(std::isfinite(v));
+  CHECK(conv.weight().shape() == fq::Shape{8, 2, 3, 3});
+  CHECK(cbn.weight().shape() == fq::Shape{8, 1, 3, 3});
+  fq::Parameter p({2}, "p");
+  CHECK(error_code_of([&] { p.init_uniform(rng, 0); }) == ErrorCode::kInvalidArgument);
 }

@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: MIT
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
 #include <catch2/catch.hpp>
 
 #include <fakequant/fakequant.hpp>
 #include <fakequant/ops/ops.hpp>
 
 #include "ops/grad_check.hpp"
+#include "test_util.hpp"
 
 using fq::Tape;
 using fq::Var;
@@ -212,4 +218,51 @@ TEST_CASE("fake_quant node: per-channel conv weights with short rows, masked STE
                             std::nearbyint(x * (1.0f / scales[c])) <= 127.0f;
       REQUIRE(w.grad[c * 27 + k] == (in_range ? 1.0f / 216.0f : 0.0f));
     }
+}
+
+TEST_CASE("ops: conv2d geometry whose sizes overflow is refused", "[ops]") {
+  using fq::ErrorCode;
+  using fq_test::error_code_of;
+  GradInput x({1, 1, 4, 4}, 1), w({1, 1, 2, 2}, 2);
+  Tape tape;
+  const Var xv = tape.constant(x.value.data(), x.shape),
+            wv = tape.constant(w.value.data(), w.shape);
+  auto conv = [&](std::int64_t pad, std::int64_t stride) {
+    return error_code_of(
+        [&] { fq::ops::conv2d(tape, xv, wv, Var(), fq::ops::Conv2dOptions::make(stride, pad)); });
+  };
+  CHECK(conv(std::int64_t{1} << 62, 1) == ErrorCode::kOutOfMemory);  // H + 2·pad overflows
+  CHECK(conv(std::int64_t{1} << 40, 1) == ErrorCode::kOutOfMemory);  // OH·OW overflows
+  CHECK(conv(std::int64_t{1} << 30, 1) == ErrorCode::kOutOfMemory);  // the unfolded input does
+  CHECK(conv(1, 0) == ErrorCode::kInvalidArgument);
+  CHECK(conv(-1, 1) == ErrorCode::kInvalidArgument);
+  CHECK_THROWS_WITH(fq::ops::conv2d(tape, xv, wv, Var(), fq::ops::Conv2dOptions::make(1, 1, 0)),
+                    Catch::Contains("groups 0"));
+  CHECK(conv(1, 1) == ErrorCode{});  // the same op with a sane geometry runs
+}
+
+TEST_CASE("ops: batch-norm eps must be finite and > 0", "[ops]") {
+  using fq::ErrorCode;
+  using fq_test::error_code_of;
+  GradInput x({4, 2}, 1), g({2}, 2), b({2}, 3);
+  std::vector<float> mean(2, 0.0f), var(2, 0.0f);  // a zero variance: eps alone keeps 1/√ finite
+  Tape tape;
+  const Var xv = tape.constant(x.value.data(), x.shape),
+            gv = tape.constant(g.value.data(), g.shape),
+            bv = tape.constant(b.value.data(), b.shape);
+  const float nan = std::numeric_limits<float>::quiet_NaN(),
+              inf = std::numeric_limits<float>::infinity();
+  for (float eps : {0.0f, -1e-5f, nan, inf}) {
+    INFO("eps " << eps);
+    CHECK(error_code_of([&] { fq::ops::bn_fold_factor(tape, gv, var.data(), eps); }) ==
+          ErrorCode::kInvalidArgument);
+    fq::ops::BatchNormOptions o;
+    o.eps = eps;
+    o.training = false;
+    CHECK(error_code_of([&] {
+            fq::ops::batch_norm(tape, xv, gv, bv, mean.data(), var.data(), o);
+          }) == ErrorCode::kInvalidArgument);
+  }
+  const Var f = fq::ops::bn_fold_factor(tape, gv, var.data(), 1e-5f);
+  for (int c = 0; c < 2; ++c) CHECK(std::isfinite(f.value()[c]));
 }

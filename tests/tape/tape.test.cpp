@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: MIT
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -7,6 +10,19 @@
 #include <fakequant/ops/ops.hpp>
 #include <fakequant/tape/arena.hpp>
 #include <fakequant/tape/tape.hpp>
+
+#include "test_util.hpp"
+
+// The out-of-memory test asks the heap for 2^50 bytes: under AddressSanitizer that must return
+// null (as glibc does) instead of aborting.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FQ_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(FQ_TEST_ASAN)
+extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
+#endif
 
 using fq::Tape;
 using fq::Var;
@@ -133,4 +149,98 @@ TEST_CASE("Tape: independent tapes in different threads", "[tape]") {
   t2.join();
   CHECK(r1 == Approx(50.0f / 16));
   CHECK(r2 == 0.0f);
+}
+
+TEST_CASE("Tape: backward twice is refused; gradients are not accumulated again", "[tape]") {
+  std::vector<float> w = {1, -2, 3}, dw(3, 0.0f);
+  Tape tape;
+  Var wv = tape.leaf(w.data(), dw.data(), {3});
+  Var loss = fq::ops::mean(tape, fq::ops::relu(tape, wv));
+  tape.backward(loss);
+  const std::vector<float> once = dw;
+  CHECK(fq_test::error_code_of([&] { tape.backward(loss); }) == fq::ErrorCode::kInvalidState);
+  CHECK_THROWS_WITH(tape.backward(loss), Catch::Contains("called twice"));
+  CHECK(dw == once);
+  // tape.backward(loss2) would run the first loss's closures again, too.
+  Var loss2 = fq::ops::mean(tape, fq::ops::add(tape, fq::ops::relu(tape, wv), wv));
+  CHECK(fq_test::error_code_of([&] { tape.backward(loss2); }) == fq::ErrorCode::kInvalidState);
+  CHECK(dw == once);
+  // ... but a Scope over only the new closures may run them (they never ran).
+  {
+    Tape::Scope scope(tape);
+    scope.backward(fq::ops::mean(tape, wv));
+    CHECK(fq_test::error_code_of([&] { scope.backward(fq::ops::mean(tape, wv)); }) ==
+          fq::ErrorCode::kInvalidState);
+  }
+  CHECK(dw[0] == Approx(once[0] + 1.0f / 3));
+  // The next step (after clear) runs normally.
+  tape.clear();
+  std::fill(dw.begin(), dw.end(), 0.0f);
+  tape.backward(fq::ops::mean(tape, fq::ops::relu(tape, tape.leaf(w.data(), dw.data(), {3}))));
+  CHECK(dw == once);
+}
+
+TEST_CASE("Tape: variables freed by clear() or by the end of a Scope are refused", "[tape]") {
+  using fq::ErrorCode;
+  using fq_test::error_code_of;
+  std::vector<float> w = {1, -2, 3, 4}, dw(4, 0.0f);
+  Tape tape;
+  Var wv = tape.leaf(w.data(), dw.data(), {4});  // the caller's memory: valid across clear()
+  Var y = fq::ops::relu(tape, wv);
+  Var loss = fq::ops::mean(tape, y);
+  tape.clear();
+  CHECK(error_code_of([&] { fq::ops::relu(tape, y); }) == ErrorCode::kInvalidState);
+  CHECK(error_code_of([&] { fq::ops::add(tape, wv, y); }) == ErrorCode::kInvalidState);
+  CHECK(error_code_of([&] { tape.backward(loss); }) == ErrorCode::kInvalidState);
+  CHECK(error_code_of([&] {
+          fq::custom_op(
+              tape, {y}, {4}, [](float*) {}, [](const float*, const float*) {});
+        }) == ErrorCode::kInvalidState);
+  CHECK_THROWS_WITH(fq::ops::relu(tape, y), Catch::Contains("freed by Tape::clear()"));
+  // Leaves and constants stay valid; the new step's variables are valid.
+  Var y2 = fq::ops::relu(tape, wv);
+  Var outer = fq::ops::mean(tape, y2);
+  Var inner;
+  {
+    Tape::Scope scope(tape);
+    inner = fq::ops::relu(tape, y2);  // outer variables are usable inside the scope
+    CHECK(fq::ops::mean(tape, inner).numel() == 1);
+  }
+  CHECK(error_code_of([&] { fq::ops::relu(tape, inner); }) == ErrorCode::kInvalidState);
+  tape.backward(outer);  // outer variables survive the scope
+  CHECK(dw[0] == Approx(0.25f));
+  // A clear() inside a scope ends the scope's generation too.
+  {
+    Tape::Scope scope(tape);
+    Var s = fq::ops::relu(tape, wv);
+    tape.clear();
+    CHECK(error_code_of([&] { fq::ops::relu(tape, s); }) == ErrorCode::kInvalidState);
+  }
+  CHECK(tape.node_count() == 0);
+  CHECK(fq::ops::relu(tape, wv).numel() == 4);
+}
+
+TEST_CASE("Tape and Arena: sizes that overflow are refused", "[tape]") {
+  using fq::ErrorCode;
+  using fq_test::error_code_of;
+  const std::int64_t big = std::int64_t{1} << 40;
+  CHECK(error_code_of([&] { fq::Shape s{big, big}; }) == ErrorCode::kOutOfMemory);
+  CHECK(error_code_of([&] { fq::Shape s{0, big, big}; }) == ErrorCode::kOutOfMemory);
+  Tape tape;
+  // 2^62 floats: the element count fits int64, the bytes do not.
+  CHECK(error_code_of([&] {
+          tape.variable({std::int64_t{1} << 31, std::int64_t{1} << 31});
+        }) == ErrorCode::kOutOfMemory);
+  fq::Arena arena(256);
+  // A request near SIZE_MAX must not wrap to a small block when rounded up.
+  CHECK(error_code_of([&] { arena.allocate(std::numeric_limits<std::size_t>::max() - 10); }) ==
+        ErrorCode::kOutOfMemory);
+  CHECK(error_code_of([&] {
+          arena.allocate_array<double>(std::numeric_limits<std::size_t>::max() / 4);
+        }) == ErrorCode::kOutOfMemory);
+  // A request the heap refuses (above the 47-bit address space) is out of memory, too.
+  CHECK(error_code_of([&] { arena.allocate(std::size_t{1} << 50); }) == ErrorCode::kOutOfMemory);
+  CHECK(arena.block_count() == 0);
+  CHECK(error_code_of([&] { fq::Arena a2(std::numeric_limits<std::size_t>::max()); }) ==
+        ErrorCode::kOutOfMemory);
 }

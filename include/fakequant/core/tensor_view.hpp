@@ -3,7 +3,13 @@
 //
 // fakequant never owns user memory: every op takes TensorView<const T> inputs and
 // TensorView<T> outputs. Strides are in elements and may be any value for inputs; an output
-// must not have a zero stride on a dimension of size > 1 (its elements would overlap).
+// must not overlap itself: no two indices may map to the same element (a zero stride on a
+// dimension of size > 1, or strides that interleave). Ops check this with
+// detail::check_no_self_overlap, a sufficient test that refuses what it cannot prove.
+// Construction checks the size arithmetic: the element count must fit int64 (the product of
+// the non-zero extents, so every partial product does too), and for a non-empty view the
+// farthest element must lie within kMaxBytes of the first, so no offset computation wraps
+// (ErrorCode::kOutOfMemory otherwise).
 // Eigen dense objects with direct access (Matrix, Map, Ref, blocks) convert implicitly: a
 // matrix becomes a rank-2 view {rows, cols} with Eigen's strides, whatever its storage order.
 #ifndef FQ_CORE_TENSOR_VIEW_HPP_
@@ -13,10 +19,13 @@
 #include <cstddef>           // ptrdiff_t
 #include <cstdint>           // int64_t
 #include <initializer_list>  // initializer_list
+#include <limits>            // numeric_limits
+#include <string>            // string
 #include <type_traits>       // enable_if, is_base_of, remove_reference
 
 #include <Eigen/Core>
 
+#include <fakequant/detail/checked.hpp>
 #include <fakequant/error.hpp>
 
 namespace fq {
@@ -53,6 +62,7 @@ class TensorView {
   TensorView(T* data, std::initializer_list<std::int64_t> shape) : data_(data) {
     set_shape(shape.begin(), static_cast<int>(shape.size()));
     set_row_major_strides();
+    check_reach();
   }
 
   /// A strided view; `shape` and `strides` (in elements) have `rank` entries.
@@ -60,6 +70,7 @@ class TensorView {
       : data_(data) {
     set_shape(shape, rank);
     for (int d = 0; d < rank_; ++d) strides_[static_cast<std::size_t>(d)] = strides[d];
+    check_reach();
   }
 
   /// A strided view from initializer lists of equal length.
@@ -71,6 +82,7 @@ class TensorView {
     set_shape(shape.begin(), static_cast<int>(shape.size()));
     int d = 0;
     for (std::int64_t s : strides) strides_[static_cast<std::size_t>(d++)] = s;
+    check_reach();
   }
 
   /// A contiguous rank-1 view of n elements.
@@ -144,6 +156,25 @@ class TensorView {
                detail::msg("TensorView: extent ", shape[d], " of dimension ", d, " is negative"));
       shape_[static_cast<std::size_t>(d)] = shape[d];
     }
+    detail::checked_numel(shape_.data(), rank_, "TensorView");
+  }
+  /// The farthest element of a non-empty view, sum (extent - 1) * |stride| elements from the
+  /// first, must be addressable: within kMaxBytes.
+  void check_reach() const {
+    if (numel() == 0) return;
+    constexpr const char* kWhere = "TensorView";
+    std::int64_t reach = 0;
+    for (int d = 0; d < rank_; ++d) {
+      const auto i = static_cast<std::size_t>(d);
+      FQ_CHECK(
+          strides_[i] != std::numeric_limits<std::int64_t>::min(), ErrorCode::kOutOfMemory,
+          detail::msg(kWhere, ": stride ", strides_[i], " of dimension ", d, " is out of range"));
+      const std::int64_t st = strides_[i] < 0 ? -strides_[i] : strides_[i];
+      reach = detail::checked_add(
+          reach, detail::checked_mul(shape_[i] - 1, st, kWhere, "the reach of the strides"), kWhere,
+          "the reach of the strides");
+    }
+    detail::checked_bytes(reach, sizeof(T), kWhere);  // kMaxBytes leaves room for the last one
   }
   void set_row_major_strides() noexcept {
     std::int64_t s = 1;
@@ -176,6 +207,61 @@ bool same_shape(const TensorView<A>& a, const TensorView<B>& b) noexcept {
   return true;
 }
 
+namespace detail {
+
+/// The first `rank` extents of a shape as "[2, 3]" (for messages).
+inline std::string shape_string(int rank, const Dims& shape) {
+  return extents_string(shape.data(), rank);
+}
+/// A view's shape as "[2, 3]" (for messages).
+template <class T>
+std::string shape_str(const TensorView<T>& v) {
+  return extents_string(v.shape().data(), v.rank());
+}
+/// A view's strides as "[3, 1]" (for messages).
+template <class T>
+std::string strides_str(const TensorView<T>& v) {
+  return extents_string(v.strides().data(), v.rank());
+}
+
+/// True if no two indices of v map to the same element, by the usual sufficient test: with the
+/// dimensions of extent > 1 sorted by |stride|, each |stride| exceeds the farthest offset the
+/// smaller ones reach. O(rank^2) for rank <= kMaxRank; false for what it cannot prove.
+template <class T>
+bool provably_non_overlapping(const TensorView<T>& v) noexcept {
+  std::int64_t st[kMaxRank], ex[kMaxRank];
+  int n = 0;
+  for (int d = 0; d < v.rank(); ++d) {
+    if (v.size(d) == 0) return true;  // no element at all
+    if (v.size(d) == 1) continue;     // a single index: its stride is never used
+    const std::int64_t s = v.stride(d) < 0 ? -v.stride(d) : v.stride(d);
+    int i = n++;  // insertion sort by |stride|
+    for (; i > 0 && st[i - 1] > s; --i) {
+      st[i] = st[i - 1];
+      ex[i] = ex[i - 1];
+    }
+    st[i] = s;
+    ex[i] = v.size(d);
+  }
+  // Offsets of the dimensions below i lie in [0, reach]; a construction-checked view's reach
+  // fits int64.
+  std::int64_t reach = 0;
+  for (int i = 0; i < n; ++i) {
+    if (st[i] <= reach) return false;
+    reach += (ex[i] - 1) * st[i];
+  }
+  return true;
+}
+
+/// An output view must not overlap itself (see the file comment): ErrorCode::kInvalidLayout.
+template <class T>
+void check_no_self_overlap(const TensorView<T>& v, const char* where) {
+  FQ_CHECK(provably_non_overlapping(v), ErrorCode::kInvalidLayout,
+           msg(where, ": the output of shape ", shape_str(v), " with strides ", strides_str(v),
+               " overlaps itself (two indices reach the same element)"));
+}
+
+}  // namespace detail
 }  // namespace fq
 
 #endif  // FQ_CORE_TENSOR_VIEW_HPP_

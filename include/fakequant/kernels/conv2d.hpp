@@ -28,22 +28,6 @@
 
 namespace fq {
 
-namespace detail {
-inline void check_conv2d_shape(const Conv2dShape& s, const char* where) {
-  FQ_CHECK(s.batch >= 0 && s.in_channels > 0 && s.in_h > 0 && s.in_w > 0 && s.out_channels > 0 &&
-               s.kernel_h > 0 && s.kernel_w > 0 && s.stride_h > 0 && s.stride_w > 0 &&
-               s.pad_h >= 0 && s.pad_w >= 0 && s.groups > 0,
-           ErrorCode::kShapeMismatch,
-           msg(where, ": extents, kernel, stride and groups must be > 0 and padding >= 0"));
-  FQ_CHECK(s.in_channels % s.groups == 0 && s.out_channels % s.groups == 0,
-           ErrorCode::kShapeMismatch,
-           msg(where, ": groups = ", s.groups, " must divide in_channels = ", s.in_channels,
-               " and out_channels = ", s.out_channels));
-  FQ_CHECK(s.in_h + 2 * s.pad_h >= s.kernel_h && s.in_w + 2 * s.pad_w >= s.kernel_w,
-           ErrorCode::kShapeMismatch, msg(where, ": the kernel is larger than the padded input"));
-}
-}  // namespace detail
-
 /// Conv2d weights [Cout, Cin/groups, kh, kw] (contiguous int8), packed per group for the
 /// GEMM, plus a copy as [Cout, K4] rows (K = Cin/groups * kh * kw rounded up to 4 with zeros)
 /// for the channel-major AVX-512 path.
@@ -152,6 +136,14 @@ void conv2d_u8(const std::uint8_t* x, std::int32_t x_zero_point, const PackedCon
   FQ_CHECK(kg <= kMaxGemmK, ErrorCode::kInvalidArgument,
            detail::msg(kWhere, ": K = ", kg, " exceeds ", kMaxGemmK,
                        ", the largest K whose int32 accumulator cannot overflow"));
+  // One image of each fits int64 (check_conv2d_shape); the batch must too.
+  const std::int64_t x_bytes =
+      detail::checked_mul(images, s.in_channels * hw, kWhere, "the input size");
+  const std::int64_t y_bytes =
+      detail::checked_mul(images, s.out_channels * p, kWhere, "the output size");
+  FQ_CHECK(!detail::byte_ranges_overlap(x, x_bytes, y, y_bytes), ErrorCode::kInvalidLayout,
+           detail::msg(kWhere, ": the output overlaps the input (", x_bytes, " and ", y_bytes,
+                       " bytes); use separate memory"));
   if (images == 0) return;
   const Isa path = resolve_isa(isa, kWhere);
 #if FQ_KERNELS_X86

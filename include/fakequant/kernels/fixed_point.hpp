@@ -23,6 +23,12 @@
 //   RoundFloor;   y = saturate_int32(round(p / 2^(31 - shift))).
 // It equals the exactly rounded x * (m * 2^(shift-31)), bit for bit (tested against a long
 // double reference).
+// Range: every function here takes a QuantizedMultiplier with multiplier >= 0 and shift in
+// [-31, 31] (what quantize_multiplier returns). Outside it the shifts are undefined in C++
+// and the vector epilogues (requant_avx2/avx512.hpp) compute something else, so the public
+// entry points that take multipliers (gemm_requant's Requantize stage, linear_u8, conv2d_u8,
+// the integer evaluation) refuse them with detail::check_quantized_multiplier, once per call;
+// the element functions below do not check (they run per element).
 #ifndef FQ_KERNELS_FIXED_POINT_HPP_
 #define FQ_KERNELS_FIXED_POINT_HPP_
 
@@ -58,6 +64,25 @@ inline QuantizedMultiplier quantize_multiplier(double real) {
   if (shift < -31) return {0, 0};
   return {static_cast<std::int32_t>(q_fixed), shift};
 }
+
+namespace detail {
+/// Refuses a multiplier outside the documented range (file comment): ErrorCode::kInvalidArgument.
+inline void check_quantized_multiplier(QuantizedMultiplier qm, std::int64_t index,
+                                       const char* where) {
+  FQ_CHECK(
+      qm.multiplier >= 0 && qm.shift >= -31 && qm.shift <= 31, ErrorCode::kInvalidArgument,
+      msg(where, ": requantization multiplier ", index, " = {", qm.multiplier, ", shift ", qm.shift,
+          "} is outside the supported range (multiplier >= 0, shift in [-31, 31]; "
+          "use quantize_multiplier)"));
+}
+/// check_quantized_multiplier for `count` multipliers (a null array is an error if count > 0).
+inline void check_quantized_multipliers(const QuantizedMultiplier* qm, std::int64_t count,
+                                        const char* where) {
+  FQ_CHECK(count <= 0 || qm != nullptr, ErrorCode::kInvalidArgument,
+           msg(where, ": null requantization multipliers"));
+  for (std::int64_t i = 0; i < count; ++i) check_quantized_multiplier(qm[i], i, where);
+}
+}  // namespace detail
 
 /// The real value m * 2^(shift - 31) a QuantizedMultiplier stands for.
 inline double real_multiplier(QuantizedMultiplier qm) noexcept {

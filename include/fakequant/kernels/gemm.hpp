@@ -11,7 +11,11 @@
 // with col_sums[n] = sum_k W[n][k] computed at packing.
 // Accumulator bound: every partial sum of acc lies in [-K * 255 * 128, K * 255 * 127], so
 // int32 is exact iff K * 255 * 128 < 2^31, i.e. K <= kMaxGemmK = 65793. Larger K is rejected
-// with ErrorCode::kInvalidArgument (split K and add the int32 partial results in int64).
+// with ErrorCode::kInvalidArgument (split K and add the int32 partial results in int64), by
+// PackedWeights already.
+// Zero sizes are well defined on every path: M = 0 or N = 0 writes nothing, K = 0 writes
+// C = 0 (A is then not read and may be null). C must not overlap A (kInvalidLayout), and the
+// extents (M - 1) * lda + K and (M - 1) * ldc + N must fit (kOutOfMemory).
 // Dispatch: the Isa argument (default kAuto: the best the CPU runs, see isa.hpp) — this
 // function is the one place that picks the kernel.
 #ifndef FQ_KERNELS_GEMM_HPP_
@@ -19,6 +23,7 @@
 
 #include <cstdint>  // int8_t, int32_t, int64_t, uint8_t
 
+#include <fakequant/detail/checked.hpp>
 #include <fakequant/error.hpp>
 #include <fakequant/kernels/gemm_avx2.hpp>
 #include <fakequant/kernels/gemm_avx512_vnni.hpp>
@@ -28,15 +33,17 @@
 
 namespace fq {
 
-/// Largest K with an exact int32 accumulator: K * 255 * 128 < 2^31.
-inline constexpr std::int64_t kMaxGemmK = 65793;
-
 namespace detail {
 
 /// Raw acc = a' * W^T on the chosen path (isa already resolved).
 template <bool kFlip>
 void gemm_raw(const std::uint8_t* a, std::int64_t m, std::int64_t lda, const PackedWeights& w,
               std::int32_t* c, std::int64_t ldc, Isa isa) {
+  if (w.k() == 0) {  // C = 0 on every path, without forming row pointers into A (may be null)
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < w.n(); ++j) c[i * ldc + j] = 0;
+    return;
+  }
 #if FQ_KERNELS_X86
   if (isa == Isa::kAvx512Vnni) return gemm_raw_avx512_vnni<kFlip>(a, m, lda, w, c, ldc);
   if (isa == Isa::kAvx2) return gemm_raw_avx2<kFlip>(a, m, lda, w, c, ldc);
@@ -45,8 +52,11 @@ void gemm_raw(const std::uint8_t* a, std::int64_t m, std::int64_t lda, const Pac
   gemm_raw_scalar<kFlip>(a, m, lda, w, c, ldc);
 }
 
-inline void check_gemm_args(const void* a, std::int64_t m, std::int64_t lda, const PackedWeights& w,
-                            const void* c, std::int64_t ldc, const char* where) {
+/// The arguments every GEMM entry point checks; `a_size` is the activation element size, and
+/// `c` null with `c_size` 0 skips the output (gemm_requant checks its own).
+inline void check_gemm_args(const void* a, std::size_t a_size, std::int64_t m, std::int64_t lda,
+                            const PackedWeights& w, const void* c, std::size_t c_size,
+                            std::int64_t ldc, const char* where) {
   FQ_CHECK(m >= 0, ErrorCode::kShapeMismatch, msg(where, ": negative M = ", m));
   FQ_CHECK(w.k() <= kMaxGemmK, ErrorCode::kInvalidArgument,
            msg(where, ": K = ", w.k(), " exceeds ", kMaxGemmK,
@@ -54,10 +64,24 @@ inline void check_gemm_args(const void* a, std::int64_t m, std::int64_t lda, con
                "split K"));
   FQ_CHECK(lda >= w.k(), ErrorCode::kInvalidLayout,
            msg(where, ": lda = ", lda, " is smaller than K = ", w.k()));
-  FQ_CHECK(ldc >= w.n(), ErrorCode::kInvalidLayout,
+  FQ_CHECK(c_size == 0 || ldc >= w.n(), ErrorCode::kInvalidLayout,
            msg(where, ": ldc = ", ldc, " is smaller than N = ", w.n()));
-  FQ_CHECK(m * w.n() == 0 || (c != nullptr && (a != nullptr || w.k() == 0)),
-           ErrorCode::kInvalidArgument, msg(where, ": null data pointer"));
+  if (m == 0) return;
+  // Elements spanned by A [M, K] and C [M, N]: (M - 1) * ld + extent.
+  const std::int64_t a_elems =
+      checked_add(checked_mul(m - 1, lda, where, "the activations' extent"), w.k(), where,
+                  "the activations' extent");
+  const std::int64_t a_bytes = static_cast<std::int64_t>(checked_bytes(a_elems, a_size, where));
+  FQ_CHECK(a != nullptr || w.k() == 0, ErrorCode::kInvalidArgument,
+           msg(where, ": null activations for M = ", m, ", K = ", w.k()));
+  if (c_size == 0 || w.n() == 0) return;
+  const std::int64_t c_elems = checked_add(checked_mul(m - 1, ldc, where, "the output's extent"),
+                                           w.n(), where, "the output's extent");
+  const std::int64_t c_bytes = static_cast<std::int64_t>(checked_bytes(c_elems, c_size, where));
+  FQ_CHECK(c != nullptr, ErrorCode::kInvalidArgument,
+           msg(where, ": null output for M = ", m, ", N = ", w.n()));
+  FQ_CHECK(!byte_ranges_overlap(a, w.k() == 0 ? 0 : a_bytes, c, c_bytes), ErrorCode::kInvalidLayout,
+           msg(where, ": the output overlaps the activations"));
 }
 
 /// C -= comp * col_sums[n] (comp = za + s, see the file comment).
@@ -78,7 +102,7 @@ inline void gemm_u8s8s32(const std::uint8_t* a, std::int64_t m, std::int64_t lda
                          const PackedWeights& w, std::int32_t* c, std::int64_t ldc,
                          std::int32_t a_zero_point = 0, Isa isa = Isa::kAuto) {
   constexpr const char* kWhere = "gemm_u8s8s32";
-  detail::check_gemm_args(a, m, lda, w, c, ldc, kWhere);
+  detail::check_gemm_args(a, 1, m, lda, w, c, sizeof(std::int32_t), ldc, kWhere);
   FQ_CHECK(a_zero_point >= 0 && a_zero_point <= 255, ErrorCode::kInvalidZeroPoint,
            detail::msg(kWhere, ": activation zero point ", a_zero_point, " is outside [0, 255]"));
   const Isa path = resolve_isa(isa, kWhere);
@@ -92,7 +116,7 @@ inline void gemm_s8s8s32(const std::int8_t* a, std::int64_t m, std::int64_t lda,
                          const PackedWeights& w, std::int32_t* c, std::int64_t ldc,
                          std::int32_t a_zero_point = 0, Isa isa = Isa::kAuto) {
   constexpr const char* kWhere = "gemm_s8s8s32";
-  detail::check_gemm_args(a, m, lda, w, c, ldc, kWhere);
+  detail::check_gemm_args(a, 1, m, lda, w, c, sizeof(std::int32_t), ldc, kWhere);
   FQ_CHECK(
       a_zero_point >= -128 && a_zero_point <= 127, ErrorCode::kInvalidZeroPoint,
       detail::msg(kWhere, ": activation zero point ", a_zero_point, " is outside [-128, 127]"));

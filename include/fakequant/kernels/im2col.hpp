@@ -11,6 +11,9 @@
 
 #include <cstdint>  // int64_t, uint8_t
 
+#include <fakequant/detail/checked.hpp>
+#include <fakequant/error.hpp>
+
 namespace fq {
 
 /// The geometry of a 2-D convolution (NCHW, dilation 1).
@@ -33,6 +36,49 @@ struct Conv2dShape {
   /// GEMM K of one group: (in_channels / groups) * kernel_h * kernel_w.
   std::int64_t group_k() const noexcept { return in_channels / groups * kernel_h * kernel_w; }
 };
+
+namespace detail {
+/// Validates a geometry: extents, kernel, stride and groups > 0, padding >= 0, groups dividing
+/// both channel counts, a kernel within the padded input, and every size the kernels derive
+/// from it (padded image, unfolded image, weight rows, one output image) within int64 —
+/// kOutOfMemory with the operands otherwise, never a wrapped size.
+inline void check_conv2d_shape(const Conv2dShape& s, const char* where) {
+  FQ_CHECK(
+      s.batch >= 0 && s.in_channels > 0 && s.in_h > 0 && s.in_w > 0 && s.out_channels > 0 &&
+          s.kernel_h > 0 && s.kernel_w > 0 && s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 &&
+          s.pad_w >= 0 && s.groups > 0,
+      ErrorCode::kShapeMismatch,
+      msg(where, ": extents, kernel, stride and groups must be > 0 and padding >= 0; got batch ",
+          s.batch, ", channels ", s.in_channels, " -> ", s.out_channels, ", input ", s.in_h, "x",
+          s.in_w, ", kernel ", s.kernel_h, "x", s.kernel_w, ", stride ", s.stride_h, "x",
+          s.stride_w, ", padding ", s.pad_h, "x", s.pad_w, ", groups ", s.groups));
+  FQ_CHECK(s.in_channels % s.groups == 0 && s.out_channels % s.groups == 0,
+           ErrorCode::kShapeMismatch,
+           msg(where, ": groups = ", s.groups, " must divide in_channels = ", s.in_channels,
+               " and out_channels = ", s.out_channels));
+  const std::int64_t ph = checked_add(s.in_h, checked_mul(2, s.pad_h, where, "the padded height"),
+                                      where, "the padded height");
+  const std::int64_t pw = checked_add(s.in_w, checked_mul(2, s.pad_w, where, "the padded width"),
+                                      where, "the padded width");
+  FQ_CHECK(ph >= s.kernel_h && pw >= s.kernel_w, ErrorCode::kShapeMismatch,
+           msg(where, ": the kernel ", s.kernel_h, "x", s.kernel_w,
+               " is larger than the padded input ", ph, "x", pw));
+  const std::int64_t k =
+      checked_mul(checked_mul(s.in_channels / s.groups, s.kernel_h, where, "the GEMM depth K"),
+                  s.kernel_w, where, "the GEMM depth K");
+  const std::int64_t p = checked_mul(s.out_h(), s.out_w(), where, "the output plane");
+  // Rounded up as the kernels round them (positions to 16, K to 4).
+  checked_mul(checked_add(p, 16, where, "the unfolded image"),
+              checked_add(k, 4, where, "the unfolded image"), where, "the unfolded image");
+  checked_mul(checked_mul(s.in_channels, ph, where, "the padded image"), pw, where,
+              "the padded image");
+  checked_mul(s.out_channels, checked_add(k, 4, where, "the weight rows"), where,
+              "the weight rows");
+  checked_mul(s.out_channels, p, where, "the output image");
+  checked_mul(checked_mul(s.in_channels, s.in_h, where, "the input image"), s.in_w, where,
+              "the input image");
+}
+}  // namespace detail
 
 /// Unfolds `channels` channels starting at x (one image, channel stride in_h * in_w) into col
 /// (row stride ldcol >= channels * kernel_h * kernel_w). Shape validated by the caller.

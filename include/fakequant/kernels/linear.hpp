@@ -35,6 +35,7 @@ inline void check_requant_params(const RequantParams& rp, std::int64_t n, const 
            msg(where, ": null requantization multipliers"));
   FQ_CHECK(rp.multiplier_count == 1 || rp.multiplier_count == n, ErrorCode::kParamCountMismatch,
            msg(where, ": ", rp.multiplier_count, " multipliers for ", n, " output channels"));
+  check_quantized_multipliers(rp.multipliers, rp.multiplier_count, where);  // O(channels)
   FQ_CHECK(
       0 <= rp.out_min && rp.out_min <= rp.out_max && rp.out_max <= 255, ErrorCode::kInvalidRange,
       msg(where, ": output range [", rp.out_min, ", ", rp.out_max, "] is not within [0, 255]"));

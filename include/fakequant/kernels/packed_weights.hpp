@@ -9,7 +9,9 @@
 // halves (8 columns). Padding (K up to a multiple of 4, N up to a multiple of 16) is zero, so
 // it adds nothing whatever the activations there are.
 // col_sums[n] = sum_k W[n][k]: the compensation term for an activation zero point and for
-// signed activations shifted to unsigned (see gemm.hpp).
+// signed activations shifted to unsigned (see gemm.hpp). K is bounded by kMaxGemmK (the exact
+// int32 accumulator of gemm.hpp) at packing already, which also keeps every column sum
+// (|sum| <= 128 K) and the compensation (za + s) * col_sums within int32.
 // The packed copy is fakequant's own memory (the user's W is only read).
 #ifndef FQ_KERNELS_PACKED_WEIGHTS_HPP_
 #define FQ_KERNELS_PACKED_WEIGHTS_HPP_
@@ -19,6 +21,7 @@
 #include <new>      // align_val_t, operator new
 #include <vector>   // vector
 
+#include <fakequant/detail/checked.hpp>
 #include <fakequant/error.hpp>
 
 namespace fq {
@@ -46,6 +49,9 @@ struct Align64Allocator {
 };
 }  // namespace detail
 
+/// Largest K with an exact int32 accumulator in the int8 GEMM: K * 255 * 128 < 2^31.
+inline constexpr std::int64_t kMaxGemmK = 65793;
+
 /// Columns per packed panel and K per group (fixed by vpdpbusd).
 inline constexpr std::int64_t kPanelCols = 16;
 inline constexpr std::int64_t kGroupK = 4;
@@ -55,7 +61,7 @@ class PackedWeights {
  public:
   PackedWeights() = default;
 
-  /// Packs W [n, k] with row stride ldw (>= k) elements. n, k >= 0.
+  /// Packs W [n, k] with row stride ldw (>= k) elements. n >= 0, 0 <= k <= kMaxGemmK.
   PackedWeights(const std::int8_t* w, std::int64_t n, std::int64_t k, std::int64_t ldw)
       : n_(n), k_(k) {
     constexpr const char* kWhere = "PackedWeights";
@@ -63,11 +69,22 @@ class PackedWeights {
              detail::msg(kWhere, ": negative shape [", n, ", ", k, "]"));
     FQ_CHECK(ldw >= k, ErrorCode::kInvalidLayout,
              detail::msg(kWhere, ": row stride ", ldw, " is smaller than K = ", k));
-    FQ_CHECK(w != nullptr || n * k == 0, ErrorCode::kInvalidArgument,
-             detail::msg(kWhere, ": null weights"));
+    FQ_CHECK(k <= kMaxGemmK, ErrorCode::kInvalidArgument,
+             detail::msg(kWhere, ": K = ", k, " exceeds ", kMaxGemmK,
+                         ", the largest K whose int32 accumulator cannot overflow (K * 255 * 128 "
+                         "< 2^31); split K"));
+    FQ_CHECK(w != nullptr || n == 0 || k == 0, ErrorCode::kInvalidArgument,
+             detail::msg(kWhere, ": null weights for shape [", n, ", ", k, "]"));
+    // The farthest weight read, (n - 1) * ldw + k, and the packed size must fit.
+    if (n > 0)
+      detail::checked_add(detail::checked_mul(n - 1, ldw, kWhere, "the weights' extent"), k, kWhere,
+                          "the weights' extent");
     k_groups_ = (k + kGroupK - 1) / kGroupK;
     panels_ = (n + kPanelCols - 1) / kPanelCols;
-    data_.assign(static_cast<std::size_t>(panels_ * k_groups_ * 64), 0);
+    data_.assign(
+        detail::checked_bytes(
+            detail::checked_mul(panels_, k_groups_ * 64, kWhere, "the packed size"), 1, kWhere),
+        0);
     col_sums_.assign(static_cast<std::size_t>(n), 0);
     for (std::int64_t c = 0; c < n; ++c) {
       const std::int64_t p = c / kPanelCols, j = c % kPanelCols;

@@ -27,6 +27,7 @@
 #include <vector>   // vector
 
 #include <fakequant/convert/int8_params.hpp>
+#include <fakequant/detail/checked.hpp>
 #include <fakequant/kernels/gemm.hpp>
 #include <fakequant/kernels/im2col.hpp>
 #include <fakequant/kernels/output_stages.hpp>
@@ -56,6 +57,26 @@ inline std::vector<std::uint8_t> input_levels(const Var& x, ActQParams in, const
   return q;
 }
 
+/// The parameters must describe `out` > 0 channels of k weights each, with a valid multiplier
+/// (fixed_point.hpp) and bias per channel: checked once per call, O(out).
+inline void check_layer_params(const Int8LayerParams& p, std::int64_t k, const char* where) {
+  const auto out = static_cast<std::int64_t>(p.weight_scale.size());
+  FQ_CHECK(out > 0 && k > 0 && static_cast<std::int64_t>(p.weight.size()) == out * k,
+           ErrorCode::kShapeMismatch,
+           msg(where, ": ", p.weight.size(), " weight levels for ", out, " channels of K = ", k));
+  if (p.float_out) {
+    FQ_CHECK(static_cast<std::int64_t>(p.real_bias.size()) == out, ErrorCode::kParamCountMismatch,
+             msg(where, ": ", p.real_bias.size(), " biases for ", out, " channels"));
+    return;
+  }
+  FQ_CHECK(static_cast<std::int64_t>(p.bias.size()) == out &&
+               static_cast<std::int64_t>(p.multiplier.size()) == out,
+           ErrorCode::kParamCountMismatch,
+           msg(where, ": ", p.bias.size(), " biases and ", p.multiplier.size(), " multipliers for ",
+               out, " channels"));
+  check_quantized_multipliers(p.multiplier.data(), out, where);
+}
+
 /// Step 3-4 of the file comment for one accumulator of output channel o.
 inline float integer_output(const Int8LayerParams& p, std::int32_t acc, std::size_t o) {
   if (p.float_out) return p.float_output(acc, o);
@@ -71,13 +92,15 @@ inline float integer_output(const Int8LayerParams& p, std::int32_t acc, std::siz
 inline Var integer_linear(Tape& tape, const Var& x, const Int8LayerParams& p) {
   constexpr const char* kWhere = "integer arithmetic (linear)";
   const std::int64_t out = static_cast<std::int64_t>(p.weight_scale.size());
-  const std::int64_t k = static_cast<std::int64_t>(p.weight.size()) / out;
+  const std::int64_t k = out == 0 ? 0 : static_cast<std::int64_t>(p.weight.size()) / out;
+  check_layer_params(p, k, kWhere);
   FQ_CHECK(x.shape().rank == 2 && x.size(1) == k, ErrorCode::kShapeMismatch,
            msg(kWhere, ": input shape ", x.shape().str(), " does not match ", k, " in-features"));
   const std::int64_t m = x.size(0);
   const std::vector<std::uint8_t> xq = input_levels(x, p.in, kWhere);
   const PackedWeights w(p.weight.data(), out, k, k);
-  std::vector<std::int32_t> acc(static_cast<std::size_t>(m * out));
+  std::vector<std::int32_t> acc(
+      static_cast<std::size_t>(checked_mul(m, out, kWhere, "the output size")));
   gemm_u8s8s32(xq.data(), m, k, w, acc.data(), out, p.in.zero_point);
   Var y = tape.variable({m, out}, false);
   for (std::int64_t i = 0; i < m; ++i)
@@ -94,6 +117,12 @@ inline Var integer_conv2d(Tape& tape, const Var& x, const Int8LayerParams& p,
   constexpr const char* kWhere = "integer arithmetic (conv2d)";
   FQ_CHECK(!p.float_out, ErrorCode::kInvalidArgument,
            msg(kWhere, ": a convolution needs an output quantizer"));
+  check_conv2d_shape(s, kWhere);  // every derived size fits int64
+  FQ_CHECK(static_cast<std::int64_t>(p.weight_scale.size()) == s.out_channels,
+           ErrorCode::kParamCountMismatch,
+           msg(kWhere, ": ", p.weight_scale.size(), " weight scales for ", s.out_channels,
+               " output channels"));
+  check_layer_params(p, s.group_k(), kWhere);
   FQ_CHECK(x.shape().rank == 4 && x.size(1) == s.in_channels && x.size(2) == s.in_h &&
                x.size(3) == s.in_w,
            ErrorCode::kShapeMismatch,

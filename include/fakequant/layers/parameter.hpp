@@ -9,6 +9,7 @@
 #include <random>   // mt19937, uniform_real_distribution
 #include <vector>   // vector
 
+#include <fakequant/detail/checked.hpp>
 #include <fakequant/optim/param.hpp>
 #include <fakequant/tape/tape.hpp>
 
@@ -20,13 +21,16 @@ class Parameter {
   Parameter() = default;
   Parameter(Shape shape, const char* name, bool weight_decay = true)
       : shape_(shape),
-        value_(static_cast<std::size_t>(shape.numel()), 0.0f),
+        value_(detail::checked_bytes(shape.numel(), sizeof(float), "Parameter") / sizeof(float),
+               0.0f),
         grad_(value_.size(), 0.0f),
         name_(name),
         weight_decay_(weight_decay) {}
 
   /// PyTorch's default init for linear and conv layers: U(−1/√fan_in, 1/√fan_in).
   void init_uniform(std::mt19937& rng, std::int64_t fan_in) {
+    FQ_CHECK(fan_in > 0, ErrorCode::kInvalidArgument,
+             detail::msg("Parameter::init_uniform(", name_, "): fan_in must be > 0, got ", fan_in));
     const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
     std::uniform_real_distribution<float> u(-bound, bound);
     for (float& v : value_) v = u(rng);

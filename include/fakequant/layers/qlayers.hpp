@@ -17,12 +17,19 @@
 // mode). With running statistics this is exactly conv(x, Wq(w·f)) + β − f·(running_mean − b):
 // the folded layer convert produces.
 //
+// Construction refuses what no layer can compute (ErrorCode::kInvalidArgument, naming the
+// layer and the values): features, channels or kernel size <= 0, stride or groups <= 0,
+// negative padding, channels not divisible by the groups, and for QConvBn2d an eps that is not
+// finite and > 0 or a momentum outside [0, 1]. (The PyTorch init U(±1/√fan_in) would
+// otherwise divide by zero.)
+//
 // Integer arithmetic: after use_integer_arithmetic(in) a layer evaluates with the deployed
 // integer model's arithmetic (layers/integer_eval.hpp), its outputs bit for bit those of the
 // layer convert produces; int8_params(in) gives the integer parameters themselves.
 #ifndef FQ_LAYERS_QLAYERS_HPP_
 #define FQ_LAYERS_QLAYERS_HPP_
 
+#include <cmath>        // isfinite
 #include <cstdint>      // int64_t
 #include <optional>     // optional
 #include <random>       // mt19937
@@ -136,6 +143,29 @@ constexpr bool integer_capable() {
   return per_channel_axis0_symmetric<typename scheme_of<WeightQ>::type>() &&
          (std::is_same<ActQ, NoFakeQuant>::value ||
           per_tensor_scheme<typename scheme_of<ActQ>::type>());
+}
+
+/// The weight shape [out, in] of a linear layer, checked (file comment).
+inline Shape linear_weight_shape(std::int64_t in, std::int64_t out, const char* where) {
+  FQ_CHECK(in > 0 && out > 0, ErrorCode::kInvalidArgument,
+           msg(where, ": in_features and out_features must be > 0, got ", in, " and ", out));
+  return {out, in};
+}
+
+/// The weight shape [out, in / groups, kernel, kernel] of a convolution, checked (file comment).
+inline Shape conv_weight_shape(std::int64_t in, std::int64_t out, std::int64_t kernel,
+                               const ops::Conv2dOptions& o, const char* where) {
+  FQ_CHECK(in > 0 && out > 0 && kernel > 0, ErrorCode::kInvalidArgument,
+           msg(where, ": in_channels, out_channels and kernel size must be > 0, got ", in, ", ",
+               out, " and ", kernel));
+  FQ_CHECK(o.stride_h > 0 && o.stride_w > 0 && o.pad_h >= 0 && o.pad_w >= 0 && o.groups > 0,
+           ErrorCode::kInvalidArgument,
+           msg(where, ": strides and groups must be > 0 and padding >= 0, got stride [", o.stride_h,
+               ", ", o.stride_w, "], padding [", o.pad_h, ", ", o.pad_w, "], groups ", o.groups));
+  FQ_CHECK(in % o.groups == 0 && out % o.groups == 0, ErrorCode::kInvalidArgument,
+           msg(where, ": groups = ", o.groups, " must divide in_channels = ", in,
+               " and out_channels = ", out));
+  return {out, in / o.groups, kernel, kernel};
 }
 
 /// The Conv2dShape of one image of a convolution with weights of shape w.
@@ -258,12 +288,15 @@ class QBiasedLayer : public QLayerBase<WeightQ, ActQ> {
   bool has_bias() const noexcept { return has_bias_; }
 
  protected:
-  /// PyTorch's default init of weight and bias: U(−1/√fan_in, 1/√fan_in).
+  /// PyTorch's default init of weight and bias: U(−1/√fan_in, 1/√fan_in), fan_in = the
+  /// weight's elements per output channel (taken from the checked shape: the layers' own
+  /// arguments may be invalid until the shape helper has refused them).
   QBiasedLayer(Shape weight_shape, const char* weight_name, const char* bias_name, Activation act,
-               bool bias, std::int64_t fan_in, std::mt19937& rng)
+               bool bias, std::mt19937& rng)
       : QLayerBase<WeightQ, ActQ>(weight_shape, weight_name, act),
         bias_({weight_shape[0]}, bias_name, false),
         has_bias_(bias) {
+    const std::int64_t fan_in = weight_shape.numel() / weight_shape[0];
     this->weight_.init_uniform(rng, fan_in);
     if (bias) bias_.init_uniform(rng, fan_in);
   }
@@ -284,8 +317,8 @@ class QLinear : public detail::QBiasedLayer<WeightQ, ActQ> {
  public:
   QLinear(std::int64_t in, std::int64_t out, std::mt19937& rng, Activation act = Activation::kNone,
           bool bias = true)
-      : detail::QBiasedLayer<WeightQ, ActQ>({out, in}, "linear.weight", "linear.bias", act, bias,
-                                            in, rng) {}
+      : detail::QBiasedLayer<WeightQ, ActQ>(detail::linear_weight_shape(in, out, "QLinear"),
+                                            "linear.weight", "linear.bias", act, bias, rng) {}
 
   Var forward(Tape& tape, const Var& x) {
     if constexpr (Base::kIntegerCapable)
@@ -310,9 +343,9 @@ class QConv2d : public detail::QBiasedLayer<WeightQ, ActQ> {
  public:
   QConv2d(std::int64_t in_ch, std::int64_t out_ch, std::int64_t kernel, std::mt19937& rng,
           ops::Conv2dOptions opt = {}, Activation act = Activation::kNone, bool bias = true)
-      : detail::QBiasedLayer<WeightQ, ActQ>({out_ch, in_ch / opt.groups, kernel, kernel},
-                                            "conv.weight", "conv.bias", act, bias,
-                                            in_ch / opt.groups * kernel * kernel, rng),
+      : detail::QBiasedLayer<WeightQ, ActQ>(
+            detail::conv_weight_shape(in_ch, out_ch, kernel, opt, "QConv2d"), "conv.weight",
+            "conv.bias", act, bias, rng),
         opt_(opt) {}
 
   Var forward(Tape& tape, const Var& x) {
@@ -347,13 +380,18 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
   QConvBn2d(std::int64_t in_ch, std::int64_t out_ch, std::int64_t kernel, std::mt19937& rng,
             ops::Conv2dOptions opt = {}, Activation act = Activation::kNone, float momentum = 0.1f,
             float eps = 1e-5f)
-      : detail::QLayerBase<WeightQ, ActQ>({out_ch, in_ch / opt.groups, kernel, kernel},
-                                          "convbn.weight", act),
+      : detail::QLayerBase<WeightQ, ActQ>(
+            detail::conv_weight_shape(in_ch, out_ch, kernel, opt, "QConvBn2d"), "convbn.weight",
+            act),
         gamma_({out_ch}, "convbn.gamma", false),
         beta_({out_ch}, "convbn.beta", false),
         running_mean_(static_cast<std::size_t>(out_ch), 0.0f),
         running_var_(static_cast<std::size_t>(out_ch), 1.0f),
         opt_(opt) {
+    FQ_CHECK(std::isfinite(eps) && eps > 0.0f, ErrorCode::kInvalidArgument,
+             detail::msg("QConvBn2d: eps must be finite and > 0, got ", eps));
+    FQ_CHECK(momentum >= 0.0f && momentum <= 1.0f, ErrorCode::kInvalidArgument,
+             detail::msg("QConvBn2d: momentum must be in [0, 1], got ", momentum));
     this->weight_.init_uniform(rng, in_ch / opt.groups * kernel * kernel);
     gamma_.fill(1.0f);
     bn_.momentum = momentum;

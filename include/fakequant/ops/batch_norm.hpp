@@ -12,7 +12,7 @@
 #ifndef FQ_OPS_BATCH_NORM_HPP_
 #define FQ_OPS_BATCH_NORM_HPP_
 
-#include <cmath>    // sqrt
+#include <cmath>    // isfinite, sqrt
 #include <cstdint>  // int64_t
 
 #include <fakequant/config.hpp>
@@ -43,8 +43,11 @@ inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
   const std::int64_t m = n * hw;
   FQ_CHECK(!opt.training || m > 1, ErrorCode::kShapeMismatch,
            fq::detail::msg("batch_norm: training needs more than one value per channel, got ", m));
-  FQ_CHECK(opt.eps > 0.0f && opt.momentum >= 0.0f && opt.momentum <= 1.0f,
-           ErrorCode::kInvalidArgument, "batch_norm: eps must be > 0 and momentum in [0, 1]");
+  FQ_CHECK(
+      std::isfinite(opt.eps) && opt.eps > 0.0f && opt.momentum >= 0.0f && opt.momentum <= 1.0f,
+      ErrorCode::kInvalidArgument,
+      fq::detail::msg("batch_norm: eps must be finite and > 0 and momentum in [0, 1], got eps ",
+                      opt.eps, " and momentum ", opt.momentum));
   const bool need = fq::detail::needs_grad(tape, {&x, &gamma, &beta});
   Var y = tape.variable(x.shape(), need);
   // Per channel: the mean used and 1/sqrt(var + eps).
@@ -118,7 +121,12 @@ inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
 /// flows to γ (running_var is a statistic, not a parameter).
 inline Var bn_fold_factor(Tape& tape, const Var& gamma, const float* running_var, float eps) {
   fq::detail::check_tape(tape, {&gamma}, "bn_fold_factor");
+  // eps <= 0 (or NaN) would give 1/sqrt(0) = inf or NaN factors for a zero running variance.
+  FQ_CHECK(std::isfinite(eps) && eps > 0.0f, ErrorCode::kInvalidArgument,
+           fq::detail::msg("bn_fold_factor: eps must be finite and > 0, got ", eps));
   const std::int64_t c = gamma.numel();
+  FQ_CHECK(running_var != nullptr || c == 0, ErrorCode::kInvalidArgument,
+           "bn_fold_factor: running_var is null");
   const bool need = fq::detail::needs_grad(tape, {&gamma});
   Var f = tape.variable(gamma.shape(), need);
   float* rstd = tape.scratch<float>(static_cast<std::size_t>(c));

@@ -15,6 +15,7 @@
 #include <cstdint>    // int64_t
 
 #include <fakequant/config.hpp>
+#include <fakequant/detail/checked.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -43,18 +44,34 @@ struct Conv2dGeometry {
     FQ_CHECK(
         opt.stride_h > 0 && opt.stride_w > 0 && opt.pad_h >= 0 && opt.pad_w >= 0 && opt.groups > 0,
         ErrorCode::kInvalidArgument,
-        fq::detail::msg(op, ": strides and groups must be > 0, padding >= 0"));
+        fq::detail::msg(op, ": strides and groups must be > 0, padding >= 0; got stride [",
+                        opt.stride_h, ", ", opt.stride_w, "], padding [", opt.pad_h, ", ",
+                        opt.pad_w, "], groups ", opt.groups));
     Conv2dGeometry g{x[0], x[1], x[2], x[3], w[0], w[2], w[3], 0, 0, opt.groups};
     FQ_CHECK(
         g.c % g.groups == 0 && g.o % g.groups == 0 && w[1] == g.c / g.groups,
         ErrorCode::kShapeMismatch,
         fq::detail::msg(op, ": with ", g.groups, " groups, x ", x.str(), " needs w [O, ",
                         g.c / g.groups, ", KH, KW] with O divisible by the groups; got ", w.str()));
-    const std::int64_t hh = g.h + 2 * opt.pad_h - g.kh, ww = g.w + 2 * opt.pad_w - g.kw;
+    using fq::detail::checked_add;
+    using fq::detail::checked_mul;
+    const std::int64_t hh = checked_add(g.h, checked_mul(2, opt.pad_h, op, "the padded height"), op,
+                                        "the padded height") -
+                            g.kh;
+    const std::int64_t ww = checked_add(g.w, checked_mul(2, opt.pad_w, op, "the padded width"), op,
+                                        "the padded width") -
+                            g.kw;
     FQ_CHECK(hh >= 0 && ww >= 0, ErrorCode::kShapeMismatch,
              fq::detail::msg(op, ": kernel ", w.str(), " larger than the padded input ", x.str()));
     g.oh = hh / opt.stride_h + 1;
     g.ow = ww / opt.stride_w + 1;
+    // The buffers conv2d allocates: y [N, O, OH, OW], cols [C·KH·KW, N·OH·OW], yt [O, N·OH·OW].
+    const std::int64_t np = checked_mul(g.n, checked_mul(g.oh, g.ow, op, "the output plane"), op,
+                                        "the output pixel count");
+    checked_mul(
+        checked_mul(checked_mul(g.c, g.kh, op, "the unfolded rows"), g.kw, op, "the unfolded rows"),
+        np, op, "the unfolded input (im2col) size");
+    checked_mul(g.o, np, op, "the output size");
     return g;
   }
 };

@@ -9,6 +9,7 @@
 #define FQ_OPS_POOL_HPP_
 
 #include <cstdint>  // int32_t, int64_t
+#include <limits>   // numeric_limits
 
 #include <fakequant/config.hpp>
 #include <fakequant/tape/tape.hpp>
@@ -41,6 +42,10 @@ inline Var max_pool2d(Tape& tape, const Var& x, std::int64_t k, std::int64_t s =
   fq::detail::check_tape(tape, {&x}, "max_pool2d");
   const auto g = impl::PoolGeometry::make(x, k, s > 0 ? s : k, "max_pool2d");
   const bool need = fq::detail::needs_grad(tape, {&x});
+  // The arg-max indices are int32 offsets within one input plane.
+  FQ_CHECK(!need || g.h * g.w <= std::numeric_limits<std::int32_t>::max(), ErrorCode::kOutOfMemory,
+           fq::detail::msg("max_pool2d: an input plane of ", g.h, "x", g.w,
+                           " elements exceeds the int32 arg-max index"));
   Var y = tape.variable({g.n, g.c, g.oh, g.ow}, need);
   std::int32_t* arg =
       need ? tape.scratch<std::int32_t>(static_cast<std::size_t>(y.numel())) : nullptr;

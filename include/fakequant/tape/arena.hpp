@@ -8,16 +8,20 @@
 // moves to the next block, or appends a block of max(block_size, request) bytes. When a
 // reset() finds that more than one block was used, it replaces them by one block large enough
 // for the whole step, so the next steps bump through one contiguous block.
+// A request above detail::kMaxBytes (or whose element count times size overflows) and a
+// failed heap allocation are reported as ErrorCode::kOutOfMemory.
 #ifndef FQ_TAPE_ARENA_HPP_
 #define FQ_TAPE_ARENA_HPP_
 
 #include <cstddef>      // size_t, max_align_t
+#include <cstdint>      // int64_t
 #include <cstdlib>      // aligned_alloc, free
 #include <cstring>      // memset
 #include <type_traits>  // is_trivially_destructible
 #include <utility>      // exchange
 #include <vector>       // vector
 
+#include <fakequant/detail/checked.hpp>
 #include <fakequant/error.hpp>
 
 namespace fq {
@@ -28,7 +32,7 @@ class Arena {
   static constexpr std::size_t kAlign = 64;
 
   explicit Arena(std::size_t block_size = std::size_t{1} << 20)
-      : block_size_(round_up(block_size)) {}
+      : block_size_(round_up(checked_block_size(block_size))) {}
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
   Arena& operator=(Arena&&) = delete;
@@ -45,6 +49,10 @@ class Arena {
 
   /// `bytes` bytes aligned to kAlign; never null (out of memory is reported as an error).
   void* allocate(std::size_t bytes) {
+    // Checked before rounding up, which would wrap a request near SIZE_MAX to a tiny one.
+    FQ_CHECK(bytes <= static_cast<std::size_t>(detail::kMaxBytes), ErrorCode::kOutOfMemory,
+             detail::msg("Arena: a request of ", bytes, " bytes exceeds the largest allocation (",
+                         detail::kMaxBytes, " bytes)"));
     bytes = round_up(bytes == 0 ? 1 : bytes);
     while (current_ < blocks_.size() && blocks_[current_].size - used_ < bytes) {
       ++current_;
@@ -53,7 +61,7 @@ class Arena {
     if (current_ == blocks_.size()) {
       const std::size_t size = bytes > block_size_ ? bytes : block_size_;
       void* p = std::aligned_alloc(kAlign, size);
-      FQ_CHECK(p != nullptr, ErrorCode::kInvalidArgument,
+      FQ_CHECK(p != nullptr, ErrorCode::kOutOfMemory,
                detail::msg("Arena: out of memory allocating ", size, " bytes"));
       blocks_.push_back({static_cast<char*>(p), size});
       used_ = 0;
@@ -71,7 +79,8 @@ class Arena {
     static_assert(std::is_trivially_destructible<T>::value,
                   "Arena::allocate_array: the arena never runs destructors; use a trivially "
                   "destructible element type.");
-    return static_cast<T*>(allocate(n * sizeof(T)));
+    return static_cast<T*>(
+        allocate(detail::checked_bytes(static_cast<std::int64_t>(n), sizeof(T), "Arena")));
   }
   /// A zero-filled array of n T.
   template <class T>
@@ -104,7 +113,7 @@ class Arena {
       blocks_.clear();
       block_size_ = total > block_size_ ? total : block_size_;
       void* p = std::aligned_alloc(kAlign, block_size_);
-      FQ_CHECK(p != nullptr, ErrorCode::kInvalidArgument,
+      FQ_CHECK(p != nullptr, ErrorCode::kOutOfMemory,
                detail::msg("Arena: out of memory allocating ", block_size_, " bytes"));
       blocks_.push_back({static_cast<char*>(p), block_size_});
     }
@@ -125,6 +134,12 @@ class Arena {
     std::size_t size;
   };
   static std::size_t round_up(std::size_t n) noexcept { return (n + kAlign - 1) / kAlign * kAlign; }
+  static std::size_t checked_block_size(std::size_t n) {
+    FQ_CHECK(n <= static_cast<std::size_t>(detail::kMaxBytes), ErrorCode::kOutOfMemory,
+             detail::msg("Arena: a block size of ", n, " bytes exceeds the largest allocation (",
+                         detail::kMaxBytes, " bytes)"));
+    return n;
+  }
 
   std::vector<Block> blocks_;
   std::size_t block_size_;

@@ -15,6 +15,16 @@
 // require a gradient (grad() != nullptr) receive one; when no input requires one, or
 // recording is off (NoGradGuard), no closure is pushed and the output has no gradient.
 // One call registers a user's own kernel: fq::custom_op (below).
+//
+// Misuse is detected cheaply (O(1) per op, O(nesting depth) at worst), and reported as
+// ErrorCode::kInvalidState:
+//   - a variable whose memory the tape freed — created before clear(), or inside a Scope that
+//     has ended — passed to an op, custom_op or backward(): each arena variable carries the
+//     generation it was created in, and the tape knows which generations are alive (clear()
+//     starts a new one; a Scope pushes one and pops it at its end). Leaves and constants view
+//     the caller's memory and stay valid across clear();
+//   - backward() over closures that already ran (backward twice without clear(), which
+//     would accumulate the gradients again): every closure runs at most once.
 #ifndef FQ_TAPE_TAPE_HPP_
 #define FQ_TAPE_TAPE_HPP_
 
@@ -34,6 +44,7 @@
 
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
+#include <fakequant/detail/checked.hpp>
 #include <fakequant/error.hpp>
 #include <fakequant/tape/arena.hpp>
 
@@ -50,9 +61,11 @@ struct Shape {
     FQ_CHECK(d.size() <= kMaxRank, ErrorCode::kInvalidLayout,
              detail::msg("Shape: rank ", d.size(), " exceeds ", kMaxRank));
     for (std::int64_t e : d) {
-      FQ_CHECK(e >= 0, ErrorCode::kShapeMismatch, "Shape: extents must be >= 0");
+      FQ_CHECK(e >= 0, ErrorCode::kShapeMismatch,
+               detail::msg("Shape: extents must be >= 0, got ", e));
       dims[static_cast<std::size_t>(rank++)] = e;
     }
+    detail::checked_numel(dims.data(), rank, "Shape");  // so numel() cannot overflow
   }
   std::int64_t operator[](int d) const { return dims[static_cast<std::size_t>(d)]; }
   std::int64_t numel() const noexcept {
@@ -81,13 +94,14 @@ using RowMatrixXf = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::
 using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
 
 /// A variable on a tape: a value, an optional gradient of the same shape, and its tape. A
-/// cheap handle (copy freely); the memory belongs to the tape's arena or, for leaves, to the
-/// caller. Valid until the tape is cleared.
+/// cheap handle (copy freely); the memory belongs to the tape's arena or, for leaves and
+/// constants, to the caller. An arena variable is valid until the tape is cleared (or its
+/// Scope ends); ops refuse it afterwards (file comment).
 class Var {
  public:
   Var() = default;
-  Var(Tape* tape, float* value, float* grad, Shape shape) noexcept
-      : tape_(tape), value_(value), grad_(grad), shape_(shape) {}
+  /// A variable of arena memory (e.g. Tape::scratch) in the tape's current generation.
+  Var(Tape* tape, float* value, float* grad, Shape shape) noexcept;
 
   Tape* tape() const noexcept { return tape_; }
   float* value() const noexcept { return value_; }
@@ -114,8 +128,10 @@ class Var {
     FQ_CHECK(s.numel() == numel(), ErrorCode::kShapeMismatch,
              detail::msg("Var::reshape: ", shape_.str(), " has ", numel(), " elements, ", s.str(),
                          " has ", s.numel()));
-    return Var(tape_, value_, grad_, s);
+    return Var(tape_, value_, grad_, s, generation_);
   }
+  /// The tape generation this variable's memory belongs to (0: the caller's memory).
+  std::uint64_t generation() const noexcept { return generation_; }
 
  private:
   std::int64_t rows() const { return shape_.rank <= 1 ? 1 : shape_[0]; }
@@ -138,16 +154,24 @@ class Var {
     return st;
   }
 
+  friend class Tape;
+  Var(Tape* tape, float* value, float* grad, Shape shape, std::uint64_t generation) noexcept
+      : tape_(tape), value_(value), grad_(grad), shape_(shape), generation_(generation) {}
+
   Tape* tape_ = nullptr;
   float* value_ = nullptr;
   float* grad_ = nullptr;
   Shape shape_;
+  std::uint64_t generation_ = 0;
 };
 
 /// The tape: see the file comment. Not thread-safe; use one tape per thread.
 class Tape {
  public:
-  explicit Tape(std::size_t arena_block_bytes = std::size_t{4} << 20) : arena_(arena_block_bytes) {}
+  explicit Tape(std::size_t arena_block_bytes = std::size_t{4} << 20) : arena_(arena_block_bytes) {
+    live_.reserve(8);
+    live_.push_back(next_generation_++);
+  }
   Tape(const Tape&) = delete;
   Tape& operator=(const Tape&) = delete;
   ~Tape() { destroy_nodes(0); }
@@ -158,14 +182,14 @@ class Tape {
     const auto n = static_cast<std::size_t>(shape.numel());
     float* v = arena_.allocate_array<float>(n);
     float* g = requires_grad && recording_ ? arena_.allocate_zeroed<float>(n) : nullptr;
-    return Var(this, v, g, shape);
+    return Var(this, v, g, shape, generation());
   }
   /// A parameter: views of memory the caller owns. Gradients are accumulated into `grad`
   /// (pass nullptr for a frozen parameter); the caller zeroes it between steps.
   Var leaf(float* value, float* grad, Shape shape) {
     FQ_CHECK(value != nullptr || shape.numel() == 0, ErrorCode::kInvalidArgument,
              "Tape::leaf: value is null");
-    return Var(this, value, recording_ ? grad : nullptr, shape);
+    return Var(this, value, recording_ ? grad : nullptr, shape, 0);
   }
   /// An input that needs no gradient (data, labels as floats).
   Var constant(const float* value, Shape shape) {
@@ -173,7 +197,7 @@ class Tape {
              "Tape::constant: value is null");
     // Ops never write through a value they did not create, so the const_cast is safe.
     // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast)
-    return Var(this, const_cast<float*>(value), nullptr, shape);
+    return Var(this, const_cast<float*>(value), nullptr, shape, 0);
   }
 
   /// Scratch memory valid until clear() (or the enclosing Scope ends).
@@ -208,11 +232,24 @@ class Tape {
   /// `loss` must be a scalar with a gradient, and finite.
   void backward(const Var& loss) { backward_from(loss, 0); }
 
-  /// Destroys the closures and frees the arena for reuse; leaves keep their gradients.
+  /// Destroys the closures and frees the arena for reuse; leaves keep their gradients. The
+  /// arena variables created so far become invalid (ops refuse them).
   void clear() {
     destroy_nodes(0);
     arena_.reset();
     masks_used_ = 0;
+    live_.resize(1);  // a Scope still open when clear() runs ends with it
+    live_[0] = next_generation_++;
+  }
+
+  /// The generation new arena variables get (see the file comment).
+  std::uint64_t generation() const noexcept { return live_.back(); }
+  /// Whether a variable of generation `g` is still valid on this tape (0: caller's memory).
+  bool is_live(std::uint64_t g) const noexcept {
+    if (g == 0) return true;
+    for (std::size_t i = live_.size(); i-- > 0;)
+      if (live_[i] == g) return true;
+    return false;
   }
 
   /// Whether ops push closures and allocate gradients (off inside a NoGradGuard).
@@ -228,13 +265,23 @@ class Tape {
   class Scope {
    public:
     explicit Scope(Tape& t)
-        : t_(t), nodes_(t.nodes_.size()), mark_(t.arena_.mark()), masks_(t.masks_used_) {}
+        : t_(t),
+          nodes_(t.nodes_.size()),
+          mark_(t.arena_.mark()),
+          masks_(t.masks_used_),
+          depth_(t.live_.size()),
+          generation_(t.next_generation_++) {
+      t.live_.push_back(generation_);
+    }
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
     ~Scope() {
+      // A clear() inside the scope already freed everything (and ended the scope's generation).
+      if (t_.live_.size() <= depth_ || t_.live_[depth_] != generation_) return;
       t_.destroy_nodes(nodes_);
       t_.arena_.rewind(mark_);
       t_.masks_used_ = masks_;
+      t_.live_.resize(depth_);
     }
     void backward(const Var& loss) { t_.backward_from(loss, nodes_); }
 
@@ -243,6 +290,8 @@ class Tape {
     std::size_t nodes_;
     Arena::Mark mark_;
     std::size_t masks_;
+    std::size_t depth_;
+    std::uint64_t generation_;
   };
 
  private:
@@ -255,6 +304,14 @@ class Tape {
   void backward_from(const Var& loss, std::size_t first) {
     FQ_CHECK(loss.tape() == this, ErrorCode::kInvalidArgument,
              "Tape::backward: the loss belongs to another tape");
+    FQ_CHECK(is_live(loss.generation()), ErrorCode::kInvalidState,
+             "Tape::backward: the loss was freed by Tape::clear() or the end of its Tape::Scope; "
+             "compute the loss again in this step");
+    FQ_CHECK(first >= ran_end_, ErrorCode::kInvalidState,
+             detail::msg("Tape::backward: called twice — ", ran_end_ - first,
+                         " of the closures it would run already ran, and running them again would "
+                         "accumulate the gradients twice; call Tape::clear() and record the step "
+                         "again"));
     FQ_CHECK(
         loss.numel() == 1, ErrorCode::kShapeMismatch,
         detail::msg("Tape::backward: the loss must be a scalar, got shape ", loss.shape().str()));
@@ -264,12 +321,14 @@ class Tape {
              detail::msg("Tape::backward: the loss is ", loss.value()[0],
                          " (diverged training? lower the learning rate)"));
     loss.grad()[0] = 1.0f;
+    ran_end_ = nodes_.size();  // marked first: a closure that throws does not run again either
     for (std::size_t i = nodes_.size(); i-- > first;) nodes_[i].run(nodes_[i].self);
   }
   void destroy_nodes(std::size_t first) noexcept {
     for (std::size_t i = nodes_.size(); i-- > first;)
       if (nodes_[i].destroy) nodes_[i].destroy(nodes_[i].self);
     nodes_.resize(first);
+    if (ran_end_ > first) ran_end_ = first;
   }
 
   Arena arena_;
@@ -277,7 +336,19 @@ class Tape {
   std::vector<std::unique_ptr<Mask>> masks_;
   std::size_t masks_used_ = 0;
   bool recording_ = true;
+  // Every closure at an index >= ran_end_ has not run yet (backward runs a suffix of nodes_).
+  std::size_t ran_end_ = 0;
+  // The generations whose arena variables are valid: the step's, then one per open Scope.
+  std::vector<std::uint64_t> live_;
+  std::uint64_t next_generation_ = 1;
 };
+
+inline Var::Var(Tape* tape, float* value, float* grad, Shape shape) noexcept
+    : tape_(tape),
+      value_(value),
+      grad_(grad),
+      shape_(shape),
+      generation_(tape ? tape->generation() : 0) {}
 
 /// Turns recording off for its lifetime (evaluation: no closures, no gradients).
 class NoGradGuard {
@@ -293,11 +364,18 @@ class NoGradGuard {
 };
 
 namespace detail {
-/// Checks that every variable of an op lives on `tape`.
+/// Checks that a variable lives on `tape` and that its memory was not freed (file comment).
+inline void check_var(const Tape& tape, const Var& v, const char* op) {
+  FQ_CHECK(v.tape() == &tape, ErrorCode::kInvalidArgument,
+           detail::msg(op, ": a variable belongs to another tape (or is default-constructed)"));
+  FQ_CHECK(tape.is_live(v.generation()), ErrorCode::kInvalidState,
+           detail::msg(op, ": a variable ", v.shape().str(),
+                       " was freed by Tape::clear() or the end of its Tape::Scope; use the "
+                       "variables of the current step only"));
+}
+/// Checks every variable of an op (check_var).
 inline void check_tape(const Tape& tape, std::initializer_list<const Var*> vars, const char* op) {
-  for (const Var* v : vars)
-    FQ_CHECK(v->tape() == &tape, ErrorCode::kInvalidArgument,
-             detail::msg(op, ": a variable belongs to another tape (or is default-constructed)"));
+  for (const Var* v : vars) check_var(tape, *v, op);
 }
 /// Whether an op with these inputs must record a backward closure.
 inline bool needs_grad(const Tape& tape, std::initializer_list<const Var*> vars) {
@@ -324,8 +402,7 @@ Var custom_op(Tape& tape, std::initializer_list<Var> inputs, Shape shape, Forwar
               Backward&& backward) {
   bool need = false;
   for (const Var& v : inputs) {
-    FQ_CHECK(v.tape() == &tape, ErrorCode::kInvalidArgument,
-             "custom_op: an input belongs to another tape (or is default-constructed)");
+    detail::check_var(tape, v, "custom_op");
     need = need || v.requires_grad();
   }
   need = need && tape.recording();
