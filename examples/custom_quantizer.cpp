@@ -4,10 +4,10 @@
 //
 // The quantizer: power-of-two levels (shift-only hardware), 0 and +-scale * 2^k for k in
 // [kmin, 0], nearest in the log domain; a masked straight-through gradient. The kit checks
-// its forward (on the grid, bracketing error, clamping, mask, monotonic, idempotent,
-// NaN/Inf) and its gradient (finite differences away from rounding boundaries), then shows
-// that it catches the same quantizer with a gradient scaled by 2. Exit status 0 = all as
-// expected.
+// its forward (on the grid, bracketing error — stated, since the default is round to nearest —
+// clamping, mask, monotonic, idempotent, NaN/Inf) and its gradient (finite differences away
+// from rounding boundaries), then shows that it catches the same quantizer with a gradient
+// scaled by 2. Exit status 0 = all as expected.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -74,7 +74,9 @@ int main() {
 
   fq::testing::QuantizerCheckOptions fwd;
   fwd.grid = grid;
-  fwd.error_bound = fq::testing::ErrorBound::kBracketing;  // log-domain rounding
+  // Log-domain rounding is not nearest on the grid: state the bracketing bound (the default,
+  // round to nearest, would reject it; or declare kRoundsToNearest = false in the class).
+  fwd.error_bound = fq::testing::ErrorBound::kBracketing;
   const fq::testing::CheckResult forward = fq::testing::check_quantizer(q, fwd);
   std::printf("forward properties of Log2Quantizer:\n%s\n", forward.report().c_str());
 

@@ -6,7 +6,12 @@
 //   observer enabled   -> observe x, recompute the qparams, store them in the quantizer
 //   fake-quant enabled -> y = fake_quant(x) with the STE mask (core/fake_quantize.hpp)
 //   else               -> y = x and an all-ones mask (the gradient passes unchanged)
+// An empty x is a no-op (y must have its shape; the mask becomes empty): nothing is observed
+// and a per-channel quantizer's channel count is not checked against it.
 // backward(dy, mask, dx): dx = dy * mask (MaskedSte) or dy (PassThroughSte).
+// calibrated(): true once the quantizer holds qparams from data or from an explicit
+// quantizer().set_qparams(...) — convert refuses an uncalibrated one (convert/int8_params.hpp),
+// whose scale 1 and zero point 0 are placeholders, not a range.
 #ifndef FQ_FAKE_QUANTIZE_MODULE_HPP_
 #define FQ_FAKE_QUANTIZE_MODULE_HPP_
 
@@ -63,7 +68,12 @@ class FakeQuantize {
     using T = detail::view_scalar_t<Y>;
     const TensorView<const T> x = detail::as_view(std::forward<X>(x_in));
     const TensorView<T> y = detail::as_view(std::forward<Y>(y_in));
-    if (observer_enabled_ && x.numel() > 0) {
+    if (x.numel() == 0) {  // nothing to observe or quantize (see the file comment)
+      detail::check_output(x, y, "FakeQuantize::forward");
+      if (mask) mask->prepare(x.rank(), x.shape(), detail::order_by_strides(x.rank(), x.strides()));
+      return;
+    }
+    if (observer_enabled_) {
       observer_.observe(x);
       observer_.template calculate_qparams<Scheme>(quantizer_.range(), scale_, zero_point_);
       if (Scheme::granularity::kPerChannel &&
@@ -95,6 +105,8 @@ class FakeQuantize {
   void disable_fake_quant() noexcept { fake_quant_enabled_ = false; }
   bool observer_enabled() const noexcept { return observer_enabled_; }
   bool fake_quant_enabled() const noexcept { return fake_quant_enabled_; }
+  /// True once the quantizer has qparams from observed data or set_qparams (file comment).
+  bool calibrated() const noexcept { return quantizer_.has_qparams(); }
 
   const quantizer_type& quantizer() const noexcept { return quantizer_; }
   quantizer_type& quantizer() noexcept { return quantizer_; }

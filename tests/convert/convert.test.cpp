@@ -171,7 +171,8 @@ TEST_CASE("convert: a float-output QLinear gives the simulation's logits", "[con
 TEST_CASE("convert: bad input is reported", "[convert]") {
   std::mt19937 rng(1);
   fq::QLinear<> fresh(8, 4, rng);  // never run: its weight observer has not seen the weights
-  CHECK_THROWS_WITH(fq::convert(fresh, {0.1f, 0}), Catch::Contains("run the layer once"));
+  CHECK_THROWS_WITH(fq::convert(fresh, {0.1f, 0}),
+                    Catch::Contains("convert(QLinear): the weight quantizer is not calibrated"));
   std::vector<std::uint8_t> x(8 * 3), y(8);
   CHECK_THROWS_AS(fq::max_pool2d_u8(x.data(), 1, 2, 2, 3, 1, y.data()), fq::Error);
 }

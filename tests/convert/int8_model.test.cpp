@@ -452,5 +452,6 @@ TEST_CASE("Int8Model: int8 activations run as uint8 levels shifted by 128, bit f
 
   // A quantizer range that is neither uint8 nor int8 does not convert.
   fq::FakeQuantizer<fq::RuntimeActPerTensorAffine> wide(fq::QuantRange{-200, 200});
+  wide.set_qparams(0.1f, 0);
   CHECK_THROWS_WITH(fq::act_qparams(wide), Catch::Contains("within neither [0, 255] nor"));
 }

@@ -3,8 +3,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -12,6 +14,7 @@
 #include <fakequant/convert/model_file.hpp>
 
 #include "convert/convert_test_util.hpp"
+#include "test_util.hpp"
 
 using fq_convert_test::poke;
 using fq_convert_test::read_all;
@@ -143,4 +146,151 @@ TEST_CASE("model file: versions 1 and 2 are still read", "[convert]") {
   c.run(xq.data(), 1, y.data());
   CHECK(y1 == y);
   std::remove(path.c_str());
+}
+
+namespace {
+// A one-conv model file (input 2x6x6, 4 outputs, kernel 3, padding 1) and the byte offsets of
+// its step's shape fields: Conv2dShape in declaration order from byte 80, 8 bytes each.
+std::vector<char> one_conv_file(const std::string& path) {
+  std::mt19937 rng(8);
+  fq::QConv2d<> conv(2, 4, 3, rng, fq::ops::Conv2dOptions::make(1, 1), fq::Activation::kReLU);
+  std::vector<float> x(2 * 2 * 6 * 6, 0.5f);
+  {
+    fq::Tape t;
+    conv.forward(t, t.constant(x.data(), {2, 2, 6, 6}));
+  }
+  fq::save_int8_model(path, std::vector<fq::Int8Layer>{fq::convert(conv, {0.05f, 128}, 6, 6)});
+  return read_all(path);
+}
+constexpr std::size_t kInH = 96, kInW = 104, kStrideH = 136, kStrideW = 144, kPadH = 152,
+                      kPadW = 160;
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const fq::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("model file: fields within bounds whose derived sizes are huge are refused",
+          "[convert][errors]") {
+  const std::string path = "fq_model_file_sizes.bin";
+  const std::vector<char> good = one_conv_file(path);
+  REQUIRE(fq::load_int8_model(path).size() == 1);
+  struct Forgery {
+    std::vector<std::pair<std::size_t, std::int64_t>> fields;
+    const char* what;
+  };
+  const Forgery forgeries[] = {
+      // Padding and stride of 2^20: a 3x3 output, but a padded input of 2 x (2^21 + 6)^2 bytes.
+      {{{kPadH, 1 << 20}, {kPadW, 1 << 20}, {kStrideH, 1 << 20}, {kStrideW, 1 << 20}},
+       "the padded input"},
+      // Padding 2^13, stride 1: the output (4 x 16388^2) is within 2^31 bytes, the unfolded
+      // input (16388^2 positions x 20) is not.
+      {{{kPadH, 1 << 13}, {kPadW, 1 << 13}}, "the unfolded (im2col) input"},
+      // A 2^24 x 2^24 input: more than 2^31 elements per image.
+      {{{kInH, 1 << 24}, {kInW, 1 << 24}}, "bad shape"},
+  };
+  for (const Forgery& f : forgeries) {
+    std::vector<char> bad = good;
+    for (const auto& fv : f.fields) poke(bad, fv.first, fv.second);
+    seal(bad);
+    write_all(path, bad);
+    INFO(f.what);
+    const std::string m = message_of([&] { fq::load_int8_model(path); });
+    CHECK(m.find(f.what) != std::string::npos);
+    if (std::string(f.what) != "bad shape")
+      CHECK(fq_test::error_code_of([&] { fq::load_int8_model(path); }) ==
+            fq::ErrorCode::kOutOfMemory);
+  }
+  std::remove(path.c_str());
+}
+
+TEST_CASE("model file: directories, devices and missing paths are kIoError", "[convert][errors]") {
+  const auto io = fq::ErrorCode::kIoError;
+  CHECK(fq_test::error_code_of([] { fq::load_int8_model("fq_no_such_model.fqi8"); }) == io);
+  CHECK(fq_test::error_code_of([] { fq::load_int8_sequential("."); }) == io);
+  CHECK(message_of([] { fq::load_int8_model("."); }).find("directory") != std::string::npos);
+  // An endless stream is refused before anything is read (it used to hang).
+  for (const char* dev : {"/dev/zero", "/dev/urandom", "/dev/null"}) {
+    if (!std::ifstream(dev)) continue;
+    INFO(dev);
+    CHECK(fq_test::error_code_of([&] { fq::load_int8_model(dev); }) == io);
+    CHECK(message_of([&] { fq::load_int8_sequential(dev); }).find("not a regular file") !=
+          std::string::npos);
+  }
+  // Writing to a directory.
+  CHECK(fq_test::error_code_of([] { fq::save_int8_model(".", std::vector<fq::Int8Layer>{}); }) ==
+        io);
+}
+
+TEST_CASE("integer layers and models check their sizes and arrays at construction",
+          "[convert][errors]") {
+  fq::detail::Int8LayerParams p;
+  p.weight.assign(12, 1);
+  p.weight_scale.assign(3, 0.1f);
+  p.bias.assign(3, 0);
+  p.real_bias.assign(3, 0.0f);
+  p.float_out = true;
+  CHECK_NOTHROW(fq::Int8Linear(p, 4));
+  // Fewer weights than out x in: refused instead of packing past the array.
+  CHECK(fq_test::error_code_of([&] { fq::Int8Linear(p, 5); }) == fq::ErrorCode::kInvalidArgument);
+  CHECK(fq_test::error_code_of([&] { fq::Int8Linear(p, 0); }) == fq::ErrorCode::kShapeMismatch);
+  // K beyond the exact int32 accumulation: refused at construction, not at the first run.
+  CHECK(fq_test::error_code_of([&] { fq::Int8Linear(p, fq::kMaxGemmK + 1); }) ==
+        fq::ErrorCode::kInvalidArgument);
+  // A conv whose padded input would take 2^42 bytes.
+  fq::Conv2dShape s;
+  s.in_channels = 1;
+  s.in_h = s.in_w = 4;
+  s.out_channels = 3;
+  s.kernel_h = s.kernel_w = 2;
+  s.pad_h = s.pad_w = 1 << 20;
+  s.stride_h = s.stride_w = 1 << 20;
+  fq::detail::Int8LayerParams c = p;
+  c.float_out = false;
+  c.multiplier.assign(3, fq::QuantizedMultiplier{1 << 30, 0});
+  CHECK(fq_test::error_code_of([&] { fq::Int8Conv2d(c, s); }) == fq::ErrorCode::kOutOfMemory);
+  s.pad_h = s.pad_w = 1;
+  s.stride_h = s.stride_w = 1;
+  CHECK_NOTHROW(fq::Int8Conv2d(c, s));
+  c.multiplier.pop_back();
+  CHECK(fq_test::error_code_of([&] { fq::Int8Conv2d(c, s); }) == fq::ErrorCode::kInvalidArgument);
+  // A model whose per-image tensor exceeds 2^31 elements.
+  CHECK(fq_test::error_code_of([] {
+          fq::Int8Model({0.1f, 0}, {1 << 16, 1 << 16},
+                        {fq::Int8Flatten(fq::Shape{1 << 16, 1 << 16})});
+        }) == fq::ErrorCode::kOutOfMemory);
+}
+
+TEST_CASE("Int8Model::run in chunks gives the same outputs", "[convert][bit_exact]") {
+  std::mt19937 rng(9);
+  fq::QLinear<> fc(12, 5, rng, fq::Activation::kReLU);
+  fq::QLinear<fq::DefaultWeightFakeQuant, fq::NoFakeQuant> logits(5, 3, rng);
+  std::normal_distribution<float> nd;
+  std::vector<float> x(37 * 12);
+  for (float& v : x) v = nd(rng);
+  {
+    fq::Tape t;
+    logits.forward(t, fc.forward(t, t.constant(x.data(), {37, 12})));
+  }
+  fq::Int8Model m = fq::convert_sequential(fq::ActQParams{0.05f, 128}, {12}, fc, logits);
+  fq::Int8Model levels = fq::convert_sequential(fq::ActQParams{0.05f, 128}, {12}, fc);
+  std::vector<float> all(37 * 3), chunked(37 * 3);
+  std::vector<std::uint8_t> lv_all(37 * 5), lv_chunked(37 * 5);
+  m.run(x.data(), 37, all.data());
+  levels.run(x.data(), 37, lv_all.data());
+  for (std::int64_t bytes : {1, 12, 13, 100}) {  // 1, 1, 1 and 8 images per chunk
+    m.set_run_chunk_bytes(bytes);
+    levels.set_run_chunk_bytes(bytes);
+    m.run(x.data(), 37, chunked.data());
+    levels.run(x.data(), 37, lv_chunked.data());
+    CHECK(chunked == all);
+    CHECK(lv_chunked == lv_all);
+  }
+  CHECK(fq_test::error_code_of([&] { m.set_run_chunk_bytes(0); }) ==
+        fq::ErrorCode::kInvalidArgument);
 }

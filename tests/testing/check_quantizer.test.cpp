@@ -126,6 +126,53 @@ TEST_CASE("check_quantizer passes a custom logarithmic quantizer", "[testing_kit
   CHECK(fq::testing::check_quantizer(q, opt).has_failure("error_bound"));
 }
 
+TEST_CASE("check_quantizer's default bound catches a floor-instead-of-round quantizer",
+          "[testing_kit]") {
+  // A user's quantizer that does not say how it rounds is held to round-to-nearest. (A scale
+  // of 2^-5 makes every level exact, so that floor rounding is also idempotent.)
+  fq_test::UserAffine good(0.03125f, 37, false), floor_bug(0.03125f, 37, true);
+  const auto rg = fq::testing::check_quantizer(good);
+  INFO(rg.report());
+  CHECK(rg.passed());
+  CHECK(rg.checked("error_bound") > 0);
+  bool noted = false;
+  for (const std::string& n : rg.notes()) noted = noted || n.find("kHalfStep") != std::string::npos;
+  CHECK(noted);
+  const auto rb = fq::testing::check_quantizer(floor_bug);
+  CHECK_FALSE(rb.passed());
+  REQUIRE(rb.has_failure("error_bound"));
+  CHECK(rb.first_failure("error_bound")->message.find("the nearest level") != std::string::npos);
+  // Stating the weaker bound, or declaring the rounding, accepts a deliberate floor quantizer.
+  fq::testing::QuantizerCheckOptions opt;
+  opt.error_bound = fq::testing::ErrorBound::kBracketing;
+  CHECK(fq::testing::check_quantizer(floor_bug, opt).passed());
+  fq_test::DeclaredFloor declared(0.03125f, 37);
+  const auto rd = fq::testing::check_quantizer(declared);
+  INFO(rd.report());
+  CHECK(rd.passed());
+  // fq's own floor scheme says so through its rounding policy.
+  using Floor = fq::Uint8ActPerTensorAffine::with_rounding<fq::RoundFloor>;
+  auto f = per_tensor<Floor>(0.03125f, 37);
+  const auto rf = fq::testing::check_quantizer(f);
+  INFO(rf.report());
+  CHECK(rf.passed());
+  opt.error_bound = fq::testing::ErrorBound::kHalfStep;
+  CHECK(fq::testing::check_quantizer(f, opt).has_failure("error_bound"));
+  // The logarithmic quantizer is not round-to-nearest on its grid: by default it fails, with
+  // the bound stated (or declared) it passes.
+  fq_test::LogQuantizer lq(2.0f, -6);
+  fq::testing::QuantizerCheckOptions lopt;
+  lopt.grid = fq::testing::Grid::per_tensor(lq.levels());
+  CHECK(fq::testing::check_quantizer(lq, lopt).has_failure("error_bound"));
+  fq_test::DeclaredLogQuantizer dl(2.0f, -6);
+  const auto rl = fq::testing::check_quantizer(dl, lopt);
+  INFO(rl.report());
+  CHECK(rl.passed());
+  fq::testing::GradientCheckOptions gopt;
+  gopt.grid = lopt.grid;
+  CHECK(fq::testing::check_gradients(dl, gopt).passed());
+}
+
 TEST_CASE("check_quantizer reports an output off the grid with its element", "[testing_kit]") {
   fq_test::OffGrid q;
   q.set_qparams(0.02f, 37);

@@ -54,6 +54,46 @@ class LogQuantizer {
   int kmin_;
 };
 
+/// LogQuantizer declaring that it does not round to nearest on its (uniform-looking) grid, so
+/// the kit's default error bound is the bracketing one.
+struct DeclaredLogQuantizer : LogQuantizer {
+  using LogQuantizer::LogQuantizer;
+  static constexpr bool kRoundsToNearest = false;
+};
+
+/// A user's own uint8 affine quantizer, written without fq's schemes: q = round(x / s) + z
+/// clamped to [0, 255], y = (q - z) * s, mask = q inside the range. With `floor_bug` it rounds
+/// down instead: every output is a level bracketing x, but up to a whole cell away.
+class UserAffine {
+ public:
+  UserAffine(float s, std::int32_t z, bool floor_bug) : s_{s}, z_{z}, floor_bug_(floor_bug) {}
+  void forward(CView x, View y, fq::Mask* mask) const {
+    fq::testing::elementwise_forward(x, y, mask, [&](float v, const std::int64_t*) {
+      const float t = v / s_[0];
+      const float q = (floor_bug_ ? std::floor(t) : std::nearbyint(t)) + float(z_[0]);
+      const float c = std::fmax(std::fmin(q, 255.0f), 0.0f);  // NaN: 255
+      return fq::testing::Quantized{(c - float(z_[0])) * s_[0], q >= 0.0f && q <= 255.0f};
+    });
+  }
+  void backward(CView dy, const fq::Mask& mask, View dx) const {
+    fq::testing::elementwise_backward(dy, mask, dx);
+  }
+  const std::vector<float>& scale() const { return s_; }
+  const std::vector<std::int32_t>& zero_point() const { return z_; }
+  fq::QuantRange range() const { return {0, 255}; }
+
+ private:
+  std::vector<float> s_;
+  std::vector<std::int32_t> z_;
+  bool floor_bug_;
+};
+
+/// UserAffine with the floor rounding declared (a deliberate floor quantizer).
+struct DeclaredFloor : UserAffine {
+  DeclaredFloor(float s, std::int32_t z) : UserAffine(s, z, true) {}
+  static constexpr bool kRoundsToNearest = false;
+};
+
 /// A FakeQuantizer whose backward is wrong: dx = 2 * dy * mask, or dy * !mask if `invert`.
 template <class Scheme>
 struct WrongGradient : fq::FakeQuantizer<Scheme> {

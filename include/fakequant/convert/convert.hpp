@@ -14,13 +14,22 @@
 // accumulator's unit), an output level differs by at most 1 LSB with single rounding, and only
 // where the real pre-activation lies within float error of a rounding midpoint (tests/convert
 // measure how often); double rounding (TFLite) adds its own <= 1 LSB.
+//
+// Size bounds: an integer layer is constructed only if each buffer it will use for one image —
+// its packed weights, its input and output activations and, for a convolution, the padded and
+// the unfolded (im2col) input — takes at most kMaxLayerBufferBytes (2^31 bytes), else
+// ErrorCode::kOutOfMemory naming the buffer; and only if its parameter arrays have the sizes
+// its shape implies and K is at most kMaxGemmK (else kInvalidArgument). A layer read from a
+// crafted model file therefore cannot make construction or the first run allocate more.
 #ifndef FQ_CONVERT_CONVERT_HPP_
 #define FQ_CONVERT_CONVERT_HPP_
 
-#include <cstdint>      // int8_t, int32_t, int64_t, uint8_t
-#include <type_traits>  // is_same
-#include <utility>      // move
-#include <vector>       // vector
+#include <cstdint>           // int8_t, int32_t, int64_t, uint8_t
+#include <initializer_list>  // initializer_list
+#include <string>            // string, to_string
+#include <type_traits>       // is_same
+#include <utility>           // move
+#include <vector>            // vector
 
 #include <fakequant/convert/int8_params.hpp>
 #include <fakequant/kernels/conv2d.hpp>
@@ -30,14 +39,90 @@
 
 namespace fq {
 
+/// The most bytes one buffer of an integer layer may take for one image (file comment).
+inline constexpr std::int64_t kMaxLayerBufferBytes = std::int64_t{1} << 31;
+
+namespace detail {
+/// v rounded up to a multiple of m (v >= 0, m > 0, v small enough: checked by the caller).
+constexpr std::int64_t round_up(std::int64_t v, std::int64_t m) noexcept {
+  return (v + m - 1) / m * m;
+}
+/// Refuses a buffer whose size, the product of `factors` (each >= 0, at most 2^40 so that
+/// round_up above cannot overflow), exceeds kMaxLayerBufferBytes.
+inline void check_layer_buffer(std::initializer_list<std::int64_t> factors, const char* where,
+                               const char* what) {
+  std::int64_t n = 1;
+  bool ok = true;
+  std::string dims;
+  for (std::int64_t f : factors) {
+    dims += (dims.empty() ? "" : " x ") + std::to_string(f);
+    ok = ok && f >= 0 && (f == 0 || n <= kMaxLayerBufferBytes / f);
+    if (ok) n *= f;
+  }
+  FQ_CHECK(ok && n <= kMaxLayerBufferBytes, ErrorCode::kOutOfMemory,
+           msg(where, ": ", what, " of one image (", dims, " bytes) exceeds the limit of ",
+               kMaxLayerBufferBytes, " bytes"));
+}
+/// The parameter arrays of a layer with `out` channels and `weights` weight levels.
+inline void check_layer_arrays(const Int8LayerParams& p, std::int64_t out, std::int64_t weights,
+                               const char* where) {
+  const auto o = static_cast<std::size_t>(out);
+  FQ_CHECK(p.weight.size() == static_cast<std::size_t>(weights) && p.weight_scale.size() == o &&
+               p.bias.size() == o && p.real_bias.size() == o &&
+               p.multiplier.size() == (p.float_out ? 0 : o),
+           ErrorCode::kInvalidArgument,
+           msg(where, ": parameter arrays of sizes ", p.weight.size(), " (weights), ",
+               p.weight_scale.size(), " (weight scales), ", p.bias.size(), " (bias), ",
+               p.real_bias.size(), " (real bias), ", p.multiplier.size(),
+               " (multipliers) do not match ", out, " channels and ", weights, " weights"));
+}
+/// Validates a linear layer's parameters (file comment); returns in_features.
+inline std::int64_t checked_int8_linear(const Int8LayerParams& p, std::int64_t in_features) {
+  constexpr const char* kWhere = "Int8Linear";
+  const auto out = static_cast<std::int64_t>(p.bias.size());
+  FQ_CHECK(
+      in_features > 0 && out > 0, ErrorCode::kShapeMismatch,
+      msg(kWhere, ": ", in_features, " input features and ", out, " outputs: both must be > 0"));
+  FQ_CHECK(in_features <= kMaxGemmK, ErrorCode::kInvalidArgument,
+           msg(kWhere, ": K = ", in_features, " input features exceed ", kMaxGemmK,
+               ", the largest K whose int32 accumulator cannot overflow"));
+  check_layer_buffer({out, in_features}, kWhere, "the weights");
+  check_layer_arrays(p, out, out * in_features, kWhere);
+  check_layer_buffer({round_up(out, kPanelCols), round_up(in_features, kGroupK)}, kWhere,
+                     "the packed weights");
+  return in_features;
+}
+/// Validates a convolution's shape, buffer sizes and parameters (file comment).
+inline const Conv2dShape& checked_int8_conv2d(const Int8LayerParams& p, const Conv2dShape& s) {
+  constexpr const char* kWhere = "Int8Conv2d";
+  check_conv2d_shape(s, kWhere);  // extents > 0, groups divide, no int64 overflow
+  const std::int64_t cig = s.in_channels / s.groups, cog = s.out_channels / s.groups;
+  const std::int64_t kg = s.group_k();
+  FQ_CHECK(kg <= kMaxGemmK, ErrorCode::kInvalidArgument,
+           msg(kWhere, ": K = ", kg, " exceeds ", kMaxGemmK,
+               ", the largest K whose int32 accumulator cannot overflow"));
+  check_layer_buffer({s.in_channels, s.in_h, s.in_w}, kWhere, "the input");
+  check_layer_buffer({s.out_channels, s.out_h(), s.out_w()}, kWhere, "the output");
+  check_layer_buffer({cig, s.in_h + 2 * s.pad_h, s.in_w + 2 * s.pad_w}, kWhere, "the padded input");
+  const std::int64_t positions = s.out_h() * s.out_w();  // <= the output's size, checked above
+  check_layer_buffer({round_up(positions, 16), round_up(kg, kGroupK)}, kWhere,
+                     "the unfolded (im2col) input");
+  check_layer_buffer({s.groups, round_up(cog, kPanelCols), round_up(kg, kGroupK)}, kWhere,
+                     "the packed weights");
+  check_layer_arrays(p, s.out_channels, s.out_channels * kg, kWhere);
+  return s;
+}
+}  // namespace detail
+
 /// An int8 linear layer: uint8 [m, in] -> uint8 [m, out], or float [m, out] (logits) when
 /// the trained layer had no output quantizer.
 class Int8Linear {
  public:
+  /// Validates the parameters and sizes first (file comment).
   explicit Int8Linear(detail::Int8LayerParams p, std::int64_t in_features)
       : p_(std::move(p)),
-        packed_(p_.weight.data(), static_cast<std::int64_t>(p_.bias.size()), in_features,
-                in_features) {}
+        packed_(p_.weight.data(), static_cast<std::int64_t>(p_.bias.size()),
+                detail::checked_int8_linear(p_, in_features), in_features) {}
 
   std::int64_t in_features() const noexcept { return packed_.k(); }
   std::int64_t out_features() const noexcept { return packed_.n(); }
@@ -75,8 +160,9 @@ class Int8Linear {
 /// An int8 convolution: uint8 NCHW [n, C, H, W] -> uint8 NCHW [n, O, OH, OW].
 class Int8Conv2d {
  public:
+  /// Validates the shape, sizes and parameters first (file comment).
   Int8Conv2d(detail::Int8LayerParams p, const Conv2dShape& one_image)
-      : p_(std::move(p)), packed_(p_.weight.data(), one_image) {}
+      : p_(std::move(p)), packed_(p_.weight.data(), detail::checked_int8_conv2d(p_, one_image)) {}
 
   const Conv2dShape& shape() const noexcept { return packed_.shape(); }
   const ActQParams& input_qparams() const noexcept { return p_.in; }
@@ -153,8 +239,14 @@ void max_pool2d_u8_rows(const std::uint8_t* x, std::int64_t nc, std::int64_t h, 
 /// per-tensor quantizer is monotone, so the max of levels is the level of the max.
 inline void max_pool2d_u8(const std::uint8_t* x, std::int64_t nc, std::int64_t h, std::int64_t w,
                           std::int64_t k, std::int64_t s, std::uint8_t* y) {
-  FQ_CHECK(k > 0 && s > 0 && k <= h && k <= w, ErrorCode::kInvalidArgument,
-           "max_pool2d_u8: window and stride must be > 0 and fit the input");
+  FQ_CHECK(k > 0 && s > 0 && nc >= 0, ErrorCode::kInvalidArgument,
+           detail::msg("max_pool2d_u8: window ", k, ", stride ", s, " and ", nc,
+                       " planes: window and stride must be > 0, planes >= 0"));
+  FQ_CHECK(k <= h && k <= w, ErrorCode::kShapeMismatch,
+           detail::msg("max_pool2d_u8: window ", k, " does not fit the ", h, "x", w, " input"));
+  if (nc == 0) return;
+  FQ_CHECK(x != nullptr && y != nullptr, ErrorCode::kInvalidArgument,
+           "max_pool2d_u8: null input or output");
   if (k == 2 && s == 2)
     detail::max_pool2d_u8_rows<2, 2>(x, nc, h, w, k, s, y);
   else if (k == 3 && s == 2)

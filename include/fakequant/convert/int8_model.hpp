@@ -18,22 +18,28 @@
 // quantizer's qparams and range (fq::quantize_per_tensor, TorchNumerics: ties to even,
 // x·f32(1/s) — the levels the tape's fq::ActQuant produces), then every step runs on uint8
 // levels, alternating between two buffers the model keeps and reuses (so run is const but not
-// reentrant: use one model per thread). The output is float [n, output_numel()] when the last
-// step is a float-output linear layer, else uint8 levels with output_qparams(). These outputs
-// equal, bit for bit, the tape network's with every layer in integer arithmetic
-// (use_integer_arithmetic, layers/integer_eval.hpp) and the layers converted one by one.
+// reentrant: use one model per thread); the images go through in chunks of at most 64 MiB of
+// activations per buffer (at least one image), so the buffers do not grow with n. The output is
+// float [n, output_numel()] when the last step is a float-output linear layer, else uint8 levels
+// with output_qparams(). These outputs equal, bit for bit, the tape network's with every layer in
+// integer arithmetic (use_integer_arithmetic, layers/integer_eval.hpp) and the layers converted one
+// by one.
 //
 // Errors (FQ_CHECK, ErrorCode::kInvalidArgument unless noted; the message names the step index):
 // when an Int8Model is constructed, a step whose input shape differs from the previous step's
-// output shape (or, for step 0, from the input shape), an int8 layer whose input qparams differ
-// from the uint8 qparams before it (the input quantizer's for the first layer), a float output
-// before the last step, no steps, bad input qparams (kInvalidScale, kInvalidZeroPoint) or range
-// (kInvalidRange); in run, n < 0, a null pointer, or an output pointer of the wrong type (float*
-// for float logits, std::uint8_t* for levels).
+// output shape (or, for step 0, from the input shape: kShapeMismatch), an int8 layer whose
+// input qparams differ from the uint8 qparams before it (the input quantizer's for the first
+// layer), a float output before the last step, no steps, a per-image tensor above 2^31
+// elements (kOutOfMemory), bad input qparams (kInvalidScale, kInvalidZeroPoint) or range
+// (kInvalidRange); in convert_sequential also a layer input of the wrong rank (kShapeMismatch)
+// and an input, weight or output quantizer that was never calibrated (kInvalidState, naming
+// the step, the layer type and the quantizer); in run, n < 0, a null pointer, an output
+// pointer of the wrong type (float* for float logits, std::uint8_t* for levels), or so many
+// images that their element count overflows (kOutOfMemory).
 #ifndef FQ_CONVERT_INT8_MODEL_HPP_
 #define FQ_CONVERT_INT8_MODEL_HPP_
 
-#include <algorithm>    // max
+#include <algorithm>    // max, min
 #include <array>        // array
 #include <cstdint>      // int64_t, uint8_t
 #include <cstring>      // memcpy
@@ -57,6 +63,9 @@ namespace detail {
 /// The largest per-image tensor an Int8Model accepts (2^31 elements), so that sizes never
 /// overflow (a corrupted model file cannot ask for more).
 inline constexpr std::int64_t kMaxModelNumel = std::int64_t{1} << 31;
+/// Int8Model::run processes the images in chunks whose activations take at most this many
+/// bytes per buffer (64 MiB, or one image if larger), so that its memory does not grow with n.
+inline constexpr std::int64_t kRunChunkBytes = std::int64_t{1} << 26;
 }  // namespace detail
 
 /// Max pooling of uint8 NCHW levels, [C, H, W] -> [C, OH, OW] per image, OH = (H − k) / s + 1
@@ -66,12 +75,14 @@ class Int8MaxPool2d {
   Int8MaxPool2d(std::int64_t channels, std::int64_t in_h, std::int64_t in_w, std::int64_t kernel,
                 std::int64_t stride)
       : channels_(channels), in_h_(in_h), in_w_(in_w), kernel_(kernel), stride_(stride) {
-    FQ_CHECK(channels > 0 && in_h > 0 && in_w > 0 && kernel > 0 && stride > 0 && kernel <= in_h &&
-                 kernel <= in_w,
-             ErrorCode::kInvalidArgument,
-             detail::msg("Int8MaxPool2d: window ", kernel, " and stride ", stride, " on an input [",
-                         channels, ", ", in_h, ", ", in_w,
-                         "]: extents, window and stride must be > 0 and the window must fit"));
+    FQ_CHECK(
+        channels > 0 && in_h > 0 && in_w > 0 && kernel > 0 && stride > 0,
+        ErrorCode::kInvalidArgument,
+        detail::msg("Int8MaxPool2d: window ", kernel, " and stride ", stride, " on an input [",
+                    channels, ", ", in_h, ", ", in_w, "]: extents, window and stride must be > 0"));
+    FQ_CHECK(kernel <= in_h && kernel <= in_w, ErrorCode::kShapeMismatch,
+             detail::msg("Int8MaxPool2d: window ", kernel, " does not fit the input [", channels,
+                         ", ", in_h, ", ", in_w, "]"));
   }
 
   std::int64_t channels() const noexcept { return channels_; }
@@ -149,16 +160,20 @@ inline const Int8LayerParams* step_params(const Int8Step& s) noexcept {
   if (const auto* l = std::get_if<Int8Linear>(&s)) return &l->params();
   return nullptr;
 }
-/// The element count of a per-image shape, or -1 if it has rank 0, an extent is not > 0 or the
-/// count exceeds kMaxModelNumel (computed without overflow).
+/// The element count of a per-image shape, or -1 if it has rank 0 or an extent is not > 0,
+/// -2 if the count exceeds kMaxModelNumel (computed without overflow).
 inline std::int64_t bounded_numel(const Shape& s) noexcept {
   if (s.rank < 1) return -1;
+  bool too_large = false;
   std::int64_t n = 1;
   for (int d = 0; d < s.rank; ++d) {
-    if (s[d] <= 0 || s[d] > kMaxModelNumel / n) return -1;
-    n *= s[d];
+    if (s[d] <= 0) return -1;
+    if (too_large || s[d] > kMaxModelNumel / n)
+      too_large = true;
+    else
+      n *= s[d];
   }
-  return n;
+  return too_large ? -2 : n;
 }
 }  // namespace detail
 
@@ -188,23 +203,36 @@ class Int8Model {
   bool float_output() const noexcept { return float_out_; }
   /// The qparams of the uint8 output levels (when !float_output()).
   const ActQParams& output_qparams() const noexcept { return out_; }
+  /// The bytes of activations per buffer run may use (default detail::kRunChunkBytes, 64 MiB):
+  /// run processes as many images at a time as fit, at least one; outputs do not depend on it.
+  void set_run_chunk_bytes(std::int64_t bytes) {
+    FQ_CHECK(bytes > 0, ErrorCode::kInvalidArgument,
+             detail::msg("Int8Model::set_run_chunk_bytes: ", bytes, " must be > 0"));
+    chunk_bytes_ = bytes;
+  }
+  std::int64_t run_chunk_bytes() const noexcept { return chunk_bytes_; }
 
   /// Float output: images [n, input shape] -> out [n, output_numel()] (float logits).
   void run(const float* images, std::int64_t n, float* out) const {
     FQ_CHECK(float_out_, ErrorCode::kInvalidArgument,
              "Int8Model::run: the last step outputs uint8 levels; pass a std::uint8_t* output");
     if (!begin_run(images, n, out)) return;
-    const std::uint8_t* h = run_steps(images, n, steps_.size() - 1, nullptr);
-    std::get<Int8Linear>(steps_.back()).run(h, n, out);
+    for_each_chunk(n, [&](std::int64_t i0, std::int64_t m) {
+      const std::uint8_t* h = run_steps(images + i0 * input_numel(), m, steps_.size() - 1, nullptr);
+      std::get<Int8Linear>(steps_.back()).run(h, m, out + i0 * output_numel());
+    });
   }
   /// uint8 output: images [n, input shape] -> levels [n, output_numel()] (output_qparams()).
   void run(const float* images, std::int64_t n, std::uint8_t* out) const {
     FQ_CHECK(!float_out_, ErrorCode::kInvalidArgument,
              "Int8Model::run: the last step has a float output (logits); pass a float* output");
     if (!begin_run(images, n, out)) return;
-    const std::uint8_t* h = run_steps(images, n, steps_.size(), out);
-    if (h != out)  // only flattens after the quantized input: nothing wrote to `out`
-      std::memcpy(out, h, static_cast<std::size_t>(n * output_numel()));
+    for_each_chunk(n, [&](std::int64_t i0, std::int64_t m) {
+      std::uint8_t* o = out + i0 * output_numel();
+      const std::uint8_t* h = run_steps(images + i0 * input_numel(), m, steps_.size(), o);
+      if (h != o)  // only flattens after the quantized input: nothing wrote to `o`
+        std::memcpy(o, h, static_cast<std::size_t>(m * output_numel()));
+    });
   }
 
  private:
@@ -217,9 +245,13 @@ class Int8Model {
         detail::msg(kWhere, ": the input range [", range_.quant_min, ", ", range_.quant_max,
                     "] is not a uint8 range"));
     detail::check_zero_point(in_.zero_point, range_, kWhere);
-    FQ_CHECK(detail::bounded_numel(in_shape_) > 0, ErrorCode::kInvalidArgument,
+    const std::int64_t in_numel = detail::bounded_numel(in_shape_);
+    FQ_CHECK(in_numel != -2, ErrorCode::kOutOfMemory,
              detail::msg(kWhere, ": the input shape ", in_shape_.str(),
-                         " must have rank >= 1, extents > 0 and at most 2^31 elements"));
+                         " has more than 2^31 elements per image"));
+    FQ_CHECK(in_numel > 0, ErrorCode::kInvalidArgument,
+             detail::msg(kWhere, ": the input shape ", in_shape_.str(),
+                         " must have rank >= 1 and extents > 0"));
     FQ_CHECK(!steps_.empty(), ErrorCode::kInvalidArgument,
              detail::msg(kWhere, ": a model needs at least one step"));
     Shape shape = in_shape_;
@@ -229,7 +261,7 @@ class Int8Model {
       const Int8Step& s = steps_[i];
       const Shape want = detail::step_input_shape(s);
       const bool linear_on_image = std::holds_alternative<Int8Linear>(s) && shape.rank != 1;
-      FQ_CHECK(want == shape, ErrorCode::kInvalidArgument,
+      FQ_CHECK(want == shape, ErrorCode::kShapeMismatch,
                detail::msg(kWhere, ": step ", i, " (", detail::step_name(s), ") takes ", want.str(),
                            " per image, but ", previous(i), " gives ", shape.str(),
                            linear_on_image ? " (put an Int8Flatten before a linear layer)" : ""));
@@ -249,9 +281,12 @@ class Int8Model {
       }
       shape = detail::step_output_shape(s);
       const std::int64_t numel = detail::bounded_numel(shape);
+      FQ_CHECK(numel != -2, ErrorCode::kOutOfMemory,
+               detail::msg(kWhere, ": step ", i, " (", detail::step_name(s), ") gives ",
+                           shape.str(), ", more than 2^31 elements per image"));
       FQ_CHECK(numel > 0, ErrorCode::kInvalidArgument,
                detail::msg(kWhere, ": step ", i, " (", detail::step_name(s), ") gives ",
-                           shape.str(), ", empty or larger than 2^31 elements"));
+                           shape.str(), ", an empty tensor"));
       max_numel_ = std::max(max_numel_, numel);
     }
     out_shape_ = shape;
@@ -271,11 +306,19 @@ class Int8Model {
     if (n == 0) return false;
     FQ_CHECK(images != nullptr && out != nullptr, ErrorCode::kInvalidArgument,
              "Int8Model::run: null input or output");
-    FQ_CHECK(n <= std::numeric_limits<std::int64_t>::max() / max_numel_,
-             ErrorCode::kInvalidArgument,
+    FQ_CHECK(n <= std::numeric_limits<std::int64_t>::max() / max_numel_, ErrorCode::kOutOfMemory,
              detail::msg("Int8Model::run: ", n, " images of up to ", max_numel_,
-                         " elements overflow the buffer size"));
+                         " elements overflow a 64-bit element count"));
     return true;
+  }
+
+  /// Calls f(first image, image count) for chunks of at most kRunChunkBytes of buffer (at
+  /// least one image each): the steps are per image, so chunking changes no output, and the
+  /// buffers stay bounded whatever n is.
+  template <class F>
+  void for_each_chunk(std::int64_t n, F&& f) const {
+    const std::int64_t per_chunk = std::max<std::int64_t>(1, chunk_bytes_ / max_numel_);
+    for (std::int64_t i0 = 0; i0 < n; i0 += per_chunk) f(i0, std::min(per_chunk, n - i0));
   }
 
   /// Quantizes the images and runs steps [0, end); the step that writes last goes to `final_out`
@@ -319,6 +362,7 @@ class Int8Model {
   ActQParams out_;
   bool float_out_ = false;
   std::int64_t max_numel_ = 0;
+  std::int64_t chunk_bytes_ = detail::kRunChunkBytes;
   mutable std::array<std::vector<std::uint8_t>, 2> buf_;
 };
 
@@ -363,6 +407,7 @@ ModelInput model_input(const Q& q) {
                   "convert_sequential: the integer model quantizes its input with TorchNumerics "
                   "(ties to even, x * f32(1/s)) and an integer zero point; the input quantizer's "
                   "scheme must use them.");
+    check_calibrated(q, "convert_sequential", "input");
     const QuantRange r = fqz.range();
     const std::int32_t offset = act_level_offset(r);  // 128 for int8 activations
     return {act_qparams(q), QuantRange{r.quant_min + offset, r.quant_max + offset}};
@@ -390,13 +435,22 @@ struct SequentialBuilder {
              msg("convert_sequential: step ", i, " (", layer, ") follows step ", i - 1,
                  ", a layer without output quantizer (float output): only the last layer may "
                  "have one"));
-    FQ_CHECK(rank == 0 ? shape.rank >= 1 : shape.rank == rank, ErrorCode::kInvalidArgument,
+    FQ_CHECK(rank == 0 ? shape.rank >= 1 : shape.rank == rank, ErrorCode::kShapeMismatch,
              msg("convert_sequential: step ", i, " (", layer, ") takes ",
                  rank == 1   ? "flat [features]"
                  : rank == 3 ? "[C, H, W] images"
                              : "a tensor of rank >= 1",
                  " but gets ", shape.str(),
                  rank == 1 ? "; put fq::Flatten{} before a linear layer" : ""));
+  }
+  /// Refuses a layer whose weight or output quantizer is not calibrated, naming the step.
+  template <class L>
+  void expect_calibrated(const L& l, const char* layer) const {
+    const std::string where = msg("convert_sequential: step ", steps.size(), " (", layer, ")");
+    check_calibrated(l.weight_quantizer(), where, "weight");
+    using AQ = std::decay_t<decltype(l.output_quantizer())>;
+    if constexpr (!std::is_same<AQ, NoFakeQuant>::value)
+      check_calibrated(l.output_quantizer(), where, "output (activation)");
   }
   void push(Int8Step s) {
     if (const Int8LayerParams* p = step_params(s)) {
@@ -410,16 +464,19 @@ struct SequentialBuilder {
 
 template <class WQ, class AQ>
 void append_step(SequentialBuilder& b, const QLinear<WQ, AQ>& l) {
+  b.expect_calibrated(l, "QLinear");
   b.expect("QLinear", 1);
   b.push(convert(l, b.q));
 }
 template <class WQ, class AQ>
 void append_step(SequentialBuilder& b, const QConv2d<WQ, AQ>& l) {
+  b.expect_calibrated(l, "QConv2d");
   b.expect("QConv2d", 3);
   b.push(convert(l, b.q, b.shape[1], b.shape[2]));
 }
 template <class WQ, class AQ>
 void append_step(SequentialBuilder& b, const QConvBn2d<WQ, AQ>& l) {
+  b.expect_calibrated(l, "QConvBn2d");
   b.expect("QConvBn2d", 3);
   b.push(convert(l, b.q, b.shape[1], b.shape[2]));
 }

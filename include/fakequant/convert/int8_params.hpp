@@ -24,6 +24,7 @@
 #include <cmath>        // abs, fma, nearbyint
 #include <cstddef>      // nullptr_t, size_t
 #include <cstdint>      // int8_t, int32_t, int64_t, uint8_t
+#include <string>       // string
 #include <type_traits>  // decay_t, declval, is_same, false_type, true_type, void_t
 #include <vector>       // vector
 
@@ -60,6 +61,22 @@ const auto& fake_quantizer_of(const Q& q) {
     return q;
   }
 }
+/// True when the quantizer (fq::FakeQuantize or fq::FakeQuantizer) holds qparams from observed
+/// data or set_qparams, not the placeholder scale 1 it starts with.
+template <class Q>
+bool has_qparams(const Q& q) noexcept {
+  return fake_quantizer_of(q).has_qparams();
+}
+/// Refuses an uncalibrated quantizer: `where` names the layer, `which` the quantizer (input,
+/// weight, output). Converting one would silently deploy scale 1, zero point 0.
+template <class Q>
+void check_calibrated(const Q& q, const std::string& where, const char* which) {
+  FQ_CHECK(has_qparams(q), ErrorCode::kInvalidState,
+           msg(where, ": the ", which,
+               " quantizer is not calibrated (it has observed no data and set_qparams was never "
+               "called, so its scale 1 and zero point 0 are placeholders); run the network on "
+               "data with its observers enabled, or set the qparams, before converting"));
+}
 /// What the integer model adds to an activation quantizer's levels to make them uint8: 0 for a
 /// range within [0, 255], 128 for a signed range within [-128, 127]. An int8 affine quantizer
 /// with zero point z and the uint8 one with zero point z + 128 give the same real values
@@ -77,9 +94,10 @@ inline std::int32_t act_level_offset(QuantRange r) {
 
 /// The integer model's qparams of a per-tensor activation quantizer (fq::FakeQuantize or
 /// fq::FakeQuantizer): its scale and zero point, the zero point shifted by 128 for a signed
-/// range (detail::act_level_offset).
+/// range (detail::act_level_offset). An uncalibrated quantizer is ErrorCode::kInvalidState.
 template <class Q>
 ActQParams act_qparams(const Q& q) {
+  detail::check_calibrated(q, "act_qparams", "activation");
   const auto& fqz = detail::fake_quantizer_of(q);
   static_assert(!std::decay_t<decltype(fqz)>::scheme::granularity::kPerChannel,
                 "act_qparams: an activation quantizer must be per-tensor.");
@@ -151,6 +169,8 @@ Int8LayerParams make_int8_params(const std::vector<float>& w_eff, std::int64_t o
                     Scheme::mapping::kSymmetric,
                 "convert: the integer kernels take per-output-channel (axis 0) symmetric "
                 "weights; use e.g. fq::Int8WeightPerChannelSymmetric.");
+  check_calibrated(wq_module, where, "weight");
+  if constexpr (!kFloatOut) check_calibrated(*aq, where, "output");
   const QuantRange r = wq.range();
   FQ_CHECK(r.quant_min >= -128 && r.quant_max <= 127, ErrorCode::kInvalidRange,
            msg(where, ": weight range [", r.quant_min, ", ", r.quant_max, "] is not int8"));

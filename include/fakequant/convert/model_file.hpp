@@ -33,8 +33,15 @@
 // A truncated file, a wrong magic or version, an inconsistent count or shape (extents up to
 // 2^24, tensors up to 2^31 elements), an unknown kind or flag, or a checksum mismatch is an
 // ErrorCode::kInvalidArgument naming what is wrong; nothing is read past the end and nothing
-// is allocated beyond what the file holds. A whole model is validated as Int8Model's
-// constructor does (shapes and qparams chain, the float output last). load_int8_model reads a
+// is allocated beyond what the file holds. Sizes derived from fields that are each within
+// bounds are bounded too: every layer is built by Int8Linear's or Int8Conv2d's constructor,
+// which refuses a buffer of one image above 2^31 bytes (packed weights, activations, padded and
+// unfolded input; convert/convert.hpp) with ErrorCode::kOutOfMemory, and Int8Model::run works
+// in bounded chunks. A path that cannot be opened or read, a directory or anything else that
+// is not a regular file (a character device such as /dev/zero, a pipe) is ErrorCode::kIoError;
+// a file above kMaxModelFileBytes (4 GiB) is ErrorCode::kOutOfMemory, refused before reading.
+// A whole model is validated as Int8Model's constructor does (shapes and qparams chain, the
+// float output last). load_int8_model reads a
 // whole model's layers only if it has no max pool or flatten step; load_int8_sequential
 // needs a whole-model file.
 #ifndef FQ_CONVERT_MODEL_FILE_HPP_
@@ -42,10 +49,11 @@
 
 #include <array>             // array
 #include <cstdint>           // fixed-width integers
+#include <cstdio>            // FILE, fopen, fread, fwrite, fclose
 #include <cstring>           // memcpy
-#include <fstream>           // ifstream, ofstream
+#include <filesystem>        // status, file_size
 #include <initializer_list>  // initializer_list
-#include <iterator>          // istreambuf_iterator
+#include <memory>            // unique_ptr
 #include <string>            // string
 #include <type_traits>       // is_trivially_copyable
 #include <utility>           // move
@@ -61,6 +69,8 @@ namespace fq {
 using Int8Layer = std::variant<Int8Linear, Int8Conv2d>;
 
 inline constexpr std::uint32_t kModelFileVersion = 3;
+/// The largest model file the loaders read (4 GiB; file comment).
+inline constexpr std::uint64_t kMaxModelFileBytes = std::uint64_t{1} << 32;
 
 namespace detail {
 inline constexpr std::array<char, 8> kModelMagic = {'F', 'Q', 'I', 'N', 'T', '8', '\0', '\1'};
@@ -243,6 +253,11 @@ inline void write_step(ByteWriter& w, const Int8Flatten& f) {
   for (std::int64_t e : shape) w.put(e);
 }
 
+/// Closes a std::FILE (for std::unique_ptr).
+struct FileCloser {
+  void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+};
+
 /// Writes magic, version, count and the input record, then write_steps(w), then the CRC.
 template <class WriteSteps>
 void write_model_file(const std::string& path, const char* fn, std::size_t count,
@@ -265,13 +280,45 @@ void write_model_file(const std::string& path, const char* fn, std::size_t count
   for (std::int64_t e : shape.dims) w.put(e);
   write_steps(w);
   w.put(crc32(w.bytes().data(), w.bytes().size()));
-  std::ofstream f(path, std::ios::binary);
-  FQ_CHECK(static_cast<bool>(f), ErrorCode::kInvalidArgument,
-           msg(fn, ": cannot open ", path, " for writing"));
-  f.write(reinterpret_cast<const char*>(w.bytes().data()),
-          static_cast<std::streamsize>(w.bytes().size()));
-  FQ_CHECK(static_cast<bool>(f), ErrorCode::kInvalidArgument,
+  const std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "wb"));
+  FQ_CHECK(f != nullptr, ErrorCode::kIoError, msg(fn, ": cannot open ", path, " for writing"));
+  const std::size_t written = std::fwrite(w.bytes().data(), 1, w.bytes().size(), f.get());
+  FQ_CHECK(written == w.bytes().size() && std::fflush(f.get()) == 0, ErrorCode::kIoError,
            msg(fn, ": writing ", path, " failed"));
+}
+
+/// The bytes of the regular file `path`, or kIoError / kOutOfMemory (file comment). std::FILE
+/// and std::filesystem's error codes: no iostream exception escapes, and a device or pipe is
+/// refused before anything is read, so an endless stream cannot hang the loader.
+inline std::vector<std::uint8_t> read_file_bytes(const std::string& path,
+                                                 const std::string& where) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  FQ_CHECK(!ec && fs::exists(st), ErrorCode::kIoError,
+           msg(where, ": cannot open (", ec ? ec.message() : std::string("no such file"), ")"));
+  FQ_CHECK(!fs::is_directory(st), ErrorCode::kIoError, msg(where, ": cannot open a directory"));
+  FQ_CHECK(fs::is_regular_file(st), ErrorCode::kIoError,
+           msg(where, ": not a regular file (a device, pipe or socket cannot hold a model)"));
+  const std::uintmax_t size = fs::file_size(path, ec);
+  FQ_CHECK(!ec, ErrorCode::kIoError, msg(where, ": cannot read its size (", ec.message(), ")"));
+  FQ_CHECK(size <= kMaxModelFileBytes, ErrorCode::kOutOfMemory,
+           msg(where, ": ", size, " bytes exceed the largest model file (", kMaxModelFileBytes,
+               " bytes)"));
+  const std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+  FQ_CHECK(f != nullptr, ErrorCode::kIoError, msg(where, ": cannot open"));
+  // Exactly `size` bytes: a file that changed while being read is an error, not a longer read.
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  std::size_t got = 0;
+  while (got < bytes.size()) {
+    const std::size_t r = std::fread(bytes.data() + got, 1, bytes.size() - got, f.get());
+    if (r == 0) break;
+    got += r;
+  }
+  FQ_CHECK(!std::ferror(f.get()), ErrorCode::kIoError, msg(where, ": read error"));
+  FQ_CHECK(got == bytes.size() && std::fgetc(f.get()) == EOF, ErrorCode::kIoError,
+           msg(where, ": the file changed while it was read"));
+  return bytes;
 }
 
 /// What a model file holds: its steps and, for a whole model (version 3), the input.
@@ -336,10 +383,7 @@ inline Int8Step read_step(ByteReader& r, std::uint32_t version, std::uint32_t i)
 /// Reads and checks a model file of any version (file comment).
 inline ModelFileContents read_model_file(const std::string& path, const char* fn) {
   const std::string where = msg(fn, "(", path, ")");
-  std::ifstream f(path, std::ios::binary);
-  FQ_CHECK(static_cast<bool>(f), ErrorCode::kInvalidArgument, msg(where, ": cannot open"));
-  const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)),
-                                        std::istreambuf_iterator<char>());
+  const std::vector<std::uint8_t> bytes = read_file_bytes(path, where);
   FQ_CHECK(bytes.size() >= kModelMagic.size() + 12, ErrorCode::kInvalidArgument,
            msg(where, ": truncated file (", bytes.size(), " bytes)"));
   FQ_CHECK(std::memcmp(bytes.data(), kModelMagic.data(), kModelMagic.size()) == 0,

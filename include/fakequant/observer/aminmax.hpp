@@ -3,13 +3,16 @@
 //
 // Observers refuse non-finite data: a NaN or Inf would make every later scale NaN or Inf, so
 // it is reported at once (ErrorCode::kNonFiniteInput) instead of propagating silently.
+// Observers keep float32 state: a finite double beyond float's range (|x| > FLT_MAX, e.g.
+// 1e300) is observed as +-FLT_MAX (saturate_to_float), which no float grid could exceed anyway.
 #ifndef FQ_OBSERVER_AMINMAX_HPP_
 #define FQ_OBSERVER_AMINMAX_HPP_
 
-#include <algorithm>  // min, max
-#include <cmath>      // isfinite
-#include <cstdint>    // int64_t
-#include <limits>     // numeric_limits
+#include <algorithm>    // min, max
+#include <cmath>        // isfinite
+#include <cstdint>      // int64_t
+#include <limits>       // numeric_limits
+#include <type_traits>  // is_same
 
 #include <fakequant/config.hpp>
 #include <fakequant/core/checks.hpp>
@@ -19,6 +22,18 @@
 
 namespace fq {
 namespace detail {
+
+/// v as a float, saturating at +-FLT_MAX (converting a double beyond float's range is
+/// undefined behaviour). NaN stays NaN.
+template <class T>
+inline float saturate_to_float(T v) noexcept {
+  if constexpr (std::is_same<T, float>::value) {
+    return v;
+  } else {
+    constexpr T kMax = static_cast<T>(std::numeric_limits<float>::max());
+    return static_cast<float>(v > kMax ? kMax : (v < -kMax ? -kMax : v));
+  }
+}
 
 /// min/max of one strided run, folded into *mn, *mx; returns false if a value is not finite.
 template <class T>
@@ -57,8 +72,8 @@ inline bool fold_minmax(const T* p, std::ptrdiff_t stride, std::int64_t n, float
         hi_s = v > hi_s ? v : hi_s;
       }
       if (!(bsum == T(0))) return false;
-      *mn = std::min(*mn, static_cast<float>(lo_s));
-      *mx = std::max(*mx, static_cast<float>(hi_s));
+      *mn = std::min(*mn, saturate_to_float(lo_s));
+      *mx = std::max(*mx, saturate_to_float(hi_s));
       return true;
     }
   }
@@ -70,9 +85,10 @@ inline bool fold_minmax(const T* p, std::ptrdiff_t stride, std::int64_t n, float
     lo = v < lo ? v : lo;
     hi = v > hi ? v : hi;
   }
-  *mn = std::min(*mn, static_cast<float>(lo));
-  *mx = std::max(*mx, static_cast<float>(hi));
-  return finite;
+  if (!finite) return false;  // lo/hi may be NaN: nothing to fold
+  *mn = std::min(*mn, saturate_to_float(lo));
+  *mx = std::max(*mx, saturate_to_float(hi));
+  return true;
 }
 
 /// min/max of x (axis < 0: whole tensor, one pair) or per index along `axis` (count = the

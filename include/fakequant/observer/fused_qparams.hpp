@@ -14,6 +14,7 @@
 //                  |qmin| - |min/s| vs |qmax| - |max/s|, clamped to [qmin, qmax]
 //     scale = f32(s)
 // The running min/max update of the fused op is MovingAverageMinMaxObserver's (c = 0.01).
+// Extreme ranges are clipped to +-FLT_MAX / 4 first, as in observer/qparams.hpp.
 // PyTorch fake-quantizes with whatever zero point this picks (z = -128 for one-sided int8
 // "symmetric" data), so these choosers need an Affine scheme: the mapping is the chooser's.
 #ifndef FQ_OBSERVER_FUSED_QPARAMS_HPP_
@@ -55,8 +56,9 @@ struct FusedQParams {
     check_range(range, kWhere);
     if (std::isinf(min_val) && min_val > 0 && std::isinf(max_val) && max_val < 0)
       return {1.0f, Z(0)};  // nothing observed yet: the observers' convention
-    FQ_CHECK(min_val <= max_val, ErrorCode::kInvalidArgument,
-             detail::msg(kWhere, ": min (", min_val, ") must be <= max (", max_val, ")"));
+    // Finite, ordered, clipped to +-kMaxObservedMagnitude (observer/qparams.hpp): the scale and
+    // the widened symmetric range (|min| * 128 / 127) stay finite floats.
+    detail::prepare_observed_range(min_val, max_val, range, kWhere);
     const std::int64_t qmin = range.quant_min, qmax = range.quant_max;
     float mn = min_val, mx = max_val;
     const bool sym = SymmetricQuant && mn < 0.0f && mx > 0.0f;

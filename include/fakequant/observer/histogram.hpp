@@ -14,6 +14,13 @@
 // smallest integer factor k >= 2 and shifts the low edge down by the smallest whole number m of
 // old bins such that the new range covers both; old bin i then lies entirely inside new bin
 // (i + m) / k (integer division), where its count is moved. The slack goes to the high end.
+// When the range grows so much (about 2^52 times: a range of 1e-8 meeting 1e30) that bin
+// indices would no longer be exact in double, the old range lies inside one or two new bins:
+// the new range is then [new min, new max] and each old bin's count moves to the new bin of its
+// centre.
+// Extreme data: values are binned in double when float32 would overflow, and double values
+// beyond float's range (|x| > FLT_MAX) count as +-FLT_MAX (observers keep float32 state:
+// observer/aminmax.hpp), so every edge and width stays finite.
 // A degenerate histogram (every value equal, lo == hi) holds a point mass, re-binned as a value.
 // NaN/Inf data is rejected (ErrorCode::kNonFiniteInput) before any state changes; empty
 // tensors are ignored.
@@ -184,6 +191,17 @@ class Histogram {
   }
 
  private:
+  // v, and for double data +-FLT_MAX beyond float's range (file comment).
+  template <class T>
+  static double saturated(T v) noexcept {
+    if constexpr (std::is_same<T, float>::value) {
+      return static_cast<double>(v);
+    } else {
+      constexpr double kMax = std::numeric_limits<float>::max();
+      const auto d = static_cast<double>(v);
+      return d > kMax ? kMax : (d < -kMax ? -kMax : d);  // NaN passes: caught by the caller
+    }
+  }
   template <class T>
   static void exact_minmax(const TensorView<const T>& x, double& mn, double& mx) {
     const auto plan = detail::make_run_plan<1>(x.rank(), x.shape(), {&x.strides()},
@@ -195,8 +213,9 @@ class Histogram {
     detail::for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t, std::int64_t) {
       const T* p = x.data() + off[0];
       for (std::int64_t i = 0; i < n; ++i) {
-        mn = std::min(mn, static_cast<double>(p[i * s]));
-        mx = std::max(mx, static_cast<double>(p[i * s]));
+        const double v = saturated(p[i * s]);
+        mn = std::min(mn, v);
+        mx = std::max(mx, v);
       }
     });
   }
@@ -225,6 +244,18 @@ class Histogram {
     double k = std::ceil((m + (nhi - lo_) / w) / n);
     k = std::max(k, 2.0);
     std::vector<std::uint64_t> moved(counts_.size(), 0);
+    constexpr double kExact = 4503599627370496.0;  // 2^52: (i + m) / k is exact below it
+    if (!(m + n < kExact) || !(k < kExact)) {      // huge growth (file comment); also NaN-safe
+      const double old_lo = lo_;
+      lo_ = nlo;
+      hi_ = nhi;
+      for (std::int64_t i = 0; i < bins_; ++i) {
+        const double centre = old_lo + (static_cast<double>(i) + 0.5) * w;
+        moved[static_cast<std::size_t>(bin_of(centre))] += counts_[static_cast<std::size_t>(i)];
+      }
+      counts_.swap(moved);
+      return;
+    }
     for (std::int64_t i = 0; i < bins_; ++i) {
       const double j = std::floor((static_cast<double>(i) + m) / k);
       const auto ju = static_cast<std::size_t>(std::min(std::max(j, 0.0), n - 1.0));
@@ -233,7 +264,8 @@ class Histogram {
     counts_.swap(moved);
     lo_ = lo_ - detail::no_contract(m * w);  // the same edges with and without FMA
     hi_ = lo_ + detail::no_contract(n * (k * w));
-    hi_ = std::max(hi_, nhi);  // guard against rounding below the batch maximum
+    lo_ = std::min(lo_, nlo);  // guard against rounding above the batch minimum
+    hi_ = std::max(hi_, nhi);  // and below the batch maximum
   }
 
   // The bin of one double value (used for point masses).
@@ -291,7 +323,7 @@ class Histogram {
         }
         for (std::int64_t i = 0; i < m; ++i) {
           const T v = p[(b + i) * s];
-          const auto vd = static_cast<double>(v);
+          const double vd = saturated(v);
           dmn = vd < dmn ? vd : dmn;
           dmx = vd > dmx ? vd : dmx;
           d_inside = d_inside && vd >= lo_ && vd <= hi_;  // false for NaN

@@ -57,8 +57,8 @@ class HistogramObserver {
     const TensorView<const T> x = detail::as_view(std::forward<X>(x_in));
     if (x.numel() == 0) return;
     hist_.add(x);
-    min_[0] = static_cast<float>(hist_.data_min());
-    max_[0] = static_cast<float>(hist_.data_max());
+    min_[0] = detail::saturate_to_float(hist_.data_min());
+    max_[0] = detail::saturate_to_float(hist_.data_max());
   }
 
   /// The clipping range the chooser picks for `range` ([+inf, -inf] before any data).
@@ -84,6 +84,8 @@ class HistogramObserver {
   /// Smallest and largest value observed (one entry; +inf/-inf before any data).
   const std::vector<float>& min_val() const noexcept { return min_; }
   const std::vector<float>& max_val() const noexcept { return max_; }
+  /// True once a non-empty tensor was observed (since construction or reset()).
+  bool has_data() const noexcept { return !hist_.empty(); }
   const Histogram& histogram() const noexcept { return hist_; }
   const RangeChooser& chooser() const noexcept { return chooser_; }
   RangeChooser& chooser() noexcept { return chooser_; }

@@ -15,7 +15,13 @@
 //                   bin i-1, Q = the same bins (no outliers) merged into L levels and spread back
 //                   over their non-empty bins; pick the i of smallest KL(P || Q). L = levels/2
 //                   for signed data (128 for int8), all levels for non-negative data. Range
-//                   [-T, T] (or [0, T]) with T = i * w, clipped to the data range.
+//                   [-T, T] (or [0, T]) with T = i * w, clipped to the data range. The search
+//                   costs O(M^2) for M magnitude bins, so M is at most kMaxEntropyBins (16384,
+//                   about a second; TensorRT uses 2048): the automatic M is capped there and a
+//                   larger magnitude_bins is an ErrorCode::kInvalidArgument.
+// Extreme ranges (a histogram spanning +-3e38): MseRange's float32 edge arithmetic would
+// overflow, so it is done in double there and the result saturates at +-FLT_MAX; every chooser
+// returns finite float values (the qparams code then clips them: observer/qparams.hpp).
 // A histogram with no data gives [+inf, -inf] (the qparams code's "nothing observed"); one
 // whose values are all equal gives [v, v].
 #ifndef FQ_OBSERVER_HISTOGRAM_RANGE_HPP_
@@ -72,7 +78,8 @@ struct MseRange {
     if (detail::trivial_clip_range(h, out)) return out;
     const std::int64_t n = h.bins();
     const auto& c = h.counts();
-    const auto lo_f = static_cast<float>(h.lower()), hi_f = static_cast<float>(h.upper());
+    const float lo_f = detail::saturate_to_float(h.lower()),
+                hi_f = detail::saturate_to_float(h.upper());
     const double bw =
         (static_cast<double>(hi_f) - static_cast<double>(lo_f)) / static_cast<double>(n);
     std::vector<double> csum(static_cast<std::size_t>(n));
@@ -133,8 +140,14 @@ struct MseRange {
     // float32 tensor arithmetic, as PyTorch: w = (max - min) / N, min + w * bin.
     const float wf = (hi_f - lo_f) / static_cast<float>(n);
     // No FMA contraction: PyTorch rounds the product before the sum.
-    return {lo_f + detail::no_contract(wf * static_cast<float>(start)),
-            lo_f + detail::no_contract(wf * static_cast<float>(end + 1))};
+    const ClipRange r{lo_f + detail::no_contract(wf * static_cast<float>(start)),
+                      lo_f + detail::no_contract(wf * static_cast<float>(end + 1))};
+    if (std::isfinite(r.min_val) && std::isfinite(r.max_val)) return r;
+    // The span or an edge overflows float32 (data near +-3e38): the same in double, saturated.
+    const double wd =
+        (static_cast<double>(hi_f) - static_cast<double>(lo_f)) / static_cast<double>(n);
+    return {detail::saturate_to_float(lo_f + wd * static_cast<double>(start)),
+            detail::saturate_to_float(lo_f + wd * static_cast<double>(end + 1))};
   }
 
   /// PyTorch's _compute_quantization_error for candidate bins [s, e] (in double).
@@ -175,8 +188,8 @@ struct PercentileRange {
     const double lo_v = value_at(h, total * (1.0 - percentile / 100.0));
     const double hi_v = value_at(h, total * (percentile / 100.0));
     // Never beyond the values actually seen.
-    return {static_cast<float>(std::max(lo_v, h.data_min())),
-            static_cast<float>(std::min(std::max(hi_v, lo_v), h.data_max()))};
+    return {detail::saturate_to_float(std::max(lo_v, h.data_min())),
+            detail::saturate_to_float(std::min(std::max(hi_v, lo_v), h.data_max()))};
   }
 
   /// The value below which `rank` of the values lie (uniform inside a bin).
@@ -196,26 +209,33 @@ struct PercentileRange {
   }
 };
 
+/// The most magnitude bins EntropyRange searches (file comment).
+inline constexpr std::int64_t kMaxEntropyBins = std::int64_t{1} << 14;
+
 /// TensorRT-style entropy (KL divergence) calibration.
 struct EntropyRange {
   /// Bins M of the magnitude histogram over [0, max|x|]; 0 (default): the source histogram's
   /// bin width (at most its bin count), so that each source bin lands in about one magnitude
-  /// bin (TensorRT: 2048). The search costs O(M^2).
+  /// bin (TensorRT: 2048), capped at kMaxEntropyBins. The search costs O(M^2); a larger M
+  /// than kMaxEntropyBins is refused.
   std::int64_t magnitude_bins = 0;
 
   ClipRange choose(const Histogram& h, QuantRange range) const {
     check_range(range, "EntropyRange");
-    FQ_CHECK(magnitude_bins == 0 || magnitude_bins >= 2, ErrorCode::kInvalidArgument,
-             detail::msg("EntropyRange: magnitude_bins must be 0 or >= 2, got ", magnitude_bins));
+    FQ_CHECK(magnitude_bins == 0 || (magnitude_bins >= 2 && magnitude_bins <= kMaxEntropyBins),
+             ErrorCode::kInvalidArgument,
+             detail::msg("EntropyRange: magnitude_bins must be 0 or in [2, ", kMaxEntropyBins,
+                         "] (the search costs O(bins^2)), got ", magnitude_bins));
     ClipRange out{};
     if (detail::trivial_clip_range(h, out)) return out;
     const bool is_signed = h.data_min() < 0.0;
     const double amax = std::max(std::fabs(h.data_min()), std::fabs(h.data_max()));
     if (amax == 0.0) return {0.0f, 0.0f};
     const double w = (h.upper() - h.lower()) / static_cast<double>(h.bins());
-    // At most the source's bin count: the search costs O(bins^2).
+    // At most the source's bin count and kMaxEntropyBins: the search costs O(bins^2).
     const double auto_bins =
-        std::min(std::max(std::ceil(amax / w), 2.0), static_cast<double>(h.bins()));
+        std::min(std::min(std::max(std::ceil(amax / w), 2.0), static_cast<double>(h.bins())),
+                 static_cast<double>(kMaxEntropyBins));
     const auto nbin = static_cast<std::size_t>(
         magnitude_bins > 0 ? magnitude_bins : static_cast<std::int64_t>(auto_bins));
     // Magnitude histogram: each source bin goes, by its centre, to the bin of |centre|.
@@ -246,7 +266,8 @@ struct EntropyRange {
     }
     const double t = static_cast<double>(best_i) * mw;
     const double lo = is_signed ? std::max(-t, h.data_min()) : std::max(0.0, h.data_min());
-    return {static_cast<float>(lo), static_cast<float>(std::max(std::min(t, h.data_max()), lo))};
+    return {detail::saturate_to_float(lo),
+            detail::saturate_to_float(std::max(std::min(t, h.data_max()), lo))};
   }
 
   /// KL(P || Q) for the threshold bin i (see the file comment); +inf if Q misses P's mass.

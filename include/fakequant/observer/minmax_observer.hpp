@@ -4,6 +4,10 @@
 //   MinMax:        min = min(min, batch_min), max = max(max, batch_max)
 //   MovingAverage: first batch copied; then min += c * (batch_min - min) in float32, c = 0.01
 //                  by default (not bitwise equal to (1-c)*min + c*batch_min: PyTorch's form).
+//                  Where batch_min - min overflows float32 (ranges near +-3e38 on both sides) the
+//                  step is computed in double instead (PyTorch gives +-inf): still finite.
+// Double data beyond float's range is observed as +-FLT_MAX (observer/aminmax.hpp); the qparams
+// clip extreme ranges to +-FLT_MAX / 4 (observer/qparams.hpp), so the scale is always finite.
 #ifndef FQ_OBSERVER_MINMAX_OBSERVER_HPP_
 #define FQ_OBSERVER_MINMAX_OBSERVER_HPP_
 
@@ -68,8 +72,8 @@ class MinMaxObserverBase {
       const bool first = std::isinf(min_[i]) && min_[i] > 0 && std::isinf(max_[i]) && max_[i] < 0;
       if (Update::kMovingAverage && !first) {
         // Two roundings, as PyTorch's float32 tensor ops: no FMA contraction.
-        min_[i] = min_[i] + detail::no_contract(c_ * (bmin_[i] - min_[i]));
-        max_[i] = max_[i] + detail::no_contract(c_ * (bmax_[i] - max_[i]));
+        min_[i] = moving_average(min_[i], bmin_[i]);
+        max_[i] = moving_average(max_[i], bmax_[i]);
       } else {
         min_[i] = std::min(min_[i], bmin_[i]);
         max_[i] = std::max(max_[i], bmax_[i]);
@@ -81,6 +85,8 @@ class MinMaxObserverBase {
   const std::vector<float>& min_val() const noexcept { return min_; }
   /// Observed maximum (one per channel; -inf before any data).
   const std::vector<float>& max_val() const noexcept { return max_; }
+  /// True once a non-empty tensor was observed (since construction or reset()).
+  bool has_data() const noexcept { return !min_.empty() && !(std::isinf(min_[0]) && min_[0] > 0); }
   int axis() const noexcept { return axis_; }
   float averaging_constant() const noexcept { return c_; }
 
@@ -107,6 +113,14 @@ class MinMaxObserverBase {
   void reset() { reset_to(PerChannel ? 0 : 1); }
 
  private:
+  // m + c (b - m) in float32 (PyTorch's), or in double where b - m overflows float: the
+  // result lies between m and b, so it is finite.
+  float moving_average(float m, float b) const noexcept {
+    const float r = m + detail::no_contract(c_ * (b - m));
+    if (std::isfinite(r)) return r;
+    const double m_d = m;
+    return static_cast<float>(m_d + static_cast<double>(c_) * (static_cast<double>(b) - m_d));
+  }
   void reset_to(std::int64_t n) {
     min_.assign(static_cast<std::size_t>(n), std::numeric_limits<float>::infinity());
     max_.assign(static_cast<std::size_t>(n), -std::numeric_limits<float>::infinity());

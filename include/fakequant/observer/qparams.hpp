@@ -10,6 +10,12 @@
 //   FloatZeroPoint (PyTorch's per_channel_affine_float_qparams, no zero inclusion):
 //              s = (max - min) / (qmax - qmin), 1 if s <= eps; z = -min / s
 //   eps = FLT_EPSILON (1.1920929e-07). No data seen yet (min = +inf, max = -inf): s = 1, z = 0.
+// Extreme but finite ranges: min and max are first clipped to +-kMaxObservedMagnitude
+// (FLT_MAX / 4, about 8.5e37), so that the span, the scale and every level (q - z)·s of the grid
+// are finite floats (PyTorch returns an infinite scale for data near +-3e38); data beyond it is
+// clipped like any value outside the range. Ranges within +-8.5e37 are untouched (PyTorch's
+// qparams bit for bit). A range needs quant_min < quant_max (one level has no scale:
+// kInvalidRange, as PyTorch); an infinite min or max is ErrorCode::kNonFiniteInput.
 #ifndef FQ_OBSERVER_QPARAMS_HPP_
 #define FQ_OBSERVER_QPARAMS_HPP_
 
@@ -24,6 +30,25 @@ namespace fq {
 
 /// PyTorch's observer eps: float32 machine epsilon.
 inline constexpr float kObserverEps = std::numeric_limits<float>::epsilon();
+/// The largest |min| or |max| the qparams use (file comment): FLT_MAX / 4.
+inline constexpr float kMaxObservedMagnitude = std::numeric_limits<float>::max() / 4;
+
+namespace detail {
+/// Checks an observed range (finite, min <= max) and a range of at least two levels, then
+/// clips min and max to +-kMaxObservedMagnitude (file comment).
+inline void prepare_observed_range(float& min_val, float& max_val, QuantRange range,
+                                   const char* where) {
+  FQ_CHECK(range.quant_min < range.quant_max, ErrorCode::kInvalidRange,
+           msg(where, ": the range [", range.quant_min, ", ", range.quant_max,
+               "] has one level; qparams need quant_min < quant_max"));
+  FQ_CHECK(min_val <= max_val, ErrorCode::kInvalidArgument,
+           msg(where, ": min (", min_val, ") must be <= max (", max_val, ")"));
+  FQ_CHECK(std::isfinite(min_val) && std::isfinite(max_val), ErrorCode::kNonFiniteInput,
+           msg(where, ": the observed range [", min_val, ", ", max_val, "] is not finite"));
+  min_val = std::clamp(min_val, -kMaxObservedMagnitude, kMaxObservedMagnitude);
+  max_val = std::clamp(max_val, -kMaxObservedMagnitude, kMaxObservedMagnitude);
+}
+}  // namespace detail
 
 /// Quantization parameters for one tensor or channel.
 template <class Z = std::int32_t>
@@ -41,8 +66,7 @@ QParams<typename Scheme::zero_point_type> calculate_qparams(float min_val, float
   check_range(range, kWhere);
   if (std::isinf(min_val) && min_val > 0 && std::isinf(max_val) && max_val < 0)
     return {1.0f, Z(0)};  // nothing observed yet, as PyTorch
-  FQ_CHECK(min_val <= max_val, ErrorCode::kInvalidArgument,
-           detail::msg(kWhere, ": min (", min_val, ") must be <= max (", max_val, ")"));
+  detail::prepare_observed_range(min_val, max_val, range, kWhere);
   const float qspan = static_cast<float>(range.quant_max - range.quant_min);
   if constexpr (std::is_same<Z, float>::value) {
     float s = (max_val - min_val) / qspan;
@@ -55,6 +79,7 @@ QParams<typename Scheme::zero_point_type> calculate_qparams(float min_val, float
       return {s, symmetric_zero_point<Scheme>(range)};
     } else {
       const float s = std::max((mx - mn) / qspan, kObserverEps);
+      // |mn / s| <= qspan here (s >= (mx - mn) / qspan, mn <= 0 <= mx): the cast is exact.
       const std::int64_t z = range.quant_min - static_cast<std::int64_t>(std::nearbyint(mn / s));
       return {s, static_cast<Z>(std::clamp(z, range.quant_min, range.quant_max))};
     }

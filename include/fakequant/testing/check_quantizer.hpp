@@ -8,7 +8,12 @@
 //   finite           finite x gives finite y
 //   on_grid          y is a level of channel c (or the user predicate holds)
 //   error_bound      lo <= x <= hi: y is a level bracketing x (kBracketing), or additionally
-//                    |y - x| <= half the bracketing cell (kHalfStep: round to nearest)
+//                    |y - x| <= half the bracketing cell (kHalfStep: round to nearest). The
+//                    default (kAuto) is kHalfStep unless the quantizer says it does not round
+//                    to nearest: `static constexpr bool kRoundsToNearest = false;` or an fq
+//                    scheme with RoundFloor. A quantizer that rounds otherwise (floor, log
+//                    domain, stochastic) declares that or sets options.error_bound =
+//                    kBracketing, so that a floor-instead-of-round bug fails by default.
 //   clamp            x < lo gives lo, x > hi gives hi
 //   mask             lo < x < hi gives mask 1; x more than one outer cell beyond the ends
 //                    gives 0 (x = lo, x = hi and the band beyond may go either way: PyTorch
@@ -56,7 +61,7 @@ namespace testing {
 
 /// How far an output may be from its input inside the range.
 enum class ErrorBound {
-  kAuto,        ///< kHalfStep for fq schemes that round to nearest, else kBracketing
+  kAuto,        ///< kHalfStep unless Q declares kRoundsToNearest = false or is RoundFloor
   kHalfStep,    ///< round to nearest: |y - x| <= half the cell containing x
   kBracketing,  ///< any rounding (floor, log-domain nearest): y is one of the two levels around x
 };
@@ -99,18 +104,45 @@ struct QuantizerCheckOptions {
 
 namespace detail {
 
-/// kBracketing unless Q is an fq scheme that rounds to nearest.
+/// Whether Q says how it rounds: `static constexpr bool kRoundsToNearest` ...
 template <class Q, class = void>
-struct rounds_to_nearest : std::false_type {};
+struct declares_rounding : std::false_type {};
 template <class Q>
-struct rounds_to_nearest<Q, std::void_t<typename Q::scheme::numerics::rounding>>
-    : std::integral_constant<
-          bool, !std::is_same<typename Q::scheme::numerics::rounding, RoundFloor>::value> {};
+struct declares_rounding<Q, std::void_t<decltype(Q::kRoundsToNearest)>> : std::true_type {};
+/// ... or an fq scheme whose rounding policy tells.
+template <class Q, class = void>
+struct has_scheme_rounding : std::false_type {};
+template <class Q>
+struct has_scheme_rounding<Q, std::void_t<typename Q::scheme::numerics::rounding>>
+    : std::true_type {};
+
+/// What kAuto means for Q: round to nearest unless Q declares otherwise. The strict bound is
+/// the default because a user's quantizer is most often meant to round to nearest, and the
+/// bracketing bound would let a floor-instead-of-round bug pass.
+template <class Q>
+constexpr bool rounds_to_nearest() {
+  if constexpr (declares_rounding<Q>::value)
+    return static_cast<bool>(Q::kRoundsToNearest);
+  else if constexpr (has_scheme_rounding<Q>::value)
+    return !std::is_same<typename Q::scheme::numerics::rounding, RoundFloor>::value;
+  else
+    return true;
+}
 
 template <class Q>
 ErrorBound resolve_error_bound(ErrorBound b) {
   if (b != ErrorBound::kAuto) return b;
-  return rounds_to_nearest<Q>::value ? ErrorBound::kHalfStep : ErrorBound::kBracketing;
+  return rounds_to_nearest<Q>() ? ErrorBound::kHalfStep : ErrorBound::kBracketing;
+}
+
+/// A note when kAuto assumed round-to-nearest for a quantizer that does not say how it rounds.
+template <class Q>
+void note_assumed_bound(ErrorBound given, CheckResult& r) {
+  if (given == ErrorBound::kAuto && !declares_rounding<Q>::value && !has_scheme_rounding<Q>::value)
+    r.add_note(
+        "error_bound: round to nearest (kHalfStep) assumed; a quantizer that rounds otherwise "
+        "(floor, log domain, stochastic) sets error_bound = kBracketing or declares "
+        "static constexpr bool kRoundsToNearest = false");
 }
 
 /// Takes the grid from the options, else from an affine quantizer.
@@ -199,6 +231,7 @@ CheckResult check_quantizer(Q& q, const QuantizerCheckOptions& opt = QuantizerCh
   if (!detail::make_layout(opt.shape, axis, grid, L, r)) return r;
   const ErrorBound bound = detail::resolve_error_bound<Q>(opt.error_bound);
   const bool have_levels = !grid.empty();
+  if (have_levels && opt.check_error_bound) detail::note_assumed_bound<Q>(opt.error_bound, r);
   if (!have_levels) r.add_note("no levels given: error_bound, clamp and mask not checked");
   const auto n = static_cast<std::size_t>(L.numel);
   constexpr double kFloatEps = std::numeric_limits<float>::epsilon();
