@@ -33,41 +33,83 @@ namespace fq {
 /// @tparam ScaleApply MulByInverse (default, PyTorch) | DivideByScale (ONNX).
 /// @tparam ClampGrad MaskedSte (default) | PassThroughSte.
 /// @tparam Overflow OverflowToQmin (default, PyTorch 1.13) | OverflowSaturate.
-/// @tparam ZeroPoint IntegerZeroPoint (default) | FloatZeroPoint.
+/// @tparam ZeroPoint IntegerZeroPoint (default) | FloatZeroPoint (x * f32(1/s) + z rounded
+/// once, ATen's x86 kernels) | FloatZeroPointNoFma (rounded twice, ATen's scalar kernel).
 template <class Range, class Mapping = Affine, class Granularity = PerTensor,
           class Rounding = RoundHalfEven, class ScaleApply = MulByInverse,
           class ClampGrad = MaskedSte, class Overflow = OverflowToQmin,
           class ZeroPoint = IntegerZeroPoint>
 struct QScheme {
-  static_assert(is_range<Range>::value,
+ private:
+  // Each knob must be its own kind of policy. The checks are chained so that exactly one
+  // fails (the first problem, in one sentence), and the member types below fall back to a
+  // valid policy, so that code using the scheme adds no "is not a member" errors after it.
+  template <bool Own, class T>
+  static constexpr bool kMisplaced =
+      !Own && (is_range<T>::value || is_mapping<T>::value || is_granularity<T>::value ||
+               is_rounding<T>::value || is_scale_apply<T>::value || is_clamp_grad<T>::value ||
+               is_overflow<T>::value || is_zero_point_policy<T>::value);
+  static constexpr bool kOk0 = !(kMisplaced<is_range<Range>::value, Range> ||
+                                 kMisplaced<is_mapping<Mapping>::value, Mapping> ||
+                                 kMisplaced<is_granularity<Granularity>::value, Granularity> ||
+                                 kMisplaced<is_rounding<Rounding>::value, Rounding> ||
+                                 kMisplaced<is_scale_apply<ScaleApply>::value, ScaleApply> ||
+                                 kMisplaced<is_clamp_grad<ClampGrad>::value, ClampGrad> ||
+                                 kMisplaced<is_overflow<Overflow>::value, Overflow> ||
+                                 kMisplaced<is_zero_point_policy<ZeroPoint>::value, ZeroPoint>);
+  static constexpr bool kOk1 = kOk0 && is_range<Range>::value;
+  static constexpr bool kOk2 = kOk1 && is_mapping<Mapping>::value;
+  static constexpr bool kOk3 = kOk2 && is_granularity<Granularity>::value;
+  static constexpr bool kOk4 = kOk3 && is_rounding<Rounding>::value;
+  static constexpr bool kOk5 = kOk4 && is_scale_apply<ScaleApply>::value;
+  static constexpr bool kOk6 = kOk5 && is_clamp_grad<ClampGrad>::value;
+  static constexpr bool kOk7 = kOk6 && is_overflow<Overflow>::value;
+  static constexpr bool kOk8 = kOk7 && is_zero_point_policy<ZeroPoint>::value;
+  static_assert(kOk0,
+                "QScheme: the template arguments are out of order; the order is QScheme<Range, "
+                "Mapping, Granularity, Rounding, ScaleApply, ClampGrad, Overflow, ZeroPoint>, "
+                "e.g. QScheme<fq::Int8, fq::Symmetric, fq::PerChannel<0>> (a later knob alone: "
+                "the with_* aliases, e.g. QScheme<fq::Int8>::with_rounding<fq::RoundHalfAway>).");
+  static_assert(!kOk0 || kOk1,
                 "QScheme: Range must be an IntRange<Bits, Signed, Narrow> (e.g. fq::Int8) or "
                 "fq::RuntimeRange.");
-  static_assert(is_mapping<Mapping>::value,
-                "QScheme: Mapping must be fq::Affine or fq::Symmetric.");
-  static_assert(is_granularity<Granularity>::value,
+  static_assert(!kOk1 || kOk2, "QScheme: Mapping must be fq::Affine or fq::Symmetric.");
+  static_assert(!kOk2 || kOk3,
                 "QScheme: Granularity must be fq::PerTensor or fq::PerChannel<Axis>.");
-  static_assert(is_rounding<Rounding>::value,
+  static_assert(!kOk3 || kOk4,
                 "QScheme: Rounding must be RoundHalfEven, RoundHalfAway, RoundHalfUp or "
                 "RoundFloor.");
-  static_assert(is_scale_apply<ScaleApply>::value,
+  static_assert(!kOk4 || kOk5,
                 "QScheme: ScaleApply must be fq::MulByInverse or fq::DivideByScale.");
-  static_assert(is_clamp_grad<ClampGrad>::value,
-                "QScheme: ClampGrad must be fq::MaskedSte or fq::PassThroughSte.");
-  static_assert(is_overflow<Overflow>::value,
+  static_assert(!kOk5 || kOk6, "QScheme: ClampGrad must be fq::MaskedSte or fq::PassThroughSte.");
+  static_assert(!kOk6 || kOk7,
                 "QScheme: Overflow must be fq::OverflowToQmin or fq::OverflowSaturate.");
-  static_assert(is_zero_point_policy<ZeroPoint>::value,
-                "QScheme: ZeroPoint must be fq::IntegerZeroPoint or fq::FloatZeroPoint.");
-  static_assert(!(Mapping::kSymmetric && std::is_same<ZeroPoint, FloatZeroPoint>::value),
+  static_assert(!kOk7 || kOk8,
+                "QScheme: ZeroPoint must be fq::IntegerZeroPoint, fq::FloatZeroPoint or "
+                "fq::FloatZeroPointNoFma.");
+  template <bool Ok, class T, class Fallback>
+  using valid_or = std::conditional_t<Ok, T, Fallback>;
+  using range_t = valid_or<kOk1, Range, Int8>;
+  using mapping_t = valid_or<kOk2, Mapping, Affine>;
+  using granularity_t = valid_or<kOk3, Granularity, PerTensor>;
+  using rounding_t = valid_or<kOk4, Rounding, RoundHalfEven>;
+  using scale_apply_t = valid_or<kOk5, ScaleApply, MulByInverse>;
+  using clamp_grad_t = valid_or<kOk6, ClampGrad, MaskedSte>;
+  using overflow_t = valid_or<kOk7, Overflow, OverflowToQmin>;
+  using zero_point_t = valid_or<kOk8, ZeroPoint, IntegerZeroPoint>;
+  static_assert(!kOk8 || !(mapping_t::kSymmetric &&
+                           std::is_floating_point<typename zero_point_t::type>::value),
                 "QScheme: a Symmetric mapping fixes an integer zero point; use Affine for a "
                 "float zero point.");
 
-  using range = Range;
-  using mapping = Mapping;
-  using granularity = Granularity;
-  using clamp_grad = ClampGrad;
-  using zero_point_policy = ZeroPoint;
-  using zero_point_type = typename ZeroPoint::type;
-  using numerics = Numerics<Rounding, ScaleApply, Overflow>;
+ public:
+  using range = range_t;
+  using mapping = mapping_t;
+  using granularity = granularity_t;
+  using clamp_grad = clamp_grad_t;
+  using zero_point_policy = zero_point_t;
+  using zero_point_type = typename zero_point_t::type;
+  using numerics = Numerics<rounding_t, scale_apply_t, overflow_t, typename zero_point_t::add>;
 
   template <class R>
   using with_range =
@@ -158,6 +200,9 @@ class FakeQuantizer {
   std::int64_t channels() const noexcept { return static_cast<std::int64_t>(scale_.size()); }
   const std::vector<float>& scale() const noexcept { return scale_; }
   const std::vector<zero_point_type>& zero_point() const noexcept { return zero_point_; }
+  /// True once set_qparams succeeded (from an observer or explicitly); the initial scale 1 is
+  /// a placeholder, which convert refuses (convert/int8_params.hpp).
+  bool has_qparams() const noexcept { return has_qparams_; }
   /// The zero point a Symmetric scheme requires (0 for affine schemes' initial value).
   zero_point_type default_zero_point() const noexcept {
     if constexpr (Scheme::mapping::kSymmetric)
@@ -188,6 +233,7 @@ class FakeQuantizer {
     }
     scale_.assign(scale, scale + count);
     zero_point_.assign(zero_point, zero_point + count);
+    has_qparams_ = true;
   }
   void set_qparams(const std::vector<float>& scale,
                    const std::vector<zero_point_type>& zero_point) {
@@ -220,6 +266,7 @@ class FakeQuantizer {
   QuantRange range_;
   std::vector<float> scale_;
   std::vector<zero_point_type> zero_point_;
+  bool has_qparams_ = false;
 };
 
 }  // namespace fq

@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: MIT
 // Tests of fakequant/core/fake_quantize.hpp: pins, layouts, per-channel, backward, bad input.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
+#include <random>
 #include <type_traits>
 #include <vector>
 
 #include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/ops/elementwise.hpp>
+#include <fakequant/ops/fake_quant.hpp>
+#include <fakequant/quantizer.hpp>
 
 #include "catch.hpp"
 #include "test_util.hpp"
@@ -290,8 +296,11 @@ TEST_CASE("bad input gets a clear error", "[fake_quant][errors]") {
   CHECK(code_of([&] {
           fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 0, {5, 4});
         }) == E::kInvalidRange);
+  CHECK(code_of([&] {  // beyond int32 (wider ranges up to int32 are exact: see below)
+          fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 0, {0, std::int64_t{1} << 31});
+        }) == E::kInvalidRange);
   CHECK(code_of([&] {
-          fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 0, {0, 1 << 25});
+          fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 0, {-(std::int64_t{1} << 31) - 1, 0});
         }) == E::kInvalidRange);
   CHECK(code_of([&] {
           fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 300, {0, 255});
@@ -330,8 +339,31 @@ TEST_CASE("bad input gets a clear error", "[fake_quant][errors]") {
           fq::fake_quantize_per_channel(x42, y42, nullptr, sbad.data(), z2.data(), 2, 1, {0, 255});
         }) == E::kInvalidScale);
   fq::Mask m;
+  CHECK(code_of([&] { fq::fake_quantize_backward(xv, m, yv); }) ==
+        E::kInvalidArgument);  // a mask no forward wrote
   fq::fake_quantize_per_tensor(xv, yv, &m, 0.1f, 0, {0, 255});
   CHECK(code_of([&] { fq::fake_quantize_backward(x42, m, y42); }) == E::kShapeMismatch);
+  // Shape errors print both shapes, not their ranks.
+  try {
+    fq::fake_quantize_per_tensor(xv, TensorView<float>(y.data(), {4, 2}), nullptr, 0.1f, 0,
+                                 {0, 255});
+    FAIL("no error");
+  } catch (const fq::Error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("[8]") && Catch::Contains("[4, 2]"));
+  }
+  try {
+    fq::fake_quantize_backward(x42, m, y42);
+    FAIL("no error");
+  } catch (const fq::Error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("[4, 2]") && Catch::Contains("[8]"));
+  }
+  // A NaN float zero point is named as such.
+  try {
+    fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, kNaN, {0, 255});
+    FAIL("no error");
+  } catch (const fq::Error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("zero point is NaN"));
+  }
   // The message names the function and the value.
   try {
     fq::fake_quantize_per_tensor(xv, yv, nullptr, -2.0f, 0, {0, 255});
@@ -339,4 +371,338 @@ TEST_CASE("bad input gets a clear error", "[fake_quant][errors]") {
   } catch (const fq::Error& e) {
     CHECK_THAT(e.what(), Catch::Contains("fake_quantize_per_tensor") && Catch::Contains("-2"));
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 12: float zero points (fused and not), signs of zero, int32 ranges, one backward
+// rule, empty per-channel tensors.
+
+namespace {
+
+/// ATen 1.13's float-zero-point kernel (fake_quantize_per_channel_affine, float zero_point):
+/// q = int64(rne(x * f32(1/s) + z)) with the sum fused (x86 AVX2/AVX-512 dispatch) or rounded
+/// twice (ATEN_CPU_CAPABILITY=default); y = (clamp(q) - z) * s in double.
+template <class T>
+T aten_fq_float_zp(T x, float s, float z, std::int64_t qmin, std::int64_t qmax, bool fused,
+                   bool& mask) {
+  const float inv = 1.0f / s;
+  const T t = fused ? std::fma(x, T(inv), T(z)) : fq::detail::no_contract(x * T(inv)) + T(z);
+  const T qf = std::nearbyint(t);
+  const bool fits = qf >= T(-9223372036854775808.0) && qf < T(9223372036854775808.0);
+  const bool saturate_high = std::is_same<T, double>::value && qf >= T(9223372036854775808.0);
+  const std::int64_t qv = fits            ? static_cast<std::int64_t>(qf)
+                          : saturate_high ? INT64_MAX
+                                          : INT64_MIN;
+  mask = qmin <= qv && qv <= qmax;
+  const double c = std::fmin(std::fmax(double(qv), double(qmin)), double(qmax));
+  return static_cast<T>((c - double(z)) * double(s));
+}
+
+/// x around the levels of [qmin, qmax] with zero point z and scale s: near both ends, across
+/// the range, beyond it, and NaN / +-Inf / +-0.
+template <class T>
+std::vector<T> wide_input(float s, double z, std::int64_t qmin, std::int64_t qmax,
+                          std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(-0.1, 1.1);
+  std::vector<T> x;
+  const double span = double(qmax) - double(qmin);
+  for (double k : {double(qmin) - 2, double(qmin) - 1, double(qmin), double(qmin) + 1,
+                   double(qmax) - 1, double(qmax), double(qmax) + 1, double(qmax) + 2, 16777215.0,
+                   16777217.0, -16777217.0, 33554433.0})
+    for (double off : {0.0, 0.5, -0.25}) x.push_back(static_cast<T>((k + off - z) * double(s)));
+  for (int i = 0; i < 300; ++i)
+    x.push_back(static_cast<T>((double(qmin) + u(rng) * span - z) * double(s)));
+  for (T v : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+              -std::numeric_limits<T>::infinity(), T(0.0), T(-0.0), T(3e38), T(-3e38)})
+    x.push_back(v);
+  return x;
+}
+
+template <class N, class T, class Z>
+void check_wide(const std::vector<T>& x, float s, Z z, QuantRange r, bool fused) {
+  const auto n = static_cast<std::int64_t>(x.size());
+  std::vector<T> y(x.size());
+  fq::Mask m;
+  for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+    fq::fake_quantize_per_tensor<N>(TensorView<const T>(x.data(), {n}),
+                                    TensorView<T>(y.data(), {n}), &m, s, z, r, path);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto iu = static_cast<std::size_t>(i);
+      bool want_mask = false;
+      T want;
+      if constexpr (std::is_floating_point<Z>::value)
+        want = aten_fq_float_zp<T>(x[iu], s, z, r.quant_min, r.quant_max, fused, want_mask);
+      else
+        want = aten_fq<T>(x[iu], s, z, r.quant_min, r.quant_max, want_mask);
+      INFO("range [" << r.quant_min << ", " << r.quant_max << "] s " << s << " z " << z << " x "
+                     << x[iu] << " y " << y[iu] << " want " << want);
+      REQUIRE(bits_of(y[iu]) == bits_of(want));
+      REQUIRE(m.test_linear(i) == want_mask);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("int32 ranges beyond float32's exact integers are exact, float and double",
+          "[fake_quant][range]") {
+  constexpr std::int64_t k24 = std::int64_t{1} << 24, k31 = std::int64_t{1} << 31;
+  const QuantRange ranges[] = {{-k24, k24},     {-k31, k31 - 1},     {0, k31 - 1},
+                               {-k31, 0},       {-2 * k24, 2 * k24}, {-k24 - 3, k24 - 5},
+                               {-100, k24 + 7}, {-128, 127},         {-k24, k24 - 1}};
+  int wide = 0;
+  std::uint32_t seed = 1;
+  for (const QuantRange& r : ranges) {
+    wide += !fq::float_exact_range(r);
+    const std::int64_t span = r.quant_max - r.quant_min;
+    for (float s : {1.0f, 0.37f, 1e-3f, 3.0f}) {
+      for (std::int64_t z64 : {r.quant_min, r.quant_max, r.quant_min + span / 3 + 1}) {
+        const auto z = static_cast<std::int32_t>(z64);
+        check_wide<fq::TorchNumerics>(
+            wide_input<float>(s, double(z), r.quant_min, r.quant_max, seed), s, z, r, true);
+        check_wide<fq::TorchNumerics>(
+            wide_input<double>(s, double(z), r.quant_min, r.quant_max, seed), s, z, r, true);
+        const float zf = static_cast<float>(z64) + 0.25f;
+        const auto xf = wide_input<float>(s, double(zf), r.quant_min, r.quant_max, seed);
+        check_wide<fq::TorchNumerics>(xf, s, zf, r, true);
+        check_wide<fq::TorchNumericsNoFma>(xf, s, zf, r, false);
+        ++seed;
+      }
+    }
+  }
+  CHECK(wide >= 7);
+  // The old failure: (c - z) rounded to float32 before the multiply. With quant_max = 2^24
+  // and z = 2^24 - 33554369, c - z = 33554369 is not a float: y is f32(33554369 * 0.37f) =
+  // 12415117, not f32(f32(33554369) * 0.37f) = 12415116.
+  const float x = 1e10f;  // clipped to quant_max (not beyond 2^63, which gives quant_min)
+  float y = 0;
+  fq::fake_quantize_per_tensor(TensorView<const float>(&x, {1}), TensorView<float>(&y, {1}),
+                               nullptr, 0.37f, (1 << 24) - 33554369, {-k24, k24});
+  CHECK(y == 12415117.0f);
+}
+
+TEST_CASE("int32 ranges per channel: int and float zero points, channel axis outer and inner",
+          "[fake_quant][range]") {
+  constexpr std::int64_t k31 = std::int64_t{1} << 31;
+  const QuantRange r{-k31, k31 - 1};
+  const std::int64_t C = 5, K = 67;
+  const std::vector<float> s{1.0f, 0.37f, 1e-3f, 3.0f, 0.05f};
+  const std::vector<std::int32_t> zi{-2147483647 - 1, 2147483647, 0, 12345, -99999999};
+  std::vector<float> zf(zi.size());
+  for (std::size_t c = 0; c < zi.size(); ++c) zf[c] = static_cast<float>(zi[c]) + 0.5f;
+  std::vector<float> x(static_cast<std::size_t>(C * K)), y(x.size());
+  for (std::int64_t c = 0; c < C; ++c) {
+    const auto xc = wide_input<float>(s[std::size_t(c)], double(zi[std::size_t(c)]), r.quant_min,
+                                      r.quant_max, std::uint32_t(c + 7));
+    for (std::int64_t k = 0; k < K; ++k) x[std::size_t(c * K + k)] = xc[std::size_t(k * 5)];
+  }
+  for (int axis : {0, 1}) {
+    // axis 0: [C, K] row-major; axis 1: the same data viewed as [K, C] (channel innermost).
+    const std::int64_t rows = axis == 0 ? C : K, cols = axis == 0 ? K : C;
+    const std::int64_t shape[2] = {rows, cols};
+    const std::int64_t strides[2] = {axis == 0 ? K : 1, axis == 0 ? 1 : K};
+    const TensorView<const float> xv(x.data(), 2, shape, strides);
+    const TensorView<float> yv(y.data(), 2, shape, strides);
+    fq::Mask m;
+    for (bool float_zp : {false, true}) {
+      for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+        if (float_zp)
+          fq::fake_quantize_per_channel(xv, yv, &m, s.data(), zf.data(), C, axis, r, path);
+        else
+          fq::fake_quantize_per_channel(xv, yv, &m, s.data(), zi.data(), C, axis, r, path);
+        for (std::int64_t c = 0; c < C; ++c)
+          for (std::int64_t k = 0; k < K; ++k) {
+            const auto i = static_cast<std::size_t>(c * K + k);
+            const auto cu = static_cast<std::size_t>(c);
+            bool want_mask = false;
+            const float want =
+                float_zp ? aten_fq_float_zp<float>(x[i], s[cu], zf[cu], r.quant_min, r.quant_max,
+                                                   true, want_mask)
+                         : aten_fq<float>(x[i], s[cu], zi[cu], r.quant_min, r.quant_max, want_mask);
+            INFO("axis " << axis << " channel " << c << " x " << x[i]);
+            REQUIRE(bits_of(y[i]) == bits_of(want));
+            REQUIRE(m.test(axis == 0 ? std::initializer_list<std::int64_t>{c, k}
+                                     : std::initializer_list<std::int64_t>{k, c}) == want_mask);
+          }
+      }
+    }
+  }
+}
+
+TEST_CASE("float zero points: fused by default, twice rounded with TorchNumericsNoFma",
+          "[fake_quant][policy]") {
+  // x chosen so that x * f32(1/s) + z lies within a few ulps of a .5 boundary: inside the
+  // range and at both clip edges, where the mask differs too.
+  const QuantRange r{-128, 127};
+  int differ = 0, mask_differ = 0;
+  for (float s : {0.1f, 0.037f, 0.0123f, 0.3f}) {
+    for (float z : {3.3f, -4.25f, 0.5f, 1.7f}) {
+      std::vector<float> x;
+      for (std::int64_t k :
+           {std::int64_t{-129}, std::int64_t{-128}, std::int64_t{-5}, std::int64_t{0},
+            std::int64_t{1}, std::int64_t{17}, std::int64_t{126}, std::int64_t{127}}) {
+        float b = static_cast<float>((double(k) + 0.5 - double(z)) * double(s));
+        for (int i = 0; i < 8; ++i) b = std::nextafter(b, -kInf);
+        for (int i = 0; i < 17; ++i, b = std::nextafter(b, kInf)) x.push_back(b);
+      }
+      const auto n = static_cast<std::int64_t>(x.size());
+      std::vector<float> yf(x.size()), yu(x.size());
+      fq::Mask mf, mu;
+      fq::fake_quantize_per_channel(TensorView<const float>(x.data(), {1, n}),
+                                    TensorView<float>(yf.data(), {1, n}), &mf, &s, &z, 1, 0, r);
+      fq::fake_quantize_per_channel<fq::TorchNumericsNoFma>(
+          TensorView<const float>(x.data(), {1, n}), TensorView<float>(yu.data(), {1, n}), &mu, &s,
+          &z, 1, 0, r);
+      for (std::int64_t i = 0; i < n; ++i) {
+        const auto iu = static_cast<std::size_t>(i);
+        bool want_mf = false, want_mu = false;
+        const float want_f = aten_fq_float_zp<float>(x[iu], s, z, -128, 127, true, want_mf);
+        const float want_u = aten_fq_float_zp<float>(x[iu], s, z, -128, 127, false, want_mu);
+        INFO("s " << s << " z " << z << " x " << x[iu]);
+        REQUIRE(bits_of(yf[iu]) == bits_of(want_f));
+        REQUIRE(bits_of(yu[iu]) == bits_of(want_u));
+        REQUIRE(mf.test_linear(i) == want_mf);
+        REQUIRE(mu.test_linear(i) == want_mu);
+        differ += bits_of(want_f) != bits_of(want_u);
+        mask_differ += want_mf != want_mu;
+      }
+      // Per tensor, a float zero point follows the same two rules.
+      std::vector<float> yp(x.size());
+      fq::fake_quantize_per_tensor(TensorView<const float>(x.data(), {n}),
+                                   TensorView<float>(yp.data(), {n}), nullptr, s, z, r);
+      REQUIRE(fq_test::first_bit_mismatch(yp, yf) == -1);
+      fq::fake_quantize_per_tensor<fq::TorchNumericsNoFma>(TensorView<const float>(x.data(), {n}),
+                                                           TensorView<float>(yp.data(), {n}),
+                                                           nullptr, s, z, r);
+      REQUIRE(fq_test::first_bit_mismatch(yp, yu) == -1);
+    }
+  }
+  CHECK(differ >= 20);  // the chosen points do tell the two kernels apart
+  CHECK(mask_differ >= 2);
+  // The QScheme knob: FloatZeroPoint is fused, FloatZeroPointNoFma is not.
+  using Fused =
+      fq::QScheme<fq::Int8, fq::Affine, fq::PerChannel<0>>::with_zero_point<fq::FloatZeroPoint>;
+  using Unfused = Fused::with_zero_point<fq::FloatZeroPointNoFma>;
+  STATIC_REQUIRE(std::is_same<Fused::numerics, fq::TorchNumerics>::value);
+  STATIC_REQUIRE(std::is_same<Unfused::numerics, fq::TorchNumericsNoFma>::value);
+}
+
+TEST_CASE("y is never -0.0, float or integer zero point, any path", "[fake_quant]") {
+  // x * f32(1/s) in [-0.5, 0) rounds to -0; ATen's int64 level makes it +0.
+  const std::vector<float> base{-0.0f,       0.0f,  -1e-30f, -0.01f, -0.049f, -0.05f,
+                                -0.0500001f, 0.01f, -0.3f,   0.3f,   -0.5f};
+  std::vector<float> x;
+  for (int rep = 0; rep < 13; ++rep) x.insert(x.end(), base.begin(), base.end());
+  const auto n = static_cast<std::int64_t>(x.size());
+  std::vector<float> y(x.size());
+  auto require_no_negative_zero = [&](const char* what) {
+    for (float v : y) {
+      INFO(what);
+      REQUIRE(bits_of(v) != bits_of(-0.0f));
+    }
+  };
+  for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+    for (const QuantRange r : {QuantRange{-128, 127}, QuantRange{0, 255}}) {
+      for (float z : {0.0f, -0.0f}) {
+        for (float s : {0.1f, 1.0f}) {
+          fq::fake_quantize_per_tensor(TensorView<const float>(x.data(), {n}),
+                                       TensorView<float>(y.data(), {n}), nullptr, s, z, r, path);
+          require_no_negative_zero("per tensor, float zero point");
+          fq::fake_quantize_per_tensor<fq::TorchNumericsNoFma>(
+              TensorView<const float>(x.data(), {n}), TensorView<float>(y.data(), {n}), nullptr, s,
+              z, r, path);
+          require_no_negative_zero("per tensor, float zero point, no fma");
+          const std::vector<float> sc(static_cast<std::size_t>(n), s), zc(sc.size(), z);
+          fq::fake_quantize_per_channel(TensorView<const float>(x.data(), {1, n}),
+                                        TensorView<float>(y.data(), {1, n}), nullptr, sc.data(),
+                                        zc.data(), n, 1, r, path);  // a run along the channels
+          require_no_negative_zero("per channel along the axis, float zero point");
+        }
+      }
+      fq::fake_quantize_per_tensor(TensorView<const float>(x.data(), {n}),
+                                   TensorView<float>(y.data(), {n}), nullptr, 0.1f, 0, r, path);
+      require_no_negative_zero("per tensor, integer zero point");
+      std::vector<double> xd(x.begin(), x.end()), yd(x.size());
+      fq::fake_quantize_per_tensor(TensorView<const double>(xd.data(), {n}),
+                                   TensorView<double>(yd.data(), {n}), nullptr, 0.1f, -0.0f, r,
+                                   path);
+      for (double v : yd) REQUIRE(bits_of(v) != bits_of(-0.0));
+    }
+  }
+}
+
+TEST_CASE("one backward rule: dy * mask on every path, the tape's node included, NaN and Inf",
+          "[fake_quant][backward]") {
+  // ATen's dY * mask: NaN * 0 is NaN, Inf * 0 is NaN, -g * 0 is -0, and a signaling NaN comes
+  // out quieted (payload kept) where the mask is 1 as where it is 0 — on the SIMD path, the
+  // scalar path and the tape's fake-quant node alike.
+  const float snan = fq_test::float_from_bits(0x7fa00001u);
+  const float snan_neg = fq_test::float_from_bits(0xffa00002u);
+  const float qnan = fq_test::float_from_bits(0x7fc00123u);
+  const std::vector<float> dys{snan, snan_neg, qnan, kInf, -kInf, -2.0f, 0.0f, -0.0f, 1.5f};
+  const std::int64_t n = 150;  // SIMD batches and a scalar tail
+  std::vector<float> x(static_cast<std::size_t>(n)), dy(x.size()), y(x.size());
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto iu = static_cast<std::size_t>(i);
+    x[iu] = (i % 3 == 0) ? 1000.0f : 0.5f * float(i % 7);  // every third element clipped
+    dy[iu] = dys[static_cast<std::size_t>(i) % dys.size()];
+  }
+  fq::FakeQuantizer<fq::QScheme<fq::Int8>> q;
+  q.set_qparams(0.1f, 0);
+  fq::Mask m;
+  q.forward(TensorView<const float>(x.data(), {n}), TensorView<float>(y.data(), {n}), &m);
+  std::vector<float> da(x.size()), ds(x.size());
+  fq::fake_quantize_backward(TensorView<const float>(dy.data(), {n}), m,
+                             TensorView<float>(da.data(), {n}), fq::KernelPath::kAuto);
+  fq::fake_quantize_backward(TensorView<const float>(dy.data(), {n}), m,
+                             TensorView<float>(ds.data(), {n}), fq::KernelPath::kScalar);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto iu = static_cast<std::size_t>(i);
+    const bool in = m.test_linear(i);
+    INFO("element " << i << " dy bits " << std::hex << bits_of(dy[iu]) << " in " << in);
+    REQUIRE(bits_of(da[iu]) == bits_of(ds[iu]));  // SIMD = scalar, NaN payloads included
+    if (std::isnan(dy[iu])) {
+      REQUIRE(std::isnan(da[iu]));
+      REQUIRE((bits_of(da[iu]) & 0x00400000u) != 0);                                // quiet
+      REQUIRE((bits_of(da[iu]) | 0x00400000u) == (bits_of(dy[iu]) | 0x00400000u));  // payload
+    } else if (std::isinf(dy[iu])) {
+      REQUIRE((in ? bits_of(da[iu]) == bits_of(dy[iu]) : std::isnan(da[iu])));
+    } else {
+      REQUIRE(bits_of(da[iu]) == bits_of(dy[iu] * (in ? 1.0f : 0.0f)));
+    }
+  }
+  // The tape's node adds the same rule's dx into the gradient (0 + dx).
+  fq::Tape tape;
+  std::vector<float> grad(x.size(), 0.0f);
+  fq::Var xv = tape.leaf(x.data(), grad.data(), {n});
+  fq::Var yv = fq::ops::fake_quant(tape, xv, q);
+  // Seed y's gradient with dy itself (no arithmetic on it first): the loss comes from another
+  // leaf, and backward runs every recorded node.
+  float one = 1.0f, one_grad = 0.0f;
+  const fq::Var loss = fq::ops::mean(tape, tape.leaf(&one, &one_grad, {1}));
+  std::copy(dy.begin(), dy.end(), yv.grad());
+  tape.backward(loss);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    INFO("element " << i);
+    REQUIRE(bits_of(grad[i]) == bits_of(0.0f + da[i]));
+  }
+}
+
+TEST_CASE("per-channel: an empty tensor is a no-op whatever the parameter count", "[fake_quant]") {
+  fq::Mask m;
+  const std::vector<float> s(4, 0.1f);
+  const std::vector<std::int32_t> z(4, 0);
+  // A quantizer sized for 4 channels meets an empty batch of another shape: nothing to do.
+  fq::fake_quantize_per_channel(TensorView<const float>(nullptr, {0}),
+                                TensorView<float>(nullptr, {0}), &m, s.data(), z.data(), 4, 0,
+                                {-128, 127});
+  CHECK(m.numel() == 0);
+  CHECK(m.written());
+  fq::fake_quantize_per_channel(TensorView<const float>(nullptr, {0, 3}),
+                                TensorView<float>(nullptr, {0, 3}), &m, s.data(), z.data(), 4, 1,
+                                {-128, 127});
+  CHECK(m.numel() == 0);
+  fq::fake_quantize_backward(TensorView<const float>(nullptr, {0, 3}), m,
+                             TensorView<float>(nullptr, {0, 3}));
 }

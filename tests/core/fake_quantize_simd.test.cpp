@@ -2,7 +2,10 @@
 // The SIMD kernels are bit-exact against the scalar reference, for every numerics policy,
 // float and double, per tensor and per channel (axis inner and outer), every tail length;
 // also the shifted rounding at its range limit, in-place and unaligned runs, and the fast
-// per-channel parameter check.
+// per-channel parameter check. The comparisons are registered only when the SIMD kernels are
+// compiled (FQ_HAS_XSIMD): a scalar-only build has no second path to compare, and reports
+// them skipped (tests/CMakeLists.txt) instead of passing a comparison of the scalar path with
+// itself.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +17,7 @@
 #include "catch.hpp"
 #include "test_util.hpp"
 
+#if FQ_HAS_XSIMD
 namespace {
 
 using fq::KernelPath;
@@ -60,11 +64,7 @@ void check_all_sizes() {
 
 TEST_CASE("SIMD per-tensor is bit-exact against scalar for every numerics policy",
           "[fake_quant][simd]") {
-#if FQ_HAS_XSIMD
   INFO("SIMD architecture: " << fq::simd::DefaultArch::name());
-#else
-  WARN("built without xsimd: the scalar path is compared with itself");
-#endif
   check_all_sizes<fq::Numerics<fq::RoundHalfEven, fq::MulByInverse, fq::OverflowToQmin>>();
   check_all_sizes<fq::Numerics<fq::RoundHalfEven, fq::DivideByScale, fq::OverflowSaturate>>();
   check_all_sizes<fq::Numerics<fq::RoundHalfAway, fq::MulByInverse, fq::OverflowToQmin>>();
@@ -203,8 +203,10 @@ TEST_CASE("SIMD per-tensor: the shifted rounding, its range limit and the wide r
       {-k20, k20},
       {-k20 - 1, k20},
       {0, k20 + 1},
-      {-8 * k20, 8 * k20},  // levels up to 2^23: the shifted rounding would be wrong here
-      {-(std::int64_t{1} << 24), std::int64_t{1} << 24},  // the widest check_range allows
+      {-8 * k20, 8 * k20},         // levels up to 2^23: the shifted rounding would be wrong here
+      {0, std::int64_t{1} << 24},  // the widest float-exact ranges (2^24 levels): SIMD
+      {-8 * k20, 8 * k20 + 1},     // (one level more: the exact wide path on both)
+      {-(std::int64_t{1} << 24), std::int64_t{1} << 24},
       {-8, 7}};
   std::uint32_t seed = 9100;
   for (const auto& r : ranges) {
@@ -251,8 +253,57 @@ TEST_CASE("SIMD per-tensor in place and from unaligned starts, around the batch 
   }
 }
 
+TEST_CASE("SIMD backward: NaN payloads and quietness equal the scalar reference's",
+          "[fake_quant][simd][backward]") {
+  // Signaling and quiet NaNs of both signs, +-Inf and -g, masked and not, every tail length:
+  // dx = dy * mask is a real multiplication on both paths (no folding of dy * 1 into dy).
+  const float specials[] = {fq_test::float_from_bits(0x7fa00001u),
+                            fq_test::float_from_bits(0xffa00002u),
+                            fq_test::float_from_bits(0x7fc00003u),
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(),
+                            -3.0f,
+                            -0.0f};
+  for (std::int64_t n : {1, 7, 16, 17, 63, 64, 65, 129, 300}) {
+    std::vector<float> x(static_cast<std::size_t>(n)), y(x.size()), dy(x.size());
+    std::vector<double> xd(x.size()), yd(x.size()), dyd(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      x[i] = (i % 4 == 1) ? 1e6f : 0.25f * float(i % 9);
+      dy[i] = specials[i % 7];
+      xd[i] = x[i];
+      dyd[i] = static_cast<double>(dy[i]);  // (a signaling NaN converts to a quiet one)
+    }
+    dyd[0] = fq_test::double_from_bits(0x7ff4000000000001ull);  // a signaling double NaN
+    fq::Mask m, md;
+    fq::fake_quantize_per_tensor(TensorView<const float>(x.data(), {n}),
+                                 TensorView<float>(y.data(), {n}), &m, 0.1f, 0, {-128, 127});
+    fq::fake_quantize_per_tensor(TensorView<const double>(xd.data(), {n}),
+                                 TensorView<double>(yd.data(), {n}), &md, 0.1f, 0, {-128, 127});
+    std::vector<float> a(x.size()), s(x.size());
+    std::vector<double> ad(x.size()), sd(x.size());
+    fq::fake_quantize_backward(TensorView<const float>(dy.data(), {n}), m,
+                               TensorView<float>(a.data(), {n}), KernelPath::kAuto);
+    fq::fake_quantize_backward(TensorView<const float>(dy.data(), {n}), m,
+                               TensorView<float>(s.data(), {n}), KernelPath::kScalar);
+    fq::fake_quantize_backward(TensorView<const double>(dyd.data(), {n}), md,
+                               TensorView<double>(ad.data(), {n}), KernelPath::kAuto);
+    fq::fake_quantize_backward(TensorView<const double>(dyd.data(), {n}), md,
+                               TensorView<double>(sd.data(), {n}), KernelPath::kScalar);
+    INFO("n " << n);
+    REQUIRE(fq_test::first_bit_mismatch(a, s) == -1);
+    REQUIRE(fq_test::first_bit_mismatch(ad, sd) == -1);
+    REQUIRE(fq_test::bits_of(a[0]) == 0x7fe00001u);             // quieted, in range
+    if (n > 1) REQUIRE(fq_test::bits_of(a[1]) == 0xffe00002u);  // quieted, masked
+    REQUIRE(fq_test::bits_of(ad[0]) == 0x7ffc000000000001ull);
+  }
+}
+
+#endif  // FQ_HAS_XSIMD
+
+using fq::TensorView;
+
 TEST_CASE("per-channel parameter checks: the fast range test agrees with the exact checks",
-          "[fake_quant][simd][errors]") {
+          "[fake_quant][errors]") {
   // all_channel_params_valid tests the scales' bits as one unsigned range; these values sit on
   // either side of its limits (2^-128 itself is invalid: its inverse overflows).
   using E = fq::ErrorCode;
@@ -292,7 +343,7 @@ TEST_CASE("per-channel parameter checks: the fast range test agrees with the exa
   CHECK(run(0.1f, -128, {-128, 127}) == E{});
   CHECK(run(0.1f, 128, {-128, 127}) == E::kInvalidZeroPoint);
   CHECK(run(0.1f, -129, {-128, 127}) == E::kInvalidZeroPoint);
-  constexpr std::int32_t k24 = std::int32_t{1} << 24;  // the widest range check_range allows
+  constexpr std::int32_t k24 = std::int32_t{1} << 24;  // a range beyond float-exact
   CHECK(run(0.1f, -k24, {-k24, k24}) == E{});
   CHECK(run(0.1f, k24, {-k24, k24}) == E{});
   CHECK(run(0.1f, k24 + 1, {-k24, k24}) == E::kInvalidZeroPoint);

@@ -2,8 +2,10 @@
 // Tests of the packed mask and the bit writer/reader behind it.
 #include <fakequant/core/mask.hpp>
 #include <fakequant/detail/bit_writer.hpp>
+#include <fakequant/error.hpp>
 
 #include <cstdint>
+#include <initializer_list>
 #include <random>
 #include <vector>
 
@@ -59,4 +61,27 @@ TEST_CASE("Mask maps logical indices through the visiting order", "[fake_quant][
   m.set_all();
   CHECK(m.count() == 12);
   CHECK_THROWS_AS(m.test({3, 0}), fq::Error);
+}
+
+TEST_CASE("Mask refuses reads it cannot answer: never written, index out of range",
+          "[fake_quant][mask][errors]") {
+  fq::Mask fresh;
+  CHECK_FALSE(fresh.written());
+  CHECK_THROWS_AS(fresh.test_linear(0), fq::Error);
+  CHECK_THROWS_AS(fresh.test(std::initializer_list<std::int64_t>{}), fq::Error);
+  fq::Mask m;
+  fq::Dims shape{};
+  shape[0] = 2;
+  shape[1] = 3;
+  m.prepare(2, shape, fq::detail::row_major_order())[0] = 0x3fu;
+  CHECK(m.written());
+  CHECK(m.test_linear(5));
+  // test_linear(numel) used to wrap to element 0.
+  CHECK_THROWS_AS(m.test_linear(6), fq::Error);
+  CHECK_THROWS_AS(m.test_linear(-1), fq::Error);
+  try {
+    (void)m.test_linear(6);
+  } catch (const fq::Error& e) {
+    CHECK(e.code() == fq::ErrorCode::kInvalidArgument);
+  }
 }

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: MIT
 // fakequant against golden vectors produced by PyTorch 1.13 (tests/golden/gen_golden.py):
-// per-tensor and per-channel fake quantization (values and masks, bit for bit) and the four
-// observers (min/max state and qparams after each batch).
+// per-tensor and per-channel fake quantization (values and masks, bit for bit — signs of zero
+// included — with TorchNumerics against ATen's default x86 dispatch and TorchNumericsNoFma
+// against ATEN_CPU_CAPABILITY=default, on every kernel path) and the four observers (min/max
+// state and qparams after each batch).
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <fakequant/fakequant.hpp>
@@ -28,74 +32,113 @@ std::vector<T> decode(const void* bits, std::int64_t n) {
   return v;
 }
 
-template <class T, class Bits>
-void check_per_tensor(const fq_golden::PerTensorCase& c, fq::KernelPath path) {
+template <class T>
+void require_bits(const std::vector<T>& got, const std::vector<T>& want, const fq::Mask& m,
+                  const std::uint8_t* want_mask, const std::vector<T>& x, const char* name,
+                  const char* variant) {
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    INFO(name << " (" << variant << ") element " << i << " x " << x[i] << " want " << want[i]
+              << " got " << got[i]);
+    REQUIRE(fq_test::bits_of(got[i]) == fq_test::bits_of(want[i]));
+    if (want_mask) REQUIRE(m.test_linear(static_cast<std::int64_t>(i)) == (want_mask[i] != 0));
+  }
+}
+
+template <class N, class T, class Bits>
+void check_per_tensor(const fq_golden::PerTensorCase& c, const void* y_bits,
+                      const std::uint8_t* mask, fq::KernelPath path, const char* variant) {
   const auto x = decode<T, Bits>(c.x_bits, c.n);
-  const auto want = decode<T, Bits>(c.y_bits, c.n);
+  const auto want = decode<T, Bits>(y_bits, c.n);
   std::vector<T> y(x.size());
   fq::Mask m;
-  fq::fake_quantize_per_tensor(TensorView<const T>(x.data(), {c.n}), TensorView<T>(y.data(), {c.n}),
-                               &m, static_cast<float>(c.scale),
-                               static_cast<std::int32_t>(c.zero_point),
-                               fq::QuantRange{c.quant_min, c.quant_max}, path);
-  for (std::int64_t i = 0; i < c.n; ++i) {
-    const auto iu = static_cast<std::size_t>(i);
-    INFO(c.name << " element " << i << " x " << x[iu] << " want " << want[iu] << " got " << y[iu]);
-    REQUIRE(fq_test::bits_of(y[iu]) == fq_test::bits_of(want[iu]));
-    if (c.mask) REQUIRE(m.test_linear(i) == (c.mask[i] != 0));
-  }
+  fq::fake_quantize_per_tensor<N>(TensorView<const T>(x.data(), {c.n}),
+                                  TensorView<T>(y.data(), {c.n}), &m, static_cast<float>(c.scale),
+                                  static_cast<std::int32_t>(c.zero_point),
+                                  fq::QuantRange{c.quant_min, c.quant_max}, path);
+  require_bits(y, want, m, mask, x, c.name, variant);
 }
 
 }  // namespace
 
 TEST_CASE("golden: fake_quantize_per_tensor_affine(_cachemask)", "[golden][fake_quant]") {
   REQUIRE(sizeof(fq_golden::kPerTensorCases) > 0);
-  int checked = 0;
+  int checked = 0, wide = 0;
   for (const auto& c : fq_golden::kPerTensorCases) {
     for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
-      if (c.dtype_bits == 32)
-        check_per_tensor<float, std::uint32_t>(c, path);
-      else
-        check_per_tensor<double, std::uint64_t>(c, path);
+      if (c.dtype_bits == 32) {
+        check_per_tensor<fq::TorchNumerics, float, std::uint32_t>(c, c.y_bits, c.mask, path,
+                                                                  "x86 dispatch");
+        // An integer zero point: ATen's scalar kernel gives the same, and so does the
+        // NoFma variant.
+        check_per_tensor<fq::TorchNumericsNoFma, float, std::uint32_t>(c, c.y0_bits, c.mask0, path,
+                                                                       "default cpu");
+      } else {
+        check_per_tensor<fq::TorchNumerics, double, std::uint64_t>(c, c.y_bits, c.mask, path,
+                                                                   "x86 dispatch");
+      }
     }
+    wide += !fq::float_exact_range({c.quant_min, c.quant_max});
     ++checked;
   }
   CHECK(checked >= 20);
+  CHECK(wide >= 100);  // ranges beyond float32's exact integers, up to int32
 }
 
-TEST_CASE("golden: fake_quantize_per_channel_affine", "[golden][fake_quant]") {
-  int checked = 0;
-  for (const auto& c : fq_golden::kPerChannelCases) {
-    const auto x = decode<float, std::uint32_t>(c.x_bits, c.n);
-    const auto want = decode<float, std::uint32_t>(c.y_bits, c.n);
-    const auto s = decode<float, std::uint32_t>(c.scale_bits, c.channels);
-    std::vector<float> y(x.size());
-    fq::Mask m;
-    // Contiguous row-major strides for the case's shape.
-    std::int64_t strides[4] = {1, 1, 1, 1};
-    for (int d = c.rank - 2; d >= 0; --d) strides[d] = strides[d + 1] * c.shape[d + 1];
-    const TensorView<const float> xs(x.data(), c.rank, c.shape, strides);
-    const TensorView<float> ys(y.data(), c.rank, c.shape, strides);
-    for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
-      if (c.zero_point_is_float) {
-        const auto z = decode<float, std::uint32_t>(c.zero_point_float_bits, c.channels);
-        fq::fake_quantize_per_channel(xs, ys, &m, s.data(), z.data(), c.channels, c.axis,
-                                      fq::QuantRange{c.quant_min, c.quant_max}, path);
-      } else {
-        fq::fake_quantize_per_channel(xs, ys, &m, s.data(), c.zero_point_int, c.channels, c.axis,
-                                      fq::QuantRange{c.quant_min, c.quant_max}, path);
+namespace {
+
+template <class N>
+void check_per_channel(const fq_golden::PerChannelCase& c, const std::uint32_t* y_bits,
+                       const std::uint8_t* mask, const char* variant) {
+  const auto x = decode<float, std::uint32_t>(c.x_bits, c.n);
+  const auto want = decode<float, std::uint32_t>(y_bits, c.n);
+  const auto s = decode<float, std::uint32_t>(c.scale_bits, c.channels);
+  std::vector<float> y(x.size());
+  fq::Mask m;
+  // Contiguous row-major strides for the case's shape.
+  std::int64_t strides[4] = {1, 1, 1, 1};
+  for (int d = c.rank - 2; d >= 0; --d) strides[d] = strides[d + 1] * c.shape[d + 1];
+  const TensorView<const float> xs(x.data(), c.rank, c.shape, strides);
+  const TensorView<float> ys(y.data(), c.rank, c.shape, strides);
+  const fq::QuantRange r{c.quant_min, c.quant_max};
+  for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+    if (c.zero_point_is_float) {
+      const auto z = decode<float, std::uint32_t>(c.zero_point_float_bits, c.channels);
+      fq::fake_quantize_per_channel<N>(xs, ys, &m, s.data(), z.data(), c.channels, c.axis, r, path);
+      require_bits(y, want, m, mask, x, c.name, variant);
+      if (c.channels == 1) {  // a per-tensor float zero point follows the same rule
+        std::fill(y.begin(), y.end(), -1.0f);
+        fq::fake_quantize_per_tensor<N>(xs, ys, &m, s[0], z[0], r, path);
+        require_bits(y, want, m, mask, x, c.name, variant);
       }
-      for (std::int64_t i = 0; i < c.n; ++i) {
-        const auto iu = static_cast<std::size_t>(i);
-        INFO(c.name << " element " << i << " x " << x[iu] << " want " << want[iu] << " got "
-                    << y[iu]);
-        REQUIRE(fq_test::bits_of(y[iu]) == fq_test::bits_of(want[iu]));
-        if (c.mask) REQUIRE(m.test_linear(i) == (c.mask[i] != 0));
-      }
+    } else {
+      fq::fake_quantize_per_channel<N>(xs, ys, &m, s.data(), c.zero_point_int, c.channels, c.axis,
+                                       r, path);
+      require_bits(y, want, m, mask, x, c.name, variant);
     }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("golden: fake_quantize_per_channel_affine", "[golden][fake_quant]") {
+  int checked = 0, straddles = 0;
+  for (const auto& c : fq_golden::kPerChannelCases) {
+    check_per_channel<fq::TorchNumerics>(c, c.y_bits, c.mask, "x86 dispatch");
+    check_per_channel<fq::TorchNumericsNoFma>(c, c.y0_bits, c.mask0, "default cpu");
+    // The QScheme knobs select the same numerics.
+    STATIC_REQUIRE(
+        std::is_same<fq::QScheme<fq::RuntimeRange>::with_zero_point<fq::FloatZeroPoint>::numerics,
+                     fq::TorchNumerics>::value);
+    STATIC_REQUIRE(
+        std::is_same<
+            fq::QScheme<fq::RuntimeRange>::with_zero_point<fq::FloatZeroPointNoFma>::numerics,
+            fq::TorchNumericsNoFma>::value);
+    for (std::int64_t i = 0; i < c.n; ++i) straddles += c.y_bits[i] != c.y0_bits[i];
     ++checked;
   }
   CHECK(checked >= 8);
+  // The fused and unfused float-zero-point kernels differ on the chosen boundary points.
+  CHECK(straddles >= 20);
 }
 
 namespace {

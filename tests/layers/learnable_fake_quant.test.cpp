@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: MIT
+#include <algorithm>
+#include <limits>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -9,6 +13,7 @@
 #include <fakequant/ops/elementwise.hpp>
 #include <fakequant/ops/loss.hpp>
 #include <fakequant/optim/adam.hpp>
+#include <fakequant/optim/sgd.hpp>
 #include <fakequant/schedule/qat_schedule.hpp>
 
 #include "ops/grad_check.hpp"
@@ -125,4 +130,105 @@ TEST_CASE("QLinear with LSQ quantizers: scales are parameters and learn under a 
   CHECK_FALSE(layer.output_quantizer().observer_enabled());
   CHECK(layer.output_quantizer().quantizer().scale() != s0);  // learned
   CHECK(layer.output_quantizer().quantizer().scale() > 0.0f);
+}
+
+namespace {
+
+/// The ErrorCode and message a callable fails with (kInvalidArgument and "" if it does not).
+template <class F>
+std::pair<fq::ErrorCode, std::string> failure_of(F&& f) {
+  try {
+    f();
+  } catch (const fq::Error& e) {
+    return {e.code(), e.what()};
+  }
+  return {fq::ErrorCode::kInvalidArgument, ""};
+}
+
+}  // namespace
+
+TEST_CASE("LearnableFakeQuant: an optimizer built before the first forward trains safely",
+          "[layers][lsq][optim]") {
+  // The order of docs/getting_started.md: build the optimizer, then train. The parameters the
+  // optimizer holds must never move (this test runs under ASan in the sanitize build).
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  PerChannelLsq node(fq::QuantRange{-128, 127}, 4, /*learn_zero_point=*/false);
+  std::vector<fq::optim::ParamRef> params = node.parameters();
+  REQUIRE(params.size() == 1);
+  REQUIRE(params[0].size == 4);
+  const float* storage = params[0].value;
+  fq::optim::SgdOptions o;
+  o.lr = 1e-3;
+  o.momentum = 0.9;
+  fq::optim::Sgd opt(params, o);
+  std::vector<float> w(4 * 16), dw(w.size());
+  Tape tape;
+  for (int step = 0; step < 5; ++step) {
+    for (float& v : w) v = nd(rng);
+    std::fill(dw.begin(), dw.end(), 0.0f);
+    node.enable_observer(step == 0);
+    Var y = node.forward(tape, tape.leaf(w.data(), dw.data(), {4, 16}));
+    tape.backward(fq_test::weighted_sum(tape, y, 7));
+    REQUIRE(node.parameters()[0].value == storage);  // never reallocated
+    opt.step();
+    opt.zero_grad();
+    tape.clear();
+  }
+  for (std::size_t c = 0; c < 4; ++c) CHECK(node.quantizer().scale(std::int64_t(c)) > 0.0f);
+  // A tensor with another channel count is refused, not a reallocation.
+  std::vector<float> w5(5 * 16, 0.5f), dw5(w5.size());
+  node.enable_observer(true);
+  const auto f = failure_of([&] { node.forward(tape, tape.leaf(w5.data(), dw5.data(), {5, 16})); });
+  CHECK(f.first == fq::ErrorCode::kParamCountMismatch);
+  CHECK(node.parameters()[0].value == storage);
+}
+
+TEST_CASE(
+    "LearnableFakeQuant: a default-constructed per-channel node hands out no parameters "
+    "before its channel count is known",
+    "[layers][lsq][optim]") {
+  std::vector<float> w(3 * 8, 0.25f), dw(w.size());
+  {
+    PerChannelLsq node;
+    const auto f = failure_of([&] { (void)node.parameters(); });
+    CHECK(f.first == fq::ErrorCode::kInvalidArgument);
+    CHECK(f.second.find("channel count") != std::string::npos);
+    Tape tape;  // the first forward (observer on) sizes it; then the parameters are fixed
+    node.forward(tape, tape.leaf(w.data(), dw.data(), {3, 8}));
+    const auto p = node.parameters();
+    REQUIRE(p[0].size == 3);
+    tape.clear();
+    node.forward(tape, tape.leaf(w.data(), dw.data(), {3, 8}));
+    CHECK(node.parameters()[0].value == p[0].value);
+  }
+  {
+    PerChannelLsq node;
+    node.set_channel_count(3);  // what a layer knowing its output channels does
+    const auto p = node.parameters();
+    REQUIRE(p[0].size == 3);
+    node.set_channel_count(3);  // same count: a no-op
+    CHECK(failure_of([&] { node.set_channel_count(4); }).first ==
+          fq::ErrorCode::kParamCountMismatch);
+    Tape tape;
+    node.forward(tape, tape.leaf(w.data(), dw.data(), {3, 8}));
+    CHECK(node.parameters()[0].value == p[0].value);
+  }
+  {
+    PerTensorLsq node;  // per tensor: sized from the start; a channel count changes nothing
+    node.set_channel_count(16);
+    CHECK(node.parameters()[0].size == 1);
+  }
+}
+
+TEST_CASE("LearnableFakeQuant: a NaN zero point is reported as such", "[layers][lsq][errors]") {
+  std::vector<float> x = {-1.0f, 0.0f, 0.5f, 3.0f}, dx(4, 0.0f);
+  PerTensorLsq node(fq::QuantRange{0, 255});
+  node.enable_observer(false);
+  node.quantizer().set_scale(0.02f);
+  node.quantizer().zero_point()[0] = std::numeric_limits<float>::quiet_NaN();
+  Tape tape;
+  const auto f = failure_of([&] { node.forward(tape, tape.leaf(x.data(), dx.data(), {4})); });
+  CHECK(f.first == fq::ErrorCode::kInvalidZeroPoint);
+  CHECK(f.second.find("zero point is NaN") != std::string::npos);
 }

@@ -9,7 +9,8 @@ Cases: torch._fake_quantize_learnable_per_tensor_affine and _per_channel_affine 
 upstream gradient dy: y, dx (bit for bit) and d scale, d zero point (float sums) over ties,
 bounds, half-integer and out-of-range zero points, non-finite inputs, points one ulp around
 rounding boundaries, several ranges, scales and grad_factor values; the pins P7-P9 of
-peer-numerics.md. Every case is evaluated twice: with this machine's default ATen CPU
+peer-numerics.md; 16-bit ranges over many channels; one element per tensor or per channel (each
+gradient a single summand, compared bit for bit); signs of zero. Every case is evaluated twice: with this machine's default ATen CPU
 kernel (AVX2, fused x*inv+zb: fq::LsqTorch) and in a child process with
 ATEN_CPU_CAPABILITY=default (rounded twice: fq::LsqTorchNoFma).
 """
@@ -123,6 +124,50 @@ for shape, axis in (([4, 5], 0), ([3, 4, 5], 1), ([2, 3, 4, 6], 1), ([2, 3, 4, 6
         g = (1.0, 0.25, 1.0 / (n * qmax) ** 0.5)[j]
         add(f"pc shape {shape} axis {axis} [{qmin},{qmax}] g={g:.4g}", x, scale, z, qmin, qmax,
             g=g, axis=axis, shape=shape)
+
+# ---- issue 12: 16-bit ranges over many channels (where |x/s| is large and one ulp of it
+# matters: the in-range summand must be ATen's per element), one element per channel (each
+# d scale / d zero point is one summand: compared bit for bit), signs of zero
+for qmin, qmax in ((-32768, 32767), (0, 65535)):
+    for shape, axis in (([64, 40], 0), ([40, 64], 1), ([8, 16, 12], 1)):
+        ch = shape[axis]
+        n = 1
+        for d in shape:
+            n *= d
+        scale = (torch.rand(ch) * 0.01 + 1e-4).tolist()
+        z = (torch.rand(ch) * 200 - 100 + (0 if qmin < 0 else 30000)).tolist()
+        span = (qmax - qmin) * 0.55
+        x = []
+        flat = (torch.rand(n) * 2 - 1).tolist()
+        inner = 1
+        for d in shape[axis + 1:]:
+            inner *= d
+        for i in range(n):
+            c = (i // inner) % ch
+            center = (qmin + qmax) / 2 - z[c]
+            x.append((center + flat[i] * span) * scale[c])
+        g = 1.0 / (n * qmax) ** 0.5
+        add(f"16-bit pc {shape} axis {axis} [{qmin},{qmax}]", x, scale, z, qmin, qmax, g=g,
+            axis=axis, shape=shape)
+    for g in (1.0, 0.37):
+        ch = 256
+        scale = (torch.rand(ch) * 0.01 + 1e-4).tolist()
+        z = (torch.rand(ch) * 200 - 100 + (0 if qmin < 0 else 30000)).tolist()
+        x = [((torch.rand(1).item() * 1.1 - 0.05) * (qmax - qmin) + qmin - z[c]) * scale[c]
+             for c in range(ch)]
+        add(f"one element per channel [{qmin},{qmax}] g={g}", x, scale, z, qmin, qmax, g=g,
+            axis=0, shape=[ch, 1])
+for k in range(24):  # one element per tensor: d scale and d zero point are single summands
+    qmin, qmax = ((-32768, 32767), (0, 65535), (-128, 127), (0, 255))[k % 4]
+    s_ = torch.rand(1).item() * 0.01 + 1e-4
+    z_ = (qmin + qmax) / 2 + torch.randn(1).item() * 50
+    x_ = ((torch.rand(1).item() * 1.2 - 0.1) * (qmax - qmin) + qmin - z_) * s_
+    add(f"one element {k} [{qmin},{qmax}]", [x_], s_, z_, qmin, qmax, g=(1.0, 0.3, 1e-3)[k % 3])
+add("no element clipped: d z is +0", [0.1, 0.2, -0.3, 0.05], 0.1, 0.0, -128, 127)
+add("no element clipped, per channel", [0.1, 0.2, -0.3, 0.5, 0.6, 0.7], [0.1, 0.2], [0.0, 1.0],
+    -128, 127, axis=0, shape=[2, 3])
+add("all clipped, zero dy", [100.0, -100.0, 50.0], 0.1, 0.0, -8, 7, dy=[0.0, -0.0, 0.0])
+add("zero dy in range", [0.1, -0.2, 0.3], 0.1, 0.0, -8, 7, dy=[-0.0, -0.0, -0.0])
 
 main = [run_case(c) for c in cases]
 tmp = OUT + ".tmp.pkl"

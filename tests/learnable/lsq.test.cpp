@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include <fakequant/core/fake_quantize.hpp>
@@ -74,7 +75,7 @@ double sum_tolerance(const std::vector<float>& x, const std::vector<float>& dy, 
     float yv, dxv, ts, tz;
     const auto iu = static_cast<std::size_t>(i);
     fq::detail::lsq_element<fq::LsqTorch>(x[iu], dy[iu], p, yv, dxv, ts, tz);
-    a += std::fabs(double(ts)) + std::fabs(double(tz) * s);
+    a += std::fabs(double(ts)) + std::fabs(double(tz));  // tz is dy * s (clipped) or 0
   }
   return 1e-5 * double(g) * a + 1e-6;
 }
@@ -111,10 +112,20 @@ void check_golden(const fq_golden_lsq::LsqCase& c, bool default_cpu, fq::KernelP
   for (std::size_t ch = 0; ch < want_ds.size(); ++ch) {
     const double tol = sum_tolerance(x, dy, s[ch], z[ch], {c.quant_min, c.quant_max},
                                      float_from_bits(c.grad_factor), c.axis >= 0, members[ch]);
-    INFO(c.name << " channel " << ch << " ds " << o.ds[ch] << " want " << want_ds[ch] << " dz "
-                << o.dz[ch] << " want " << want_dz[ch] << " tol " << tol);
+    INFO(c.name << (default_cpu ? " (default cpu)" : "") << " channel " << ch << " ds " << o.ds[ch]
+                << " want " << want_ds[ch] << " dz " << o.dz[ch] << " want " << want_dz[ch]
+                << " tol " << tol);
+    if (members[ch].size() == 1) {
+      // One summand: ATen's per-element formula, bit for bit (signs of zero included).
+      REQUIRE(bits_of(o.ds[ch]) == bits_of(want_ds[ch]));
+      REQUIRE(bits_of(o.dz[ch]) == bits_of(want_dz[ch]));
+      continue;
+    }
     REQUIRE(std::fabs(double(o.ds[ch]) - double(want_ds[ch])) <= tol);
     REQUIRE(std::fabs(double(o.dz[ch]) - double(want_dz[ch])) <= tol);
+    // A zero gradient has ATen's sign (+0: a sum of nothing or of zeros).
+    if (want_ds[ch] == 0.0f) REQUIRE(bits_of(o.ds[ch]) == bits_of(want_ds[ch]));
+    if (want_dz[ch] == 0.0f) REQUIRE(bits_of(o.dz[ch]) == bits_of(want_dz[ch]));
   }
 }
 
@@ -168,6 +179,27 @@ TEST_CASE("lsq: golden vectors from PyTorch 1.13 (y, dx bitwise; ds, dz in toler
   }
   CHECK(per_tensor >= 60);
   CHECK(per_channel >= 20);
+}
+
+TEST_CASE("lsq: 16-bit ranges over many channels hold the documented tolerance in every channel",
+          "[lsq][golden]") {
+  // |x / s| up to 2^15: a summand computed any other way than ATen's per-element formula
+  // (f32((xq - z) s) - x) * inv is off by about an ulp of |x / s|, which exceeds the tolerance
+  // in many channels; ATen's formula leaves only the summation order.
+  int cases = 0, channels = 0, single = 0;
+  for (const auto& c : fq_golden_lsq::kLsqCases) {
+    if (c.quant_max - c.quant_min < 65535) continue;
+    for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+      check_golden<fq::LsqTorch>(c, false, path);
+      check_golden<fq::LsqTorchNoFma>(c, true, path);
+    }
+    ++cases;
+    channels += static_cast<int>(c.channels);
+    single += c.n == c.channels ? 1 : 0;
+  }
+  CHECK(cases >= 10);
+  CHECK(channels >= 600);
+  CHECK(single >= 4);  // one element per channel or per tensor: ds, dz compared bitwise
 }
 
 TEST_CASE("lsq: the golden data tells the fused and the twice-rounded PyTorch kernels apart",
@@ -321,6 +353,7 @@ TEST_CASE("lsq: dx matches finite differences of the clipped surrogate away from
   CHECK(clipped > 100);  // the sample covers both branches
 }
 
+#if FQ_HAS_XSIMD  // a scalar-only build has no second path to compare (reported skipped)
 TEST_CASE("lsq: SIMD kernels equal the scalar reference", "[lsq][simd]") {
   const std::int64_t rows = 37, cols = 203;  // odd sizes: tails and block edges
   const auto n = static_cast<std::size_t>(rows * cols);
@@ -398,6 +431,8 @@ TEST_CASE("lsq: SIMD kernels equal the scalar reference", "[lsq][simd]") {
       TensorView<float>(dx.data(), {rows, cols}), 0.05f, 3.0f, {-128, 127});
   CHECK(std::isfinite(gr.scale));
 }
+
+#endif  // FQ_HAS_XSIMD
 
 TEST_CASE("lsq: per channel equals per tensor on each channel, on any axis and layout", "[lsq]") {
   // [3, 4, 5] viewed with axis 1 and a transposed (non-contiguous) layout.
@@ -576,6 +611,40 @@ TEST_CASE("lsq: bad input gets the clear errors", "[lsq][errors]") {
   CHECK(error_code_of([&] {
           fq::LsqQuantizer<fq::TorchLsq> bad({-8, 7}, 3);
         }) == E::kInvalidArgument);
+  // A learned zero point that became NaN is named as such, before any integer conversion.
+  fq::LsqQuantizer<fq::TorchLsq> qz({-8, 7});
+  qz.zero_point()[0] = kNaN;
+  for (int call = 0; call < 2; ++call) {
+    try {
+      if (call == 0)
+        qz.forward(xv, yv);
+      else
+        qz.forward_backward(xv, gv, yv, dxv);
+      FAIL("no error");
+    } catch (const fq::Error& e) {
+      CHECK(e.code() == E::kInvalidZeroPoint);
+      CHECK_THAT(e.what(), Catch::Contains("zero point is NaN"));
+    }
+  }
+  CHECK(error_code_of([&] {
+          fq::lsq_per_channel(xv, gv, yv, dxv, std::vector<float>(4, 0.1f).data(),
+                              std::vector<float>{0.0f, kNaN, 0.0f, 0.0f}.data(), 4, 1, {-8, 7},
+                              1.0f, ds.data(), dz.data());
+        }) == E::kInvalidZeroPoint);
+  // LSQ computes in float32: ranges with more than 2^24 levels are refused, never wrong.
+  CHECK(error_code_of([&] {
+          fq::lsq_per_tensor(xv, gv, yv, dxv, 0.1f, 0.0f, {-(1 << 24), 1 << 24});
+        }) == E::kInvalidRange);
+  CHECK(error_code_of([&] {
+          fq::LsqQuantizer<fq::TorchLsq> wide({-(1 << 24), 1 << 24});
+        }) == E::kInvalidRange);
+  // The parameters are a fixed-size view: no resize through the accessor.
+  fq::LsqQuantizer<fq::TorchLsq> q4({-8, 7});
+  const float* before = q4.scale_param().data();
+  STATIC_REQUIRE(std::is_same<decltype(q4.scale_param()), fq::ParamSpan>::value);
+  q4.scale_param()[0] = 0.5f;
+  CHECK(q4.scale_param().data() == before);
+  CHECK(q4.scale() == 0.5f);
   // Empty input: nothing written, zero gradients.
   const auto g = fq::lsq_per_tensor(
       TensorView<const float>(nullptr, {0}), TensorView<const float>(nullptr, {0}),
@@ -588,8 +657,21 @@ TEST_CASE("lsq: bad input gets the clear errors", "[lsq][errors]") {
                       TensorView<float>(nullptr, {0, 4}), std::vector<float>(4, 0.1f).data(),
                       z.data(), 4, 1, {-8, 7}, 1.0f, ds.data(), dz.data());
   CHECK(ds[0] == 0.0f);
+  // An empty tensor is a no-op whatever the parameter count (a quantizer sized for 4
+  // channels meets an empty batch); the gradients are +0.
+  ds.assign(4, 9.0f);
+  dz.assign(4, 9.0f);
+  fq::lsq_per_channel(TensorView<const float>(nullptr, {0, 3}),
+                      TensorView<const float>(nullptr, {0, 3}), TensorView<float>(nullptr, {0, 3}),
+                      TensorView<float>(nullptr, {0, 3}), std::vector<float>(4, 0.1f).data(),
+                      z.data(), 4, 1, {-8, 7}, 1.0f, ds.data(), dz.data());
+  for (std::size_t c = 0; c < 4; ++c) {
+    CHECK(bits_of(ds[c]) == bits_of(0.0f));
+    CHECK(bits_of(dz[c]) == bits_of(0.0f));
+  }
 }
 
+#if FQ_HAS_XSIMD  // compares the SIMD and scalar paths
 TEST_CASE("lsq: per channel on the innermost axis, many rows (block sums flushed)", "[lsq][simd]") {
   const std::int64_t rows = 2500, cols = 37;
   const auto n = static_cast<std::size_t>(rows * cols);
@@ -626,3 +708,4 @@ TEST_CASE("lsq: per channel on the innermost axis, many rows (block sums flushed
   check(fq::LsqTorch{});
   check(fq::LsqPaper{});
 }
+#endif  // FQ_HAS_XSIMD

@@ -21,10 +21,12 @@ inline void check_scale(float scale, const char* where) {
            msg(where, ": scale must be finite and > 0 with a finite float32 inverse, got ", scale));
 }
 
-/// An integer zero point must lie in the range; a float one must be finite.
+/// An integer zero point must lie in the range; a float one must be finite (NaN is named as
+/// such: a zero point that became NaN, e.g. a learned one, is reported before any use).
 template <class Z>
 inline void check_zero_point(Z z, const QuantRange& r, const char* where) {
   if constexpr (std::is_floating_point<Z>::value) {
+    FQ_CHECK(!std::isnan(z), ErrorCode::kInvalidZeroPoint, msg(where, ": zero point is NaN"));
     FQ_CHECK(std::isfinite(z), ErrorCode::kInvalidZeroPoint,
              msg(where, ": float zero point must be finite, got ", z));
   } else {
@@ -56,12 +58,9 @@ template <class A, class B>
 inline void check_output(const TensorView<A>& in, const TensorView<B>& out, const char* where) {
   FQ_CHECK(
       same_shape(in, out), ErrorCode::kShapeMismatch,
-      msg(where, ": input and output shapes differ (rank ", in.rank(), " vs ", out.rank(), ")"));
+      msg(where, ": input and output shapes differ (", shape_str(in), " vs ", shape_str(out), ")"));
   if (out.numel() == 0) return;
-  for (int d = 0; d < out.rank(); ++d)
-    FQ_CHECK(out.size(d) == 1 || out.stride(d) != 0, ErrorCode::kInvalidLayout,
-             msg(where, ": output has stride 0 on dimension ", d, " of extent ", out.size(d),
-                 ", so its elements would overlap"));
+  check_no_self_overlap(out, where);  // tensor_view.hpp: stride 0, interleaved strides
   FQ_CHECK(in.data() != nullptr && out.data() != nullptr, ErrorCode::kInvalidArgument,
            msg(where, ": null data pointer for a non-empty tensor"));
   const bool identical =

@@ -3,17 +3,25 @@
 //
 // Forward (per element; s, z per tensor or per channel; see core/numerics.hpp for the exact
 // operation order and the NaN/Inf rule):
-//     q    = round(x * f32(1/s)) + z              (ties to even by default)
-//     y    = (clamp(q, quant_min, quant_max) - z) * s
+//     q    = round(x * f32(1/s)) + z              int32 z (ties to even by default)
+//     q    = round(fma(x, f32(1/s), z))           float z (TorchNumerics; TorchNumericsNoFma:
+//                                                  round(f32(x * f32(1/s)) + z))
+//     y    = (clamp(q, quant_min, quant_max) - z) * s     (never -0.0)
 //     mask = quant_min <= q <= quant_max           (on the rounded level, as ATen)
 // Backward (straight-through estimator):
-//     MaskedSte       dx = dy * mask               (ATen's dY * mask, bit for bit)
+//     MaskedSte       dx = dy * mask               (ATen's dY * mask, bit for bit: a NaN dy
+//                                                  stays NaN, quieted, also where masked)
 //     PassThroughSte  dx = dy
 // With TorchNumerics (the default) the forward equals PyTorch 1.13's
 // fake_quantize_per_tensor_affine(_cachemask) and fake_quantize_per_channel_affine bit for
-// bit, for float and double tensors, NaN, Inf, ties and the mask at the bounds.
-// x and y may be the same view (in place). Empty tensors are a no-op. Bad arguments are
-// reported through fq::detail::fail (see error.hpp).
+// bit as dispatched on x86 (AVX2 / AVX-512), for float and double tensors, NaN, Inf, ties and
+// the mask at the bounds, on every int32 range (ranges wider than float32's exact integers,
+// e.g. [-2^24, 2^24] or qint32's, take an exact slower path for float tensors);
+// TorchNumericsNoFma equals ATen's scalar kernel (ATEN_CPU_CAPABILITY=default), which rounds
+// x * f32(1/s) before adding a float zero point.
+// x and y may be the same view (in place). Empty tensors are a no-op (per channel, the
+// parameter count and values are not checked then: there is nothing to quantize). Bad
+// arguments are reported through fq::detail::fail (see error.hpp).
 #ifndef FQ_CORE_FAKE_QUANTIZE_HPP_
 #define FQ_CORE_FAKE_QUANTIZE_HPP_
 
@@ -159,6 +167,35 @@ void fake_quantize_runs(const TensorView<const T>& x, const TensorView<T>& y, Ma
   if (bw) bw->flush();
 }
 
+/// The forward of float tensors on a range that is not float_exact_range: the exact scalar
+/// path (fake_quant_element_wide), for every KernelPath. `params(ch)` gives the WideParams of
+/// channel ch; runs along the channel axis read `scale` and `zero_point` directly.
+template <class N, class Z, class Params>
+void fake_quantize_wide(const TensorView<const float>& x, const TensorView<float>& y, Mask* mask,
+                        int axis, const QuantRange& range, Params&& params, const float* scale,
+                        const Z* zero_point) {
+  constexpr bool kFloatZp = std::is_floating_point<Z>::value;
+  const DimOrder order = order_by_strides(x.rank(), x.strides());
+  std::uint64_t* words = mask ? mask->prepare(x.rank(), x.shape(), order) : nullptr;
+  if (x.numel() == 0) return;
+  const auto plan =
+      make_run_plan<2>(x.rank(), x.shape(), {&x.strides(), &y.strides()}, order, axis);
+  const auto last = static_cast<std::size_t>(plan.nd - 1);
+  const std::ptrdiff_t xs = static_cast<std::ptrdiff_t>(plan.stride[0][last]);
+  const std::ptrdiff_t ys = static_cast<std::ptrdiff_t>(plan.stride[1][last]);
+  BitWriter writer(words, 0);
+  BitWriter* bw = words ? &writer : nullptr;
+  for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t ch, std::int64_t) {
+    const float* xp = x.data() + off[0];
+    float* yp = y.data() + off[1];
+    if (ch < 0)
+      fq_run_wide_varying<N>(xp, xs, yp, ys, n, scale, zero_point, range, bw);
+    else
+      fq_run_wide<N, kFloatZp>(xp, xs, yp, ys, n, params(ch), bw);
+  });
+  if (bw) bw->flush();
+}
+
 }  // namespace detail
 
 /// Fake-quantizes x into y with one scale and zero point.
@@ -178,11 +215,19 @@ void fake_quantize_per_tensor(X&& x, Y&& y, Mask* mask, float scale, Z zero_poin
   constexpr const char* kWhere = "fake_quantize_per_tensor";
   const TensorView<const T> xv = detail::as_view(std::forward<X>(x));
   const TensorView<T> yv = detail::as_view(std::forward<Y>(y));
-  check_range(range, kWhere);
+  check_fake_quant_range(range, kWhere);
   detail::check_scale(scale, kWhere);
   detail::check_zero_point(zero_point, range, kWhere);
   detail::check_output(xv, yv, kWhere);
-  const auto p = detail::make_element_params<N, T>(scale, static_cast<float>(zero_point), range);
+  if constexpr (std::is_same<T, float>::value) {
+    if (!float_exact_range(range)) {  // once per call: the exact path for wide ranges
+      const auto wp = detail::make_wide_params<N>(scale, static_cast<double>(zero_point), range);
+      detail::fake_quantize_wide<N, Z>(
+          xv, yv, mask, -1, range, [&](std::int64_t) { return wp; }, &scale, &zero_point);
+      return;
+    }
+  }
+  const auto p = detail::make_element_params<N, T>(scale, static_cast<double>(zero_point), range);
   detail::fake_quantize_runs<N, Z>(
       xv, yv, mask, -1, range, path, [&](std::int64_t) { return p; },
       [](const T*, std::ptrdiff_t, T*, std::ptrdiff_t, std::int64_t, bool, detail::BitWriter*) {},
@@ -206,8 +251,14 @@ void fake_quantize_per_channel(X&& x, Y&& y, Mask* mask, const float* scale, con
   constexpr const char* kWhere = "fake_quantize_per_channel";
   const TensorView<const T> xv = detail::as_view(std::forward<X>(x));
   const TensorView<T> yv = detail::as_view(std::forward<Y>(y));
-  check_range(range, kWhere);
+  check_fake_quant_range(range, kWhere);
   const int ax = detail::normalize_axis(axis, xv.rank(), kWhere);
+  if (xv.numel() == 0) {  // a no-op: nothing to quantize, so no parameter to check
+    detail::check_output(xv, yv, kWhere);
+    if (mask)
+      mask->prepare(xv.rank(), xv.shape(), detail::order_by_strides(xv.rank(), xv.strides()));
+    return;
+  }
   FQ_CHECK(count == xv.size(ax), ErrorCode::kParamCountMismatch,
            detail::msg(kWhere, ": ", count, " scale/zero-point pairs for ", xv.size(ax),
                        " channels on axis ", axis));
@@ -220,10 +271,21 @@ void fake_quantize_per_channel(X&& x, Y&& y, Mask* mask, const float* scale, con
     }
   }
   detail::check_output(xv, yv, kWhere);
+  if constexpr (std::is_same<T, float>::value) {
+    if (!float_exact_range(range)) {  // once per call: the exact path for wide ranges
+      detail::fake_quantize_wide<N, Z>(
+          xv, yv, mask, ax, range,
+          [&](std::int64_t c) {
+            return detail::make_wide_params<N>(scale[c], static_cast<double>(zero_point[c]), range);
+          },
+          scale, zero_point);
+      return;
+    }
+  }
   detail::fake_quantize_runs<N, Z>(
       xv, yv, mask, ax, range, path,
       [&](std::int64_t c) {
-        return detail::make_element_params<N, T>(scale[c], static_cast<float>(zero_point[c]),
+        return detail::make_element_params<N, T>(scale[c], static_cast<double>(zero_point[c]),
                                                  range);
       },
       [&](const T* xp, std::ptrdiff_t xs, T* yp, std::ptrdiff_t ys, std::int64_t n, bool simd_ok,
@@ -254,7 +316,9 @@ void fake_quantize_per_channel(X&& x, Y&& y, Mask* mask, const float* scale, con
 }
 
 /// The straight-through backward: dx = dy * mask (MaskedSte) or dx = dy (PassThroughSte).
-/// dy and dx must have the shape the mask was written for; dx may be dy itself.
+/// dy and dx must have the shape the mask was written for; dx may be dy itself. dy * mask is
+/// a real multiplication by 1 or 0 (detail::mask_multiply) on every path: a NaN dy gives NaN,
+/// quieted, wherever it is; +-Inf at a masked position gives NaN; a masked -g gives -0.
 template <class ClampGrad = MaskedSte, class DY, class DX>
 void fake_quantize_backward(DY&& dy, const Mask& mask, DX&& dx,
                             KernelPath path = KernelPath::kAuto) {
@@ -266,11 +330,15 @@ void fake_quantize_backward(DY&& dy, const Mask& mask, DX&& dx,
   const TensorView<const T> g = detail::as_view(std::forward<DY>(dy));
   const TensorView<T> out = detail::as_view(std::forward<DX>(dx));
   detail::check_output(g, out, kWhere);
+  FQ_CHECK(mask.written(), ErrorCode::kInvalidArgument,
+           detail::msg(kWhere, ": the mask was never written; pass the Mask a forward filled"));
   bool shape_ok = g.rank() == mask.rank();
   for (int d = 0; shape_ok && d < g.rank(); ++d)
     shape_ok = g.size(d) == mask.shape()[static_cast<std::size_t>(d)];
   FQ_CHECK(shape_ok, ErrorCode::kShapeMismatch,
-           detail::msg(kWhere, ": gradient shape differs from the shape the mask was written for"));
+           detail::msg(kWhere, ": gradient shape ", detail::shape_string(g.rank(), g.shape()),
+                       " differs from the shape the mask was written for ",
+                       detail::shape_string(mask.rank(), mask.shape())));
   if (g.numel() == 0) return;
   const auto plan = detail::make_run_plan<2>(g.rank(), g.shape(), {&g.strides(), &out.strides()},
                                              mask.order(), -1);

@@ -7,7 +7,8 @@
 // backward reads dy and dx in the same order whatever their own strides. 1 bit per element
 // instead of ATen's 1 byte keeps the forward+backward traffic at memcpy level. The storage
 // is the Mask's own (never user memory) and is reused across steps without reallocation
-// once large enough.
+// once large enough. A Mask no forward has written is refused by the backward and the
+// accessors (a clear error, never a read of missing bits).
 #ifndef FQ_CORE_MASK_HPP_
 #define FQ_CORE_MASK_HPP_
 
@@ -34,8 +35,13 @@ class Mask {
   /// The packed words; bit i of the visiting order is bit i % 64 of word i / 64.
   const std::vector<std::uint64_t>& words() const noexcept { return words_; }
 
+  /// True once a forward (prepare()) has written the mask; a default-constructed Mask is not
+  /// written, and every accessor and fake_quantize_backward refuse it (kInvalidArgument).
+  bool written() const noexcept { return written_; }
+
   /// The bit of the element at a logical multi-index (rank() entries).
   bool test(const std::int64_t* index) const {
+    check_written("Mask::test");
     std::int64_t bit = 0;
     for (int i = 0; i < rank_; ++i) {
       const auto d = static_cast<std::size_t>(order_[static_cast<std::size_t>(i)]);
@@ -51,13 +57,17 @@ class Mask {
              detail::msg("Mask::test: ", index.size(), " indices for a rank-", rank_, " mask"));
     return test(index.begin());
   }
-  /// The bit of the element with row-major (logical) linear index `i`.
+  /// The bit of the element with row-major (logical) linear index `i`, 0 <= i < numel().
   bool test_linear(std::int64_t i) const {
+    check_written("Mask::test_linear");
+    FQ_CHECK(
+        i >= 0 && i < numel_, ErrorCode::kInvalidArgument,
+        detail::msg("Mask::test_linear: index ", i, " out of range for ", numel_, " elements"));
     std::int64_t index[kMaxRank] = {};
     for (int d = rank_ - 1; d >= 0; --d) {
       const std::int64_t e = shape_[static_cast<std::size_t>(d)];
-      index[d] = e ? i % e : 0;
-      i = e ? i / e : 0;
+      index[d] = i % e;  // e > 0: the mask has i < numel_ elements
+      i /= e;
     }
     return test(index);
   }
@@ -70,6 +80,7 @@ class Mask {
 
   /// Sets the layout for `numel` elements and returns the word storage (internal use).
   std::uint64_t* prepare(int rank, const Dims& shape, const detail::DimOrder& order) {
+    written_ = true;
     rank_ = rank;
     shape_ = shape;
     order_ = order;
@@ -85,9 +96,15 @@ class Mask {
   }
 
  private:
+  void check_written(const char* where) const {
+    FQ_CHECK(written_, ErrorCode::kInvalidArgument,
+             detail::msg(where, ": the mask was never written; a fake-quant forward fills it"));
+  }
+
   std::vector<std::uint64_t> words_;
   std::int64_t numel_ = 0;
   int rank_ = 0;
+  bool written_ = false;
   Dims shape_{};
   detail::DimOrder order_ = detail::row_major_order();
 };

@@ -28,9 +28,19 @@ struct QuantRange {
   }
 };
 
-/// Largest |quant_min|, |quant_max| accepted: every level and every (q - zero_point) must be
-/// exact in float32 (24-bit significand).
+/// Largest |quant_min|, |quant_max| check_range accepts (observers, qparams, LSQ, quantize):
+/// every level is exact in float32 (24-bit significand). The fake-quant functions accept any
+/// int32 range (check_fake_quant_range).
 inline constexpr std::int64_t kMaxQuantMagnitude = std::int64_t{1} << 24;
+
+/// True if every level of r and every difference of two levels is exact in float32:
+/// |quant_min|, |quant_max| <= 2^24 and quant_max - quant_min <= 2^24 (every range of up to
+/// 16 bits, and more). The float kernels' fast path needs it; fake quantization computes the
+/// others exactly on a slower path (core/numerics.hpp).
+constexpr bool float_exact_range(const QuantRange& r) noexcept {
+  return r.quant_min >= -kMaxQuantMagnitude && r.quant_max <= kMaxQuantMagnitude &&
+         r.quant_max - r.quant_min <= kMaxQuantMagnitude;
+}
 
 /// A compile-time integer range of Bits bits.
 /// @tparam Bits 2..16. @tparam Signed two's complement or unsigned. @tparam Narrow drop one
@@ -109,6 +119,19 @@ inline void check_range(const QuantRange& r, const char* where) {
            ErrorCode::kInvalidRange,
            detail::msg(where, ": range [", r.quant_min, ", ", r.quant_max,
                        "] exceeds +-2^24, where float32 can no longer represent every level"));
+}
+
+/// Validates a range for fake quantization (fake_quantize_per_tensor / _per_channel), which
+/// accepts every int32 range as PyTorch does (e.g. qint32's [-2^31, 2^31 - 1]) and computes
+/// ranges beyond float32's exact integers exactly; reports kInvalidRange on failure.
+inline void check_fake_quant_range(const QuantRange& r, const char* where) {
+  FQ_CHECK(r.quant_min <= r.quant_max, ErrorCode::kInvalidRange,
+           detail::msg(where, ": quant_min (", r.quant_min, ") must be <= quant_max (", r.quant_max,
+                       ")"));
+  FQ_CHECK(r.quant_min >= -(std::int64_t{1} << 31) && r.quant_max < (std::int64_t{1} << 31),
+           ErrorCode::kInvalidRange,
+           detail::msg(where, ": range [", r.quant_min, ", ", r.quant_max,
+                       "] exceeds int32 (quant_min and quant_max must be int32 levels)"));
 }
 
 }  // namespace fq

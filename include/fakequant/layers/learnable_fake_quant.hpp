@@ -29,8 +29,15 @@ namespace fq {
 
 /// @tparam Scheme an LsqScheme. @tparam Range the default range (IntRange): a default-
 /// constructed node (as the layers hold their quantizers) uses it, learning the zero point
-/// exactly when the range is unsigned; a per-channel one takes its channel count from the
-/// first tensor it sees with the observer on. Call parameters() after that first forward.
+/// exactly when the range is unsigned.
+///
+/// The parameters never move once parameters() has handed them out (an optimizer keeps
+/// pointers into them): they are sized when the channel count is known and never
+/// reallocated. A per-channel node constructed with its channel count is sized at once; a
+/// default-constructed one takes the count from set_channel_count() or from the first tensor
+/// it sees with the observer on, and until then parameters() is an error
+/// (kInvalidArgument) rather than a list that the first forward would invalidate. A tensor
+/// whose channel count differs from the sized one is kParamCountMismatch.
 template <class Scheme, class Range = UInt8>
 class LearnableFakeQuant {
   static_assert(is_range<Range>::value && !Range::kRuntime,
@@ -42,9 +49,15 @@ class LearnableFakeQuant {
   static constexpr bool kPerChannel = quantizer_type::kPerChannel;
   static constexpr int kAxis = quantizer_type::kAxis;
 
-  LearnableFakeQuant() : LearnableFakeQuant(Range::value(), 1, !Range::kSigned) {}
-  /// @param range [qmin, qmax]. @param channels 1 per tensor, else the extent of the axis.
-  /// @param learn_zero_point false for symmetric quantizers (z stays as set, 0 by default).
+  /// Per tensor: sized. Per channel: the channel count comes later (see the class comment).
+  LearnableFakeQuant() : LearnableFakeQuant(Range::value(), 1, !Range::kSigned) {
+    // A delegating constructor cannot also initialize a member.
+    // NOLINTNEXTLINE(cppcoreguidelines-prefer-member-initializer)
+    sized_ = !kPerChannel;
+  }
+  /// @param range [qmin, qmax]. @param channels 1 per tensor, else the extent of the axis
+  /// (the parameters are sized now). @param learn_zero_point false for symmetric quantizers
+  /// (z stays as set, 0 by default).
   explicit LearnableFakeQuant(QuantRange range, std::int64_t channels = 1,
                               bool learn_zero_point = true)
       : q_(range, channels, learn_zero_point),
@@ -52,19 +65,38 @@ class LearnableFakeQuant {
         scale_grad_(static_cast<std::size_t>(channels), 0.0f),
         zero_point_grad_(static_cast<std::size_t>(channels), 0.0f) {}
 
+  /// Sizes a default-constructed per-channel node for `channels` channels, the extent of its
+  /// axis (a layer knows its output channels at construction). A no-op if already sized for
+  /// that count, and for a per-tensor node; another count once sized is kParamCountMismatch.
+  void set_channel_count(std::int64_t channels) {
+    if constexpr (kPerChannel) {
+      if (!sized_) {
+        resize(channels);
+        return;
+      }
+      FQ_CHECK(channels == q_.channels(), ErrorCode::kParamCountMismatch,
+               detail::msg("LearnableFakeQuant::set_channel_count: the parameters are sized for ",
+                           q_.channels(), " channels, got ", channels));
+    } else {
+      (void)channels;
+    }
+  }
+
   /// y = LSQ(x) on the tape; see the file comment.
   Var forward(Tape& tape, const Var& x) {
     detail::check_tape(tape, {&x}, "LearnableFakeQuant");
     if constexpr (kPerChannel) {
       const std::int64_t c = x.numel() > 0 ? x.size(kAxis) : q_.channels();
-      if (c != q_.channels()) {
-        FQ_CHECK(observer_, ErrorCode::kParamCountMismatch,
-                 detail::msg("LearnableFakeQuant: ", q_.channels(),
-                             " channels learned, the tensor has ", c));
-        q_ = quantizer_type(q_.range(), c, learn_zero_point_);
-        scale_grad_.assign(static_cast<std::size_t>(c), 0.0f);
-        zero_point_grad_.assign(static_cast<std::size_t>(c), 0.0f);
+      if (!sized_ && x.numel() > 0) {  // first tensor: take its channel count
+        FQ_CHECK(observer_ || c == q_.channels(), ErrorCode::kParamCountMismatch,
+                 detail::msg("LearnableFakeQuant: the tensor has ", c,
+                             " channels and the observer, which would initialise them, is off; "
+                             "construct the node with the channel count"));
+        resize(c);
       }
+      FQ_CHECK(c == q_.channels(), ErrorCode::kParamCountMismatch,
+               detail::msg("LearnableFakeQuant: ", q_.channels(),
+                           " channels learned, the tensor has ", c));
     }
     if (observer_ && x.numel() > 0) init_from(x.cview());
     const bool need = detail::needs_grad(tape, {&x}) || (learning_ && tape.recording());
@@ -94,8 +126,15 @@ class LearnableFakeQuant {
     return y;
   }
 
-  /// The learnable parameters (raw scale parameters, and zero points if learned).
+  /// The learnable parameters (raw scale parameters, and zero points if learned); they stay
+  /// valid for the node's lifetime. kInvalidArgument for a per-channel node whose channel
+  /// count is not known yet (see the class comment).
   std::vector<optim::ParamRef> parameters() {
+    FQ_CHECK(sized_, ErrorCode::kInvalidArgument,
+             "LearnableFakeQuant::parameters: this per-channel node does not know its channel "
+             "count yet, so its parameters would be reallocated by the first forward; "
+             "construct it with the count, call set_channel_count(), or run a first forward "
+             "before building the optimizer");
     std::vector<optim::ParamRef> p = {
         {q_.scale_param().data(), scale_grad_.data(), scale_grad_.size(), false, "lsq.scale"}};
     if (learn_zero_point_)
@@ -116,6 +155,14 @@ class LearnableFakeQuant {
   const quantizer_type& quantizer() const noexcept { return q_; }
 
  private:
+  // Sizes the parameters for c channels: only while none were handed out (sized_ false).
+  void resize(std::int64_t c) {
+    q_ = quantizer_type(q_.range(), c, learn_zero_point_);
+    scale_grad_.assign(static_cast<std::size_t>(c), 0.0f);
+    zero_point_grad_.assign(static_cast<std::size_t>(c), 0.0f);
+    sized_ = true;
+  }
+
   // s, z from min/max: affine [min(mn,0), max(mx,0)] -> [qmin, qmax], or symmetric.
   void init_from(const TensorView<const float>& x) {
     const std::size_t n = scale_grad_.size();
@@ -145,6 +192,7 @@ class LearnableFakeQuant {
   quantizer_type q_;
   bool learn_zero_point_;
   bool observer_ = true, fake_quant_ = true, learning_ = true;
+  bool sized_ = true;  ///< the channel count is fixed; parameters() may hand the arrays out
   std::vector<float> scale_grad_, zero_point_grad_;
 };
 

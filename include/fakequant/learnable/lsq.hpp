@@ -61,9 +61,20 @@ inline void check_lsq_views(const TensorView<const float>& x, const TensorView<c
   if (y.numel() > 0) check_output(TensorView<const float>(y), dx, where);
 }
 
+/// A learned zero point must be finite; NaN (e.g. after a diverged step) is named as such,
+/// before any conversion to an integer.
 inline void check_lsq_zero_point(float z, const char* where) {
+  FQ_CHECK(!std::isnan(z), ErrorCode::kInvalidZeroPoint, msg(where, ": zero point is NaN"));
   FQ_CHECK(std::isfinite(z), ErrorCode::kInvalidZeroPoint,
            msg(where, ": zero point must be finite, got ", z));
+}
+
+/// LSQ computes in float32: the range must be float-exact (|q| <= 2^24, at most 2^24 levels).
+inline void check_lsq_range(const QuantRange& r, const char* where) {
+  check_range(r, where);
+  FQ_CHECK(float_exact_range(r), ErrorCode::kInvalidRange,
+           msg(where, ": range [", r.quant_min, ", ", r.quant_max,
+               "] has more than 2^24 levels; LSQ computes in float32, where they are not exact"));
 }
 
 inline void check_grad_factor(float g, const char* where) {
@@ -157,7 +168,7 @@ LsqGrad lsq_per_tensor(X&& x, DY&& dy, Y&& y, DX&& dx, float scale, float zero_p
   const TensorView<const float> gv = detail::as_view(std::forward<DY>(dy));
   const TensorView<float> yv = detail::as_view(std::forward<Y>(y));
   const TensorView<float> dxv = detail::as_view(std::forward<DX>(dx));
-  check_range(range, kWhere);
+  detail::check_lsq_range(range, kWhere);
   detail::check_scale(scale, kWhere);
   detail::check_lsq_zero_point(zero_point, kWhere);
   detail::check_grad_factor(grad_factor, kWhere);
@@ -166,13 +177,13 @@ LsqGrad lsq_per_tensor(X&& x, DY&& dy, Y&& y, DX&& dx, float scale, float zero_p
       detail::make_lsq_params<M>(scale, zero_point, range, false)};
   detail::LsqSums sums;
   detail::lsq_runs<M>(xv, gv, yv, dxv, -1, path, p, &sums);
-  return LsqGrad{
-      static_cast<float>(static_cast<double>(grad_factor) * sums.ts),
-      static_cast<float>(-static_cast<double>(scale) * static_cast<double>(grad_factor) * sums.tz)};
+  const double g = static_cast<double>(grad_factor);
+  return LsqGrad{detail::lsq_scale_grad(g, sums.ts), detail::lsq_zero_point_grad(g, sums.tz)};
 }
 
 /// Fused LSQ forward+backward, one scale and zero point per index along `axis`.
-/// @param scale, zero_point arrays of `count` entries (count = x's extent on axis).
+/// @param scale, zero_point arrays of `count` entries (count = x's extent on axis; for an
+/// empty x any count, whose gradients are set to +0).
 /// @param dscale, dzero_point outputs of `count` entries (overwritten, multiplied by g).
 /// @param axis in [-rank, rank). Other parameters as lsq_per_tensor.
 template <class M = LsqTorch, class X, class DY, class Y, class DX>
@@ -189,15 +200,20 @@ void lsq_per_channel(X&& x, DY&& dy, Y&& y, DX&& dx, const float* scale, const f
   const TensorView<const float> gv = detail::as_view(std::forward<DY>(dy));
   const TensorView<float> yv = detail::as_view(std::forward<Y>(y));
   const TensorView<float> dxv = detail::as_view(std::forward<DX>(dx));
-  check_range(range, kWhere);
+  detail::check_lsq_range(range, kWhere);
   const int ax = detail::normalize_axis(axis, xv.rank(), kWhere);
-  FQ_CHECK(count == xv.size(ax), ErrorCode::kParamCountMismatch,
+  FQ_CHECK(count == xv.size(ax) || (xv.numel() == 0 && count >= 0), ErrorCode::kParamCountMismatch,
            detail::msg(kWhere, ": ", count, " scale/zero-point pairs for ", xv.size(ax),
                        " channels on axis ", axis));
   FQ_CHECK(count == 0 || (scale && zero_point && dscale && dzero_point),
            ErrorCode::kInvalidArgument,
            detail::msg(kWhere, ": null scale, zero-point or gradient array"));
   detail::check_grad_factor(grad_factor, kWhere);
+  if (xv.numel() == 0) {  // nothing to quantize: zero gradients, parameters not checked
+    detail::check_lsq_views(xv, gv, yv, dxv, kWhere);
+    for (std::int64_t c = 0; c < count; ++c) dscale[c] = dzero_point[c] = 0.0f;
+    return;
+  }
   for (std::int64_t c = 0; c < count; ++c) {
     detail::check_scale(scale[c], kWhere);
     detail::check_lsq_zero_point(zero_point[c], kWhere);
@@ -211,10 +227,27 @@ void lsq_per_channel(X&& x, DY&& dy, Y&& y, DX&& dx, const float* scale, const f
   detail::lsq_runs<M>(xv, gv, yv, dxv, ax, path, params, sums.data());
   const double g = static_cast<double>(grad_factor);
   for (std::size_t c = 0; c < n; ++c) {
-    dscale[c] = static_cast<float>(g * sums[c].ts);
-    dzero_point[c] = static_cast<float>(-static_cast<double>(scale[c]) * g * sums[c].tz);
+    dscale[c] = detail::lsq_scale_grad(g, sums[c].ts);
+    dzero_point[c] = detail::lsq_zero_point_grad(g, sums[c].tz);
   }
 }
+
+/// A fixed-size view of a quantizer's parameter array: its elements are read and written
+/// (by the user, the observer, an optimizer), but the array cannot be resized — the storage
+/// is sized at construction and never moves, so pointers handed to an optimizer stay valid.
+class ParamSpan {
+ public:
+  ParamSpan(float* data, std::size_t size) noexcept : data_(data), size_(size) {}
+  float* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+  float& operator[](std::size_t i) const noexcept { return data_[i]; }
+  float* begin() const noexcept { return data_; }
+  float* end() const noexcept { return data_ + size_; }
+
+ private:
+  float* data_;
+  std::size_t size_;
+};
 
 /// The compile-time configuration of an LsqQuantizer.
 /// @tparam Numerics LsqTorch (default) | LsqTorchNoFma | LsqPaper.
@@ -252,7 +285,9 @@ using PaperLsq = LsqScheme<LsqPaper, LsqPaperGradScale, Log2Scale>;
 /// Learned scale(s) and zero point(s) with their gradients. The parameters are stored in the
 /// domain of Scheme::scale_param (the scale itself, or its log2) and as float zero points;
 /// forward_backward() overwrites the gradients w.r.t. those parameters (chain rule through
-/// the parametrization and the restriction included), ready for the user's optimizer.
+/// the parametrization and the restriction included), ready for the user's optimizer. The
+/// arrays are sized at construction (the channel count) and never reallocated: an optimizer
+/// may keep pointers into scale_param() and zero_point() for the quantizer's lifetime.
 template <class Scheme>
 class LsqQuantizer {
  public:
@@ -268,7 +303,7 @@ class LsqQuantizer {
   /// schemes) and its gradient is 0. Initial scale 1, zero point 0.
   explicit LsqQuantizer(QuantRange range, std::int64_t channels = 1, bool learn_zero_point = true)
       : range_(range), learn_zero_point_(learn_zero_point) {
-    check_range(range_, "LsqQuantizer");
+    detail::check_lsq_range(range_, "LsqQuantizer");
     FQ_CHECK(channels >= 1, ErrorCode::kInvalidArgument,
              detail::msg("LsqQuantizer: channel count must be >= 1, got ", channels));
     FQ_CHECK(kPerChannel || channels == 1, ErrorCode::kInvalidArgument,
@@ -292,9 +327,12 @@ class LsqQuantizer {
     detail::check_lsq_zero_point(z, "LsqQuantizer::set_zero_point");
     for (auto& v : zero_point_) v = z;
   }
-  /// The raw parameters (the optimizer updates these) and their last gradients.
-  std::vector<float>& scale_param() noexcept { return scale_param_; }
-  std::vector<float>& zero_point() noexcept { return zero_point_; }
+  /// The raw parameters (the optimizer updates these; fixed size, see the class comment) and
+  /// their last gradients.
+  ParamSpan scale_param() noexcept { return {scale_param_.data(), scale_param_.size()}; }
+  ParamSpan zero_point() noexcept { return {zero_point_.data(), zero_point_.size()}; }
+  const std::vector<float>& scale_param() const noexcept { return scale_param_; }
+  const std::vector<float>& zero_point() const noexcept { return zero_point_; }
   const std::vector<float>& scale_grad() const noexcept { return scale_grad_; }
   const std::vector<float>& zero_point_grad() const noexcept { return zero_point_grad_; }
 
@@ -303,11 +341,13 @@ class LsqQuantizer {
     check_channel(c);
     return R::apply(SP::to_scale(scale_param_[static_cast<std::size_t>(c)], "LsqQuantizer"));
   }
-  /// The integer zero point the forward uses (clamp(rne(z))).
+  /// The integer zero point the forward uses (clamp(rne(z))); a NaN or infinite learned zero
+  /// point is kInvalidZeroPoint ("zero point is NaN").
   float forward_zero_point(std::int64_t c = 0) const {
-    return detail::make_lsq_params<M>(scale(c), zero_point_[static_cast<std::size_t>(c)], range_,
-                                      kPerChannel)
-        .zf;
+    const float s = scale(c);
+    const float z = zero_point_[static_cast<std::size_t>(c)];
+    detail::check_lsq_zero_point(z, "LsqQuantizer");
+    return detail::make_lsq_params<M>(s, z, range_, kPerChannel).zf;
   }
 
   /// Forward only: y = fake_quantize(x) with the effective scales and forward zero points.

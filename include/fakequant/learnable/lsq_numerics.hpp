@@ -2,10 +2,15 @@
 // fakequant/learnable/lsq_numerics.hpp: the element formulas of LSQ / LSQ+ (learned scale s
 // and zero point z) in two numerics modes, and the scalar reference kernels.
 //
-// Common: inv = f32(1/s), v = x * inv, all in float32; dx is dy * mask, a multiplication by
-// 1 or 0 as ATen's, so a masked -dy is -0.0 and a masked NaN stays NaN. Per element the
-// kernels produce y, dx, t_s = dy * ds-term and t_z = dy * [clipped]; the callers sum them:
-//     d scale = g * sum(t_s),   d zero point = -s * g * sum(t_z)       (g: grad_scale.hpp)
+// Common: inv = f32(1/s), v = x * inv, all in float32; dx is dy * mask, a real multiplication
+// by 1 or 0 as ATen's (detail::mask_multiply), so a masked -dy is -0.0 and a NaN dy gives NaN
+// (quieted) wherever it is. Per element the kernels produce y, dx, t_s (the d scale summand)
+// and t_z = dy * s where clipped, 0 elsewhere; the callers sum them and apply g once:
+//     d scale = g * sum(t_s),   d zero point = -(g * sum(t_z))           (g: grad_scale.hpp)
+// both never -0 (a sum of nothing, or of zeros, is +0 as ATen's sum). For a one-element sum
+// this is ATen's per-element float result bit for bit (a float product of g and a float
+// summand, rounded once, equals the double one rounded to float); longer sums differ from
+// ATen's float .sum() only in summation order and precision.
 //
 // LsqTorch (= PyTorch 1.13's _fake_quantize_learnable_per_{tensor,channel}_affine, pins
 // P7-P9 of peer-numerics.md, quirks included):
@@ -14,23 +19,28 @@
 //   backward  zb = trunc(clamp(z + 0.5, qmin, qmax)) per tensor (half-up: z = 2.5 gives zf 2
 //             but zb 3), zb = zf per channel;  xq = rne(fma(x, inv, zb)): zb is added BEFORE
 //             rounding, and clipping is decided on the rounded xq:
-//               qmin <= xq <= qmax:  dx = dy, ds-term = (xq - zb) - v, clipped 0
-//                                    (ATen: ((xq - zb) s - x) inv; equal up to rounding)
-//               xq < qmin, NaN, |xq| >= 2^63 (ATen's int64 cast): dx = 0, qmin - zb, 1
-//               xq > qmax:           dx = 0, qmax - zb, 1
+//               qmin <= xq <= qmax:  dx = dy, t_s = (dy * d) * inv with
+//                                    d = fma(xq - zb, s, -x), ATen's f32((xq - zb) s) - x
+//                                    contracted, clipped 0 (t_z = 0)
+//               xq < qmin, NaN, |xq| >= 2^63 (ATen's int64 cast): dx = 0, t_s = dy * (qmin - zb)
+//               xq > qmax:           dx = 0, t_s = dy * (qmax - zb)
+//             each t_s bit for bit ATen's per-element summand (before its * grad_factor).
 //   The fma: ATen's x86 AVX2/AVX-512 kernels are compiled with FMA contraction, so x*inv+zb
-//   is rounded once (verified on this build: with ATEN_CPU_CAPABILITY=default it is rounded
-//   twice, and xq differs at some points within an ulp of a .5 boundary). LsqTorchNoFma
-//   reproduces that default-capability kernel (x * inv rounded, then + zb rounded).
+//   and (xq - zb)*s - x are each rounded once (verified on this build: with
+//   ATEN_CPU_CAPABILITY=default they are rounded twice, and xq differs at some points within
+//   an ulp of a .5 boundary). LsqTorchNoFma reproduces that default-capability kernel
+//   (x * inv rounded, then + zb rounded; d = f32(f32((xq - zb) s) - x)).
 // LsqPaper (Esser et al. 2020; LSQ+ Bhalgat et al. 2020 with a zero point, beta = -z s):
 //   one zero point zr = clamp(rne(z), qmin, qmax) in forward and backward (STE through the
 //   rounding of z); clipping decided BEFORE rounding, on v itself:
 //     y = (clamp(rne(v) + zr, qmin, qmax) - zr) * s   (saturating: +Inf -> qmax, NaN -> qmin)
-//     qmin - zr <= v <= qmax - zr:  dx = dy, ds-term = rne(v) - v, clipped 0
-//     v < qmin - zr or NaN:         dx = 0,  qmin - zr, 1
-//     v > qmax - zr:                dx = 0,  qmax - zr, 1
+//     qmin - zr <= v <= qmax - zr:  dx = dy, t_s = dy * (rne(v) - v), clipped 0
+//     v < qmin - zr or NaN:         dx = 0,  t_s = dy * (qmin - zr), t_z = dy * s
+//     v > qmax - zr:                dx = 0,  t_s = dy * (qmax - zr), t_z = dy * s
 //   For finite in-range data y equals the PyTorch mode's bit for bit; only the gradients
 //   differ (v in (qmax - zr, qmax - zr + 1/2] is clipped here, not in PyTorch).
+// Ranges: every range must be float_exact_range (|q| <= 2^24, at most 2^24 levels), as the
+// formulas run in float32; a wider one is refused (kInvalidRange).
 #ifndef FQ_LEARNABLE_LSQ_NUMERICS_HPP_
 #define FQ_LEARNABLE_LSQ_NUMERICS_HPP_
 
@@ -41,6 +51,7 @@
 #include <type_traits>  // false_type, true_type
 #include <vector>       // vector
 
+#include <fakequant/config.hpp>
 #include <fakequant/core/numerics.hpp>
 #include <fakequant/core/range.hpp>
 
@@ -95,7 +106,7 @@ inline LsqParams make_lsq_params(float scale, float zero_point, const QuantRange
   return LsqParams{1.0f / scale, scale, zf, zb, qmin, qmax, qmin - zb, qmax - zb};
 }
 
-/// One element: y, dx, and the summands t_s (d scale) and t_z (d zero point, before -s g).
+/// One element: y, dx, and the summands t_s (d scale) and t_z (d zero point, before -g).
 template <class M>
 FQ_INLINE void lsq_element(float x, float dy, const LsqParams& p, float& y, float& dx, float& ts,
                            float& tz) noexcept {
@@ -104,7 +115,6 @@ FQ_INLINE void lsq_element(float x, float dy, const LsqParams& p, float& y, floa
   const float q = std::nearbyint(v) + p.zf;
   y = (clamp_level<N>(q, p.qmin, p.qmax) - p.zf) * p.scale;
   bool below, above;
-  float in_term;
   if constexpr (M::kTorch) {
     float t;
     if constexpr (M::kFma)
@@ -114,16 +124,32 @@ FQ_INLINE void lsq_element(float x, float dy, const LsqParams& p, float& y, floa
     const float xq = std::nearbyint(t);
     below = !(xq >= p.qmin && xq < kInt64Limit<float>);
     above = !below && xq > p.qmax;
-    in_term = (xq - p.zb) - v;
+    if (!below && !above) {
+      const float w = xq - p.zb;  // exact: an integer within the range's span
+      float d;
+      if constexpr (M::kFma)
+        d = std::fma(w, p.scale, -x);
+      else
+        d = no_contract(w * p.scale) - x;
+      ts = no_contract(dy * d) * p.inv;
+    }
   } else {
     below = !(v >= p.lo);
     above = !below && v > p.hi;
-    in_term = std::nearbyint(v) - v;
+    if (!below && !above) ts = dy * (std::nearbyint(v) - no_contract(v));  // v not fused
   }
   const bool in = !below && !above;
-  dx = dy * (in ? 1.0f : 0.0f);
-  ts = dy * (in ? in_term : (below ? p.lo : p.hi));
-  tz = in ? 0.0f : dy;
+  dx = mask_multiply(dy, in);
+  if (!in) ts = dy * (below ? p.lo : p.hi);
+  tz = in ? 0.0f : dy * p.scale;
+}
+
+/// d scale and d zero point from the sums (see the file comment): never -0.
+inline float lsq_scale_grad(double g, double sum_ts) noexcept {
+  return static_cast<float>(0.0 + g * sum_ts);
+}
+inline float lsq_zero_point_grad(double g, double sum_tz) noexcept {
+  return static_cast<float>(0.0 - g * sum_tz);
 }
 
 /// The per-channel constants as arrays (structure of arrays), for SIMD runs along the axis.

@@ -8,11 +8,11 @@
 // backward classifies a lane by clamping its level (xq in the PyTorch mode, v in the
 // paper's) to the range with the forward's overflow rule: the lane is in range exactly when
 // the clamp leaves it unchanged, and the clamped level minus zb is the clipped ds-term
-// (qmin - zb or qmax - zb) itself. The summands dy * ds-term (all lanes, fused where FMA
-// exists) and dy (clipped lanes) are accumulated in float batches over blocks of
-// kLsqRunBlock elements (kLsqBlock runs along the channel axis), then added to double: a
-// different rounding and order than the scalar kernel's element-by-element double sum
-// (within 1e-5 of the sum of |summands|, tested). The PyTorch mode's fma needs a fused
+// (qmin - zb or qmax - zb) itself. The summands t_s and t_z = dy * s (clipped lanes) are
+// lane by lane the scalar kernel's, bit for bit; they are accumulated in float batches over
+// blocks of kLsqRunBlock elements (kLsqBlock runs along the channel axis), then added to
+// double: a different rounding and order than the scalar kernel's element-by-element double
+// sum (within 1e-5 of the sum of |summands|, tested). The PyTorch mode's fma needs a fused
 // multiply-add instruction: with xsimd on x86 without FMA (e.g. SSE2 baseline) the PyTorch
 // mode falls back to the scalar kernel (lsq_simd_supported() says which).
 #ifndef FQ_LEARNABLE_LSQ_SIMD_HPP_
@@ -154,17 +154,6 @@ FQ_INLINE void add_where(xsimd::batch<float, A>& acc, const xsimd::batch_bool<fl
   acc += xsimd::select(m, v, xsimd::batch<float, A>(0.0f));
 }
 
-/// acc + a * b, fused where the architecture has FMA (the sums have a tolerance).
-template <class A>
-FQ_INLINE xsimd::batch<float, A> accumulate_product(const xsimd::batch<float, A>& acc,
-                                                    const xsimd::batch<float, A>& a,
-                                                    const xsimd::batch<float, A>& b) noexcept {
-  if constexpr (kHaveFusedMulAdd<A>)
-    return fused_mul_add(a, b, acc);
-  else
-    return acc + a * b;
-}
-
 /// How lsq_batch computes a batch (lsq_run picks the form per run).
 enum class LsqForm {
   kGeneral,  ///< fake_quant_batch, then the backward's own level
@@ -174,6 +163,30 @@ enum class LsqForm {
   /// classification), and qmin - zb = qmin: the backward reuses the forward's clamp.
   kSharedLevel,
 };
+
+/// The PyTorch mode's summands of a batch, lane by lane lsq_element's t_s: w = xq - zb (in
+/// range) or qmin - zb / qmax - zb (clipped); in range (dy * d) * inv with d = fma(w, s, -x)
+/// (LsqTorch) or f32(w * s) - x (LsqTorchNoFma), clipped dy * w.
+template <class M, class A>
+FQ_INLINE xsimd::batch<float, A> torch_summand(const xsimd::batch<float, A>& xb,
+                                               const xsimd::batch<float, A>& g,
+                                               const xsimd::batch<float, A>& w,
+                                               const xsimd::batch_bool<float, A>& in,
+                                               const LsqBatchParams<A>& p) noexcept {
+  using B = xsimd::batch<float, A>;
+  B d;
+  if constexpr (M::kFma)
+    d = fused_mul_add(w, p.scale, -xb);
+  else
+    d = no_contract(w * p.scale) - xb;
+  const B prod = g * xsimd::select(in, d, w);
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of<xsimd::avx512f, A>::value)
+    return _mm512_mask_mul_ps(prod, in, prod, p.inv);  // * inv in the lanes in range
+  else
+#endif
+    return xsimd::select(in, prod * p.inv, prod);
+}
 
 /// The element formulas on one batch; adds the batch's summands to `sums`.
 template <class M, class A, LsqForm kForm = LsqForm::kGeneral>
@@ -189,15 +202,17 @@ FQ_INLINE void lsq_batch(const xsimd::batch<float, A>& xb, const xsimd::batch<fl
   const B v = xb * p.inv;
   // c: the level clamped to the range by the forward's rule (NaN, and >= 2^63 in the PyTorch
   // mode, go to qmin); in range exactly when c equals the level (lsq_element's below/above
-  // tests); w: the ds-term, (xq - zb) - v in range, qmin - zb or qmax - zb (= lo, hi) clipped.
+  // tests). The summand: PyTorch mode (dy * d) * inv in range with d = (xq - zb) s - x (fused
+  // or not as M), dy * (qmin - zb | qmax - zb) clipped (w = c - zb is both); paper mode
+  // dy * (rne(v) - v) in range, dy * (qmin - zr | qmax - zr) clipped.
   xsimd::batch_bool<float, A> in;
-  B w;
+  B ts;
   if constexpr (kForm == LsqForm::kSharedLevel) {
     const B r = shifted_level(v);  // as fake_quant_batch_shifted, with lo, hi = qmin, qmax
     const B c = clamp_level_batch<N>(r, p.flo, p.fhi);
     (c * p.scale).store_unaligned(y);
     in = c == r;
-    w = xsimd::select(in, r - v, c);
+    ts = torch_summand<M>(xb, g, c, in, p);  // w = c - zb = c (zb = 0)
   } else {
     std::uint64_t unused = 0;
     if constexpr (kForm == LsqForm::kShifted)
@@ -213,18 +228,16 @@ FQ_INLINE void lsq_batch(const xsimd::batch<float, A>& xb, const xsimd::batch<fl
       const B xq = xsimd::nearbyint(t);
       const B c = clamp_level_batch<N>(xq, p.qmin, p.qmax);
       in = c == xq;
-      w = c - p.zb;
-      w = xsimd::select(in, w - v, w);
+      ts = torch_summand<M>(xb, g, c - p.zb, in, p);
     } else {
       const B c = clamp_level_batch<N>(v, p.lo, p.hi);
       in = c == v;
-      w = xsimd::select(in, xsimd::nearbyint(v) - v, c);
+      ts = g * xsimd::select(in, xsimd::nearbyint(v) - no_contract(v), c);  // v not fused
     }
   }
-  (g * xsimd::select(in, B(1.0f), B(0.0f))).store_unaligned(dx);
-  // Unmasked accumulation of dy * w (merge-masked accumulations were 15% slower on Zen 4).
-  sums.ts = accumulate_product(sums.ts, g, w);
-  add_where(sums.tz, ~in, g);
+  (g * no_contract(xsimd::select(in, B(1.0f), B(0.0f)))).store_unaligned(dx);
+  sums.ts += ts;
+  add_where(sums.tz, ~in, g * p.scale);
 }
 
 /// The whole batches of lsq_run; returns how many elements it did.

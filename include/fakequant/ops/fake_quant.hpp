@@ -5,6 +5,9 @@
 //   y = (clamp(round(x/s) + z, qmin, qmax) − z)·s, observing x first when q is an
 //   fq::FakeQuantize with its observer on (formulas and rounding: core/fake_quantize.hpp).
 // Gradient: dx += q.backward(dy, mask): dy·[x in range] (masked STE) or dy (pass-through).
+//   The masked STE is one rule everywhere: dy times the mask bit as a real multiplication
+//   (ATen's dY * mask), so a NaN/Inf gradient at a clipped position gives NaN here exactly as
+//   in fq::fake_quantize_backward (docs/numerics.md, "The backward").
 // The STE mask lives in the tape (Tape::scratch_mask), so one quantizer may appear in several
 // nodes of a step.
 //
@@ -31,15 +34,18 @@ template <class Q>
 struct has_masked_ste<Q, std::void_t<typename Q::scheme::clamp_grad>>
     : std::is_same<typename Q::scheme::clamp_grad, MaskedSte> {};
 
-/// dx[i] += dy[i] where bit i of the mask is set: the masked STE, accumulated in one pass.
-/// A Var is contiguous and row-major, so the mask's visiting order is the memory order.
+/// dx[i] += dy[i] * bit i of the mask: the masked STE of fq::fake_quantize_backward (ATen's
+/// dY * mask: a NaN or infinite dy at a masked position gives NaN, not 0), accumulated in one
+/// pass. The sum also quiets a signaling NaN, as mask_multiply does there. A Var is
+/// contiguous and row-major, so the mask's visiting order is the memory order.
 inline void add_masked(const float* dy, const Mask& mask, float* dx) {
   const std::int64_t n = mask.numel();
   const std::uint64_t* words = mask.words().data();
   for (std::int64_t base = 0; base < n; base += 64) {
     const std::uint64_t bits = words[base / 64];
     const std::int64_t m = n - base < 64 ? n - base : 64;
-    for (std::int64_t j = 0; j < m; ++j) dx[base + j] += ((bits >> j) & 1u) ? dy[base + j] : 0.0f;
+    for (std::int64_t j = 0; j < m; ++j)
+      dx[base + j] += dy[base + j] * static_cast<float>((bits >> j) & 1u);
   }
 }
 }  // namespace impl

@@ -3,7 +3,9 @@
 //
 // Each kernel performs, lane by lane, exactly the operations of the scalar reference in
 // core/numerics.hpp (same IEEE operations in the same order, no FMA), so the results are
-// bit-identical to it; tails are finished by the scalar reference itself. Only contiguous
+// bit-identical to it, NaN payloads and quietness included; tails are finished by the scalar
+// reference itself. Float tensors come here only on float-exact ranges (float_exact_range);
+// float zero points take the scalar path. Only contiguous
 // runs come here. Mask bits come from the comparison lanes and are appended with BitWriter.
 #ifndef FQ_SIMD_FAKE_QUANTIZE_SIMD_HPP_
 #define FQ_SIMD_FAKE_QUANTIZE_SIMD_HPP_
@@ -413,7 +415,9 @@ void fq_run_varying(const float* x, float* y, std::int64_t n, const float* scale
   detail::fq_run_scalar_varying<N>(x + i, 1, y + i, 1, n - i, scale + i, zero_point + i, r, bw);
 }
 
-/// Masked STE backward over a contiguous run: dx = dy * bit. The mask is read a 64-bit word
+/// Masked STE backward over a contiguous run: dx = dy * bit, a real multiplication as the
+/// scalar reference's mask_multiply (the 0/1 factor is hidden from the optimiser, which would
+/// fold dy * 1 into dy and leave a signaling NaN unquieted). The mask is read a 64-bit word
 /// at a time, as the forward wrote it.
 template <class A, class T>
 void ste_run(const T* dy, T* dx, std::int64_t n, detail::BitReader& br) noexcept {
@@ -425,11 +429,12 @@ void ste_run(const T* dy, T* dx, std::int64_t n, detail::BitReader& br) noexcept
   for (; i + 64 <= n; i += 64) {
     const std::uint64_t word = br.get(64);
     for (std::int64_t k = 0; k < 64 / W; ++k)
-      (B::load_unaligned(dy + i + k * W) * ones_from_bits<T, A>((word >> (k * W)) & kLanes))
+      (B::load_unaligned(dy + i + k * W) *
+       no_contract(ones_from_bits<T, A>((word >> (k * W)) & kLanes)))
           .store_unaligned(dx + i + k * W);
   }
   for (; i + W <= n; i += W)
-    (B::load_unaligned(dy + i) * ones_from_bits<T, A>(br.get(static_cast<int>(W))))
+    (B::load_unaligned(dy + i) * no_contract(ones_from_bits<T, A>(br.get(static_cast<int>(W)))))
         .store_unaligned(dx + i);
   detail::ste_run_scalar(dy + i, 1, dx + i, 1, n - i, br);
 }
