@@ -232,3 +232,33 @@ TEST_CASE("LearnableFakeQuant: a NaN zero point is reported as such", "[layers][
   CHECK(f.first == fq::ErrorCode::kInvalidZeroPoint);
   CHECK(f.second.find("zero point is NaN") != std::string::npos);
 }
+
+TEST_CASE("QLinear with a per-channel LSQ weight: the optimizer may be built before any forward",
+          "[layers][lsq][optim]") {
+  // The layer knows its output channels, so its default-built weight quantizer is sized at
+  // construction and parameters() is valid (and stays put) from the start.
+  std::mt19937 rng(5);
+  fq::QLinear<PerChannelLsq, PerTensorLsq> layer(6, 4, rng, fq::Activation::kNone);
+  std::vector<fq::optim::ParamRef> params = layer.parameters();
+  REQUIRE(params.size() == 5);  // weight, bias, the 4 weight scales, the output scale and z
+  std::vector<const float*> storage;
+  for (const auto& p : params) storage.push_back(p.value);
+  fq::optim::Sgd opt(params, fq::optim::SgdOptions{});
+  std::normal_distribution<float> g;
+  std::vector<float> x(8 * 6);
+  std::vector<std::int32_t> t(8);
+  Tape tape;
+  for (int step = 0; step < 4; ++step) {
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = g(rng);
+    for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<std::int32_t>(i % 4);
+    tape.backward(fq::ops::softmax_cross_entropy(
+        tape, layer.forward(tape, tape.constant(x.data(), {8, 6})), t.data()));
+    opt.step();
+    opt.zero_grad();
+    tape.clear();
+  }
+  const auto after = layer.parameters();
+  REQUIRE(after.size() == storage.size());
+  for (std::size_t i = 0; i < after.size(); ++i) CHECK(after[i].value == storage[i]);
+  CHECK(layer.weight_quantizer().parameters()[0].size == 4);
+}

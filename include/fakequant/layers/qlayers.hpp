@@ -74,6 +74,14 @@ struct is_tape_quantizer<Q, std::void_t<decltype(std::declval<Q&>().parameters()
                                                        std::declval<const Var&>())),
                    Var> {};
 
+/// Tape quantizers that can be sized before their first forward (LearnableFakeQuant).
+template <class Q, class = void>
+struct has_channel_count : std::false_type {};
+template <class Q>
+struct has_channel_count<
+    Q, std::void_t<decltype(std::declval<Q&>().set_channel_count(std::int64_t{1})),
+                   decltype(Q::kPerChannel), decltype(Q::kAxis)>> : std::true_type {};
+
 template <class Q>
 Var maybe_fake_quant(Tape& tape, const Var& x, Q& q) {
   if constexpr (std::is_same<Q, NoFakeQuant>::value) {
@@ -262,7 +270,22 @@ class QLayerBase {
     return own;
   }
   QLayerBase(Shape weight_shape, const char* name, Activation act)
-      : weight_(weight_shape, name), act_(act) {}
+      : weight_(weight_shape, name), act_(act) {
+    size_weight_quantizer(weight_shape);
+  }
+  /// A per-channel learnable weight quantizer is sized now, from the weight's shape, so that
+  /// parameters() (and an optimizer built from it) is valid before the first forward.
+  void size_weight_quantizer(const Shape& ws) {
+    if constexpr (has_channel_count<WeightQ>::value) {
+      if constexpr (WeightQ::kPerChannel) {
+        const int axis = WeightQ::kAxis < 0 ? WeightQ::kAxis + ws.rank : WeightQ::kAxis;
+        FQ_CHECK(axis >= 0 && axis < ws.rank, ErrorCode::kInvalidAxis,
+                 detail::msg("QAT layer: the weight quantizer's channel axis ", WeightQ::kAxis,
+                             " does not exist in the weight shape ", ws.str()));
+        wq_.set_channel_count(ws[axis]);
+      }
+    }
+  }
   Var quantized(Tape& tape, const Var& w) { return maybe_fake_quant(tape, w, wq_); }
   Var finish(Tape& tape, const Var& y) {
     return maybe_fake_quant(tape, activate(tape, y, act_), aq_);
