@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Tests of the packed mask and the bit writer/reader behind it.
-#include <fakequant/core/mask.hpp>
-#include <fakequant/detail/bit_writer.hpp>
-#include <fakequant/error.hpp>
-
 #include <cstdint>
 #include <initializer_list>
 #include <random>
 #include <vector>
+
+#include <fakequant/core/mask.hpp>
+#include <fakequant/detail/bit_writer.hpp>
+#include <fakequant/error.hpp>
 
 #include "catch.hpp"
 
@@ -37,7 +37,8 @@ TEST_CASE("BitWriter and BitReader round-trip chunks at any bit offset", "[fake_
     w2.put(0, 10);
     w2.flush();
     for (std::int64_t i = 0; i < pos; ++i)
-      REQUIRE(((words[static_cast<std::size_t>(i / 64)] >> (i % 64)) & 1u) == ref[static_cast<std::size_t>(i)]);
+      REQUIRE(((words[static_cast<std::size_t>(i / 64)] >> (i % 64)) & 1u) ==
+              ref[static_cast<std::size_t>(i)]);
     for (std::int64_t i = pos; i < pos + 10; ++i)
       REQUIRE(((words[static_cast<std::size_t>(i / 64)] >> (i % 64)) & 1u) == 0u);
   }
