@@ -54,6 +54,20 @@ inline void offset_span(const TensorView<T>& v, std::int64_t& lo, std::int64_t& 
 
 /// `out` must match `in` in shape, must not overlap itself, and may alias `in` only exactly
 /// (in-place), not partially.
+/// Whether the address spans of `a` and `b` (first to last element, in bytes) are disjoint.
+template <class A, class B>
+inline bool spans_disjoint(const TensorView<A>& a, const TensorView<B>& b) noexcept {
+  std::int64_t alo, ahi, blo, bhi;
+  offset_span(a, alo, ahi);
+  offset_span(b, blo, bhi);
+  // Byte addresses as integers: comparing pointers into unrelated arrays is unspecified.
+  const auto ab = reinterpret_cast<std::intptr_t>(a.data());
+  const auto bb = reinterpret_cast<std::intptr_t>(b.data());
+  const auto asz = static_cast<std::intptr_t>(sizeof(A)),
+             bsz = static_cast<std::intptr_t>(sizeof(B));
+  return ab + (ahi + 1) * asz <= bb + blo * bsz || bb + (bhi + 1) * bsz <= ab + alo * asz;
+}
+
 template <class A, class B>
 inline void check_output(const TensorView<A>& in, const TensorView<B>& out, const char* where) {
   FQ_CHECK(
@@ -67,17 +81,7 @@ inline void check_output(const TensorView<A>& in, const TensorView<B>& out, cons
       static_cast<const void*>(in.data()) == static_cast<const void*>(out.data()) &&
       in.strides() == out.strides();
   if (identical) return;
-  std::int64_t ilo, ihi, olo, ohi;
-  offset_span(in, ilo, ihi);
-  offset_span(out, olo, ohi);
-  // Byte addresses as integers: comparing pointers into unrelated arrays is unspecified.
-  const auto ib = reinterpret_cast<std::intptr_t>(in.data());
-  const auto ob = reinterpret_cast<std::intptr_t>(out.data());
-  const auto isz = static_cast<std::intptr_t>(sizeof(A)),
-             osz = static_cast<std::intptr_t>(sizeof(B));
-  const bool disjoint =
-      ib + (ihi + 1) * isz <= ob + olo * osz || ob + (ohi + 1) * osz <= ib + ilo * isz;
-  FQ_CHECK(disjoint, ErrorCode::kInvalidLayout,
+  FQ_CHECK(spans_disjoint(in, out), ErrorCode::kInvalidLayout,
            msg(where, ": output partially overlaps the input; use the same view for in-place"));
 }
 

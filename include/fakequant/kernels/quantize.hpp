@@ -13,7 +13,7 @@
 #ifndef FQ_KERNELS_QUANTIZE_HPP_
 #define FQ_KERNELS_QUANTIZE_HPP_
 
-#include <cstdint>      // int8_t, uint8_t, int32_t, int64_t, intptr_t
+#include <cstdint>      // int8_t, uint8_t, int32_t, int64_t
 #include <limits>       // numeric_limits
 #include <type_traits>  // is_same
 
@@ -104,7 +104,7 @@ void for_each_quant_run(const TensorView<T>& x, const TensorView<Q>& q, int axis
 /// Shape, layout and pointer checks shared by quantize and dequantize: the output must not
 /// overlap itself (check_no_self_overlap) nor the input at all — the element types differ, so
 /// even the exact in-place aliasing that fake quantization allows would overwrite input
-/// elements not read yet. Byte ranges as check_output (core/checks.hpp) compares them.
+/// elements not read yet (spans_disjoint, core/checks.hpp).
 template <class A, class B>
 void check_quant_views(const TensorView<A>& in, const TensorView<B>& out, const char* where) {
   FQ_CHECK(
@@ -114,16 +114,7 @@ void check_quant_views(const TensorView<A>& in, const TensorView<B>& out, const 
   check_no_self_overlap(out, where);
   FQ_CHECK(in.data() != nullptr && out.data() != nullptr, ErrorCode::kInvalidArgument,
            msg(where, ": null data pointer for a non-empty tensor"));
-  std::int64_t ilo, ihi, olo, ohi;
-  offset_span(in, ilo, ihi);
-  offset_span(out, olo, ohi);
-  const auto ib = reinterpret_cast<std::intptr_t>(in.data());
-  const auto ob = reinterpret_cast<std::intptr_t>(out.data());
-  const auto isz = static_cast<std::intptr_t>(sizeof(A)),
-             osz = static_cast<std::intptr_t>(sizeof(B));
-  const bool disjoint =
-      ib + (ihi + 1) * isz <= ob + olo * osz || ob + (ohi + 1) * osz <= ib + ilo * isz;
-  FQ_CHECK(disjoint, ErrorCode::kInvalidLayout,
+  FQ_CHECK(spans_disjoint(in, out), ErrorCode::kInvalidLayout,
            msg(where,
                ": the output overlaps the input (the element types differ, so in-place "
                "is not possible); use separate memory"));
