@@ -48,6 +48,17 @@ fq::ErrorCode error_code_of(F&& f) {
   return fq::ErrorCode{};
 }
 
+/// The message of the fq::Error that f() throws, or "" if it throws none.
+template <class F>
+std::string error_message_of(F&& f) {
+  try {
+    f();
+  } catch (const fq::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 /// Index of the first element whose bits differ, or -1.
 template <class T>
 std::int64_t first_bit_mismatch(const std::vector<T>& a, const std::vector<T>& b) {

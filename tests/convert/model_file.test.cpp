@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <random>
 #include <string>
 #include <utility>
@@ -165,14 +164,6 @@ std::vector<char> one_conv_file(const std::string& path) {
 constexpr std::size_t kInH = 96, kInW = 104, kStrideH = 136, kStrideW = 144, kPadH = 152,
                       kPadW = 160;
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const fq::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 }  // namespace
 
 TEST_CASE("model file: fields within bounds whose derived sizes are huge are refused",
@@ -200,7 +191,7 @@ TEST_CASE("model file: fields within bounds whose derived sizes are huge are ref
     seal(bad);
     write_all(path, bad);
     INFO(f.what);
-    const std::string m = message_of([&] { fq::load_int8_model(path); });
+    const std::string m = fq_test::error_message_of([&] { fq::load_int8_model(path); });
     CHECK(m.find(f.what) != std::string::npos);
     if (std::string(f.what) != "bad shape")
       CHECK(fq_test::error_code_of([&] { fq::load_int8_model(path); }) ==
@@ -213,14 +204,16 @@ TEST_CASE("model file: directories, devices and missing paths are kIoError", "[c
   const auto io = fq::ErrorCode::kIoError;
   CHECK(fq_test::error_code_of([] { fq::load_int8_model("fq_no_such_model.fqi8"); }) == io);
   CHECK(fq_test::error_code_of([] { fq::load_int8_sequential("."); }) == io);
-  CHECK(message_of([] { fq::load_int8_model("."); }).find("directory") != std::string::npos);
+  CHECK(fq_test::error_message_of([] { fq::load_int8_model("."); }).find("directory") !=
+        std::string::npos);
   // An endless stream is refused before anything is read (it used to hang).
   for (const char* dev : {"/dev/zero", "/dev/urandom", "/dev/null"}) {
     if (!std::ifstream(dev)) continue;
     INFO(dev);
     CHECK(fq_test::error_code_of([&] { fq::load_int8_model(dev); }) == io);
-    CHECK(message_of([&] { fq::load_int8_sequential(dev); }).find("not a regular file") !=
-          std::string::npos);
+    CHECK(fq_test::error_message_of([&] {
+            fq::load_int8_sequential(dev);
+          }).find("not a regular file") != std::string::npos);
   }
   // Writing to a directory.
   CHECK(fq_test::error_code_of([] { fq::save_int8_model(".", std::vector<fq::Int8Layer>{}); }) ==

@@ -4,7 +4,6 @@
 // act_qparams, use_integer_arithmetic); explicitly set qparams count as calibration. Shape
 // errors of convert_sequential and Int8Model are kShapeMismatch.
 #include <cstdint>
-#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -52,15 +51,6 @@ struct Small {
   fq::Flatten flatten;
 };
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const fq::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST_CASE("FakeQuantize and the observers say whether they have been calibrated",
@@ -96,14 +86,14 @@ TEST_CASE("convert_sequential refuses uncalibrated quantizers, naming step and q
   SECTION("nothing calibrated: the input quantizer is named") {
     Small net(rng);
     CHECK(error_code_of([&] { net.convert(); }) == fq::ErrorCode::kInvalidState);
-    const std::string m = message_of([&] { net.convert(); });
+    const std::string m = fq_test::error_message_of([&] { net.convert(); });
     CHECK(m.find("convert_sequential: the input quantizer is not calibrated") != std::string::npos);
   }
   SECTION("only the input calibrated: step 0's weight quantizer is named") {
     Small net(rng);
     net.in.quantizer().quantizer().set_qparams(0.02f, 128);
     CHECK(error_code_of([&] { net.convert(); }) == fq::ErrorCode::kInvalidState);
-    const std::string m = message_of([&] { net.convert(); });
+    const std::string m = fq_test::error_message_of([&] { net.convert(); });
     CHECK(m.find("step 0 (QConvBn2d): the weight quantizer is not calibrated") !=
           std::string::npos);
   }
@@ -112,7 +102,7 @@ TEST_CASE("convert_sequential refuses uncalibrated quantizers, naming step and q
     net.fc1.output_quantizer().disable_observer();  // e.g. frozen before any data
     net.calibrate(rng);
     CHECK(error_code_of([&] { net.convert(); }) == fq::ErrorCode::kInvalidState);
-    const std::string m = message_of([&] { net.convert(); });
+    const std::string m = fq_test::error_message_of([&] { net.convert(); });
     CHECK(m.find("step 3 (QLinear): the output (activation) quantizer is not calibrated") !=
           std::string::npos);
     // Setting its qparams explicitly counts as calibration.
@@ -147,11 +137,11 @@ TEST_CASE("fq::convert, act_qparams and integer arithmetic refuse uncalibrated q
   CHECK(error_code_of([&] { fq::convert(one, {0.1f, 0}); }) == fq::ErrorCode::kInvalidState);
   one.weight_quantizer().quantizer().set_qparams(std::vector<float>{0.01f},
                                                  std::vector<std::int32_t>{0});
-  const std::string m = message_of([&] { fq::convert(one, {0.1f, 0}); });
+  const std::string m = fq_test::error_message_of([&] { fq::convert(one, {0.1f, 0}); });
   CHECK(m.find("convert(QLinear): the output quantizer is not calibrated") != std::string::npos);
   CHECK(error_code_of([&] { fq::act_qparams(fc.output_quantizer()); }) ==
         fq::ErrorCode::kInvalidState);
-  CHECK(message_of([&] {
+  CHECK(fq_test::error_message_of([&] {
           fq::act_qparams(fc.output_quantizer());
         }).find("act_qparams: the activation quantizer is not calibrated") != std::string::npos);
 
