@@ -21,7 +21,7 @@ class Log2Quantizer {
  public:
   Log2Quantizer(float scale, int kmin) : scale_(scale), kmin_(kmin) {}
 
-  // The concept (fakequant/testing/quantizer_concept.hpp): forward(x, y, mask) and
+  // The concept (fakequant/quantizer/concept.hpp): forward(x, y, mask) and
   // backward(dy, mask, dx) over fq::TensorView.
   void forward(fq::TensorView<const float> x, fq::TensorView<float> y, fq::Mask* mask) const {
     fq::testing::elementwise_forward(x, y, mask, [&](float v, const std::int64_t*) {

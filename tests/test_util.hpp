@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include <fakequant/error.hpp>
+#include <fakequant/base/error.hpp>
 
 namespace fq_test {
 

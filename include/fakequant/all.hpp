@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // fakequant/all.hpp: the whole library in one include — the fake-quant API of
 // fakequant/fakequant.hpp plus the training stack (the tape, every tape op, the QAT layers and
-// their integer arithmetic, the optimizers), the int8 kernels and convert with its model file.
+// their integer arithmetic, the optimizers), the int8 kernels and layers, convert with its model
+// file, and the testing kit.
 // Code that only fake-quantizes includes fakequant/fakequant.hpp and compiles less;
 // testing/catch2.hpp (which needs Catch2) is not included.
 #ifndef FQ_ALL_HPP_
@@ -9,9 +10,9 @@
 
 #include <fakequant/convert/convert.hpp>
 #include <fakequant/convert/int8_model.hpp>
-#include <fakequant/convert/int8_params.hpp>
 #include <fakequant/convert/model_file.hpp>
 #include <fakequant/fakequant.hpp>
+#include <fakequant/int8/params.hpp>
 #include <fakequant/kernels/dequantize.hpp>
 #include <fakequant/kernels/gemm.hpp>
 #include <fakequant/kernels/linear.hpp>
@@ -25,5 +26,6 @@
 #include <fakequant/optim/lr_schedule.hpp>
 #include <fakequant/optim/sgd.hpp>
 #include <fakequant/tape/tape.hpp>
+#include <fakequant/testing/testing.hpp>
 
 #endif  // FQ_ALL_HPP_

@@ -1,2 +1,2 @@
-#include <fakequant/core/range.hpp>
+#include <fakequant/scheme/range.hpp>
 int main() { return static_cast<int>(fq::IntRange<17, true>::kMax); }

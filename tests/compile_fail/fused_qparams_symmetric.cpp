@@ -1,5 +1,5 @@
 #include <fakequant/observer/fused_qparams.hpp>
-#include <fakequant/presets.hpp>
+#include <fakequant/scheme/presets.hpp>
 int main() {
   auto p = fq::FusedQParams<true>::compute<fq::Int8WeightPerTensorSymmetric>(-1.0f, 1.0f,
                                                                              fq::Int8::value());

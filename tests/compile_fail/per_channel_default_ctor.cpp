@@ -1,2 +1,2 @@
-#include <fakequant/presets.hpp>
+#include <fakequant/scheme/presets.hpp>
 int main() { fq::FakeQuantizer<fq::Int8WeightPerChannelSymmetric> q; }

@@ -1,4 +1,4 @@
-#include <fakequant/testing/quantizer_concept.hpp>
+#include <fakequant/quantizer/concept.hpp>
 struct NotAQuantizer {
   float scale = 1.0f;
 };

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include <fakequant/convert/int8_params.hpp>
+#include <fakequant/int8/params.hpp>
 #include <fakequant/convert/model_file.hpp>
 
 namespace fq_convert_test {

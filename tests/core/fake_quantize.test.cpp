@@ -12,7 +12,7 @@
 #include <fakequant/core/fake_quantize.hpp>
 #include <fakequant/ops/elementwise.hpp>
 #include <fakequant/ops/fake_quant.hpp>
-#include <fakequant/quantizer.hpp>
+#include <fakequant/quantizer/fake_quantizer.hpp>
 
 #include "catch.hpp"
 #include "test_util.hpp"

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include <fakequant/core/mask.hpp>
-#include <fakequant/detail/bit_writer.hpp>
-#include <fakequant/error.hpp>
+#include <fakequant/core/bit_writer.hpp>
+#include <fakequant/base/error.hpp>
 
 #include "catch.hpp"
 

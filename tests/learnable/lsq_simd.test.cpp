@@ -5,7 +5,7 @@
 // per channel on both axes, tails and block boundaries, special inputs, in place.
 // Registered only when the SIMD kernels are compiled (FQ_HAS_XSIMD): a scalar-only build has
 // no second path to compare, and reports these tests skipped (tests/CMakeLists.txt).
-#include <fakequant/config.hpp>
+#include <fakequant/base/config.hpp>
 
 #if FQ_HAS_XSIMD
 #include <cmath>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Tests of the MinMax / MovingAverage observers (pins P12) and their errors.
 #include <fakequant/observer/minmax_observer.hpp>
-#include <fakequant/presets.hpp>
+#include <fakequant/scheme/presets.hpp>
 
 #include <limits>
 #include <vector>

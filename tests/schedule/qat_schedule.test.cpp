@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include <fakequant/fake_quantize_module.hpp>
+#include <fakequant/observer/fake_quantize_module.hpp>
 #include <fakequant/schedule/qat_schedule.hpp>
 
 #include "catch.hpp"

@@ -2,7 +2,7 @@
 // The testing kit's Catch2 helpers: a user's test in a few lines.
 #include <vector>
 
-#include <fakequant/presets.hpp>
+#include <fakequant/scheme/presets.hpp>
 #include <fakequant/testing/catch2.hpp>
 
 #include "catch.hpp"

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include <fakequant/presets.hpp>
+#include <fakequant/scheme/presets.hpp>
 #include <fakequant/testing/testing.hpp>
 
 #include "catch.hpp"

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include <fakequant/fake_quantize_module.hpp>
-#include <fakequant/presets.hpp>
+#include <fakequant/observer/fake_quantize_module.hpp>
+#include <fakequant/scheme/presets.hpp>
 #include <fakequant/testing/testing.hpp>
 
 #include "catch.hpp"

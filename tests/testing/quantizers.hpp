@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include <fakequant/presets.hpp>
+#include <fakequant/scheme/presets.hpp>
 #include <fakequant/testing/testing.hpp>
 
 namespace fq_test {

@@ -31,7 +31,7 @@
 #include <utility>           // move
 #include <vector>            // vector
 
-#include <fakequant/convert/int8_params.hpp>
+#include <fakequant/int8/params.hpp>
 #include <fakequant/kernels/conv2d.hpp>
 #include <fakequant/kernels/gemm.hpp>
 #include <fakequant/kernels/linear.hpp>

@@ -51,7 +51,7 @@
 #include <vector>       // vector
 
 #include <fakequant/convert/convert.hpp>
-#include <fakequant/core/numerics.hpp>
+#include <fakequant/scheme/numerics.hpp>
 #include <fakequant/kernels/quantize.hpp>
 #include <fakequant/layers/qlayers.hpp>
 #include <fakequant/ops/pool.hpp>

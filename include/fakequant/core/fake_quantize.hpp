@@ -34,10 +34,10 @@
 
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/mask.hpp>
-#include <fakequant/core/numerics.hpp>
+#include <fakequant/scheme/numerics.hpp>
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/detail/fake_quantize_scalar.hpp>
-#include <fakequant/detail/run_plan.hpp>
+#include <fakequant/core/fake_quantize_scalar.hpp>
+#include <fakequant/core/run_plan.hpp>
 #include <fakequant/policy/clamp_grad.hpp>
 #include <fakequant/simd/fake_quantize_simd.hpp>
 
@@ -48,19 +48,6 @@ namespace fq {
 enum class KernelPath { kAuto, kScalar };
 
 namespace detail {
-
-template <class T>
-TensorView<T> as_view(TensorView<T> v) noexcept {
-  return v;
-}
-template <class E, class = std::enable_if_t<
-                       is_eigen_direct<std::remove_const_t<std::remove_reference_t<E>>>::value>>
-auto as_view(E&& e) {
-  return TensorView(std::forward<E>(e));
-}
-template <class X>
-using view_scalar_t =
-    std::remove_const_t<typename decltype(as_view(std::declval<X>()))::value_type>;
 
 template <class T>
 constexpr void static_check_float() {

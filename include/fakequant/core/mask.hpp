@@ -17,7 +17,7 @@
 #include <vector>            // vector
 
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/detail/run_plan.hpp>
+#include <fakequant/core/run_plan.hpp>
 
 namespace fq {
 

@@ -22,11 +22,12 @@
 #include <limits>            // numeric_limits
 #include <string>            // string
 #include <type_traits>       // enable_if, is_base_of, remove_reference
+#include <utility>           // declval, forward
 
 #include <Eigen/Core>
 
-#include <fakequant/detail/checked.hpp>
-#include <fakequant/error.hpp>
+#include <fakequant/base/checked.hpp>
+#include <fakequant/base/error.hpp>
 
 namespace fq {
 
@@ -261,6 +262,19 @@ void check_no_self_overlap(const TensorView<T>& v, const char* where) {
                " overlaps itself (two indices reach the same element)"));
 }
 
+/// A view of an argument that is a TensorView or an Eigen object with direct access.
+template <class T>
+TensorView<T> as_view(TensorView<T> v) noexcept {
+  return v;
+}
+template <class E, class = std::enable_if_t<
+                       is_eigen_direct<std::remove_const_t<std::remove_reference_t<E>>>::value>>
+auto as_view(E&& e) {
+  return TensorView(std::forward<E>(e));
+}
+template <class X>
+using view_scalar_t =
+    std::remove_const_t<typename decltype(as_view(std::declval<X>()))::value_type>;
 }  // namespace detail
 }  // namespace fq
 

@@ -20,7 +20,7 @@
 #ifndef FQ_KERNELS_CONV2D_AVX512_HPP_
 #define FQ_KERNELS_CONV2D_AVX512_HPP_
 
-#include <fakequant/kernels/isa.hpp>
+#include <fakequant/simd/isa.hpp>
 #include <fakequant/kernels/requant_avx512.hpp>
 
 #if FQ_KERNELS_X86

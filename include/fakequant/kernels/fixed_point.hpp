@@ -37,7 +37,7 @@
 #include <limits>       // numeric_limits
 #include <type_traits>  // is_same
 
-#include <fakequant/error.hpp>
+#include <fakequant/base/error.hpp>
 #include <fakequant/policy/rounding.hpp>
 
 namespace fq {

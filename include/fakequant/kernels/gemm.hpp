@@ -23,12 +23,12 @@
 
 #include <cstdint>  // int8_t, int32_t, int64_t, uint8_t
 
-#include <fakequant/detail/checked.hpp>
-#include <fakequant/error.hpp>
+#include <fakequant/base/checked.hpp>
+#include <fakequant/base/error.hpp>
 #include <fakequant/kernels/gemm_avx2.hpp>
 #include <fakequant/kernels/gemm_avx512_vnni.hpp>
 #include <fakequant/kernels/gemm_scalar.hpp>
-#include <fakequant/kernels/isa.hpp>
+#include <fakequant/simd/isa.hpp>
 #include <fakequant/kernels/packed_weights.hpp>
 
 namespace fq {

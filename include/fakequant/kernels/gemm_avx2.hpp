@@ -13,7 +13,7 @@
 #ifndef FQ_KERNELS_GEMM_AVX2_HPP_
 #define FQ_KERNELS_GEMM_AVX2_HPP_
 
-#include <fakequant/kernels/isa.hpp>
+#include <fakequant/simd/isa.hpp>
 
 #if FQ_KERNELS_X86
 #include <algorithm>  // min

@@ -12,7 +12,7 @@
 #ifndef FQ_KERNELS_GEMM_AVX512_VNNI_HPP_
 #define FQ_KERNELS_GEMM_AVX512_VNNI_HPP_
 
-#include <fakequant/kernels/isa.hpp>
+#include <fakequant/simd/isa.hpp>
 
 #if FQ_KERNELS_X86
 #include <algorithm>  // min

@@ -25,7 +25,7 @@
 #include <vector>       // vector
 
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/detail/checked.hpp>
+#include <fakequant/base/checked.hpp>
 #include <fakequant/kernels/gemm.hpp>
 #include <fakequant/kernels/output_stages.hpp>
 #include <fakequant/kernels/requant_avx2.hpp>

@@ -11,8 +11,8 @@
 
 #include <cstdint>  // int64_t, uint8_t
 
-#include <fakequant/detail/checked.hpp>
-#include <fakequant/error.hpp>
+#include <fakequant/base/checked.hpp>
+#include <fakequant/base/error.hpp>
 
 namespace fq {
 

@@ -19,9 +19,9 @@
 
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/fake_quantize.hpp>  // KernelPath, as_view
-#include <fakequant/core/numerics.hpp>
+#include <fakequant/scheme/numerics.hpp>
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/detail/run_plan.hpp>
+#include <fakequant/core/run_plan.hpp>
 #include <fakequant/simd/fake_quantize_simd.hpp>
 
 namespace fq {

@@ -12,7 +12,7 @@
 #ifndef FQ_KERNELS_REQUANT_AVX2_HPP_
 #define FQ_KERNELS_REQUANT_AVX2_HPP_
 
-#include <fakequant/kernels/isa.hpp>
+#include <fakequant/simd/isa.hpp>
 #include <fakequant/kernels/requant_avx512.hpp>  // RequantRowParams, prepare_requant_row
 
 #if FQ_KERNELS_X86

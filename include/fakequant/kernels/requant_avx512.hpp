@@ -18,7 +18,7 @@
 #ifndef FQ_KERNELS_REQUANT_AVX512_HPP_
 #define FQ_KERNELS_REQUANT_AVX512_HPP_
 
-#include <fakequant/kernels/isa.hpp>
+#include <fakequant/simd/isa.hpp>
 
 #if FQ_KERNELS_X86
 #include <cstdint>  // int32_t, int64_t, uint8_t, int8_t

@@ -26,8 +26,8 @@
 #include <cstdint>  // int32_t, int64_t, uint8_t
 #include <vector>   // vector
 
-#include <fakequant/convert/int8_params.hpp>
-#include <fakequant/detail/checked.hpp>
+#include <fakequant/int8/params.hpp>
+#include <fakequant/base/checked.hpp>
 #include <fakequant/kernels/gemm.hpp>
 #include <fakequant/kernels/im2col.hpp>
 #include <fakequant/kernels/output_stages.hpp>

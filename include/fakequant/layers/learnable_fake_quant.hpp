@@ -19,7 +19,7 @@
 #include <cstdint>    // int64_t
 #include <vector>     // vector
 
-#include <fakequant/core/range.hpp>
+#include <fakequant/scheme/range.hpp>
 #include <fakequant/learnable/lsq.hpp>
 #include <fakequant/observer/aminmax.hpp>
 #include <fakequant/optim/param.hpp>

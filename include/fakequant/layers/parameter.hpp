@@ -9,7 +9,7 @@
 #include <random>   // mt19937, uniform_real_distribution
 #include <vector>   // vector
 
-#include <fakequant/detail/checked.hpp>
+#include <fakequant/base/checked.hpp>
 #include <fakequant/optim/param.hpp>
 #include <fakequant/tape/tape.hpp>
 

@@ -37,8 +37,8 @@
 #include <utility>      // declval
 #include <vector>       // vector
 
-#include <fakequant/convert/int8_params.hpp>
-#include <fakequant/fake_quantize_module.hpp>
+#include <fakequant/int8/params.hpp>
+#include <fakequant/observer/fake_quantize_module.hpp>
 #include <fakequant/kernels/im2col.hpp>
 #include <fakequant/layers/integer_eval.hpp>
 #include <fakequant/layers/parameter.hpp>
@@ -47,7 +47,7 @@
 #include <fakequant/ops/elementwise.hpp>
 #include <fakequant/ops/fake_quant.hpp>
 #include <fakequant/ops/linear.hpp>
-#include <fakequant/presets.hpp>
+#include <fakequant/scheme/presets.hpp>
 
 namespace fq {
 

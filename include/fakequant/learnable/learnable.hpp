@@ -10,6 +10,6 @@
 #include <fakequant/learnable/lsq_numerics.hpp>
 #include <fakequant/learnable/pact.hpp>
 #include <fakequant/learnable/scale_param.hpp>
-#include <fakequant/policy/scale_restriction.hpp>
+#include <fakequant/observer/scale_restriction.hpp>
 
 #endif  // FQ_LEARNABLE_LEARNABLE_HPP_

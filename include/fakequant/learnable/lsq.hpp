@@ -29,13 +29,13 @@
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/fake_quantize.hpp>
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/detail/run_plan.hpp>
+#include <fakequant/core/run_plan.hpp>
 #include <fakequant/learnable/grad_scale.hpp>
 #include <fakequant/learnable/lsq_numerics.hpp>
 #include <fakequant/learnable/lsq_simd.hpp>
 #include <fakequant/learnable/scale_param.hpp>
 #include <fakequant/policy/granularity.hpp>
-#include <fakequant/policy/scale_restriction.hpp>
+#include <fakequant/observer/scale_restriction.hpp>
 
 namespace fq {
 

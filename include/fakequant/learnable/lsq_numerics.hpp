@@ -51,9 +51,9 @@
 #include <type_traits>  // false_type, true_type
 #include <vector>       // vector
 
-#include <fakequant/config.hpp>
-#include <fakequant/core/numerics.hpp>
-#include <fakequant/core/range.hpp>
+#include <fakequant/base/config.hpp>
+#include <fakequant/scheme/numerics.hpp>
+#include <fakequant/scheme/range.hpp>
 
 namespace fq {
 

@@ -18,7 +18,7 @@
 #ifndef FQ_LEARNABLE_LSQ_SIMD_HPP_
 #define FQ_LEARNABLE_LSQ_SIMD_HPP_
 
-#include <fakequant/config.hpp>
+#include <fakequant/base/config.hpp>
 
 #if FQ_HAS_XSIMD
 #include <algorithm>    // min

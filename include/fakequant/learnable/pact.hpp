@@ -22,9 +22,9 @@
 
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/fake_quantize.hpp>
-#include <fakequant/core/numerics.hpp>
-#include <fakequant/core/range.hpp>
-#include <fakequant/detail/run_plan.hpp>
+#include <fakequant/scheme/numerics.hpp>
+#include <fakequant/scheme/range.hpp>
+#include <fakequant/core/run_plan.hpp>
 
 namespace fq {
 

@@ -18,7 +18,7 @@
 #include <cmath>        // exp2, log2, isfinite
 #include <type_traits>  // false_type, true_type
 
-#include <fakequant/error.hpp>
+#include <fakequant/base/error.hpp>
 
 namespace fq {
 

@@ -14,10 +14,10 @@
 #include <limits>       // numeric_limits
 #include <type_traits>  // is_same
 
-#include <fakequant/config.hpp>
+#include <fakequant/base/config.hpp>
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/detail/run_plan.hpp>
+#include <fakequant/core/run_plan.hpp>
 #include <fakequant/simd/xsimd_compat.hpp>
 
 namespace fq {

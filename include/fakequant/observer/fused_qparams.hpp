@@ -26,7 +26,7 @@
 #include <type_traits>  // is_same
 
 #include <fakequant/observer/minmax_observer.hpp>
-#include <fakequant/observer/qparams.hpp>
+#include <fakequant/scheme/qparams.hpp>
 
 namespace fq {
 

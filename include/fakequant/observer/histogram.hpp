@@ -37,7 +37,7 @@
 
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/detail/run_plan.hpp>
+#include <fakequant/core/run_plan.hpp>
 #include <fakequant/observer/aminmax.hpp>
 #include <fakequant/policy/rounding.hpp>
 

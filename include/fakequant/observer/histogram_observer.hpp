@@ -25,8 +25,8 @@
 
 #include <fakequant/observer/histogram.hpp>
 #include <fakequant/observer/histogram_range.hpp>
-#include <fakequant/observer/qparams.hpp>
-#include <fakequant/quantizer.hpp>
+#include <fakequant/scheme/qparams.hpp>
+#include <fakequant/quantizer/fake_quantizer.hpp>
 
 namespace fq {
 

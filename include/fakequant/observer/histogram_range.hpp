@@ -33,8 +33,8 @@
 #include <limits>     // numeric_limits
 #include <vector>     // vector
 
-#include <fakequant/core/range.hpp>
-#include <fakequant/error.hpp>
+#include <fakequant/scheme/range.hpp>
+#include <fakequant/base/error.hpp>
 #include <fakequant/observer/histogram.hpp>
 #include <fakequant/policy/rounding.hpp>
 

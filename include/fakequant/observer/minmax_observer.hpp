@@ -19,7 +19,8 @@
 #include <vector>     // vector
 
 #include <fakequant/observer/aminmax.hpp>
-#include <fakequant/observer/qparams.hpp>
+#include <fakequant/core/tensor_view.hpp>
+#include <fakequant/scheme/qparams.hpp>
 #include <fakequant/policy/rounding.hpp>
 
 namespace fq {

@@ -15,7 +15,7 @@
 #include <cmath>    // isfinite, sqrt
 #include <cstdint>  // int64_t
 
-#include <fakequant/config.hpp>
+#include <fakequant/base/config.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {

@@ -14,8 +14,8 @@
 #include <algorithm>  // max, min
 #include <cstdint>    // int64_t
 
-#include <fakequant/config.hpp>
-#include <fakequant/detail/checked.hpp>
+#include <fakequant/base/config.hpp>
+#include <fakequant/base/checked.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {

@@ -11,7 +11,7 @@
 #include <cstdint>  // int32_t, int64_t
 #include <limits>   // numeric_limits
 
-#include <fakequant/config.hpp>
+#include <fakequant/base/config.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {

@@ -18,7 +18,7 @@
 
 #include <Eigen/Core>
 
-#include <fakequant/error.hpp>
+#include <fakequant/base/error.hpp>
 #include <fakequant/optim/param.hpp>
 
 namespace fq {

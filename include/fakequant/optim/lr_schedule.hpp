@@ -16,7 +16,7 @@
 #include <cmath>    // cos, isfinite, pow
 #include <cstdint>  // int64_t
 
-#include <fakequant/error.hpp>
+#include <fakequant/base/error.hpp>
 #include <fakequant/optim/param.hpp>
 
 namespace fq {

@@ -13,7 +13,7 @@
 #include <cstddef>    // size_t
 #include <vector>     // vector
 
-#include <fakequant/error.hpp>
+#include <fakequant/base/error.hpp>
 
 namespace fq {
 namespace optim {

@@ -31,7 +31,7 @@
 #include <utility>      // move
 #include <vector>       // vector
 
-#include <fakequant/error.hpp>
+#include <fakequant/base/error.hpp>
 
 namespace fq {
 

@@ -10,7 +10,7 @@
 #ifndef FQ_SIMD_FAKE_QUANTIZE_SIMD_HPP_
 #define FQ_SIMD_FAKE_QUANTIZE_SIMD_HPP_
 
-#include <fakequant/config.hpp>
+#include <fakequant/base/config.hpp>
 
 #if FQ_HAS_XSIMD
 #include <cmath>        // signbit
@@ -18,10 +18,10 @@
 #include <cstdint>      // int64_t, int32_t
 #include <type_traits>  // conjunction, is_same
 
-#include <fakequant/core/numerics.hpp>
-#include <fakequant/core/range.hpp>
-#include <fakequant/detail/bit_writer.hpp>
-#include <fakequant/detail/fake_quantize_scalar.hpp>
+#include <fakequant/scheme/numerics.hpp>
+#include <fakequant/scheme/range.hpp>
+#include <fakequant/core/bit_writer.hpp>
+#include <fakequant/core/fake_quantize_scalar.hpp>
 #include <fakequant/simd/xsimd_compat.hpp>
 
 // GCC 12 reports its own AVX-512 intrinsics (_mm512_undefined_*) as maybe-uninitialized when

@@ -8,7 +8,7 @@
 #ifndef FQ_SIMD_XSIMD_COMPAT_HPP_
 #define FQ_SIMD_XSIMD_COMPAT_HPP_
 
-#include <fakequant/config.hpp>
+#include <fakequant/base/config.hpp>
 
 #if FQ_HAS_XSIMD
 #include <cstddef>      // size_t

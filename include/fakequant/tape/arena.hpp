@@ -21,8 +21,8 @@
 #include <utility>      // exchange
 #include <vector>       // vector
 
-#include <fakequant/detail/checked.hpp>
-#include <fakequant/error.hpp>
+#include <fakequant/base/checked.hpp>
+#include <fakequant/base/error.hpp>
 
 namespace fq {
 

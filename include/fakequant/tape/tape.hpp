@@ -44,8 +44,8 @@
 
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/detail/checked.hpp>
-#include <fakequant/error.hpp>
+#include <fakequant/base/checked.hpp>
+#include <fakequant/base/error.hpp>
 #include <fakequant/tape/arena.hpp>
 
 namespace fq {

@@ -53,7 +53,7 @@
 #include <fakequant/policy/rounding.hpp>
 #include <fakequant/testing/grid.hpp>
 #include <fakequant/testing/harness.hpp>
-#include <fakequant/testing/quantizer_concept.hpp>
+#include <fakequant/quantizer/concept.hpp>
 #include <fakequant/testing/result.hpp>
 
 namespace fq {

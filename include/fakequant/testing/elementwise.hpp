@@ -18,7 +18,7 @@
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/detail/run_plan.hpp>
+#include <fakequant/core/run_plan.hpp>
 
 namespace fq {
 namespace testing {

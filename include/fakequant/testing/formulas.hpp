@@ -23,7 +23,7 @@
 #include <utility>  // move
 #include <vector>   // vector
 
-#include <fakequant/core/range.hpp>
+#include <fakequant/scheme/range.hpp>
 #include <fakequant/testing/check_gradients.hpp>
 
 namespace fq {

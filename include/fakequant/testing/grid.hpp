@@ -16,9 +16,9 @@
 #include <utility>    // move
 #include <vector>     // vector
 
-#include <fakequant/core/range.hpp>
-#include <fakequant/error.hpp>
-#include <fakequant/testing/quantizer_concept.hpp>
+#include <fakequant/scheme/range.hpp>
+#include <fakequant/base/error.hpp>
+#include <fakequant/quantizer/concept.hpp>
 
 namespace fq {
 namespace testing {

@@ -20,11 +20,11 @@
 #include <utility>      // forward
 #include <vector>       // vector
 
-#include <fakequant/config.hpp>
+#include <fakequant/base/config.hpp>
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
 #include <fakequant/testing/grid.hpp>
-#include <fakequant/testing/quantizer_concept.hpp>
+#include <fakequant/quantizer/concept.hpp>
 #include <fakequant/testing/result.hpp>
 
 namespace fq {

@@ -14,7 +14,7 @@
 #include <fakequant/testing/elementwise.hpp>
 #include <fakequant/testing/formulas.hpp>
 #include <fakequant/testing/grid.hpp>
-#include <fakequant/testing/quantizer_concept.hpp>
+#include <fakequant/quantizer/concept.hpp>
 #include <fakequant/testing/result.hpp>
 
 #endif  // FQ_TESTING_TESTING_HPP_

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+// fakequant/quantizer/concept.hpp: what the testing kit requires of a quantizer.
+//
+// A type Q is a *quantizer* for the kit when, for an lvalue `q` of type Q,
+//   q.forward(fq::TensorView<const float> x, fq::TensorView<float> y, fq::Mask* mask)
+//       writes y = Q(x) (same shape; element-wise, or per channel) and, if mask is not null,
+//       the STE mask: one bit per element, set where the gradient passes (fq::Mask; see
+//       testing/elementwise.hpp for a helper that writes it);
+// and one of
+//   q.backward(fq::TensorView<const float> dy, const fq::Mask& mask, fq::TensorView<float> dx)
+//   q.backward(fq::TensorView<const float> x, fq::TensorView<const float> dy,
+//              const fq::Mask& mask, fq::TensorView<float> dx)
+//       writes dx, the gradient of sum(dy * y) w.r.t. x (the second form is for quantizers
+//       whose gradient needs x, e.g. LSQ; the kit prefers it when both exist).
+// Optional members the kit uses when present:
+//   static constexpr bool kPerChannel; static constexpr int kAxis;   the channel axis of x
+//   scale(), zero_point(), range()   an affine grid (c - z) * s, c in [quant_min, quant_max],
+//                                     per channel: the kit derives the grid (testing/grid.hpp)
+//   template <class F> void visit_parameters(F&& f)   learnable parameters: calls
+//       f(const char* name, fq::TensorView<float> value, fq::TensorView<float> grad)
+//       for each one; backward writes (or adds to) grad, the gradient of sum(dy * y).
+// fq::FakeQuantizer<Scheme> meets the concept as it is. forward/backward may be const or not
+// and may throw fq::Error on bad input. The kit keeps x alive and unchanged between a forward
+// and its backward, so a quantizer may keep a view of x. Tensors are float.
+#ifndef FQ_QUANTIZER_CONCEPT_HPP_
+#define FQ_QUANTIZER_CONCEPT_HPP_
+
+#include <type_traits>  // false_type, true_type, void_t
+#include <utility>      // declval
+
+#include <fakequant/core/mask.hpp>
+#include <fakequant/core/tensor_view.hpp>
+
+namespace fq {
+namespace testing {
+namespace detail {
+
+using CView = TensorView<const float>;
+using View = TensorView<float>;
+
+template <class Q, class = void>
+struct has_forward : std::false_type {};
+template <class Q>
+struct has_forward<Q, std::void_t<decltype(std::declval<Q&>().forward(
+                          std::declval<CView>(), std::declval<View>(), std::declval<Mask*>()))>>
+    : std::true_type {};
+
+template <class Q, class = void>
+struct has_backward_dy : std::false_type {};
+template <class Q>
+struct has_backward_dy<
+    Q, std::void_t<decltype(std::declval<Q&>().backward(
+           std::declval<CView>(), std::declval<const Mask&>(), std::declval<View>()))>>
+    : std::true_type {};
+
+template <class Q, class = void>
+struct has_backward_x_dy : std::false_type {};
+template <class Q>
+struct has_backward_x_dy<Q, std::void_t<decltype(std::declval<Q&>().backward(
+                                std::declval<CView>(), std::declval<CView>(),
+                                std::declval<const Mask&>(), std::declval<View>()))>>
+    : std::true_type {};
+
+/// Calls f(name, value, grad) for nothing: the argument type of the detection below.
+struct ParameterProbe {
+  void operator()(const char*, View, View) const noexcept {}
+};
+
+template <class Q, class = void>
+struct has_parameters : std::false_type {};
+template <class Q>
+struct has_parameters<
+    Q, std::void_t<decltype(std::declval<Q&>().visit_parameters(std::declval<ParameterProbe&>()))>>
+    : std::true_type {};
+
+template <class Q, class = void>
+struct has_channel_axis : std::false_type {};
+template <class Q>
+struct has_channel_axis<Q, std::void_t<decltype(bool{Q::kPerChannel}), decltype(int{Q::kAxis})>>
+    : std::true_type {};
+
+template <class Q, class = void>
+struct has_affine_grid : std::false_type {};
+template <class Q>
+struct has_affine_grid<Q, std::void_t<decltype(std::declval<const Q&>().scale()[0]),
+                                      decltype(std::declval<const Q&>().zero_point()[0]),
+                                      decltype(std::declval<const Q&>().range().quant_min)>>
+    : std::true_type {};
+
+}  // namespace detail
+
+/// True if Q has the forward and one of the backwards of the quantizer concept.
+template <class Q>
+struct is_quantizer : std::integral_constant<bool, detail::has_forward<Q>::value &&
+                                                       (detail::has_backward_dy<Q>::value ||
+                                                        detail::has_backward_x_dy<Q>::value)> {};
+template <class Q>
+inline constexpr bool is_quantizer_v = is_quantizer<Q>::value;
+
+/// True if Q exposes learnable parameters through visit_parameters.
+template <class Q>
+inline constexpr bool has_learnable_parameters_v = detail::has_parameters<Q>::value;
+
+/// Compile-time check with one sentence per missing member; used by every kit entry point.
+template <class Q>
+constexpr bool assert_quantizer() {
+  static_assert(detail::has_forward<Q>::value,
+                "fq::testing: the quantizer must provide forward(fq::TensorView<const float> x, "
+                "fq::TensorView<float> y, fq::Mask* mask) (see fakequant/testing/"
+                "quantizer_concept.hpp).");
+  static_assert(detail::has_backward_dy<Q>::value || detail::has_backward_x_dy<Q>::value,
+                "fq::testing: the quantizer must provide backward(fq::TensorView<const float> dy, "
+                "const fq::Mask& mask, fq::TensorView<float> dx) or backward(x, dy, mask, dx) "
+                "(see fakequant/quantizer/concept.hpp).");
+  return true;
+}
+
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// The quantizer concept as a C++20 concept (same rule as is_quantizer).
+template <class Q>
+concept Quantizer = is_quantizer_v<Q>;
+#endif
+
+}  // namespace testing
+}  // namespace fq
+
+#endif  // FQ_QUANTIZER_CONCEPT_HPP_

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+// fakequant/simd/isa.hpp: the instruction sets of the int8 kernels and the ONE place where
+// the kernel path is chosen at run time.
+//
+// The int8 GEMM has three implementations that give bit-identical int32 results:
+//   kAvx512Vnni  vpdpbusd (u8 x s8, four products summed into int32), 64 columns x 6 rows
+//   kAvx2        a widening path: u8 -> int16 and s8 -> int16, then vpmaddwd (int16 pairs
+//                summed into int32). It avoids vpmaddubsw, whose int16 pair sum saturates
+//                (255 * 127 * 2 = 64770 > 32767), so it is exact for every u8 x s8 input.
+//   kScalar      the reference, plain C++.
+// The SIMD functions carry __attribute__((target(...))), so the library needs no -march flag
+// (and noinline: they are only reached through the dispatch, and inlining them into callers
+// with constant sizes makes GCC 12 warn about tile stores it cannot see are unreachable);
+// detect_isa() asks the CPU (__builtin_cpu_supports) once. Non-GCC/Clang or non-x86 builds
+// compile only the scalar path.
+#ifndef FQ_SIMD_ISA_HPP_
+#define FQ_SIMD_ISA_HPP_
+
+#include <vector>  // vector
+
+#include <fakequant/base/error.hpp>
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define FQ_KERNELS_X86 1
+#define FQ_TARGET_AVX512VNNI \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), noinline))
+#define FQ_TARGET_AVX2 __attribute__((target("avx2"), noinline))
+// Small helpers called from FQ_TARGET_AVX512VNNI functions (inlined into them).
+#define FQ_TARGET_AVX512VNNI_INLINE \
+  inline __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), always_inline))
+#else
+#define FQ_KERNELS_X86 0
+#endif
+
+// Full unrolling of the register-tile loops: the accumulator arrays must become registers.
+#if defined(__clang__)
+#define FQ_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define FQ_UNROLL _Pragma("GCC unroll 32")
+#else
+#define FQ_UNROLL
+#endif
+
+namespace fq {
+
+/// Which implementation of an int8 kernel runs. kAuto picks the best one the CPU supports.
+enum class Isa { kAuto, kScalar, kAvx2, kAvx512Vnni };
+
+/// Short name, e.g. "avx512_vnni".
+inline const char* to_string(Isa isa) noexcept {
+  switch (isa) {
+    case Isa::kAuto:
+      return "auto";
+    case Isa::kScalar:
+      return "scalar";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvx512Vnni:
+      return "avx512_vnni";
+  }
+  return "unknown";
+}
+
+namespace detail {
+inline Isa detect_isa_uncached() noexcept {
+#if FQ_KERNELS_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+    return Isa::kAvx512Vnni;
+  if (__builtin_cpu_supports("avx2")) return Isa::kAvx2;
+#endif
+  return Isa::kScalar;
+}
+}  // namespace detail
+
+/// The best implementation this CPU runs (detected once).
+inline Isa detect_isa() noexcept {
+  static const Isa best = detail::detect_isa_uncached();
+  return best;
+}
+
+/// True if this CPU (and this build) can run `isa`.
+inline bool isa_supported(Isa isa) noexcept {
+  const Isa best = detect_isa();
+  switch (isa) {
+    case Isa::kAuto:
+    case Isa::kScalar:
+      return true;
+    case Isa::kAvx2:
+      return best == Isa::kAvx2 || best == Isa::kAvx512Vnni;
+    case Isa::kAvx512Vnni:
+      return best == Isa::kAvx512Vnni;
+  }
+  return false;
+}
+
+/// Every implementation this CPU runs, scalar first (tests run each against the reference).
+inline std::vector<Isa> supported_isas() {
+  std::vector<Isa> out{Isa::kScalar};
+  if (isa_supported(Isa::kAvx2)) out.push_back(Isa::kAvx2);
+  if (isa_supported(Isa::kAvx512Vnni)) out.push_back(Isa::kAvx512Vnni);
+  return out;
+}
+
+/// Resolves kAuto to the detected ISA; a request the CPU cannot run is an error.
+inline Isa resolve_isa(Isa requested, const char* where) {
+  if (requested == Isa::kAuto) return detect_isa();
+  FQ_CHECK(isa_supported(requested), ErrorCode::kInvalidArgument,
+           detail::msg(where, ": the CPU or this build does not support ", to_string(requested)));
+  return requested;
+}
+
+}  // namespace fq
+
+#endif  // FQ_SIMD_ISA_HPP_
