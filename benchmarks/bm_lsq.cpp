@@ -15,7 +15,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 #include <fakequant/learnable/learnable.hpp>
 
 #include "bm_buffers.hpp"

@@ -46,6 +46,7 @@
 
 #include <fakequant/convert/int8_model.hpp>
 #include <fakequant/fakequant.hpp>
+#include <fakequant/int8/model.hpp>
 #include <fakequant/layers/qlayers.hpp>
 #include <fakequant/ops/ops.hpp>
 #include <fakequant/optim/adam.hpp>
@@ -350,9 +351,10 @@ std::pair<double, double> evaluate_int8(const fq::Int8Model& model, const Datase
   return {double(correct) / double(d.n), double(d.n) / seconds_since(t0)};
 }
 
-/// Runs the QAT model with each layer in integer arithmetic (use_integer_arithmetic: the
-/// deployed model's exact sums and requantization inside the float graph) and the deployed
-/// model on the test set; returns how many logits differ in any bit, and the accuracy.
+/// Runs the QAT model with each layer in integer arithmetic (use_integer_arithmetic: each layer
+/// runs its own cached Int8Conv2d or Int8Linear, the deployed layers, inside the float graph)
+/// and the deployed model on the test set; returns how many logits differ in any bit, and the
+/// accuracy.
 template <class N>
 std::pair<long, double> compare_with_deployed(N& net, const fq::Int8Model& deployed,
                                               const Dataset& d) {

@@ -29,7 +29,7 @@
 #include <torch/custom_class.h>
 #include <torch/version.h>
 
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 
 namespace {
 

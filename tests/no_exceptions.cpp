@@ -9,7 +9,7 @@
 #include <cstring>
 #include <vector>
 
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 
 namespace {
 [[noreturn]] void report_and_exit(const fq::ErrorInfo& info) {

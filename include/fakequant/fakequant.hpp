@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
-// fakequant/fakequant.hpp: the light header, the fake-quant API: schemes, quantizers,
-// observers, learnable quantizers and schedules. The training stack (tape/, ops/ops.hpp,
-// layers/, optim/), the int8 kernels and layers (kernels/, int8/), convert/ and the testing kit
-// (testing/testing.hpp) are included separately, so that code that only fake-quantizes does
-// not compile them; fakequant/all.hpp includes everything but testing/catch2.hpp (which needs
-// Catch2).
+// fakequant/fakequant.hpp: the light header, the fake-quant API: schemes, fake_quantize_*
+// (kernels/fake_quantize.hpp), quantizers, observers, learnable quantizers and schedules. The
+// training stack (tape/, ops/ops.hpp, layers/, optim/), the int8 kernels and layers (the rest
+// of kernels/, int8/), convert/ and the testing kit (testing/testing.hpp) are included
+// separately, so that code that only fake-quantizes does not compile them; fakequant/all.hpp
+// includes everything but testing/catch2.hpp (which needs Catch2).
 #ifndef FQ_FAKEQUANT_HPP_
 #define FQ_FAKEQUANT_HPP_
 
@@ -13,7 +13,7 @@
 #include <fakequant/base/version.hpp>
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 #include <fakequant/learnable/learnable.hpp>
 #include <fakequant/observer/fake_quantize_module.hpp>
 #include <fakequant/observer/fused_qparams.hpp>

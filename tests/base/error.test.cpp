@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Tests of the error mechanism (fakequant/base/error.hpp).
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 #include <fakequant/base/error.hpp>
 
 #include <stdexcept>

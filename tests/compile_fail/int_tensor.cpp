@@ -1,4 +1,4 @@
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 int main() {
   int x[4] = {}, y[4] = {};
   fq::fake_quantize_per_tensor(fq::TensorView<const int>(x, {4}), fq::TensorView<int>(y, {4}),

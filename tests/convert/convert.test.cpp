@@ -10,7 +10,6 @@
 #include <fakequant/convert/convert.hpp>
 
 #include "convert/convert_test_util.hpp"
-#include "ops/grad_check.hpp"
 
 using fq::Tape;
 using fq::Var;
@@ -173,35 +172,6 @@ TEST_CASE("convert: bad input is reported", "[convert]") {
   fq::QLinear<> fresh(8, 4, rng);  // never run: its weight observer has not seen the weights
   CHECK_THROWS_WITH(fq::convert(fresh, {0.1f, 0}),
                     Catch::Contains("convert(QLinear): the weight quantizer is not calibrated"));
-  std::vector<std::uint8_t> x(8 * 3), y(8);
-  CHECK_THROWS_AS(fq::max_pool2d_u8(x.data(), 1, 2, 2, 3, 1, y.data()), fq::Error);
-}
-
-TEST_CASE("max_pool2d_u8: every window and stride (fixed and run-time paths) equals a direct max",
-          "[convert][bit_exact]") {
-  std::mt19937 rng(12);
-  std::uniform_int_distribution<int> u(0, 255);
-  for (const auto& ks : {std::pair<int, int>{2, 2}, {3, 2}, {3, 1}, {2, 1}, {1, 1}, {4, 3}, {5, 2}})
-    for (const auto& hw : {std::pair<int, int>{7, 9}, {8, 8}, {5, 14}}) {
-      const std::int64_t k = ks.first, s = ks.second, h = hw.first, w = hw.second, nc = 3;
-      if (k > h || k > w) continue;
-      std::vector<std::uint8_t> x(static_cast<std::size_t>(nc * h * w));
-      for (auto& v : x) v = static_cast<std::uint8_t>(u(rng));
-      const std::int64_t oh = (h - k) / s + 1, ow = (w - k) / s + 1;
-      std::vector<std::uint8_t> y(static_cast<std::size_t>(nc * oh * ow));
-      fq::max_pool2d_u8(x.data(), nc, h, w, k, s, y.data());
-      for (std::int64_t c = 0; c < nc; ++c)
-        for (std::int64_t i = 0; i < oh; ++i)
-          for (std::int64_t j = 0; j < ow; ++j) {
-            int m = -1;
-            for (std::int64_t p = 0; p < k; ++p)
-              for (std::int64_t q = 0; q < k; ++q)
-                m = std::max(m,
-                             int(x[static_cast<std::size_t>((c * h + i * s + p) * w + j * s + q)]));
-            INFO("k " << k << " s " << s << " h " << h << " w " << w);
-            REQUIRE(int(y[static_cast<std::size_t>((c * oh + i) * ow + j)]) == m);
-          }
-    }
 }
 
 TEST_CASE(
@@ -224,4 +194,42 @@ TEST_CASE(
   CHECK(double(agree.exact) >= 0.99 * double(agree.total));
   CHECK(integer_agree.total == agree.total);
   CHECK(integer_agree.exact == integer_agree.total);
+}
+
+TEST_CASE(
+    "convert(QConvBn2d): the tape-free folding gives the simulation's weight levels and "
+    "the folded bias bit for bit",
+    "[convert][bit_exact]") {
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<float> u(0.2f, 3.0f), m(-1.0f, 1.0f);
+  for (int trial = 0; trial < 20; ++trial) {
+    fq::QConvBn2d<> layer(3, 6, 3, rng, fq::ops::Conv2dOptions::make(1, 1));
+    for (float& g : layer.gamma().value()) g = u(rng);
+    for (float& b : layer.beta().value()) b = m(rng);
+    for (float& v : layer.running_var()) v = u(rng);
+    for (float& mu : layer.running_mean()) mu = m(rng);
+    std::vector<std::uint8_t> xl;
+    const std::vector<float> x = random_input(2 * 3 * 5 * 5, {0.03f, 0}, rng, xl);
+    layer.train(false);
+    simulated_levels(layer, x, {2, 3, 5, 5}, {1.0f, 0});  // calibrates on the folded weights
+    layer.for_each_quantizer([](auto& q) { q.enable_observer(false); });
+    const fq::Int8LayerParams p = layer.int8_params({0.03f, 0});
+
+    // The evaluation forward's own folding, on a tape, then its weight fake quantizer.
+    Tape tape;
+    fq::NoGradGuard ng(tape);
+    const Var f = fq::ops::bn_fold_factor(
+        tape, tape.constant(layer.gamma().value().data(), layer.gamma().shape()),
+        layer.running_var().data(), layer.eps());
+    const Var w = fq::ops::scale_channels(
+        tape, tape.constant(layer.weight().value().data(), layer.weight().shape()), f, 0);
+    const Var wq = fq::ops::fake_quant(tape, w, layer.weight_quantizer());
+    const std::int64_t per_channel = w.numel() / 6;
+    for (std::int64_t i = 0; i < w.numel(); ++i) {
+      const float s = p.weight_scale[std::size_t(i / per_channel)];
+      REQUIRE(float(p.weight[std::size_t(i)]) * s == wq.value()[i]);
+    }
+    for (std::size_t o = 0; o < 6; ++o)
+      REQUIRE(p.real_bias[o] == layer.beta().value()[o] - layer.running_mean()[o] * f.value()[o]);
+  }
 }

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <fakequant/int8/model_file.hpp>
 #include <fakequant/int8/params.hpp>
-#include <fakequant/convert/model_file.hpp>
 
 namespace fq_convert_test {
 

@@ -12,7 +12,8 @@
 #include <catch2/catch.hpp>
 
 #include <fakequant/convert/int8_model.hpp>
-#include <fakequant/convert/model_file.hpp>
+#include <fakequant/int8/model_file.hpp>
+#include <fakequant/kernels/max_pool.hpp>
 
 #include "convert/convert_test_util.hpp"
 

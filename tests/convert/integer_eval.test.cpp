@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <fakequant/convert/convert.hpp>
+#include <fakequant/kernels/max_pool.hpp>
 #include <fakequant/ops/pool.hpp>
 
 #include "convert/convert_test_util.hpp"

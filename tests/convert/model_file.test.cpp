@@ -10,7 +10,8 @@
 
 #include <catch2/catch.hpp>
 
-#include <fakequant/convert/model_file.hpp>
+#include <fakequant/convert/int8_model.hpp>
+#include <fakequant/int8/model_file.hpp>
 
 #include "convert/convert_test_util.hpp"
 #include "test_util.hpp"
@@ -222,7 +223,7 @@ TEST_CASE("model file: directories, devices and missing paths are kIoError", "[c
 
 TEST_CASE("integer layers and models check their sizes and arrays at construction",
           "[convert][errors]") {
-  fq::detail::Int8LayerParams p;
+  fq::Int8LayerParams p;
   p.weight.assign(12, 1);
   p.weight_scale.assign(3, 0.1f);
   p.bias.assign(3, 0);
@@ -243,7 +244,7 @@ TEST_CASE("integer layers and models check their sizes and arrays at constructio
   s.kernel_h = s.kernel_w = 2;
   s.pad_h = s.pad_w = 1 << 20;
   s.stride_h = s.stride_w = 1 << 20;
-  fq::detail::Int8LayerParams c = p;
+  fq::Int8LayerParams c = p;
   c.float_out = false;
   c.multiplier.assign(3, fq::QuantizedMultiplier{1 << 30, 0});
   CHECK(fq_test::error_code_of([&] { fq::Int8Conv2d(c, s); }) == fq::ErrorCode::kOutOfMemory);

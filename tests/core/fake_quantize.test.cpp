@@ -6,10 +6,11 @@
 #include <initializer_list>
 #include <limits>
 #include <random>
+#include <string>
 #include <type_traits>
 #include <vector>
 
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 #include <fakequant/ops/elementwise.hpp>
 #include <fakequant/ops/fake_quant.hpp>
 #include <fakequant/quantizer/fake_quantizer.hpp>
@@ -424,7 +425,7 @@ void check_wide(const std::vector<T>& x, float s, Z z, QuantRange r, bool fused)
   const auto n = static_cast<std::int64_t>(x.size());
   std::vector<T> y(x.size());
   fq::Mask m;
-  for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+  for (auto path : {fq::Isa::kAuto, fq::Isa::kScalar}) {
     fq::fake_quantize_per_tensor<N>(TensorView<const T>(x.data(), {n}),
                                     TensorView<T>(y.data(), {n}), &m, s, z, r, path);
     for (std::int64_t i = 0; i < n; ++i) {
@@ -506,7 +507,7 @@ TEST_CASE("int32 ranges per channel: int and float zero points, channel axis out
     const TensorView<float> yv(y.data(), 2, shape, strides);
     fq::Mask m;
     for (bool float_zp : {false, true}) {
-      for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+      for (auto path : {fq::Isa::kAuto, fq::Isa::kScalar}) {
         if (float_zp)
           fq::fake_quantize_per_channel(xv, yv, &m, s.data(), zf.data(), C, axis, r, path);
         else
@@ -602,7 +603,7 @@ TEST_CASE("y is never -0.0, float or integer zero point, any path", "[fake_quant
       REQUIRE(bits_of(v) != bits_of(-0.0f));
     }
   };
-  for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+  for (auto path : {fq::Isa::kAuto, fq::Isa::kScalar}) {
     for (const QuantRange r : {QuantRange{-128, 127}, QuantRange{0, 255}}) {
       for (float z : {0.0f, -0.0f}) {
         for (float s : {0.1f, 1.0f}) {
@@ -654,9 +655,9 @@ TEST_CASE("one backward rule: dy * mask on every path, the tape's node included,
   q.forward(TensorView<const float>(x.data(), {n}), TensorView<float>(y.data(), {n}), &m);
   std::vector<float> da(x.size()), ds(x.size());
   fq::fake_quantize_backward(TensorView<const float>(dy.data(), {n}), m,
-                             TensorView<float>(da.data(), {n}), fq::KernelPath::kAuto);
+                             TensorView<float>(da.data(), {n}), fq::Isa::kAuto);
   fq::fake_quantize_backward(TensorView<const float>(dy.data(), {n}), m,
-                             TensorView<float>(ds.data(), {n}), fq::KernelPath::kScalar);
+                             TensorView<float>(ds.data(), {n}), fq::Isa::kScalar);
   for (std::int64_t i = 0; i < n; ++i) {
     const auto iu = static_cast<std::size_t>(i);
     const bool in = m.test_linear(i);
@@ -705,4 +706,56 @@ TEST_CASE("per-channel: an empty tensor is a no-op whatever the parameter count"
   CHECK(m.numel() == 0);
   fq::fake_quantize_backward(TensorView<const float>(nullptr, {0, 3}), m,
                              TensorView<float>(nullptr, {0, 3}));
+}
+
+TEST_CASE("Isa: kScalar and an explicit ScalarArch run the scalar reference", "[fake_quant][isa]") {
+  const std::vector<float> x = {-1.3f, -0.25f, 0.0f,  0.125f, 0.375f, 2.0f, 100.0f, -100.0f, 0.05f,
+                                0.15f, 0.25f,  0.35f, -0.05f, -0.15f, 7.0f, -7.0f,  0.2f};
+  const auto n = static_cast<std::int64_t>(x.size());
+  std::vector<float> ya(x.size()), yb(x.size()), yc(x.size());
+  fq::Mask ma, mb, mc;
+  fq::fake_quantize_per_tensor(TensorView<const float>(x.data(), {n}),
+                               TensorView<float>(ya.data(), {n}), &ma, 0.1f, 3, {-8, 7});
+  fq::fake_quantize_per_tensor(TensorView<const float>(x.data(), {n}),
+                               TensorView<float>(yb.data(), {n}), &mb, 0.1f, 3, {-8, 7},
+                               fq::Isa::kScalar);
+  fq::fake_quantize_per_tensor<fq::TorchNumerics, fq::ScalarArch>(
+      TensorView<const float>(x.data(), {n}), TensorView<float>(yc.data(), {n}), &mc, 0.1f, 3,
+      {-8, 7});
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    INFO("element " << i);
+    REQUIRE(bits_of(ya[i]) == bits_of(yb[i]));
+    REQUIRE(bits_of(ya[i]) == bits_of(yc[i]));
+  }
+  CHECK(ma.words() == mb.words());
+  CHECK(ma.words() == mc.words());
+  CHECK(std::string(fq::ScalarArch::name()) == "scalar");
+}
+
+TEST_CASE("Isa: an instruction set the Arch's kernels do not run is kInvalidArgument",
+          "[fake_quant][isa]") {
+  std::vector<float> x(8, 0.5f), y(8);
+  const TensorView<const float> xv(x.data(), {8});
+  const TensorView<float> yv(y.data(), {8});
+  // ScalarArch names no instruction set: only kAuto and kScalar are valid.
+  for (fq::Isa isa : {fq::Isa::kAvx2, fq::Isa::kAvx512Vnni}) {
+    INFO(fq::to_string(isa));
+    const auto call = [&] {
+      fq::fake_quantize_per_tensor<fq::TorchNumerics, fq::ScalarArch>(xv, yv, nullptr, 0.1f, 0,
+                                                                      {-128, 127}, isa);
+    };
+    CHECK(fq_test::error_code_of(call) == fq::ErrorCode::kInvalidArgument);
+    CHECK_THAT(fq_test::error_message_of(call),
+               Catch::Matchers::Contains("fake_quantize_per_tensor: the Isa") &&
+                   Catch::Matchers::Contains("is not the instruction set of these kernels, which "
+                                             "run scalar"));
+  }
+  // The int8 GEMM's VNNI value names no fake-quant kernel on any Arch.
+  CHECK(fq_test::error_code_of([&] {
+          fq::fake_quantize_backward(xv, fq::Mask(), yv, fq::Isa::kAvx512Vnni);
+        }) == fq::ErrorCode::kInvalidArgument);
+  // The Isa that names DefaultArch's instruction set is accepted as kAuto.
+  const fq::Isa own = fq::isa_of_arch<fq::DefaultArch>();
+  fq::fake_quantize_per_tensor(xv, yv, nullptr, 0.1f, 0, {-128, 127}, own);
+  CHECK(y[0] == 0.5f);
 }

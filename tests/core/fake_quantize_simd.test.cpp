@@ -12,7 +12,7 @@
 #include <limits>
 #include <vector>
 
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 
 #include "catch.hpp"
 #include "test_util.hpp"
@@ -20,7 +20,7 @@
 #if FQ_HAS_XSIMD
 namespace {
 
-using fq::KernelPath;
+using fq::Isa;
 using fq::TensorView;
 
 template <class N, class T>
@@ -31,9 +31,9 @@ void check_per_tensor(std::int64_t n, float s, std::int32_t z, fq::QuantRange r,
   std::vector<T> ya(x.size()), ys(x.size());
   fq::Mask ma, ms;
   fq::fake_quantize_per_tensor<N>(TensorView<const T>(x.data(), {n}), TensorView<T>(ya.data(), {n}),
-                                  &ma, s, z, r, KernelPath::kAuto);
+                                  &ma, s, z, r, Isa::kAuto);
   fq::fake_quantize_per_tensor<N>(TensorView<const T>(x.data(), {n}), TensorView<T>(ys.data(), {n}),
-                                  &ms, s, z, r, KernelPath::kScalar);
+                                  &ms, s, z, r, Isa::kScalar);
   INFO("n " << n << " first mismatch " << fq_test::first_bit_mismatch(ya, ys));
   REQUIRE(fq_test::first_bit_mismatch(ya, ys) == -1);
   REQUIRE(ma.words() == ms.words());
@@ -41,9 +41,9 @@ void check_per_tensor(std::int64_t n, float s, std::int32_t z, fq::QuantRange r,
   auto dy = fq_test::make_fq_input<T>(static_cast<std::size_t>(n), 1.0f, -3, 3, 0, seed + 1);
   std::vector<T> da(x.size()), ds(x.size());
   fq::fake_quantize_backward(TensorView<const T>(dy.data(), {n}), ma, TensorView<T>(da.data(), {n}),
-                             KernelPath::kAuto);
+                             Isa::kAuto);
   fq::fake_quantize_backward(TensorView<const T>(dy.data(), {n}), ms, TensorView<T>(ds.data(), {n}),
-                             KernelPath::kScalar);
+                             Isa::kScalar);
   REQUIRE(fq_test::first_bit_mismatch(da, ds) == -1);
 }
 
@@ -64,7 +64,7 @@ void check_all_sizes() {
 
 TEST_CASE("SIMD per-tensor is bit-exact against scalar for every numerics policy",
           "[fake_quant][simd]") {
-  INFO("SIMD architecture: " << fq::simd::DefaultArch::name());
+  INFO("SIMD architecture: " << fq::DefaultArch::name());
   check_all_sizes<fq::Numerics<fq::RoundHalfEven, fq::MulByInverse, fq::OverflowToQmin>>();
   check_all_sizes<fq::Numerics<fq::RoundHalfEven, fq::DivideByScale, fq::OverflowSaturate>>();
   check_all_sizes<fq::Numerics<fq::RoundHalfAway, fq::MulByInverse, fq::OverflowToQmin>>();
@@ -92,9 +92,9 @@ TEST_CASE("SIMD per-channel is bit-exact against scalar, channel axis outer and 
       fq::Mask ma, ms;
       const TensorView<const float> xv(x.data(), {3, 19, inner, 21});
       fq::fake_quantize_per_channel(xv, TensorView<float>(ya.data(), {3, 19, inner, 21}), &ma,
-                                    s.data(), z.data(), C, axis, {-128, 127}, KernelPath::kAuto);
+                                    s.data(), z.data(), C, axis, {-128, 127}, Isa::kAuto);
       fq::fake_quantize_per_channel(xv, TensorView<float>(ys.data(), {3, 19, inner, 21}), &ms,
-                                    s.data(), z.data(), C, axis, {-128, 127}, KernelPath::kScalar);
+                                    s.data(), z.data(), C, axis, {-128, 127}, Isa::kScalar);
       INFO("axis " << axis << " inner " << inner);
       REQUIRE(fq_test::first_bit_mismatch(ya, ys) == -1);
       REQUIRE(ma.words() == ms.words());
@@ -128,9 +128,9 @@ TEST_CASE("SIMD per-channel rows (channel axis outermost) are bit-exact, short a
           using N = decltype(numerics);
           fq::Mask ma, ms;
           fq::fake_quantize_per_channel<N>(xv, ya, &ma, s.data(), z.data(), C, 0, {-128, 127},
-                                           KernelPath::kAuto);
+                                           Isa::kAuto);
           fq::fake_quantize_per_channel<N>(xv, ys, &ms, s.data(), z.data(), C, 0, {-128, 127},
-                                           KernelPath::kScalar);
+                                           Isa::kScalar);
           INFO("C " << C << " K " << K << " symmetric " << symmetric);
           REQUIRE(fq_test::first_bit_mismatch(ba, bs) == -1);
           REQUIRE(ma.words() == ms.words());
@@ -179,11 +179,9 @@ void check_per_tensor_data(const std::vector<float>& x, float s, std::int32_t z,
   std::vector<float> ya(x.size()), ys(x.size());
   fq::Mask ma, ms;
   fq::fake_quantize_per_tensor<N>(TensorView<const float>(x.data(), {n}),
-                                  TensorView<float>(ya.data(), {n}), &ma, s, z, r,
-                                  KernelPath::kAuto);
+                                  TensorView<float>(ya.data(), {n}), &ma, s, z, r, Isa::kAuto);
   fq::fake_quantize_per_tensor<N>(TensorView<const float>(x.data(), {n}),
-                                  TensorView<float>(ys.data(), {n}), &ms, s, z, r,
-                                  KernelPath::kScalar);
+                                  TensorView<float>(ys.data(), {n}), &ms, s, z, r, Isa::kScalar);
   INFO("range [" << r.quant_min << ", " << r.quant_max << "] z " << z << " s " << s
                  << " first mismatch " << fq_test::first_bit_mismatch(ya, ys));
   REQUIRE(fq_test::first_bit_mismatch(ya, ys) == -1);
@@ -238,10 +236,10 @@ TEST_CASE("SIMD per-tensor in place and from unaligned starts, around the batch 
         fq::Mask ma, ms;
         fq::fake_quantize_per_tensor(TensorView<const float>(inplace.data() + offset, {n}),
                                      TensorView<float>(inplace.data() + offset, {n}), &ma, 0.05f, z,
-                                     {0, 255}, KernelPath::kAuto);
+                                     {0, 255}, Isa::kAuto);
         fq::fake_quantize_per_tensor(TensorView<const float>(src.data() + offset, {n}),
                                      TensorView<float>(ys.data() + offset, {n}), &ms, 0.05f, z,
-                                     {0, 255}, KernelPath::kScalar);
+                                     {0, 255}, Isa::kScalar);
         const std::vector<float> got(inplace.begin() + static_cast<std::ptrdiff_t>(offset),
                                      inplace.end());
         const std::vector<float> want(ys.begin() + static_cast<std::ptrdiff_t>(offset), ys.end());
@@ -282,13 +280,13 @@ TEST_CASE("SIMD backward: NaN payloads and quietness equal the scalar reference'
     std::vector<float> a(x.size()), s(x.size());
     std::vector<double> ad(x.size()), sd(x.size());
     fq::fake_quantize_backward(TensorView<const float>(dy.data(), {n}), m,
-                               TensorView<float>(a.data(), {n}), KernelPath::kAuto);
+                               TensorView<float>(a.data(), {n}), Isa::kAuto);
     fq::fake_quantize_backward(TensorView<const float>(dy.data(), {n}), m,
-                               TensorView<float>(s.data(), {n}), KernelPath::kScalar);
+                               TensorView<float>(s.data(), {n}), Isa::kScalar);
     fq::fake_quantize_backward(TensorView<const double>(dyd.data(), {n}), md,
-                               TensorView<double>(ad.data(), {n}), KernelPath::kAuto);
+                               TensorView<double>(ad.data(), {n}), Isa::kAuto);
     fq::fake_quantize_backward(TensorView<const double>(dyd.data(), {n}), md,
-                               TensorView<double>(sd.data(), {n}), KernelPath::kScalar);
+                               TensorView<double>(sd.data(), {n}), Isa::kScalar);
     INFO("n " << n);
     REQUIRE(fq_test::first_bit_mismatch(a, s) == -1);
     REQUIRE(fq_test::first_bit_mismatch(ad, sd) == -1);
@@ -322,7 +320,7 @@ TEST_CASE("per-channel parameter checks: the fast range test agrees with the exa
   auto fast = [](float scale, std::int32_t zero, fq::QuantRange r) {
     const float s[2] = {0.1f, scale};
     const std::int32_t z[2] = {0, zero};
-    return fq::detail::all_channel_params_valid(s, z, 2, r);
+    return fq::detail::all_channel_params_valid<fq::DefaultArch>(s, z, 2, r);
   };
   const float after_limit = std::nextafter(0x1p-128f, 1.0f);
   for (float ok : {after_limit, 1e-38f, 1.0f, std::numeric_limits<float>::max()}) {

@@ -4,8 +4,8 @@
 #include <limits>
 #include <vector>
 
-#include <fakequant/core/fake_quantize.hpp>
 #include <fakequant/core/tensor_view.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 
 #include "catch.hpp"
 #include "test_util.hpp"

@@ -46,7 +46,7 @@ void require_bits(const std::vector<T>& got, const std::vector<T>& want, const f
 
 template <class N, class T, class Bits>
 void check_per_tensor(const fq_golden::PerTensorCase& c, const void* y_bits,
-                      const std::uint8_t* mask, fq::KernelPath path, const char* variant) {
+                      const std::uint8_t* mask, fq::Isa path, const char* variant) {
   const auto x = decode<T, Bits>(c.x_bits, c.n);
   const auto want = decode<T, Bits>(y_bits, c.n);
   std::vector<T> y(x.size());
@@ -64,7 +64,7 @@ TEST_CASE("golden: fake_quantize_per_tensor_affine(_cachemask)", "[golden][fake_
   REQUIRE(sizeof(fq_golden::kPerTensorCases) > 0);
   int checked = 0, wide = 0;
   for (const auto& c : fq_golden::kPerTensorCases) {
-    for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+    for (auto path : {fq::Isa::kAuto, fq::Isa::kScalar}) {
       if (c.dtype_bits == 32) {
         check_per_tensor<fq::TorchNumerics, float, std::uint32_t>(c, c.y_bits, c.mask, path,
                                                                   "x86 dispatch");
@@ -100,7 +100,7 @@ void check_per_channel(const fq_golden::PerChannelCase& c, const std::uint32_t* 
   const TensorView<const float> xs(x.data(), c.rank, c.shape, strides);
   const TensorView<float> ys(y.data(), c.rank, c.shape, strides);
   const fq::QuantRange r{c.quant_min, c.quant_max};
-  for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+  for (auto path : {fq::Isa::kAuto, fq::Isa::kScalar}) {
     if (c.zero_point_is_float) {
       const auto z = decode<float, std::uint32_t>(c.zero_point_float_bits, c.channels);
       fq::fake_quantize_per_channel<N>(xs, ys, &m, s.data(), z.data(), c.channels, c.axis, r, path);

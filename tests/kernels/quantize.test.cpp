@@ -13,7 +13,7 @@
 
 namespace {
 
-using fq::KernelPath;
+using fq::Isa;
 using fq::TensorView;
 
 template <class N, class Q, class T>
@@ -24,7 +24,7 @@ void check_per_tensor(std::int64_t n, float s, std::int32_t z, fq::QuantRange r,
   std::vector<T> ref(x.size());
   fq::fake_quantize_per_tensor<N>(TensorView<const T>(x.data(), {n}),
                                   TensorView<T>(ref.data(), {n}), nullptr, s, z, r);
-  for (KernelPath path : {KernelPath::kAuto, KernelPath::kScalar}) {
+  for (Isa path : {Isa::kAuto, Isa::kScalar}) {
     std::vector<Q> q(x.size());
     std::vector<T> y(x.size());
     fq::quantize_per_tensor<N>(TensorView<const T>(x.data(), {n}), TensorView<Q>(q.data(), {n}), s,
@@ -67,7 +67,7 @@ void check_per_channel(fq::QuantRange r, int axis) {
   TensorView<const float> xv(x.data(), {rows, cols});
   fq::fake_quantize_per_channel<N>(xv, TensorView<float>(ref.data(), {rows, cols}), nullptr,
                                    scale.data(), zp.data(), count, axis, r);
-  for (KernelPath path : {KernelPath::kAuto, KernelPath::kScalar}) {
+  for (Isa path : {Isa::kAuto, Isa::kScalar}) {
     std::vector<Q> q(x.size());
     std::vector<float> y(x.size());
     fq::quantize_per_channel<N>(xv, TensorView<Q>(q.data(), {rows, cols}), scale.data(), zp.data(),

@@ -12,7 +12,7 @@
 #include <fakequant/ops/loss.hpp>
 #include <fakequant/optim/adam.hpp>
 
-#include "ops/grad_check.hpp"
+#include "layers/layers_test_util.hpp"
 #include "test_util.hpp"
 
 using fq::Tape;

@@ -16,7 +16,7 @@
 #include <fakequant/optim/sgd.hpp>
 #include <fakequant/schedule/qat_schedule.hpp>
 
-#include "ops/grad_check.hpp"
+#include "layers/layers_test_util.hpp"
 
 using fq::Tape;
 using fq::Var;

@@ -10,7 +10,7 @@
 #include <type_traits>
 #include <vector>
 
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 #include <fakequant/learnable/learnable.hpp>
 
 #include "catch.hpp"
@@ -41,7 +41,7 @@ struct Out {
 
 /// Runs the case's call with numerics M on views of the case's shape (row-major).
 template <class M>
-Out run_case(const fq_golden_lsq::LsqCase& c, fq::KernelPath path) {
+Out run_case(const fq_golden_lsq::LsqCase& c, fq::Isa path) {
   const auto x = decode(c.x, c.n), dy = decode(c.dy, c.n);
   const auto s = decode(c.scale, c.channels), z = decode(c.zero_point, c.channels);
   Out o{std::vector<float>(x.size()), std::vector<float>(x.size()), std::vector<float>(s.size()),
@@ -93,7 +93,7 @@ std::vector<std::vector<std::int64_t>> channel_members(const fq_golden_lsq::LsqC
 }
 
 template <class M>
-void check_golden(const fq_golden_lsq::LsqCase& c, bool default_cpu, fq::KernelPath path) {
+void check_golden(const fq_golden_lsq::LsqCase& c, bool default_cpu, fq::Isa path) {
   const Out o = run_case<M>(c, path);
   const auto want_y = decode(default_cpu ? c.y0 : c.y, c.n);
   const auto want_dx = decode(default_cpu ? c.dx0 : c.dx, c.n);
@@ -171,7 +171,7 @@ TEST_CASE("lsq: golden vectors from PyTorch 1.13 (y, dx bitwise; ds, dz in toler
           "[lsq][golden]") {
   int per_tensor = 0, per_channel = 0;
   for (const auto& c : fq_golden_lsq::kLsqCases) {
-    for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+    for (auto path : {fq::Isa::kAuto, fq::Isa::kScalar}) {
       check_golden<fq::LsqTorch>(c, false, path);
       check_golden<fq::LsqTorchNoFma>(c, true, path);
     }
@@ -189,7 +189,7 @@ TEST_CASE("lsq: 16-bit ranges over many channels hold the documented tolerance i
   int cases = 0, channels = 0, single = 0;
   for (const auto& c : fq_golden_lsq::kLsqCases) {
     if (c.quant_max - c.quant_min < 65535) continue;
-    for (auto path : {fq::KernelPath::kAuto, fq::KernelPath::kScalar}) {
+    for (auto path : {fq::Isa::kAuto, fq::Isa::kScalar}) {
       check_golden<fq::LsqTorch>(c, false, path);
       check_golden<fq::LsqTorchNoFma>(c, true, path);
     }
@@ -383,11 +383,11 @@ TEST_CASE("lsq: SIMD kernels equal the scalar reference", "[lsq][simd]") {
       fq::lsq_per_channel<M>(xv, gv, TensorView<float>(y1.data(), {rows, cols}),
                              TensorView<float>(dx1.data(), {rows, cols}), sc.data(), zc.data(),
                              count, axis, {-128, 127}, 0.5f, ds1.data(), dz1.data(),
-                             fq::KernelPath::kAuto);
+                             fq::Isa::kAuto);
       fq::lsq_per_channel<M>(xv, gv, TensorView<float>(y2.data(), {rows, cols}),
                              TensorView<float>(dx2.data(), {rows, cols}), sc.data(), zc.data(),
                              count, axis, {-128, 127}, 0.5f, ds2.data(), dz2.data(),
-                             fq::KernelPath::kScalar);
+                             fq::Isa::kScalar);
     } else {
       ds1.resize(1);
       dz1.resize(1);
@@ -395,10 +395,10 @@ TEST_CASE("lsq: SIMD kernels equal the scalar reference", "[lsq][simd]") {
       dz2.resize(1);
       auto g1 = fq::lsq_per_tensor<M>(xv, gv, TensorView<float>(y1.data(), {rows, cols}),
                                       TensorView<float>(dx1.data(), {rows, cols}), 0.05f, 3.0f,
-                                      {-128, 127}, 0.5f, fq::KernelPath::kAuto);
+                                      {-128, 127}, 0.5f, fq::Isa::kAuto);
       auto g2 = fq::lsq_per_tensor<M>(xv, gv, TensorView<float>(y2.data(), {rows, cols}),
                                       TensorView<float>(dx2.data(), {rows, cols}), 0.05f, 3.0f,
-                                      {-128, 127}, 0.5f, fq::KernelPath::kScalar);
+                                      {-128, 127}, 0.5f, fq::Isa::kScalar);
       ds1[0] = g1.scale;
       dz1[0] = g1.zero_point;
       ds2[0] = g2.scale;
@@ -681,7 +681,7 @@ TEST_CASE("lsq: per channel on the innermost axis, many rows (block sums flushed
     s[c] = 0.004f + 0.0005f * float(c);
     z[c] = float(c % 7) - 3.0f;
   }
-  auto run = [&](auto tag, fq::KernelPath path, std::vector<float>& y, std::vector<float>& dx,
+  auto run = [&](auto tag, fq::Isa path, std::vector<float>& y, std::vector<float>& dx,
                  std::vector<float>& ds, std::vector<float>& dz) {
     using M = decltype(tag);
     y.resize(n);
@@ -696,8 +696,8 @@ TEST_CASE("lsq: per channel on the innermost axis, many rows (block sums flushed
   };
   auto check = [&](auto tag) {
     std::vector<float> y1, dx1, ds1, dz1, y2, dx2, ds2, dz2;
-    run(tag, fq::KernelPath::kAuto, y1, dx1, ds1, dz1);
-    run(tag, fq::KernelPath::kScalar, y2, dx2, ds2, dz2);
+    run(tag, fq::Isa::kAuto, y1, dx1, ds1, dz1);
+    run(tag, fq::Isa::kScalar, y2, dx2, ds2, dz2);
     REQUIRE(fq_test::first_bit_mismatch(y1, y2) == -1);
     REQUIRE(fq_test::first_bit_mismatch(dx1, dx2) == -1);
     for (std::size_t c = 0; c < ds1.size(); ++c) {

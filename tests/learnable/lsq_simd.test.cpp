@@ -21,7 +21,7 @@
 
 namespace {
 
-using fq::KernelPath;
+using fq::Isa;
 using fq::TensorView;
 
 struct Result {
@@ -32,7 +32,7 @@ struct Result {
 template <class M>
 Result run(const std::vector<float>& x, const std::vector<float>& dy, std::int64_t rows,
            std::int64_t cols, int axis, const std::vector<float>& s, const std::vector<float>& z,
-           fq::QuantRange r, KernelPath path, bool in_place) {
+           fq::QuantRange r, Isa path, bool in_place) {
   Result o;
   o.y = x;
   o.dx = dy;
@@ -81,8 +81,8 @@ void compare(const std::vector<float>& x, const std::vector<float>& dy, std::int
              std::int64_t cols, int axis, const std::vector<float>& s, const std::vector<float>& z,
              fq::QuantRange r) {
   for (bool in_place : {false, true}) {
-    const Result a = run<M>(x, dy, rows, cols, axis, s, z, r, KernelPath::kAuto, in_place);
-    const Result b = run<M>(x, dy, rows, cols, axis, s, z, r, KernelPath::kScalar, false);
+    const Result a = run<M>(x, dy, rows, cols, axis, s, z, r, Isa::kAuto, in_place);
+    const Result b = run<M>(x, dy, rows, cols, axis, s, z, r, Isa::kScalar, false);
     INFO("[" << rows << ", " << cols << "] axis " << axis << " range [" << r.quant_min << ", "
              << r.quant_max << "] z " << z[0] << " in place " << in_place);
     REQUIRE(fq_test::first_bit_mismatch(a.y, b.y) == -1);
@@ -186,9 +186,9 @@ TEST_CASE("lsq SIMD: NaN and infinite gradients propagate as in the scalar kerne
       dy[at] = special;
       for (float z : {3.0f, 0.0f}) {
         const Result a =
-            run<fq::LsqTorch>(x, dy, 1, n, -1, {0.05f}, {z}, {0, 255}, KernelPath::kAuto, false);
+            run<fq::LsqTorch>(x, dy, 1, n, -1, {0.05f}, {z}, {0, 255}, Isa::kAuto, false);
         const Result b =
-            run<fq::LsqTorch>(x, dy, 1, n, -1, {0.05f}, {z}, {0, 255}, KernelPath::kScalar, false);
+            run<fq::LsqTorch>(x, dy, 1, n, -1, {0.05f}, {z}, {0, 255}, Isa::kScalar, false);
         INFO("special " << special << " at " << at << " z " << z);
         REQUIRE(fq_test::first_bit_mismatch(a.y, b.y) == -1);
         REQUIRE(fq_test::first_bit_mismatch(a.dx, b.dx) == -1);
@@ -212,14 +212,12 @@ TEST_CASE("lsq SIMD: signaling NaN gradients come out quieted on both paths", "[
   for (std::size_t i = 0; i < x.size(); i += 2) x[i] = 50.0f;  // clipped above
   for (auto* mode : {"torch", "paper"}) {
     const bool torch = mode[0] == 't';
-    const Result a = torch ? run<fq::LsqTorch>(x, dy, 1, n, -1, {0.05f}, {3.0f}, {0, 255},
-                                               KernelPath::kAuto, false)
-                           : run<fq::LsqPaper>(x, dy, 1, n, -1, {0.05f}, {3.0f}, {0, 255},
-                                               KernelPath::kAuto, false);
-    const Result b = torch ? run<fq::LsqTorch>(x, dy, 1, n, -1, {0.05f}, {3.0f}, {0, 255},
-                                               KernelPath::kScalar, false)
-                           : run<fq::LsqPaper>(x, dy, 1, n, -1, {0.05f}, {3.0f}, {0, 255},
-                                               KernelPath::kScalar, false);
+    const Result a =
+        torch ? run<fq::LsqTorch>(x, dy, 1, n, -1, {0.05f}, {3.0f}, {0, 255}, Isa::kAuto, false)
+              : run<fq::LsqPaper>(x, dy, 1, n, -1, {0.05f}, {3.0f}, {0, 255}, Isa::kAuto, false);
+    const Result b =
+        torch ? run<fq::LsqTorch>(x, dy, 1, n, -1, {0.05f}, {3.0f}, {0, 255}, Isa::kScalar, false)
+              : run<fq::LsqPaper>(x, dy, 1, n, -1, {0.05f}, {3.0f}, {0, 255}, Isa::kScalar, false);
     INFO(mode);
     REQUIRE(fq_test::first_bit_mismatch(a.dx, b.dx) == -1);
     for (std::size_t i = 0; i < dy.size(); i += 3)

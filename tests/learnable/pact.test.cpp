@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 #include <fakequant/learnable/learnable.hpp>
 
 #include "catch.hpp"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Power-of-two scale restriction (policy/scale_restriction.hpp): exact against a double
+// Power-of-two scale restriction (observer/scale_restriction.hpp): exact against a double
 // log2 reference, the ceil policy never clips an observer's range, the STE gradient.
 #include <cmath>
 #include <cstdint>
@@ -7,10 +7,10 @@
 #include <random>
 #include <vector>
 
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 #include <fakequant/learnable/learnable.hpp>
-#include <fakequant/scheme/qparams.hpp>
 #include <fakequant/quantizer/fake_quantizer.hpp>
+#include <fakequant/scheme/qparams.hpp>
 
 #include "catch.hpp"
 

@@ -2,28 +2,33 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include <fakequant/fakequant.hpp>
+#include <fakequant/kernels/im2col.hpp>
 #include <fakequant/ops/ops.hpp>
+#include <fakequant/testing/check_op_gradients.hpp>
 
-#include "ops/grad_check.hpp"
 #include "test_util.hpp"
 
 using fq::Tape;
 using fq::Var;
-using fq_test::GradInput;
-using fq_test::max_grad_error;
+using GradInput = fq::testing::OpInput;
 
 namespace {
+/// The op's gradients against central differences (the testing kit's op gradient check).
 void check_grad(std::vector<GradInput> in, const std::function<Var(Tape&, std::vector<Var>&)>& f,
                 float h = 1e-2f, double tol = 2e-3) {
-  std::string where;
-  const double err = max_grad_error(in, f, h, &where);
-  INFO("worst: " << where);
-  CHECK(err < tol);
+  fq::testing::OpGradientOptions opt;
+  opt.step = h;
+  opt.tolerance = tol;
+  const fq::testing::CheckResult r = fq::testing::check_op_gradients(in, f, opt);
+  INFO(r.report());
+  CHECK(r.passed());
+  CHECK(r.checked("op_gradient") > 0);
 }
 }  // namespace
 
@@ -265,4 +270,56 @@ TEST_CASE("ops: batch-norm eps must be finite and > 0", "[ops]") {
   }
   const Var f = fq::ops::bn_fold_factor(tape, gv, var.data(), 1e-5f);
   for (int c = 0; c < 2; ++c) CHECK(std::isfinite(f.value()[c]));
+}
+
+TEST_CASE("im2col: both layouts, float and uint8, equal the window definition", "[ops]") {
+  std::mt19937 rng(41);
+  for (int trial = 0; trial < 60; ++trial) {
+    fq::Conv2dShape s;
+    s.in_channels = 1 + std::int64_t(rng() % 3);
+    s.kernel_h = 1 + std::int64_t(rng() % 3);
+    s.kernel_w = 1 + std::int64_t(rng() % 3);
+    s.in_h = s.kernel_h + std::int64_t(rng() % 5);
+    s.in_w = s.kernel_w + std::int64_t(rng() % 5);
+    s.stride_h = 1 + std::int64_t(rng() % 2);
+    s.stride_w = 1 + std::int64_t(rng() % 3);
+    s.pad_h = std::int64_t(rng() % 2);
+    s.pad_w = std::int64_t(rng() % 3);
+    const std::int64_t c = s.in_channels, k = c * s.kernel_h * s.kernel_w,
+                       p = s.out_h() * s.out_w();
+    std::vector<std::uint8_t> xu(static_cast<std::size_t>(c * s.in_h * s.in_w));
+    std::vector<float> xf(xu.size());
+    for (std::size_t i = 0; i < xu.size(); ++i) {
+      xu[i] = static_cast<std::uint8_t>(rng() % 256);
+      xf[i] = float(xu[i]) - 100.5f;
+    }
+    const std::int64_t ld = k + 3, ldt = p + 2;  // row strides beyond the rows, left untouched
+    std::vector<std::uint8_t> cu(static_cast<std::size_t>(p * ld), 7);
+    std::vector<float> cf(cu.size(), -1.0f), ct(static_cast<std::size_t>(k * ldt), -1.0f);
+    fq::im2col_u8(xu.data(), c, s, std::uint8_t{42}, cu.data(), ld);
+    fq::im2col(xf.data(), c, s, 0.5f, cf.data(), ld);
+    fq::im2col(xf.data(), c, s, 0.5f, ct.data(), ldt, fq::Im2colLayout::kRowPerOffset);
+    for (std::int64_t oh = 0; oh < s.out_h(); ++oh)
+      for (std::int64_t ow = 0; ow < s.out_w(); ++ow)
+        for (std::int64_t ch = 0; ch < c; ++ch)
+          for (std::int64_t i = 0; i < s.kernel_h; ++i)
+            for (std::int64_t j = 0; j < s.kernel_w; ++j) {
+              const std::int64_t h = oh * s.stride_h - s.pad_h + i,
+                                 w = ow * s.stride_w - s.pad_w + j;
+              const bool in = h >= 0 && h < s.in_h && w >= 0 && w < s.in_w;
+              const auto xi = static_cast<std::size_t>((ch * s.in_h + h) * s.in_w + w);
+              const std::int64_t pos = oh * s.out_w() + ow,
+                                 col = (ch * s.kernel_h + i) * s.kernel_w + j;
+              INFO("trial " << trial << " position " << pos << " column " << col);
+              REQUIRE(int(cu[static_cast<std::size_t>(pos * ld + col)]) == (in ? xu[xi] : 42));
+              REQUIRE(cf[static_cast<std::size_t>(pos * ld + col)] == (in ? xf[xi] : 0.5f));
+              REQUIRE(ct[static_cast<std::size_t>(col * ldt + pos)] == (in ? xf[xi] : 0.5f));
+            }
+    for (std::int64_t pos = 0; pos < p; ++pos)
+      for (std::int64_t col = k; col < ld; ++col)
+        REQUIRE(int(cu[static_cast<std::size_t>(pos * ld + col)]) == 7);
+    for (std::int64_t col = 0; col < k; ++col)
+      for (std::int64_t pos = p; pos < ldt; ++pos)
+        REQUIRE(ct[static_cast<std::size_t>(col * ldt + pos)] == -1.0f);
+  }
 }

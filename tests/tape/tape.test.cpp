@@ -9,6 +9,7 @@
 
 #include <fakequant/ops/ops.hpp>
 #include <fakequant/tape/arena.hpp>
+#include <fakequant/tape/custom_op.hpp>
 #include <fakequant/tape/tape.hpp>
 
 #include "test_util.hpp"

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include <fakequant/quantizer/fake_quantizer.hpp>
 #include <fakequant/scheme/presets.hpp>
 #include <fakequant/testing/testing.hpp>
 

@@ -31,11 +31,9 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FQ_INLINE inline __attribute__((always_inline))
-#define FQ_RESTRICT __restrict__
 #define FQ_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define FQ_INLINE inline
-#define FQ_RESTRICT
 #define FQ_UNLIKELY(x) (x)
 #endif
 
@@ -46,5 +44,11 @@
 #else
 #define FQ_PARALLEL_FOR
 #endif
+
+namespace fq {
+/// The one rank limit: tensor views, tape shapes, per-channel axes and model files describe
+/// tensors of at most this many dimensions.
+inline constexpr int kMaxRank = 8;
+}  // namespace fq
 
 #endif  // FQ_BASE_CONFIG_HPP_

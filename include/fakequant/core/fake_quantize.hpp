@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
-// fakequant/core/fake_quantize.hpp: fake quantization of a strided tensor and its STE backward.
+// fakequant/core/fake_quantize.hpp: the scalar reference of fake quantization and its STE
+// backward — argument checks, the run-plan driver and the scalar runs. The public entry points
+// fq::fake_quantize_per_tensor / _per_channel / _backward are in kernels/fake_quantize.hpp,
+// which hands this driver a runner with the SIMD kernels (detail::ScalarRuns here is the
+// runner of the scalar reference alone).
 //
-// Forward (per element; s, z per tensor or per channel; see core/numerics.hpp for the exact
+// Forward (per element; s, z per tensor or per channel; see scheme/numerics.hpp for the exact
 // operation order and the NaN/Inf rule):
 //     q    = round(x * f32(1/s)) + z              int32 z (ties to even by default)
 //     q    = round(fma(x, f32(1/s), z))           float z (TorchNumerics; TorchNumericsNoFma:
@@ -22,6 +26,17 @@
 // x and y may be the same view (in place). Empty tensors are a no-op (per channel, the
 // parameter count and values are not checked then: there is nothing to quantize). Bad
 // arguments are reported through fq::detail::fail (see error.hpp).
+//
+// A runner (the hooks the driver offers contiguous runs to) is a type with
+//   using arch = <architecture tag>;   bool simd;   // simd: offer runs to the hooks at all
+//   template <class N, class T> bool run(x, y, n, ElementParams<T>, BitWriter*, range) const;
+//   template <class N, class T, class Z> bool run_varying(x, y, n, scale, zero_point, range,
+//                                                         BitWriter*) const;
+//   template <class N, class T, class Z> bool rows(x, x_row, y, y_row, rows, n, scale,
+//                                                  zero_point, range, words) const;
+//   template <class T> bool ste(dy, dx, n, BitReader&) const;
+// each returning false to leave the run to the scalar reference. Only contiguous runs with
+// int32 zero points are offered (float zero points and wide ranges are scalar only).
 #ifndef FQ_CORE_FAKE_QUANTIZE_HPP_
 #define FQ_CORE_FAKE_QUANTIZE_HPP_
 
@@ -33,26 +48,25 @@
 #include <utility>      // forward
 
 #include <fakequant/core/checks.hpp>
-#include <fakequant/core/mask.hpp>
-#include <fakequant/scheme/numerics.hpp>
-#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/core/fake_quantize_scalar.hpp>
+#include <fakequant/core/mask.hpp>
 #include <fakequant/core/run_plan.hpp>
+#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/policy/clamp_grad.hpp>
-#include <fakequant/simd/fake_quantize_simd.hpp>
+#include <fakequant/scheme/numerics.hpp>
 
 namespace fq {
 
-/// Which kernels run: the SIMD kernels where they apply (default), or only the scalar
-/// reference (for tests and debugging; the results are identical).
-enum class KernelPath { kAuto, kScalar };
-
 namespace detail {
+
+/// True for the element types fake quantization takes.
+template <class T>
+inline constexpr bool kFloatTensor =
+    std::is_same<T, float>::value || std::is_same<T, double>::value;
 
 template <class T>
 constexpr void static_check_float() {
-  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
-                "fake quantization takes float or double tensors.");
+  static_assert(kFloatTensor<T>, "fake quantization takes float or double tensors.");
 }
 
 /// Whether every channel passes check_scale and check_zero_point: branch-free loops without
@@ -62,8 +76,9 @@ constexpr void static_check_float() {
 /// unsigned integers (and negative ones, NaN and Inf fall outside), that is one unsigned
 /// range test per scale, `bits - lo <= width` with wrap-around, folded into a running max. Not
 /// inlined: inlined into a caller with a constant channel count, GCC 12 leaves these loops
-/// scalar (3x slower at 256 channels).
-template <class Z>
+/// scalar (3x slower at 256 channels). Arch: the caller's architecture tag (the loops are
+/// vectorised for the TU's flags; see simd/arch.hpp).
+template <class Arch, class Z>
 [[gnu::noinline]] bool all_channel_params_valid(const float* scale, const Z* zero_point,
                                                 std::int64_t count, const QuantRange& r) noexcept {
   constexpr float kMax = std::numeric_limits<float>::max();
@@ -98,261 +113,222 @@ template <class Z>
   }
 }
 
-inline bool use_simd(KernelPath path) noexcept {
-#if FQ_HAS_XSIMD
-  return path == KernelPath::kAuto && simd::kHaveSimd;
-#else
-  (void)path;
-  return false;
-#endif
-}
-
-/// Shared body of the per-tensor and per-channel forwards. `params(ch)` gives the element
-/// parameters of channel ch; `varying(...)` handles a run along the channel axis; `rows(...)`
-/// may take over a whole plan of contiguous rows, one channel each, writing the mask words
-/// itself from bit 0 (returns false if not).
-template <class N, class Z, class T, class Params, class Varying, class Rows>
-void fake_quantize_runs(const TensorView<const T>& x, const TensorView<T>& y, Mask* mask, int axis,
-                        const QuantRange& range, KernelPath path, Params&& params,
-                        Varying&& varying, Rows&& rows) {
-  (void)range;  // only the SIMD kernels use it
+/// The prologue every forward shares: the mask is prepared for x's visiting order (also for
+/// an empty x), the run plan of x and y is built, and body(plan, xs, ys, bw) walks it with the
+/// innermost strides xs, ys and the mask's BitWriter (null without a mask), which is flushed
+/// afterwards. `words` is the mask's first word, for kernels that write whole words.
+template <class T, class Body>
+void drive_forward(const TensorView<const T>& x, const TensorView<T>& y, Mask* mask, int axis,
+                   Body&& body) {
   const DimOrder order = order_by_strides(x.rank(), x.strides());
   std::uint64_t* words = mask ? mask->prepare(x.rank(), x.shape(), order) : nullptr;
   if (x.numel() == 0) return;
   const auto plan =
       make_run_plan<2>(x.rank(), x.shape(), {&x.strides(), &y.strides()}, order, axis);
   const auto last = static_cast<std::size_t>(plan.nd - 1);
-  const std::ptrdiff_t xs = static_cast<std::ptrdiff_t>(plan.stride[0][last]);
-  const std::ptrdiff_t ys = static_cast<std::ptrdiff_t>(plan.stride[1][last]);
-  constexpr bool kFloatZp = std::is_floating_point<Z>::value;
-  const bool simd_ok = use_simd(path) && !kFloatZp && xs == 1 && ys == 1;
+  const auto xs = static_cast<std::ptrdiff_t>(plan.stride[0][last]);
+  const auto ys = static_cast<std::ptrdiff_t>(plan.stride[1][last]);
   BitWriter writer(words, 0);
-  BitWriter* bw = words ? &writer : nullptr;
-  // The channel loop right outside contiguous runs (weights [C, K]): one call for all rows.
-  if (simd_ok && plan.nd == 2 && plan.axis == 0 &&
-      rows(x.data(), static_cast<std::ptrdiff_t>(plan.stride[0][0]), y.data(),
-           static_cast<std::ptrdiff_t>(plan.stride[1][0]), plan.extent[0], plan.extent[1], words))
-    return;
-  for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t ch, std::int64_t) {
-    const T* xp = x.data() + off[0];
-    T* yp = y.data() + off[1];
-    if (ch < 0) {
-      varying(xp, xs, yp, ys, n, simd_ok, bw);
-      return;
-    }
-    const ElementParams<T> p = params(ch);
-#if FQ_HAS_XSIMD
-    if constexpr (!kFloatZp) {
-      if (simd_ok) {
-        simd::fq_run<N, simd::DefaultArch>(xp, yp, n, p, bw, range);
-        return;
-      }
-    }
-#endif
-    fq_run_scalar<N, kFloatZp>(xp, xs, yp, ys, n, p, bw);
-  });
-  if (bw) bw->flush();
+  body(plan, xs, ys, words ? &writer : nullptr, words);
+  if (words) writer.flush();  // a no-op when a rows kernel wrote the words itself
+}
+
+/// The forward over a float-exact range (or a double tensor). Per tensor: axis -1, one pair
+/// scale[0], zero_point[0]. Contiguous runs with int32 zero points are offered to the runner.
+template <class N, class Runner, class T, class Z>
+void fake_quantize_runs(const TensorView<const T>& x, const TensorView<T>& y, Mask* mask, int axis,
+                        const float* scale, const Z* zero_point, const QuantRange& range,
+                        const Runner& runner) {
+  using Arch = typename Runner::arch;
+  constexpr bool kFloatZp = std::is_floating_point<Z>::value;
+  drive_forward(
+      x, y, mask, axis,
+      [&](const auto& plan, std::ptrdiff_t xs, std::ptrdiff_t ys, BitWriter* bw,
+          std::uint64_t* words) {
+        const bool simd_ok = runner.simd && !kFloatZp && xs == 1 && ys == 1;
+        // The channel loop right outside contiguous runs (weights [C, K]): one call for all rows.
+        if (simd_ok && plan.nd == 2 && plan.axis == 0 &&
+            runner.template rows<N>(x.data(), static_cast<std::ptrdiff_t>(plan.stride[0][0]),
+                                    y.data(), static_cast<std::ptrdiff_t>(plan.stride[1][0]),
+                                    plan.extent[0], plan.extent[1], scale, zero_point, range,
+                                    words))
+          return;
+        for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t ch, std::int64_t) {
+          const T* xp = x.data() + off[0];
+          T* yp = y.data() + off[1];
+          if (ch < 0) {  // the run walks the channel axis
+            if (!(simd_ok &&
+                  runner.template run_varying<N>(xp, yp, n, scale, zero_point, range, bw)))
+              fq_run_scalar_varying<Arch, N>(xp, xs, yp, ys, n, scale, zero_point, range, bw);
+            return;
+          }
+          const auto p =
+              make_element_params<N, T>(scale[ch], static_cast<double>(zero_point[ch]), range);
+          if (!(simd_ok && runner.template run<N>(xp, yp, n, p, bw, range)))
+            fq_run_scalar<Arch, N, kFloatZp>(xp, xs, yp, ys, n, p, bw);
+        });
+      });
 }
 
 /// The forward of float tensors on a range that is not float_exact_range: the exact scalar
-/// path (fake_quant_element_wide), for every KernelPath. `params(ch)` gives the WideParams of
-/// channel ch; runs along the channel axis read `scale` and `zero_point` directly.
-template <class N, class Z, class Params>
+/// path (fake_quant_element_wide) whatever the runner. Arguments as fake_quantize_runs.
+template <class N, class Arch, class Z>
 void fake_quantize_wide(const TensorView<const float>& x, const TensorView<float>& y, Mask* mask,
-                        int axis, const QuantRange& range, Params&& params, const float* scale,
-                        const Z* zero_point) {
+                        int axis, const float* scale, const Z* zero_point,
+                        const QuantRange& range) {
   constexpr bool kFloatZp = std::is_floating_point<Z>::value;
-  const DimOrder order = order_by_strides(x.rank(), x.strides());
-  std::uint64_t* words = mask ? mask->prepare(x.rank(), x.shape(), order) : nullptr;
-  if (x.numel() == 0) return;
-  const auto plan =
-      make_run_plan<2>(x.rank(), x.shape(), {&x.strides(), &y.strides()}, order, axis);
-  const auto last = static_cast<std::size_t>(plan.nd - 1);
-  const std::ptrdiff_t xs = static_cast<std::ptrdiff_t>(plan.stride[0][last]);
-  const std::ptrdiff_t ys = static_cast<std::ptrdiff_t>(plan.stride[1][last]);
-  BitWriter writer(words, 0);
-  BitWriter* bw = words ? &writer : nullptr;
-  for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t ch, std::int64_t) {
-    const float* xp = x.data() + off[0];
-    float* yp = y.data() + off[1];
-    if (ch < 0)
-      fq_run_wide_varying<N>(xp, xs, yp, ys, n, scale, zero_point, range, bw);
-    else
-      fq_run_wide<N, kFloatZp>(xp, xs, yp, ys, n, params(ch), bw);
-  });
-  if (bw) bw->flush();
+  drive_forward(
+      x, y, mask, axis,
+      [&](const auto& plan, std::ptrdiff_t xs, std::ptrdiff_t ys, BitWriter* bw, std::uint64_t*) {
+        for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t ch, std::int64_t) {
+          const float* xp = x.data() + off[0];
+          float* yp = y.data() + off[1];
+          if (ch < 0)
+            fq_run_wide_varying<Arch, N>(xp, xs, yp, ys, n, scale, zero_point, range, bw);
+          else
+            fq_run_wide<Arch, N, kFloatZp>(
+                xp, xs, yp, ys, n,
+                make_wide_params<N>(scale[ch], static_cast<double>(zero_point[ch]), range), bw);
+        });
+      });
 }
 
-}  // namespace detail
+/// Chooses the exact wide path or the runs, once per call. (Not instantiated for other
+/// element types, so that static_check_float's sentence is the only error.)
+template <class N, class Runner, class T, class Z>
+void fake_quantize_any_range(const TensorView<const T>& x, const TensorView<T>& y, Mask* mask,
+                             int axis, const float* scale, const Z* zero_point,
+                             const QuantRange& range, const Runner& runner) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (!float_exact_range(range)) {
+      fake_quantize_wide<N, typename Runner::arch>(x, y, mask, axis, scale, zero_point, range);
+      return;
+    }
+  }
+  if constexpr (kFloatTensor<T>)
+    fake_quantize_runs<N>(x, y, mask, axis, scale, zero_point, range, runner);
+}
 
-/// Fake-quantizes x into y with one scale and zero point.
-/// @tparam N Numerics (rounding, scale application, overflow); TorchNumerics by default.
-/// @param x input view (float or double; Eigen objects convert).
-/// @param y output view of x's shape; may be x itself.
-/// @param mask if not null, receives the STE mask for fake_quantize_backward.
-/// @param scale > 0, finite. @param zero_point int32 (added after rounding) or float (added
-/// before rounding, ATen's float-zero-point rule). @param range [quant_min, quant_max].
-template <class N = TorchNumerics, class X, class Y, class Z = std::int32_t>
-void fake_quantize_per_tensor(X&& x, Y&& y, Mask* mask, float scale, Z zero_point, QuantRange range,
-                              KernelPath path = KernelPath::kAuto) {
-  using T = detail::view_scalar_t<Y>;
-  detail::static_check_float<T>();
+/// The runner of the scalar reference: no hook takes a run.
+template <class Arch>
+struct ScalarRuns {
+  using arch = Arch;
+  bool simd = false;
+  template <class N, class T>
+  bool run(const T*, T*, std::int64_t, const ElementParams<T>&, BitWriter*,
+           const QuantRange&) const noexcept {
+    return false;
+  }
+  template <class N, class T, class Z>
+  bool run_varying(const T*, T*, std::int64_t, const float*, const Z*, const QuantRange&,
+                   BitWriter*) const noexcept {
+    return false;
+  }
+  template <class N, class T, class Z>
+  bool rows(const T*, std::ptrdiff_t, T*, std::ptrdiff_t, std::int64_t, std::int64_t, const float*,
+            const Z*, const QuantRange&, std::uint64_t*) const noexcept {
+    return false;
+  }
+  template <class T>
+  bool ste(const T*, T*, std::int64_t, BitReader&) const noexcept {
+    return false;
+  }
+};
+
+/// fake_quantize_per_tensor (kernels/fake_quantize.hpp) with the checks, on `runner`.
+template <class N, class Runner, class X, class Y, class Z>
+void fake_quantize_per_tensor_driver(X&& x, Y&& y, Mask* mask, float scale, Z zero_point,
+                                     QuantRange range, const Runner& runner) {
+  using T = view_scalar_t<Y>;
+  static_check_float<T>();
   static_assert(std::is_same<Z, std::int32_t>::value || std::is_same<Z, float>::value,
                 "fake_quantize_per_tensor: zero_point must be std::int32_t or float.");
   constexpr const char* kWhere = "fake_quantize_per_tensor";
-  const TensorView<const T> xv = detail::as_view(std::forward<X>(x));
-  const TensorView<T> yv = detail::as_view(std::forward<Y>(y));
+  const TensorView<const T> xv = as_view(std::forward<X>(x));
+  const TensorView<T> yv = as_view(std::forward<Y>(y));
   check_fake_quant_range(range, kWhere);
-  detail::check_scale(scale, kWhere);
-  detail::check_zero_point(zero_point, range, kWhere);
-  detail::check_output(xv, yv, kWhere);
-  if constexpr (std::is_same<T, float>::value) {
-    if (!float_exact_range(range)) {  // once per call: the exact path for wide ranges
-      const auto wp = detail::make_wide_params<N>(scale, static_cast<double>(zero_point), range);
-      detail::fake_quantize_wide<N, Z>(
-          xv, yv, mask, -1, range, [&](std::int64_t) { return wp; }, &scale, &zero_point);
-      return;
-    }
-  }
-  const auto p = detail::make_element_params<N, T>(scale, static_cast<double>(zero_point), range);
-  detail::fake_quantize_runs<N, Z>(
-      xv, yv, mask, -1, range, path, [&](std::int64_t) { return p; },
-      [](const T*, std::ptrdiff_t, T*, std::ptrdiff_t, std::int64_t, bool, detail::BitWriter*) {},
-      [](const T*, std::ptrdiff_t, T*, std::ptrdiff_t, std::int64_t, std::int64_t, std::uint64_t*) {
-        return false;
-      });
+  check_scale(scale, kWhere);
+  check_zero_point(zero_point, range, kWhere);
+  check_output(xv, yv, kWhere);
+  fake_quantize_any_range<N>(xv, yv, mask, -1, &scale, &zero_point, range, runner);
 }
 
-/// Fake-quantizes x into y with one scale and zero point per index along `axis`.
-/// @param scale, zero_point arrays of `count` entries; count must equal x's extent on axis.
-/// @param axis in [-rank, rank) (negative counts from the end; ATen accepts only >= 0).
-/// Other parameters as fake_quantize_per_tensor.
-template <class N = TorchNumerics, class X, class Y, class Z>
-void fake_quantize_per_channel(X&& x, Y&& y, Mask* mask, const float* scale, const Z* zero_point,
-                               std::int64_t count, int axis, QuantRange range,
-                               KernelPath path = KernelPath::kAuto) {
-  using T = detail::view_scalar_t<Y>;
-  detail::static_check_float<T>();
+/// fake_quantize_per_channel (kernels/fake_quantize.hpp) with the checks, on `runner`.
+template <class N, class Runner, class X, class Y, class Z>
+void fake_quantize_per_channel_driver(X&& x, Y&& y, Mask* mask, const float* scale,
+                                      const Z* zero_point, std::int64_t count, int axis,
+                                      QuantRange range, const Runner& runner) {
+  using T = view_scalar_t<Y>;
+  static_check_float<T>();
   static_assert(std::is_same<Z, std::int32_t>::value || std::is_same<Z, float>::value,
                 "fake_quantize_per_channel: zero_point must be std::int32_t or float.");
   constexpr const char* kWhere = "fake_quantize_per_channel";
-  const TensorView<const T> xv = detail::as_view(std::forward<X>(x));
-  const TensorView<T> yv = detail::as_view(std::forward<Y>(y));
+  const TensorView<const T> xv = as_view(std::forward<X>(x));
+  const TensorView<T> yv = as_view(std::forward<Y>(y));
   check_fake_quant_range(range, kWhere);
-  const int ax = detail::normalize_axis(axis, xv.rank(), kWhere);
+  const int ax = normalize_axis(axis, xv.rank(), kWhere);
   if (xv.numel() == 0) {  // a no-op: nothing to quantize, so no parameter to check
-    detail::check_output(xv, yv, kWhere);
-    if (mask)
-      mask->prepare(xv.rank(), xv.shape(), detail::order_by_strides(xv.rank(), xv.strides()));
+    check_output(xv, yv, kWhere);
+    if (mask) mask->prepare(xv.rank(), xv.shape(), order_by_strides(xv.rank(), xv.strides()));
     return;
   }
   FQ_CHECK(count == xv.size(ax), ErrorCode::kParamCountMismatch,
-           detail::msg(kWhere, ": ", count, " scale/zero-point pairs for ", xv.size(ax),
-                       " channels on axis ", axis));
+           msg(kWhere, ": ", count, " scale/zero-point pairs for ", xv.size(ax),
+               " channels on axis ", axis));
   FQ_CHECK(count == 0 || (scale && zero_point), ErrorCode::kInvalidArgument,
-           detail::msg(kWhere, ": null scale or zero-point array"));
-  if (!detail::all_channel_params_valid(scale, zero_point, count, range)) {
+           msg(kWhere, ": null scale or zero-point array"));
+  if (!all_channel_params_valid<typename Runner::arch>(scale, zero_point, count, range)) {
     for (std::int64_t c = 0; c < count; ++c) {  // report the first bad one
-      detail::check_scale(scale[c], kWhere);
-      detail::check_zero_point(zero_point[c], range, kWhere);
+      check_scale(scale[c], kWhere);
+      check_zero_point(zero_point[c], range, kWhere);
     }
   }
-  detail::check_output(xv, yv, kWhere);
-  if constexpr (std::is_same<T, float>::value) {
-    if (!float_exact_range(range)) {  // once per call: the exact path for wide ranges
-      detail::fake_quantize_wide<N, Z>(
-          xv, yv, mask, ax, range,
-          [&](std::int64_t c) {
-            return detail::make_wide_params<N>(scale[c], static_cast<double>(zero_point[c]), range);
-          },
-          scale, zero_point);
-      return;
-    }
-  }
-  detail::fake_quantize_runs<N, Z>(
-      xv, yv, mask, ax, range, path,
-      [&](std::int64_t c) {
-        return detail::make_element_params<N, T>(scale[c], static_cast<double>(zero_point[c]),
-                                                 range);
-      },
-      [&](const T* xp, std::ptrdiff_t xs, T* yp, std::ptrdiff_t ys, std::int64_t n, bool simd_ok,
-          detail::BitWriter* bw) {
-#if FQ_HAS_XSIMD
-        if constexpr (std::is_same<T, float>::value && std::is_same<Z, std::int32_t>::value) {
-          if (simd_ok) {
-            simd::fq_run_varying<N, simd::DefaultArch>(xp, yp, n, scale, zero_point, range, bw);
-            return;
-          }
-        }
-#endif
-        (void)simd_ok;
-        detail::fq_run_scalar_varying<N>(xp, xs, yp, ys, n, scale, zero_point, range, bw);
-      },
-      [&](const T* xp, std::ptrdiff_t x_row, T* yp, std::ptrdiff_t y_row, std::int64_t rows,
-          std::int64_t n, std::uint64_t* words) {
-#if FQ_HAS_XSIMD
-        if constexpr (std::is_same<T, float>::value && std::is_same<Z, std::int32_t>::value) {
-          simd::fq_rows<N, simd::DefaultArch>(xp, x_row, yp, y_row, rows, n, scale, zero_point,
-                                              range, words);
-          return true;
-        }
-#endif
-        (void)xp, (void)x_row, (void)yp, (void)y_row, (void)rows, (void)n, (void)words;
-        return false;
-      });
+  check_output(xv, yv, kWhere);
+  fake_quantize_any_range<N>(xv, yv, mask, ax, scale, zero_point, range, runner);
 }
 
-/// The straight-through backward: dx = dy * mask (MaskedSte) or dx = dy (PassThroughSte).
-/// dy and dx must have the shape the mask was written for; dx may be dy itself. dy * mask is
-/// a real multiplication by 1 or 0 (detail::mask_multiply) on every path: a NaN dy gives NaN,
-/// quieted, wherever it is; +-Inf at a masked position gives NaN; a masked -g gives -0.
-template <class ClampGrad = MaskedSte, class DY, class DX>
-void fake_quantize_backward(DY&& dy, const Mask& mask, DX&& dx,
-                            KernelPath path = KernelPath::kAuto) {
+/// fake_quantize_backward (kernels/fake_quantize.hpp) with the checks, on `runner`.
+template <class ClampGrad, class Runner, class DY, class DX>
+void fake_quantize_backward_driver(DY&& dy, const Mask& mask, DX&& dx, const Runner& runner) {
   static_assert(is_clamp_grad<ClampGrad>::value,
                 "fake_quantize_backward: ClampGrad must be MaskedSte or PassThroughSte.");
-  using T = detail::view_scalar_t<DX>;
-  detail::static_check_float<T>();
+  using T = view_scalar_t<DX>;
+  static_check_float<T>();
   constexpr const char* kWhere = "fake_quantize_backward";
-  const TensorView<const T> g = detail::as_view(std::forward<DY>(dy));
-  const TensorView<T> out = detail::as_view(std::forward<DX>(dx));
-  detail::check_output(g, out, kWhere);
+  const TensorView<const T> g = as_view(std::forward<DY>(dy));
+  const TensorView<T> out = as_view(std::forward<DX>(dx));
+  check_output(g, out, kWhere);
   FQ_CHECK(mask.written(), ErrorCode::kInvalidArgument,
-           detail::msg(kWhere, ": the mask was never written; pass the Mask a forward filled"));
+           msg(kWhere, ": the mask was never written; pass the Mask a forward filled"));
   bool shape_ok = g.rank() == mask.rank();
   for (int d = 0; shape_ok && d < g.rank(); ++d)
     shape_ok = g.size(d) == mask.shape()[static_cast<std::size_t>(d)];
   FQ_CHECK(shape_ok, ErrorCode::kShapeMismatch,
-           detail::msg(kWhere, ": gradient shape ", detail::shape_string(g.rank(), g.shape()),
-                       " differs from the shape the mask was written for ",
-                       detail::shape_string(mask.rank(), mask.shape())));
+           msg(kWhere, ": gradient shape ", shape_string(g.rank(), g.shape()),
+               " differs from the shape the mask was written for ",
+               shape_string(mask.rank(), mask.shape())));
   if (g.numel() == 0) return;
-  const auto plan = detail::make_run_plan<2>(g.rank(), g.shape(), {&g.strides(), &out.strides()},
-                                             mask.order(), -1);
+  const auto plan =
+      make_run_plan<2>(g.rank(), g.shape(), {&g.strides(), &out.strides()}, mask.order(), -1);
   const auto last = static_cast<std::size_t>(plan.nd - 1);
-  const std::ptrdiff_t gs = static_cast<std::ptrdiff_t>(plan.stride[0][last]);
-  const std::ptrdiff_t os = static_cast<std::ptrdiff_t>(plan.stride[1][last]);
-  const bool simd_ok = detail::use_simd(path) && gs == 1 && os == 1;
-  detail::for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t, std::int64_t bit) {
+  const auto gs = static_cast<std::ptrdiff_t>(plan.stride[0][last]);
+  const auto os = static_cast<std::ptrdiff_t>(plan.stride[1][last]);
+  const bool simd_ok = runner.simd && gs == 1 && os == 1;
+  for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t, std::int64_t bit) {
     const T* gp = g.data() + off[0];
     T* op = out.data() + off[1];
     if constexpr (ClampGrad::kPassThrough) {
       if (gp != op)
         for (std::int64_t i = 0; i < n; ++i) op[i * os] = gp[i * gs];
-    } else {
-      detail::BitReader br(mask.words().data(), bit);
-#if FQ_HAS_XSIMD
-      if (simd_ok) {
-        simd::ste_run<simd::DefaultArch>(gp, op, n, br);
-        return;
-      }
-#endif
-      (void)simd_ok;
-      detail::ste_run_scalar(gp, gs, op, os, n, br);
+    } else if constexpr (kFloatTensor<T>) {  // (static_check_float reports other types)
+      BitReader br(mask.words().data(), bit);
+      if (!(simd_ok && runner.ste(gp, op, n, br)))
+        ste_run_scalar<typename Runner::arch>(gp, gs, op, os, n, br);
     }
   });
 }
 
+}  // namespace detail
 }  // namespace fq
 
 #endif  // FQ_CORE_FAKE_QUANTIZE_HPP_

@@ -12,6 +12,7 @@
 #include <cstddef>  // ptrdiff_t
 #include <cstdint>  // int64_t, int8_t
 
+#include <fakequant/base/config.hpp>
 #include <fakequant/core/tensor_view.hpp>
 
 namespace fq {
@@ -20,15 +21,19 @@ namespace detail {
 /// A visiting order: order[0] is the outermost logical dimension.
 using DimOrder = std::array<std::int8_t, kMaxRank>;
 
+// The plan builders are always inlined: their small array loops are vectorised for the
+// caller's -m flags, and a shared out-of-line copy would carry one TU's instruction set into
+// every other (simd/arch.hpp).
+
 /// Row-major order 0, 1, ..., rank-1.
-inline DimOrder row_major_order() noexcept {
+FQ_INLINE DimOrder row_major_order() noexcept {
   DimOrder o{};
   for (int d = 0; d < kMaxRank; ++d) o[static_cast<std::size_t>(d)] = static_cast<std::int8_t>(d);
   return o;
 }
 
 /// Dimensions by decreasing |stride| (stable): memory order for a dense tensor of any layout.
-inline DimOrder order_by_strides(int rank, const Dims& strides) noexcept {
+FQ_INLINE DimOrder order_by_strides(int rank, const Dims& strides) noexcept {
   DimOrder o = row_major_order();
   auto mag = [&](std::int8_t d) {
     const std::int64_t s = strides[static_cast<std::size_t>(d)];
@@ -58,8 +63,9 @@ struct RunPlan {
 
 /// Builds the loop nest for `shape` visited in `order`; `axis` is a logical dim or -1.
 template <std::size_t K>
-RunPlan<K> make_run_plan(int rank, const Dims& shape, const std::array<const Dims*, K>& strides,
-                         const DimOrder& order, int axis) noexcept {
+FQ_INLINE RunPlan<K> make_run_plan(int rank, const Dims& shape,
+                                   const std::array<const Dims*, K>& strides, const DimOrder& order,
+                                   int axis) noexcept {
   RunPlan<K> p;
   p.numel = 1;
   for (int i = 0; i < rank; ++i) p.numel *= shape[static_cast<std::size_t>(i)];

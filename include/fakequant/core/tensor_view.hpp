@@ -31,9 +31,6 @@
 
 namespace fq {
 
-/// Largest rank a TensorView can describe.
-inline constexpr int kMaxRank = 8;
-
 /// A fixed-capacity list of extents or strides.
 using Dims = std::array<std::int64_t, kMaxRank>;
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// fakequant/int8/params.hpp: the integer parameters of one QAT layer — what convert
-// deploys and what the integer-arithmetic evaluation of the layers (layers/integer_eval.hpp)
-// computes with.
+// fakequant/int8/params.hpp: the integer parameters of one QAT layer (fq::Int8LayerParams) —
+// what Int8Linear and Int8Conv2d (int8/linear.hpp, int8/conv2d.hpp) run with, both when
+// convert deploys a layer and when the layer itself evaluates in integer arithmetic
+// (layers/integer_eval.hpp) — and the qparams of the uint8 activations between them.
 //
 // For a layer with input activation qparams (s_x, z_x), per-output-channel symmetric weight
 // scales s_w[o] (zero point 0), effective real weights w_eff and bias b[o], a fused activation
@@ -28,11 +29,11 @@
 #include <type_traits>  // decay_t, declval, is_same, false_type, true_type, void_t
 #include <vector>       // vector
 
-#include <fakequant/scheme/numerics.hpp>
 #include <fakequant/base/error.hpp>
 #include <fakequant/kernels/fixed_point.hpp>
 #include <fakequant/kernels/linear.hpp>
 #include <fakequant/kernels/quantize.hpp>
+#include <fakequant/scheme/numerics.hpp>
 
 namespace fq {
 
@@ -105,9 +106,9 @@ ActQParams act_qparams(const Q& q) {
           static_cast<std::int32_t>(fqz.zero_point()[0]) + detail::act_level_offset(fqz.range())};
 }
 
-namespace detail {
-
-/// The integer parts of an int8 linear or conv layer (file comment).
+/// The integer parameters of an int8 linear or conv layer (file comment): built by a QAT
+/// layer's int8_params(in), read from a model file, or filled by hand (the integer layers'
+/// constructors validate them).
 struct Int8LayerParams {
   std::vector<std::int8_t> weight;  // levels, [out, ...] row-major
   std::vector<float> weight_scale;  // s_w[o]
@@ -135,6 +136,8 @@ struct Int8LayerParams {
     return std::fma(in.scale * weight_scale[o], static_cast<float>(acc), real_bias[o]);
   }
 };
+
+namespace detail {
 
 /// The [lo, hi] output levels (uint8, shifted by act_level_offset) of an output quantizer
 /// with a fused activation.

@@ -60,8 +60,9 @@ class PackedConv2dWeights {
 
 namespace detail {
 #if FQ_KERNELS_X86
-/// The AVX-512 VNNI path of conv2d_u8 (see conv2d_avx512.hpp); arguments checked.
-template <bool kSingle>
+/// The AVX-512 VNNI path of conv2d_u8 (see conv2d_avx512.hpp); arguments checked. Arch: the
+/// caller's architecture tag (the set-up loops are compiled with its flags, simd/arch.hpp).
+template <class Arch, bool kSingle>
 void conv2d_u8_vnni(const std::uint8_t* x, std::int32_t x_zero_point, const PackedConv2dWeights& w,
                     const RequantParams& rp, std::uint8_t* y, std::int64_t images) {
   const Conv2dShape& s = w.shape();
@@ -84,7 +85,8 @@ void conv2d_u8_vnni(const std::uint8_t* x, std::int32_t x_zero_point, const Pack
     mult[i] = qm.multiplier;
     shift[i] = qm.shift;
   }
-  prepare_requant_row<kSingle>(rp.bias, comp.data(), mult.data(), shift.data(), n, consts.data());
+  prepare_requant_row<Arch, kSingle>(rp.bias, comp.data(), mult.data(), shift.data(), n,
+                                     consts.data());
   const std::int32_t lo = rp.relu ? std::max(rp.out_min, rp.out_zero_point) : rp.out_min;
   thread_local std::vector<std::uint8_t, Align64Allocator<std::uint8_t>> padded, col4;
   const std::int64_t padded_size = cig * geo.padded_h() * geo.padded_w();
@@ -115,8 +117,8 @@ void conv2d_u8_vnni(const std::uint8_t* x, std::int32_t x_zero_point, const Pack
 
 /// The int8 convolution of `images` images: x uint8 [images, Cin, H, W] -> y uint8
 /// [images, Cout, out_h, out_w], both contiguous NCHW; w packed for the geometry of one image
-/// (its batch field is not used).
-template <class Rounding = SingleRounding<RoundHalfEven>>
+/// (its batch field is not used). Arch: as gemm_requant (simd/arch.hpp); leave the default.
+template <class Rounding = SingleRounding<RoundHalfEven>, class Arch = DefaultArch>
 void conv2d_u8(const std::uint8_t* x, std::int32_t x_zero_point, const PackedConv2dWeights& w,
                const RequantParams& rp, std::uint8_t* y, std::int64_t images,
                Isa isa = Isa::kAuto) {
@@ -149,8 +151,8 @@ void conv2d_u8(const std::uint8_t* x, std::int32_t x_zero_point, const PackedCon
 #if FQ_KERNELS_X86
   if constexpr (detail::kVectorRounding<Rounding>) {
     if (path == Isa::kAvx512Vnni) {
-      detail::conv2d_u8_vnni<!std::is_same<Rounding, DoubleRounding>::value>(x, x_zero_point, w, rp,
-                                                                             y, images);
+      detail::conv2d_u8_vnni<Arch, !std::is_same<Rounding, DoubleRounding>::value>(
+          x, x_zero_point, w, rp, y, images);
       return;
     }
   }
@@ -162,16 +164,16 @@ void conv2d_u8(const std::uint8_t* x, std::int32_t x_zero_point, const PackedCon
       im2col_u8(x + (b * s.in_channels + g * cig) * hw, cig, s,
                 static_cast<std::uint8_t>(x_zero_point), col.data(), kg);
       std::uint8_t* yo = y + (b * s.out_channels + g * cog) * p;
-      detail::run_requant<Rounding>(col.data(), p, kg, w.group(g), x_zero_point, rp,
-                                    GemmOutput<std::uint8_t>{yo, 1, p, g * cog}, path);
+      detail::run_requant<Rounding, Arch>(col.data(), p, kg, w.group(g), x_zero_point, rp,
+                                          GemmOutput<std::uint8_t>{yo, 1, p, g * cog}, path);
     }
 }
 
 /// The int8 convolution of w.shape().batch images (see the overload above).
-template <class Rounding = SingleRounding<RoundHalfEven>>
+template <class Rounding = SingleRounding<RoundHalfEven>, class Arch = DefaultArch>
 void conv2d_u8(const std::uint8_t* x, std::int32_t x_zero_point, const PackedConv2dWeights& w,
                const RequantParams& rp, std::uint8_t* y, Isa isa = Isa::kAuto) {
-  conv2d_u8<Rounding>(x, x_zero_point, w, rp, y, w.shape().batch, isa);
+  conv2d_u8<Rounding, Arch>(x, x_zero_point, w, rp, y, w.shape().batch, isa);
 }
 
 }  // namespace fq

@@ -17,7 +17,10 @@
 // C = 0 (A is then not read and may be null). C must not overlap A (kInvalidLayout), and the
 // extents (M - 1) * lda + K and (M - 1) * ldc + N must fit (kOutOfMemory).
 // Dispatch: the Isa argument (default kAuto: the best the CPU runs, see isa.hpp) — this
-// function is the one place that picks the kernel.
+// function is the one place that picks the kernel. The AVX2 / AVX-512 VNNI kernels carry
+// their own target attributes; the dispatcher and the scalar reference are compiled with the
+// caller's flags, so they are templates on Arch (fq::DefaultArch; simd/arch.hpp), which keeps
+// translation units with different -m flags from sharing one copy.
 #ifndef FQ_KERNELS_GEMM_HPP_
 #define FQ_KERNELS_GEMM_HPP_
 
@@ -28,15 +31,16 @@
 #include <fakequant/kernels/gemm_avx2.hpp>
 #include <fakequant/kernels/gemm_avx512_vnni.hpp>
 #include <fakequant/kernels/gemm_scalar.hpp>
-#include <fakequant/simd/isa.hpp>
 #include <fakequant/kernels/packed_weights.hpp>
+#include <fakequant/simd/arch.hpp>
+#include <fakequant/simd/isa.hpp>
 
 namespace fq {
 
 namespace detail {
 
 /// Raw acc = a' * W^T on the chosen path (isa already resolved).
-template <bool kFlip>
+template <class Arch, bool kFlip>
 void gemm_raw(const std::uint8_t* a, std::int64_t m, std::int64_t lda, const PackedWeights& w,
               std::int32_t* c, std::int64_t ldc, Isa isa) {
   if (w.k() == 0) {  // C = 0 on every path, without forming row pointers into A (may be null)
@@ -49,7 +53,7 @@ void gemm_raw(const std::uint8_t* a, std::int64_t m, std::int64_t lda, const Pac
   if (isa == Isa::kAvx2) return gemm_raw_avx2<kFlip>(a, m, lda, w, c, ldc);
 #endif
   (void)isa;
-  gemm_raw_scalar<kFlip>(a, m, lda, w, c, ldc);
+  gemm_raw_scalar<Arch, kFlip>(a, m, lda, w, c, ldc);
 }
 
 /// The arguments every GEMM entry point checks; `a_size` is the activation element size, and
@@ -84,9 +88,10 @@ inline void check_gemm_args(const void* a, std::size_t a_size, std::int64_t m, s
            msg(where, ": the output overlaps the activations"));
 }
 
-/// C -= comp * col_sums[n] (comp = za + s, see the file comment).
-inline void gemm_compensate(std::int32_t* c, std::int64_t m, std::int64_t ldc,
-                            const PackedWeights& w, std::int32_t comp) noexcept {
+/// C -= comp * col_sums[n] (comp = za + s, see the file comment). Arch as gemm_raw.
+template <class Arch>
+void gemm_compensate(std::int32_t* c, std::int64_t m, std::int64_t ldc, const PackedWeights& w,
+                     std::int32_t comp) noexcept {
   if (comp == 0) return;
   const std::int32_t* cs = w.col_sums();
   for (std::int64_t i = 0; i < m; ++i) {
@@ -98,23 +103,25 @@ inline void gemm_compensate(std::int32_t* c, std::int64_t m, std::int64_t ldc,
 }  // namespace detail
 
 /// C[m][n] = sum_k (A[m][k] - a_zero_point) * W[n][k], A uint8, a_zero_point in [0, 255].
-inline void gemm_u8s8s32(const std::uint8_t* a, std::int64_t m, std::int64_t lda,
-                         const PackedWeights& w, std::int32_t* c, std::int64_t ldc,
-                         std::int32_t a_zero_point = 0, Isa isa = Isa::kAuto) {
+template <class Arch = DefaultArch>
+void gemm_u8s8s32(const std::uint8_t* a, std::int64_t m, std::int64_t lda, const PackedWeights& w,
+                  std::int32_t* c, std::int64_t ldc, std::int32_t a_zero_point = 0,
+                  Isa isa = Isa::kAuto) {
   constexpr const char* kWhere = "gemm_u8s8s32";
   detail::check_gemm_args(a, 1, m, lda, w, c, sizeof(std::int32_t), ldc, kWhere);
   FQ_CHECK(a_zero_point >= 0 && a_zero_point <= 255, ErrorCode::kInvalidZeroPoint,
            detail::msg(kWhere, ": activation zero point ", a_zero_point, " is outside [0, 255]"));
   const Isa path = resolve_isa(isa, kWhere);
   if (m == 0 || w.n() == 0) return;
-  detail::gemm_raw<false>(a, m, lda, w, c, ldc, path);
-  detail::gemm_compensate(c, m, ldc, w, a_zero_point);
+  detail::gemm_raw<Arch, false>(a, m, lda, w, c, ldc, path);
+  detail::gemm_compensate<Arch>(c, m, ldc, w, a_zero_point);
 }
 
 /// C[m][n] = sum_k (A[m][k] - a_zero_point) * W[n][k], A int8, a_zero_point in [-128, 127].
-inline void gemm_s8s8s32(const std::int8_t* a, std::int64_t m, std::int64_t lda,
-                         const PackedWeights& w, std::int32_t* c, std::int64_t ldc,
-                         std::int32_t a_zero_point = 0, Isa isa = Isa::kAuto) {
+template <class Arch = DefaultArch>
+void gemm_s8s8s32(const std::int8_t* a, std::int64_t m, std::int64_t lda, const PackedWeights& w,
+                  std::int32_t* c, std::int64_t ldc, std::int32_t a_zero_point = 0,
+                  Isa isa = Isa::kAuto) {
   constexpr const char* kWhere = "gemm_s8s8s32";
   detail::check_gemm_args(a, 1, m, lda, w, c, sizeof(std::int32_t), ldc, kWhere);
   FQ_CHECK(
@@ -123,8 +130,8 @@ inline void gemm_s8s8s32(const std::int8_t* a, std::int64_t m, std::int64_t lda,
   const Isa path = resolve_isa(isa, kWhere);
   if (m == 0 || w.n() == 0) return;
   // Reading int8 objects through unsigned char is allowed aliasing.
-  detail::gemm_raw<true>(reinterpret_cast<const std::uint8_t*>(a), m, lda, w, c, ldc, path);
-  detail::gemm_compensate(c, m, ldc, w, a_zero_point + 128);
+  detail::gemm_raw<Arch, true>(reinterpret_cast<const std::uint8_t*>(a), m, lda, w, c, ldc, path);
+  detail::gemm_compensate<Arch>(c, m, ldc, w, a_zero_point + 128);
 }
 
 }  // namespace fq

@@ -24,8 +24,8 @@
 #include <type_traits>  // is_same, integral_constant
 #include <vector>       // vector
 
-#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/base/checked.hpp>
+#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/kernels/gemm.hpp>
 #include <fakequant/kernels/output_stages.hpp>
 #include <fakequant/kernels/requant_avx2.hpp>
@@ -106,7 +106,8 @@ void check_gemm_output(const A* a, std::int64_t m, std::int64_t lda, std::int64_
 
 /// C = (A - a_zero_point) * W^T, then `pipeline` per element into `out`.
 /// A is uint8 (a_zero_point in [0, 255]) or int8 (in [-128, 127]); Out is uint8 or int8.
-template <class A, class Out, class Pipeline>
+/// Arch: the instruction set the dispatcher and the scalar stages are compiled for (gemm.hpp).
+template <class Arch = DefaultArch, class A, class Out, class Pipeline>
 void gemm_requant(const A* a, std::int64_t m, std::int64_t lda, const PackedWeights& w,
                   std::int32_t a_zero_point, const Pipeline& pipeline, GemmOutput<Out> out,
                   Isa isa = Isa::kAuto) {
@@ -137,9 +138,9 @@ void gemm_requant(const A* a, std::int64_t m, std::int64_t lda, const PackedWeig
     scratch.resize(static_cast<std::size_t>(rows * n));
   auto gemm_rows = [&](std::int64_t m0, std::int64_t mr) {
     if constexpr (std::is_same<A, std::uint8_t>::value)
-      gemm_u8s8s32(a_rows(m0), mr, lda, w, scratch.data(), n, a_zero_point, path);
+      gemm_u8s8s32<Arch>(a_rows(m0), mr, lda, w, scratch.data(), n, a_zero_point, path);
     else
-      gemm_s8s8s32(a_rows(m0), mr, lda, w, scratch.data(), n, a_zero_point, path);
+      gemm_s8s8s32<Arch>(a_rows(m0), mr, lda, w, scratch.data(), n, a_zero_point, path);
   };
 #if FQ_KERNELS_X86
   if constexpr (detail::StdRequant<Pipeline>::value) {
@@ -165,9 +166,9 @@ void gemm_requant(const A* a, std::int64_t m, std::int64_t lda, const PackedWeig
       const std::int64_t np = (n + 7) / 8 * 8;
       consts.resize(static_cast<std::size_t>(4 * np));
       const std::int32_t* bias = S::bias(pipeline);
-      detail::prepare_requant_row<S::kSingle>(bias ? bias + out.channel_offset : nullptr,
-                                              comp.data(), mult.data(), shift.data(), n,
-                                              consts.data());
+      detail::prepare_requant_row<Arch, S::kSingle>(bias ? bias + out.channel_offset : nullptr,
+                                                    comp.data(), mult.data(), shift.data(), n,
+                                                    consts.data());
       constexpr std::int32_t omin = std::numeric_limits<Out>::min(),
                              omax = std::numeric_limits<Out>::max();
       auto inside = [&](std::int32_t v) { return std::min(std::max(v, omin), omax); };
@@ -184,8 +185,8 @@ void gemm_requant(const A* a, std::int64_t m, std::int64_t lda, const PackedWeig
       if (out.col_stride != 1) row.resize(static_cast<std::size_t>(n));
       for (std::int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
         const std::int64_t mr = std::min(kRowChunk, m - m0);
-        detail::gemm_raw<kFlip>(reinterpret_cast<const std::uint8_t*>(a_rows(m0)), mr, lda, w,
-                                scratch.data(), n, path);
+        detail::gemm_raw<Arch, kFlip>(reinterpret_cast<const std::uint8_t*>(a_rows(m0)), mr, lda, w,
+                                      scratch.data(), n, path);
         for (std::int64_t i = 0; i < mr; ++i) {
           Out* orow = out.data + (m0 + i) * out.row_stride;
           if (out.col_stride == 1) {

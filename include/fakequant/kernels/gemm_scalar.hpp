@@ -15,8 +15,9 @@
 namespace fq {
 namespace detail {
 
-/// Raw C = a' * W^T; kFlip reads each activation byte XOR 0x80 (int8 -> uint8 + 128).
-template <bool kFlip>
+/// Raw C = a' * W^T; kFlip reads each activation byte XOR 0x80 (int8 -> uint8 + 128). Arch:
+/// the caller's architecture tag (the loops are vectorised for its flags, simd/arch.hpp).
+template <class Arch, bool kFlip>
 void gemm_raw_scalar(const std::uint8_t* a, std::int64_t m, std::int64_t lda,
                      const PackedWeights& w, std::int32_t* c, std::int64_t ldc) noexcept {
   const std::int64_t n = w.n(), k = w.k(), kg = w.k_groups();

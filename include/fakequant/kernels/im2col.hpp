@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: MIT
-// fakequant/kernels/im2col.hpp: unfolds convolution windows of a uint8 NCHW image into rows.
+// fakequant/kernels/im2col.hpp: the geometry of a 2-D convolution (Conv2dShape, the one type
+// the int8 kernels, the integer layers and the tape's float conv2d share) and im2col, which
+// unfolds the convolution windows of one NCHW image into rows — for uint8 levels and floats.
 //
 // For one image and one group of C channels (H x W each), kernel kh x kw, stride, padding
 // (dilation 1), output positions p = oh * out_w + ow become rows of a [out_h * out_w, C*kh*kw]
 // matrix with column (c * kh + i) * kw + j (the order of PyTorch's weight [Cout, C, kh, kw]):
 //   col[p][(c*kh + i)*kw + j] = x[c][oh*sh - ph + i][ow*sw - pw + j],  or pad_value outside.
-// pad_value is the input zero point, so padding contributes exactly real 0 (x - z_x = 0).
+// pad_value is the input zero point for levels (padding contributes exactly real 0, x - z_x = 0)
+// and 0 for floats. That is the layout Im2colLayout::kRowPerPosition (the int8 GEMM's A operand,
+// row stride ldcol); Im2colLayout::kRowPerOffset writes the transpose, one row per kernel
+// offset, col[(c*kh + i)*kw + j][p] (row stride ldcol >= out_h * out_w), the float conv2d's
+// GEMM operand, whose storage order fixes the float summation order of its products.
 #ifndef FQ_KERNELS_IM2COL_HPP_
 #define FQ_KERNELS_IM2COL_HPP_
 
-#include <cstdint>  // int64_t, uint8_t
+#include <algorithm>  // max, min
+#include <cstdint>    // int64_t, uint8_t
 
 #include <fakequant/base/checked.hpp>
 #include <fakequant/base/error.hpp>
@@ -80,20 +87,61 @@ inline void check_conv2d_shape(const Conv2dShape& s, const char* where) {
 }
 }  // namespace detail
 
-/// Unfolds `channels` channels starting at x (one image, channel stride in_h * in_w) into col
-/// (row stride ldcol >= channels * kernel_h * kernel_w). Shape validated by the caller.
-inline void im2col_u8(const std::uint8_t* x, std::int64_t channels, const Conv2dShape& s,
-                      std::uint8_t pad_value, std::uint8_t* col, std::int64_t ldcol) noexcept {
+/// The layout of im2col's matrix (file comment).
+enum class Im2colLayout { kRowPerPosition, kRowPerOffset };
+
+namespace detail {
+/// The output columns j whose input column j·stride − pad + q lies in [0, w): [*lo, *hi).
+inline void im2col_valid_columns(std::int64_t q, std::int64_t stride, std::int64_t pad,
+                                 std::int64_t w, std::int64_t ow, std::int64_t* lo,
+                                 std::int64_t* hi) noexcept {
+  // j·s − pad + q >= 0 <=> j >= ceil((pad − q) / s);  j·s − pad + q < w <=> j < ceil((w + pad − q)
+  // / s)
+  const auto ceil_div = [](std::int64_t a, std::int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; };
+  *lo = std::min(ceil_div(pad - q, stride), ow);
+  *hi = std::max(std::min(ceil_div(w + pad - q, stride), ow), *lo);
+}
+}  // namespace detail
+
+/// Unfolds `channels` channels starting at x (one image, channel stride in_h * in_w) into col,
+/// in `layout` with row stride ldcol (file comment). Shape validated by the caller.
+template <class T>
+void im2col(const T* x, std::int64_t channels, const Conv2dShape& s, T pad_value, T* col,
+            std::int64_t ldcol, Im2colLayout layout = Im2colLayout::kRowPerPosition) noexcept {
   const std::int64_t oh_n = s.out_h(), ow_n = s.out_w(), hw = s.in_h * s.in_w;
+  if (layout == Im2colLayout::kRowPerOffset) {
+    // Row by row of the output: the valid columns of each kernel offset are one range, so the
+    // inner loop is a strided copy without bounds tests.
+    for (std::int64_t c = 0; c < channels; ++c)
+      for (std::int64_t i = 0; i < s.kernel_h; ++i)
+        for (std::int64_t j = 0; j < s.kernel_w; ++j) {
+          T* row = col + ((c * s.kernel_h + i) * s.kernel_w + j) * ldcol;
+          std::int64_t j0, j1;
+          detail::im2col_valid_columns(j, s.stride_w, s.pad_w, s.in_w, ow_n, &j0, &j1);
+          for (std::int64_t oh = 0; oh < oh_n; ++oh) {
+            const std::int64_t h = oh * s.stride_h - s.pad_h + i;
+            T* out = row + oh * ow_n;
+            if (h < 0 || h >= s.in_h) {
+              for (std::int64_t ow = 0; ow < ow_n; ++ow) out[ow] = pad_value;
+              continue;
+            }
+            const T* src = x + c * hw + h * s.in_w - s.pad_w + j;
+            for (std::int64_t ow = 0; ow < j0; ++ow) out[ow] = pad_value;
+            for (std::int64_t ow = j0; ow < j1; ++ow) out[ow] = src[ow * s.stride_w];
+            for (std::int64_t ow = j1; ow < ow_n; ++ow) out[ow] = pad_value;
+          }
+        }
+    return;
+  }
   for (std::int64_t oh = 0; oh < oh_n; ++oh)
     for (std::int64_t ow = 0; ow < ow_n; ++ow) {
-      std::uint8_t* row = col + (oh * ow_n + ow) * ldcol;
+      T* row = col + (oh * ow_n + ow) * ldcol;
       const std::int64_t h0 = oh * s.stride_h - s.pad_h, w0 = ow * s.stride_w - s.pad_w;
       if (h0 >= 0 && h0 + s.kernel_h <= s.in_h && w0 >= 0 && w0 + s.kernel_w <= s.in_w) {
         // The window lies inside the image (most positions): plain copies, no bounds tests.
         for (std::int64_t c = 0; c < channels; ++c)
           for (std::int64_t i = 0; i < s.kernel_h; ++i) {
-            const std::uint8_t* src = x + c * hw + (h0 + i) * s.in_w + w0;
+            const T* src = x + c * hw + (h0 + i) * s.in_w + w0;
             for (std::int64_t j = 0; j < s.kernel_w; ++j) *row++ = src[j];
           }
         continue;
@@ -102,13 +150,20 @@ inline void im2col_u8(const std::uint8_t* x, std::int64_t channels, const Conv2d
         for (std::int64_t i = 0; i < s.kernel_h; ++i) {
           const std::int64_t h = h0 + i;
           const bool h_in = h >= 0 && h < s.in_h;
-          const std::uint8_t* src = x + c * hw + (h_in ? h : 0) * s.in_w;
+          const T* src = x + c * hw + (h_in ? h : 0) * s.in_w;
           for (std::int64_t j = 0; j < s.kernel_w; ++j) {
             const std::int64_t w = w0 + j;
             *row++ = h_in && w >= 0 && w < s.in_w ? src[w] : pad_value;
           }
         }
     }
+}
+
+/// im2col on uint8 levels, under the name the int8 convolution (kernels/conv2d.hpp) and the
+/// benchmarks call.
+inline void im2col_u8(const std::uint8_t* x, std::int64_t channels, const Conv2dShape& s,
+                      std::uint8_t pad_value, std::uint8_t* col, std::int64_t ldcol) noexcept {
+  im2col<std::uint8_t>(x, channels, s, pad_value, col, ldcol);
 }
 
 }  // namespace fq

@@ -46,7 +46,7 @@ inline void check_requant_params(const RequantParams& rp, std::int64_t n, const 
 }
 
 /// Runs gemm_requant with the requantizing pipeline of `rp`.
-template <class Rounding, class A>
+template <class Rounding, class Arch = DefaultArch, class A>
 void run_requant(const A* a, std::int64_t m, std::int64_t lda, const PackedWeights& w,
                  std::int32_t a_zero_point, const RequantParams& rp, GemmOutput<std::uint8_t> out,
                  Isa isa) {
@@ -54,16 +54,17 @@ void run_requant(const A* a, std::int64_t m, std::int64_t lda, const PackedWeigh
   const AddZeroPoint zp{rp.out_zero_point};
   const Clamp cl{rp.relu ? std::max(rp.out_min, rp.out_zero_point) : rp.out_min, rp.out_max};
   if (rp.bias) {
-    gemm_requant(a, m, lda, w, a_zero_point, make_output_pipeline(BiasAdd{rp.bias}, rq, zp, cl),
-                 out, isa);
+    gemm_requant<Arch>(a, m, lda, w, a_zero_point,
+                       make_output_pipeline(BiasAdd{rp.bias}, rq, zp, cl), out, isa);
   } else {
-    gemm_requant(a, m, lda, w, a_zero_point, make_output_pipeline(rq, zp, cl), out, isa);
+    gemm_requant<Arch>(a, m, lda, w, a_zero_point, make_output_pipeline(rq, zp, cl), out, isa);
   }
 }
 }  // namespace detail
 
 /// The int8 linear layer: x uint8 [m, K] (row stride ldx) -> y uint8 [m, N] (row stride ldy).
-template <class Rounding = SingleRounding<RoundHalfEven>>
+/// Arch: as gemm_requant (simd/arch.hpp); leave the default.
+template <class Rounding = SingleRounding<RoundHalfEven>, class Arch = DefaultArch>
 void linear_u8(const std::uint8_t* x, std::int64_t m, std::int64_t ldx, std::int32_t x_zero_point,
                const PackedWeights& w, const RequantParams& rp, std::uint8_t* y, std::int64_t ldy,
                Isa isa = Isa::kAuto) {
@@ -73,8 +74,8 @@ void linear_u8(const std::uint8_t* x, std::int64_t m, std::int64_t ldx, std::int
   detail::check_requant_params(rp, w.n(), kWhere);
   FQ_CHECK(ldy >= w.n(), ErrorCode::kInvalidLayout,
            detail::msg(kWhere, ": ldy = ", ldy, " is smaller than N = ", w.n()));
-  detail::run_requant<Rounding>(x, m, ldx, w, x_zero_point, rp,
-                                GemmOutput<std::uint8_t>{y, ldy, 1, 0}, isa);
+  detail::run_requant<Rounding, Arch>(x, m, ldx, w, x_zero_point, rp,
+                                      GemmOutput<std::uint8_t>{y, ldy, 1, 0}, isa);
 }
 
 }  // namespace fq

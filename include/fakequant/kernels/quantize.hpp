@@ -3,13 +3,14 @@
 //
 //   q = clamp(round(x * f32(1/s)) + z, qmin, qmax)    (MulByInverse; x / s with DivideByScale)
 // with the Numerics policy N of fake quantization (rounding, scale application, NaN/Inf
-// overflow rule), computed by the same operations as core/numerics.hpp, so that
+// overflow rule), computed by the same operations as scheme/numerics.hpp, so that
 //   dequantize(quantize(x)) == fake_quantize(x)   bit for bit (tested),
 // i.e. the integer model stores exactly the levels the fake-quant simulation used. No
 // gradient (inference). [qmin, qmax] must lie within the range of Q (int8 or uint8).
 // Float tensors with a constant scale along a contiguous run use xsimd (the same batch
 // operations as the fake-quant SIMD kernel; levels are narrowed to bytes through int32);
 // everything else, and builds without xsimd, use the scalar formula. Both are bit-identical.
+// Arch (fq::DefaultArch) and the Isa path as for fake quantization (simd/arch.hpp).
 #ifndef FQ_KERNELS_QUANTIZE_HPP_
 #define FQ_KERNELS_QUANTIZE_HPP_
 
@@ -18,10 +19,11 @@
 #include <type_traits>  // is_same
 
 #include <fakequant/core/checks.hpp>
-#include <fakequant/core/fake_quantize.hpp>  // KernelPath, as_view
-#include <fakequant/scheme/numerics.hpp>
-#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/core/run_plan.hpp>
+#include <fakequant/core/tensor_view.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>  // static_check_float; the same levels
+#include <fakequant/scheme/numerics.hpp>
+#include <fakequant/simd/arch.hpp>
 #include <fakequant/simd/fake_quantize_simd.hpp>
 
 namespace fq {
@@ -50,7 +52,8 @@ FQ_INLINE T quant_level(T x, const ElementParams<T>& p) noexcept {
   return clamp_level<N>(q, p.qmin, p.qmax);
 }
 
-template <class N, class T, class Q>
+/// Arch: the caller's architecture tag (the loop is vectorised for its flags, simd/arch.hpp).
+template <class Arch, class N, class T, class Q>
 void quantize_run_scalar(const T* x, std::ptrdiff_t xs, Q* q, std::ptrdiff_t qs, std::int64_t n,
                          const ElementParams<T>& p) noexcept {
   for (std::int64_t i = 0; i < n; ++i)
@@ -81,7 +84,7 @@ void quantize_run_simd(const float* x, Q* q, std::int64_t n,
     xsimd::to_int(c).store_aligned(lanes);
     for (std::int64_t j = 0; j < W; ++j) q[i + j] = static_cast<Q>(lanes[j]);
   }
-  quantize_run_scalar<N>(x + i, 1, q + i, 1, n - i, p);
+  quantize_run_scalar<A, N>(x + i, 1, q + i, 1, n - i, p);
 }
 #endif
 
@@ -120,10 +123,10 @@ void check_quant_views(const TensorView<A>& in, const TensorView<B>& out, const 
                "is not possible); use separate memory"));
 }
 
-template <class N, class T, class Q>
+template <class N, class Arch, class T, class Q>
 void quantize_impl(const TensorView<const T>& x, const TensorView<Q>& q, const float* scale,
                    const std::int32_t* zero_point, std::int64_t count, int axis,
-                   const QuantRange& r, KernelPath path) {
+                   const QuantRange& r, bool simd) {
   for_each_quant_run(
       x, q, axis,
       [&](const T* xp, std::ptrdiff_t xs, Q* qp, std::ptrdiff_t qs, std::int64_t n,
@@ -132,20 +135,19 @@ void quantize_impl(const TensorView<const T>& x, const TensorView<Q>& q, const f
           for (std::int64_t i = 0; i < n; ++i) {
             const auto p =
                 make_element_params<N, T>(scale[i], static_cast<float>(zero_point[i]), r);
-            quantize_run_scalar<N>(xp + i * xs, 1, qp + i * qs, 1, 1, p);
+            quantize_run_scalar<Arch, N>(xp + i * xs, 1, qp + i * qs, 1, 1, p);
           }
           return;
         }
         const std::int64_t c = count == 1 ? 0 : ch;
         const auto p = make_element_params<N, T>(scale[c], static_cast<float>(zero_point[c]), r);
 #if FQ_HAS_XSIMD
-        if constexpr (std::is_same<T, float>::value) {
-          if (use_simd(path) && xs == 1 && qs == 1)
-            return quantize_run_simd<N, simd::DefaultArch>(xp, qp, n, p);
+        if constexpr (std::is_same<T, float>::value && kSimdArch<Arch>) {
+          if (simd && xs == 1 && qs == 1) return quantize_run_simd<N, Arch>(xp, qp, n, p);
         }
 #endif
-        (void)path;
-        quantize_run_scalar<N>(xp, xs, qp, qs, n, p);
+        (void)simd;  // only the SIMD kernels use it
+        quantize_run_scalar<Arch, N>(xp, xs, qp, qs, n, p);
       });
 }
 
@@ -154,28 +156,30 @@ void quantize_impl(const TensorView<const T>& x, const TensorView<Q>& q, const f
 /// Quantizes x (float or double) into the int8/uint8 tensor q of the same shape.
 /// @tparam N Numerics, as for fake_quantize_per_tensor (TorchNumerics by default).
 /// @param scale > 0, finite. @param zero_point in range. @param range within Q's limits.
-template <class N = TorchNumerics, class T, class Q>
+/// @tparam Arch the kernels' instruction set; @param path Isa::kAuto or kScalar (simd/arch.hpp).
+template <class N = TorchNumerics, class Arch = DefaultArch, class T, class Q>
 void quantize_per_tensor(TensorView<const T> x, TensorView<Q> q, float scale,
-                         std::int32_t zero_point, QuantRange range,
-                         KernelPath path = KernelPath::kAuto) {
+                         std::int32_t zero_point, QuantRange range, Isa path = Isa::kAuto) {
   detail::static_check_float<T>();
   detail::static_check_level_type<Q>();
   constexpr const char* kWhere = "quantize_per_tensor";
+  const bool simd = detail::use_simd_kernels<Arch>(path, kWhere);
   detail::check_level_range<Q>(range, kWhere);
   detail::check_scale(scale, kWhere);
   detail::check_zero_point(zero_point, range, kWhere);
   detail::check_quant_views(x, q, kWhere);
-  detail::quantize_impl<N>(x, q, &scale, &zero_point, 1, -1, range, path);
+  detail::quantize_impl<N, Arch>(x, q, &scale, &zero_point, 1, -1, range, simd);
 }
 
 /// Quantizes x with one scale and zero point per index along `axis` (count entries).
-template <class N = TorchNumerics, class T, class Q>
+template <class N = TorchNumerics, class Arch = DefaultArch, class T, class Q>
 void quantize_per_channel(TensorView<const T> x, TensorView<Q> q, const float* scale,
                           const std::int32_t* zero_point, std::int64_t count, int axis,
-                          QuantRange range, KernelPath path = KernelPath::kAuto) {
+                          QuantRange range, Isa path = Isa::kAuto) {
   detail::static_check_float<T>();
   detail::static_check_level_type<Q>();
   constexpr const char* kWhere = "quantize_per_channel";
+  const bool simd = detail::use_simd_kernels<Arch>(path, kWhere);
   detail::check_level_range<Q>(range, kWhere);
   const int ax = detail::normalize_axis(axis, x.rank(), kWhere);
   FQ_CHECK(count == x.size(ax), ErrorCode::kParamCountMismatch,
@@ -188,7 +192,7 @@ void quantize_per_channel(TensorView<const T> x, TensorView<Q> q, const float* s
     detail::check_zero_point(zero_point[c], range, kWhere);
   }
   detail::check_quant_views(x, q, kWhere);
-  detail::quantize_impl<N>(x, q, scale, zero_point, count, ax, range, path);
+  detail::quantize_impl<N, Arch>(x, q, scale, zero_point, count, ax, range, simd);
 }
 
 }  // namespace fq

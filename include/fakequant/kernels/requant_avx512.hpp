@@ -41,7 +41,8 @@ struct RequantRowParams {
 };
 
 /// Per-column constants for the epilogue (see RequantRowParams), n padded to a multiple of 8.
-template <bool kSingle>
+/// Arch: the caller's architecture tag (the loop is compiled with its flags, simd/arch.hpp).
+template <class Arch, bool kSingle>
 void prepare_requant_row(const std::int32_t* bias, const std::int32_t* comp,
                          const std::int32_t* mult, const std::int32_t* shift, std::int64_t n,
                          std::int64_t* out /* 4 * padded n */) {

@@ -19,10 +19,10 @@
 #include <cstdint>    // int64_t
 #include <vector>     // vector
 
-#include <fakequant/scheme/range.hpp>
 #include <fakequant/learnable/lsq.hpp>
 #include <fakequant/observer/aminmax.hpp>
 #include <fakequant/optim/param.hpp>
+#include <fakequant/scheme/range.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {

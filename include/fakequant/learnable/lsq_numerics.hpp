@@ -173,8 +173,9 @@ struct LsqSums {
   double tz = 0.0;
 };
 
-/// Scalar fused forward+backward over a strided run with constant parameters.
-template <class M>
+/// Scalar fused forward+backward over a strided run with constant parameters. Arch: the
+/// caller's architecture tag (the loop is vectorised for its flags, simd/arch.hpp).
+template <class Arch, class M>
 void lsq_run_scalar(const float* x, std::ptrdiff_t xs, const float* dy, std::ptrdiff_t dys,
                     float* y, std::ptrdiff_t ys, float* dx, std::ptrdiff_t dxs, std::int64_t n,
                     const LsqParams& p, LsqSums& acc) noexcept {
@@ -189,8 +190,8 @@ void lsq_run_scalar(const float* x, std::ptrdiff_t xs, const float* dy, std::ptr
 }
 
 /// Scalar fused forward+backward over a run walking the channel axis: element i uses p[i]
-/// and adds to acc[i].
-template <class M>
+/// and adds to acc[i]. Arch as lsq_run_scalar.
+template <class Arch, class M>
 void lsq_run_scalar_varying(const float* x, std::ptrdiff_t xs, const float* dy, std::ptrdiff_t dys,
                             float* y, std::ptrdiff_t ys, float* dx, std::ptrdiff_t dxs,
                             std::int64_t n, const LsqParams* p, LsqSums* acc) noexcept {

@@ -293,7 +293,7 @@ void lsq_run(const float* x, const float* dy, float* y, float* dx, std::int64_t 
     }
   }
   if (i < 0) i = lsq_run_batches<M, A, LsqForm::kGeneral>(x, dy, y, dx, n, params, acc);
-  detail::lsq_run_scalar<M>(x + i, 1, dy + i, 1, y + i, 1, dx + i, 1, n - i, params, acc);
+  detail::lsq_run_scalar<A, M>(x + i, 1, dy + i, 1, y + i, 1, dx + i, 1, n - i, params, acc);
 }
 
 /// Fused forward+backward over a contiguous run walking the channel axis (element i has
@@ -318,14 +318,15 @@ void lsq_run_varying(const float* x, const float* dy, float* y, float* dx, std::
     sums.ts.store_unaligned(blk + i);
     sums.tz.store_unaligned(blk + nc + i);
   }
-  detail::lsq_run_scalar_varying<M>(x + i, 1, dy + i, 1, y + i, 1, dx + i, 1, n - i, params + i,
-                                    acc + i);
+  detail::lsq_run_scalar_varying<A, M>(x + i, 1, dy + i, 1, y + i, 1, dx + i, 1, n - i, params + i,
+                                       acc + i);
 }
 
 /// Adds the per-channel float block sums of lsq_run_varying to `acc` and clears them. `blk`
 /// holds at least 2 * nc floats (`params` is unused: the sums already hold the ds-terms).
-inline void flush_lsq_block_sums(float* blk, const detail::LsqParams* params, detail::LsqSums* acc,
-                                 std::int64_t nc) noexcept {
+template <class A>
+void flush_lsq_block_sums(float* blk, const detail::LsqParams* params, detail::LsqSums* acc,
+                          std::int64_t nc) noexcept {
   (void)params;
   for (std::int64_t c = 0; c < nc; ++c) {
     acc[c].ts += static_cast<double>(blk[c]);

@@ -12,6 +12,9 @@
 //           the last term is the gradient of the optional L2 penalty (lambda / 2) alpha^2.
 // NaN x gives y = 0 and no gradient; +Inf gives y = alpha-level and sends dy to alpha.
 // alpha must be finite and > 0 (ErrorCode::kInvalidScale otherwise), as must alpha / n.
+// PACT has only the scalar kernel (auto-vectorised): Arch (fq::DefaultArch) names the
+// instantiation for the TU's flags (simd/arch.hpp), and the Isa path is checked as for the
+// other entry points (kAuto and kScalar run the same code).
 #ifndef FQ_LEARNABLE_PACT_HPP_
 #define FQ_LEARNABLE_PACT_HPP_
 
@@ -21,10 +24,11 @@
 #include <utility>    // forward
 
 #include <fakequant/core/checks.hpp>
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/core/run_plan.hpp>
+#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/scheme/numerics.hpp>
 #include <fakequant/scheme/range.hpp>
-#include <fakequant/core/run_plan.hpp>
+#include <fakequant/simd/arch.hpp>
 
 namespace fq {
 
@@ -54,22 +58,24 @@ struct Pact {
   static float scale(float alpha) { return detail::pact_params<Bits>(alpha, "Pact::scale").scale; }
 
   /// Forward only: y = quantize(clamp(x, 0, alpha)). y may be x.
-  template <class X, class Y>
-  static void forward(X&& x, Y&& y, float alpha) {
+  template <class Arch = DefaultArch, class X, class Y>
+  static void forward(X&& x, Y&& y, float alpha, Isa path = Isa::kAuto) {
     constexpr const char* kWhere = "Pact::forward";
+    (void)detail::use_simd_kernels<Arch>(path, kWhere);
     const TensorView<const float> xv = detail::as_view(std::forward<X>(x));
     const TensorView<float> yv = detail::as_view(std::forward<Y>(y));
     const detail::ElementParams<float> p = detail::pact_params<Bits>(alpha, kWhere);
     detail::check_output(xv, yv, kWhere);
-    run<false>(xv, xv, yv, yv, p, alpha);
+    run<Arch, false>(xv, xv, yv, yv, p, alpha);
   }
 
   /// Fused forward+backward: writes y and dx, returns d alpha (including lambda * alpha).
   /// y may be x and dx may be dy.
-  template <class X, class DY, class Y, class DX>
-  static float forward_backward(X&& x, DY&& dy, Y&& y, DX&& dx, float alpha,
-                                float l2_lambda = 0.0f) {
+  template <class Arch = DefaultArch, class X, class DY, class Y, class DX>
+  static float forward_backward(X&& x, DY&& dy, Y&& y, DX&& dx, float alpha, float l2_lambda = 0.0f,
+                                Isa path = Isa::kAuto) {
     constexpr const char* kWhere = "Pact::forward_backward";
+    (void)detail::use_simd_kernels<Arch>(path, kWhere);
     const TensorView<const float> xv = detail::as_view(std::forward<X>(x));
     const TensorView<const float> gv = detail::as_view(std::forward<DY>(dy));
     const TensorView<float> yv = detail::as_view(std::forward<Y>(y));
@@ -83,13 +89,13 @@ struct Pact {
     detail::check_output(gv, yv, kWhere);
     FQ_CHECK(yv.numel() == 0 || yv.data() != dxv.data(), ErrorCode::kInvalidLayout,
              detail::msg(kWhere, ": y and dx must be different tensors"));
-    const double sum = run<true>(xv, gv, yv, dxv, p, alpha);
+    const double sum = run<Arch, true>(xv, gv, yv, dxv, p, alpha);
     return static_cast<float>(sum + static_cast<double>(l2_lambda) * static_cast<double>(alpha));
   }
 
  private:
   /// One pass over the runs; returns sum(dy * [x >= alpha]) when Backward.
-  template <bool Backward>
+  template <class Arch, bool Backward>
   static double run(const TensorView<const float>& x, const TensorView<const float>& g,
                     const TensorView<float>& y, const TensorView<float>& dx,
                     const detail::ElementParams<float>& p, float alpha) {

@@ -5,6 +5,8 @@
 // it is reported at once (ErrorCode::kNonFiniteInput) instead of propagating silently.
 // Observers keep float32 state: a finite double beyond float's range (|x| > FLT_MAX, e.g.
 // 1e300) is observed as +-FLT_MAX (saturate_to_float), which no float grid could exceed anyway.
+// Arch (fq::DefaultArch): the instruction set of the min/max loops, part of each
+// instantiation's name so that TUs with different -m flags never share one (simd/arch.hpp).
 #ifndef FQ_OBSERVER_AMINMAX_HPP_
 #define FQ_OBSERVER_AMINMAX_HPP_
 
@@ -16,8 +18,9 @@
 
 #include <fakequant/base/config.hpp>
 #include <fakequant/core/checks.hpp>
-#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/core/run_plan.hpp>
+#include <fakequant/core/tensor_view.hpp>
+#include <fakequant/simd/arch.hpp>
 #include <fakequant/simd/xsimd_compat.hpp>
 
 namespace fq {
@@ -36,14 +39,14 @@ inline float saturate_to_float(T v) noexcept {
 }
 
 /// min/max of one strided run, folded into *mn, *mx; returns false if a value is not finite.
-template <class T>
+template <class Arch, class T>
 inline bool fold_minmax(const T* p, std::ptrdiff_t stride, std::int64_t n, float* mn,
                         float* mx) noexcept {
   constexpr T lo_init = std::numeric_limits<T>::infinity();
   T lo = lo_init, hi = -lo;
 #if FQ_HAS_XSIMD
-  if constexpr (simd::kHaveSimd) {
-    using B = xsimd::batch<T, simd::DefaultArch>;
+  if constexpr (kSimdArch<Arch>) {
+    using B = xsimd::batch<T, Arch>;
     constexpr auto W = static_cast<std::int64_t>(B::size);
     if (stride == 1 && n >= W) {
       // Contiguous: one vectorised pass. (v − v) is 0 for finite v and NaN for NaN/±Inf, so
@@ -93,7 +96,7 @@ inline bool fold_minmax(const T* p, std::ptrdiff_t stride, std::int64_t n, float
 
 /// min/max of x (axis < 0: whole tensor, one pair) or per index along `axis` (count = the
 /// extent on axis) into mn[], mx[], initialised to +inf/-inf here.
-template <class T>
+template <class Arch = DefaultArch, class T>
 void aminmax(const TensorView<const T>& x, int axis, float* mn, float* mx, const char* where) {
   const std::int64_t count = axis < 0 ? 1 : x.size(axis);
   std::fill(mn, mn + count, std::numeric_limits<float>::infinity());
@@ -106,10 +109,10 @@ void aminmax(const TensorView<const T>& x, int axis, float* mn, float* mx, const
   for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t ch, std::int64_t) {
     const T* p = x.data() + off[0];
     if (ch >= 0) {
-      finite = fold_minmax(p, s, n, mn + ch, mx + ch) && finite;
+      finite = fold_minmax<Arch>(p, s, n, mn + ch, mx + ch) && finite;
     } else {
       for (std::int64_t i = 0; i < n; ++i)
-        finite = fold_minmax(p + i * s, 1, 1, mn + i, mx + i) && finite;
+        finite = fold_minmax<Arch>(p + i * s, 1, 1, mn + i, mx + i) && finite;
     }
   });
   FQ_CHECK(finite, ErrorCode::kNonFiniteInput,

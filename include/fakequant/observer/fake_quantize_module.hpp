@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// fakequant/observer/fake_quantize_module.hpp: FakeQuantize — an observer, a FakeQuantizer and the two
-// switches of PyTorch's torch.ao.quantization.FakeQuantize.
+// fakequant/observer/fake_quantize_module.hpp: FakeQuantize — an observer, a FakeQuantizer and the
+// two switches of PyTorch's torch.ao.quantization.FakeQuantize.
 //
 // forward(x, y, mask):
 //   observer enabled   -> observe x, recompute the qparams, store them in the quantizer
@@ -10,13 +10,16 @@
 // and a per-channel quantizer's channel count is not checked against it.
 // backward(dy, mask, dx): dx = dy * mask (MaskedSte) or dy (PassThroughSte).
 // calibrated(): true once the quantizer holds qparams from data or from an explicit
-// quantizer().set_qparams(...) — convert refuses an uncalibrated one (convert/int8_params.hpp),
+// quantizer().set_qparams(...) — convert refuses an uncalibrated one (int8/params.hpp),
 // whose scale 1 and zero point 0 are placeholders, not a range.
+// forward/backward are member templates on Arch (fq::DefaultArch; simd/arch.hpp), passed to
+// the observer (when its observe is such a template) and the quantizer.
 #ifndef FQ_OBSERVER_FAKE_QUANTIZE_MODULE_HPP_
 #define FQ_OBSERVER_FAKE_QUANTIZE_MODULE_HPP_
 
-#include <utility>  // forward
-#include <vector>   // vector
+#include <type_traits>  // true_type, void_t
+#include <utility>      // declval, forward
+#include <vector>       // vector
 
 #include <fakequant/observer/minmax_observer.hpp>
 #include <fakequant/quantizer/fake_quantizer.hpp>
@@ -24,8 +27,19 @@
 namespace fq {
 
 namespace detail {
-/// y = x for same-shaped strided views (no-op when y is x).
-template <class T>
+/// Whether Observer::observe takes the architecture as its first template argument (the
+/// observers of this library); a user's observer may have a plain observe(x).
+template <class Observer, class Arch, class X, class = void>
+struct observe_takes_arch : std::false_type {};
+template <class Observer, class Arch, class X>
+struct observe_takes_arch<
+    Observer, Arch, X,
+    std::void_t<decltype(std::declval<Observer&>().template observe<Arch>(std::declval<X>()))>>
+    : std::true_type {};
+
+/// y = x for same-shaped strided views (no-op when y is x). Arch: the caller's architecture
+/// tag (the copy loop is vectorised for its flags, simd/arch.hpp).
+template <class Arch, class T>
 void copy_view(const TensorView<const T>& x, const TensorView<T>& y) {
   const auto plan = make_run_plan<2>(x.rank(), x.shape(), {&x.strides(), &y.strides()},
                                      order_by_strides(x.rank(), x.strides()), -1);
@@ -63,7 +77,7 @@ class FakeQuantize {
       : quantizer_(1, range), observer_(averaging_constant, Scheme::granularity::kAxis) {}
 
   /// Observes (if enabled) and fake-quantizes (if enabled) x into y; see the file comment.
-  template <class X, class Y>
+  template <class Arch = DefaultArch, class X, class Y>
   void forward(X&& x_in, Y&& y_in, Mask* mask = nullptr) {
     using T = detail::view_scalar_t<Y>;
     const TensorView<const T> x = detail::as_view(std::forward<X>(x_in));
@@ -74,7 +88,10 @@ class FakeQuantize {
       return;
     }
     if (observer_enabled_) {
-      observer_.observe(x);
+      if constexpr (detail::observe_takes_arch<Observer, Arch, decltype(x)>::value)
+        observer_.template observe<Arch>(x);
+      else
+        observer_.observe(x);
       observer_.template calculate_qparams<Scheme>(quantizer_.range(), scale_, zero_point_);
       if (Scheme::granularity::kPerChannel &&
           quantizer_.channels() != static_cast<std::int64_t>(scale_.size()))
@@ -82,10 +99,10 @@ class FakeQuantize {
       quantizer_.set_qparams(scale_, zero_point_);
     }
     if (fake_quant_enabled_) {
-      quantizer_.forward(x, y, mask);
+      quantizer_.template forward<Arch>(x, y, mask);
     } else {
       detail::check_output(x, y, "FakeQuantize::forward");
-      detail::copy_view(x, y);
+      detail::copy_view<Arch>(x, y);
       if (mask) {
         mask->prepare(x.rank(), x.shape(), detail::order_by_strides(x.rank(), x.strides()));
         mask->set_all();
@@ -94,9 +111,9 @@ class FakeQuantize {
   }
 
   /// dx = dy * mask (or dy for PassThroughSte).
-  template <class DY, class DX>
+  template <class Arch = DefaultArch, class DY, class DX>
   void backward(DY&& dy, const Mask& mask, DX&& dx) const {
-    quantizer_.backward(std::forward<DY>(dy), mask, std::forward<DX>(dx));
+    quantizer_.template backward<Arch>(std::forward<DY>(dy), mask, std::forward<DX>(dx));
   }
 
   void enable_observer(bool on = true) noexcept { observer_enabled_ = on; }

@@ -2,7 +2,7 @@
 // fakequant/observer/fused_qparams.hpp: the qparams chooser of PyTorch's fused QAT module
 // (FusedMovingAvgObsFakeQuantize -> torch.fused_moving_avg_obs_fake_quant, ATen
 // choose_qparams_fake_quant -> quant_utils::ChooseQuantizationParams), which is what the
-// default QAT qconfig really runs. It differs from the observers' rule (observer/qparams.hpp):
+// default QAT qconfig really runs. It differs from the observers' rule (scheme/qparams.hpp):
 //   Symmetric (only when min < 0 < max; otherwise it falls back to affine):
 //     ms = max(f32(|min| / 128), f32(max / 127))   (int8: /128 and /127, not /127.5; in general
 //          /((qmax-qmin)/2 + 1) and /((qmax-qmin)/2), integer division), in double
@@ -14,7 +14,7 @@
 //                  |qmin| - |min/s| vs |qmax| - |max/s|, clamped to [qmin, qmax]
 //     scale = f32(s)
 // The running min/max update of the fused op is MovingAverageMinMaxObserver's (c = 0.01).
-// Extreme ranges are clipped to +-FLT_MAX / 4 first, as in observer/qparams.hpp.
+// Extreme ranges are clipped to +-FLT_MAX / 4 first, as in scheme/qparams.hpp.
 // PyTorch fake-quantizes with whatever zero point this picks (z = -128 for one-sided int8
 // "symmetric" data), so these choosers need an Affine scheme: the mapping is the chooser's.
 #ifndef FQ_OBSERVER_FUSED_QPARAMS_HPP_
@@ -56,7 +56,7 @@ struct FusedQParams {
     check_range(range, kWhere);
     if (std::isinf(min_val) && min_val > 0 && std::isinf(max_val) && max_val < 0)
       return {1.0f, Z(0)};  // nothing observed yet: the observers' convention
-    // Finite, ordered, clipped to +-kMaxObservedMagnitude (observer/qparams.hpp): the scale and
+    // Finite, ordered, clipped to +-kMaxObservedMagnitude (scheme/qparams.hpp): the scale and
     // the widened symmetric range (|min| * 128 / 127) stay finite floats.
     detail::prepare_observed_range(min_val, max_val, range, kWhere);
     const std::int64_t qmin = range.quant_min, qmax = range.quant_max;

@@ -36,8 +36,8 @@
 #include <vector>       // vector
 
 #include <fakequant/core/checks.hpp>
-#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/core/run_plan.hpp>
+#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/observer/aminmax.hpp>
 #include <fakequant/policy/rounding.hpp>
 
@@ -133,7 +133,8 @@ class Histogram {
   }
 
   /// Adds every element of x (float or double) to the histogram; see the file comment.
-  template <class T>
+  /// Arch: the instruction set of the min/max kernel (simd/arch.hpp); leave the default.
+  template <class Arch = DefaultArch, class T>
   void add(const TensorView<const T>& x) {
     constexpr const char* kWhere = "Histogram::add";
     if (x.numel() == 0) return;
@@ -142,17 +143,17 @@ class Histogram {
     if (total_ > 0 && lo_ < hi_ && x.numel() <= (std::int64_t{1} << 31)) {
       double mn = 0.0, mx = 0.0;
       bool inside = false;
-      count(x, mn, mx, inside);
+      count<Arch>(x, mn, mx, inside);
       if (inside) {
         commit(x.numel(), mn, mx);
         return;
       }
     }
     float bmin = 0.0f, bmax = 0.0f;
-    detail::aminmax(x, -1, &bmin, &bmax, kWhere);  // NaN/Inf: error, state untouched
+    detail::aminmax<Arch>(x, -1, &bmin, &bmax, kWhere);  // NaN/Inf: error, state untouched
     // aminmax folds into float; a double batch needs its exact extremes for the range.
     double dmin = bmin, dmax = bmax;
-    if (std::is_same<T, double>::value) exact_minmax(x, dmin, dmax);
+    if (std::is_same<T, double>::value) exact_minmax<Arch>(x, dmin, dmax);
     grow_to(dmin, dmax);
     if (lo_ == hi_) {  // every value so far (and in this batch) equals lo_
       counts_[0] += static_cast<std::uint64_t>(x.numel());
@@ -163,7 +164,7 @@ class Histogram {
     }
     double mn = 0.0, mx = 0.0;
     bool inside = false;
-    count(x, mn, mx, inside);
+    count<Arch>(x, mn, mx, inside);
     commit(x.numel(), dmin, dmax);
   }
 
@@ -202,7 +203,8 @@ class Histogram {
       return d > kMax ? kMax : (d < -kMax ? -kMax : d);  // NaN passes: caught by the caller
     }
   }
-  template <class T>
+  // Arch (here and in count): the caller's architecture tag, for the TU's flags (simd/arch.hpp).
+  template <class Arch, class T>
   static void exact_minmax(const TensorView<const T>& x, double& mn, double& mx) {
     const auto plan = detail::make_run_plan<1>(x.rank(), x.shape(), {&x.strides()},
                                                detail::order_by_strides(x.rank(), x.strides()), -1);
@@ -279,7 +281,7 @@ class Histogram {
   // and max come back, and `inside` = every value is finite and inside [lo_, hi_]. Nothing
   // reaches counts_ except through the overflow flush of batches over 2^31 elements (only on
   // the validated two-pass path).
-  template <class T>
+  template <class Arch, class T>
   void count(const TensorView<const T>& x, double& mn, double& mx, bool& inside) {
     const auto nb = static_cast<std::size_t>(bins_);
     sub_.assign(4 * nb, 0);

@@ -3,7 +3,7 @@
 // every tensor observed (observer/histogram.hpp), picks a clipping range [min, max] with a
 // range chooser (observer/histogram_range.hpp: MseRange as PyTorch's HistogramObserver,
 // PercentileRange, EntropyRange) and turns it into qparams with a QParamsPolicy
-// (ObserverQParams, observer/qparams.hpp, by default). Per tensor only, as PyTorch's.
+// (ObserverQParams, scheme/qparams.hpp, by default). Per tensor only, as PyTorch's.
 //
 // It has the observer interface of MinMaxObserver, so it drops into fq::FakeQuantize:
 //   fq::FakeQuantize<fq::Uint8ActPerTensorAffine, fq::HistogramObserver<>> act;
@@ -25,8 +25,8 @@
 
 #include <fakequant/observer/histogram.hpp>
 #include <fakequant/observer/histogram_range.hpp>
-#include <fakequant/scheme/qparams.hpp>
 #include <fakequant/quantizer/fake_quantizer.hpp>
+#include <fakequant/scheme/qparams.hpp>
 
 namespace fq {
 
@@ -50,13 +50,14 @@ class HistogramObserver {
   HistogramObserver(float /*averaging_constant*/, int /*axis*/) : hist_(2048) {}
 
   /// Adds a tensor (float or double) to the histogram. Empty tensors are ignored; NaN/Inf is
-  /// an error (ErrorCode::kNonFiniteInput) and leaves the state unchanged.
-  template <class X>
+  /// an error (ErrorCode::kNonFiniteInput) and leaves the state unchanged. Arch: the
+  /// instruction set of the min/max kernel (simd/arch.hpp); leave the default.
+  template <class Arch = DefaultArch, class X>
   void observe(X&& x_in) {
     using T = detail::view_scalar_t<X>;
     const TensorView<const T> x = detail::as_view(std::forward<X>(x_in));
     if (x.numel() == 0) return;
-    hist_.add(x);
+    hist_.template add<Arch>(x);
     min_[0] = detail::saturate_to_float(hist_.data_min());
     max_[0] = detail::saturate_to_float(hist_.data_max());
   }

@@ -21,7 +21,7 @@
 //                   larger magnitude_bins is an ErrorCode::kInvalidArgument.
 // Extreme ranges (a histogram spanning +-3e38): MseRange's float32 edge arithmetic would
 // overflow, so it is done in double there and the result saturates at +-FLT_MAX; every chooser
-// returns finite float values (the qparams code then clips them: observer/qparams.hpp).
+// returns finite float values (the qparams code then clips them: scheme/qparams.hpp).
 // A histogram with no data gives [+inf, -inf] (the qparams code's "nothing observed"); one
 // whose values are all equal gives [v, v].
 #ifndef FQ_OBSERVER_HISTOGRAM_RANGE_HPP_

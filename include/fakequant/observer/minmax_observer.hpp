@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 // fakequant/observer/minmax_observer.hpp: MinMax and MovingAverageMinMax observers, per tensor
-// and per channel, with torch.ao's update rules and qparams (observer/qparams.hpp):
+// and per channel, with torch.ao's update rules and qparams (scheme/qparams.hpp):
 //   MinMax:        min = min(min, batch_min), max = max(max, batch_max)
 //   MovingAverage: first batch copied; then min += c * (batch_min - min) in float32, c = 0.01
 //                  by default (not bitwise equal to (1-c)*min + c*batch_min: PyTorch's form).
 //                  Where batch_min - min overflows float32 (ranges near +-3e38 on both sides) the
 //                  step is computed in double instead (PyTorch gives +-inf): still finite.
 // Double data beyond float's range is observed as +-FLT_MAX (observer/aminmax.hpp); the qparams
-// clip extreme ranges to +-FLT_MAX / 4 (observer/qparams.hpp), so the scale is always finite.
+// clip extreme ranges to +-FLT_MAX / 4 (scheme/qparams.hpp), so the scale is always finite.
 #ifndef FQ_OBSERVER_MINMAX_OBSERVER_HPP_
 #define FQ_OBSERVER_MINMAX_OBSERVER_HPP_
 
@@ -18,10 +18,10 @@
 #include <utility>    // forward
 #include <vector>     // vector
 
-#include <fakequant/observer/aminmax.hpp>
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/scheme/qparams.hpp>
+#include <fakequant/observer/aminmax.hpp>
 #include <fakequant/policy/rounding.hpp>
+#include <fakequant/scheme/qparams.hpp>
 
 namespace fq {
 
@@ -54,7 +54,8 @@ class MinMaxObserverBase {
   }
 
   /// Folds a tensor's range into the state. Empty tensors are ignored; NaN/Inf is an error.
-  template <class X>
+  /// Arch: the instruction set of the min/max kernel (simd/arch.hpp); leave the default.
+  template <class Arch = DefaultArch, class X>
   void observe(X&& x_in) {
     using T = detail::view_scalar_t<X>;
     const TensorView<const T> x = detail::as_view(std::forward<X>(x_in));
@@ -68,7 +69,7 @@ class MinMaxObserverBase {
         detail::msg(kWhere, ": ", count, " channels, but the observer has seen ", min_.size()));
     bmin_.resize(static_cast<std::size_t>(count));
     bmax_.resize(static_cast<std::size_t>(count));
-    detail::aminmax(x, ax, bmin_.data(), bmax_.data(), kWhere);
+    detail::aminmax<Arch>(x, ax, bmin_.data(), bmax_.data(), kWhere);
     for (std::size_t i = 0; i < bmin_.size(); ++i) {
       const bool first = std::isinf(min_[i]) && min_[i] > 0 && std::isinf(max_[i]) && max_[i] < 0;
       if (Update::kMovingAverage && !first) {

@@ -14,14 +14,20 @@
 // Q is any type with forward(TensorView<const float> x, TensorView<float> y, Mask*) and
 // backward(TensorView<const float> dy, const Mask&, TensorView<float> dx), e.g.
 // fq::FakeQuantizer<Scheme> or fq::FakeQuantize<Scheme, Observer>. It must outlive the step.
+// Arch (fq::DefaultArch; simd/arch.hpp): the kernels' instruction set, passed on as
+// q.template forward<Arch>(...) / backward<Arch>(...) when q's members are such templates (the
+// quantizers of this library); a user's quantizer with plain forward/backward is called as is.
 #ifndef FQ_OPS_FAKE_QUANT_HPP_
 #define FQ_OPS_FAKE_QUANT_HPP_
 
 #include <cstdint>      // int64_t, uint64_t
 #include <type_traits>  // is_same, void_t
+#include <utility>      // declval
 
 #include <fakequant/core/mask.hpp>
+#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/policy/clamp_grad.hpp>
+#include <fakequant/simd/arch.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -34,11 +40,45 @@ template <class Q>
 struct has_masked_ste<Q, std::void_t<typename Q::scheme::clamp_grad>>
     : std::is_same<typename Q::scheme::clamp_grad, MaskedSte> {};
 
+/// Whether q.template forward<Arch>(x, y, mask) / backward<Arch>(dy, mask, dx) are valid.
+template <class Q, class Arch, class = void>
+struct forward_takes_arch : std::false_type {};
+template <class Q, class Arch>
+struct forward_takes_arch<Q, Arch,
+                          std::void_t<decltype(std::declval<Q&>().template forward<Arch>(
+                              std::declval<TensorView<const float>>(),
+                              std::declval<TensorView<float>>(), std::declval<Mask*>()))>>
+    : std::true_type {};
+template <class Q, class Arch, class = void>
+struct backward_takes_arch : std::false_type {};
+template <class Q, class Arch>
+struct backward_takes_arch<Q, Arch,
+                           std::void_t<decltype(std::declval<Q&>().template backward<Arch>(
+                               std::declval<TensorView<const float>>(), std::declval<const Mask&>(),
+                               std::declval<TensorView<float>>()))>> : std::true_type {};
+
+template <class Arch, class Q>
+void forward_on(Q& q, TensorView<const float> x, TensorView<float> y, Mask* mask) {
+  if constexpr (forward_takes_arch<Q, Arch>::value)
+    q.template forward<Arch>(x, y, mask);
+  else
+    q.forward(x, y, mask);
+}
+template <class Arch, class Q>
+void backward_on(Q& q, TensorView<const float> dy, const Mask& mask, TensorView<float> dx) {
+  if constexpr (backward_takes_arch<Q, Arch>::value)
+    q.template backward<Arch>(dy, mask, dx);
+  else
+    q.backward(dy, mask, dx);
+}
+
 /// dx[i] += dy[i] * bit i of the mask: the masked STE of fq::fake_quantize_backward (ATen's
 /// dY * mask: a NaN or infinite dy at a masked position gives NaN, not 0), accumulated in one
 /// pass. The sum also quiets a signaling NaN, as mask_multiply does there. A Var is
-/// contiguous and row-major, so the mask's visiting order is the memory order.
-inline void add_masked(const float* dy, const Mask& mask, float* dx) {
+/// contiguous and row-major, so the mask's visiting order is the memory order. Arch: the
+/// caller's architecture tag (the loop is vectorised for its flags, simd/arch.hpp).
+template <class Arch>
+void add_masked(const float* dy, const Mask& mask, float* dx) {
   const std::int64_t n = mask.numel();
   const std::uint64_t* words = mask.words().data();
   for (std::int64_t base = 0; base < n; base += 64) {
@@ -50,27 +90,27 @@ inline void add_masked(const float* dy, const Mask& mask, float* dx) {
 }
 }  // namespace impl
 
-template <class Q>
+template <class Arch = DefaultArch, class Q>
 Var fake_quant(Tape& tape, const Var& x, Q& q) {
   fq::detail::check_tape(tape, {&x}, "fake_quant");
   const bool need = fq::detail::needs_grad(tape, {&x});
   Var y = tape.variable(x.shape(), need);
   if (x.numel() == 0) return y;
   if (!need) {
-    q.forward(x.cview(), y.view(), nullptr);
+    impl::forward_on<Arch>(q, x.cview(), y.view(), nullptr);
     return y;
   }
   Mask* mask = &tape.scratch_mask();
-  q.forward(x.cview(), y.view(), mask);
+  impl::forward_on<Arch>(q, x.cview(), y.view(), mask);
   if constexpr (impl::has_masked_ste<Q>::value) {
-    tape.push_backward([x, y, mask] { impl::add_masked(y.grad(), *mask, x.grad()); });
+    tape.push_backward([x, y, mask] { impl::add_masked<Arch>(y.grad(), *mask, x.grad()); });
   } else {
     Q* qp = &q;
     tape.push_backward([x, y, mask, qp] {
       // The quantizer's own backward writes dx = STE(dy); add it into x's gradient.
       float* tmp = x.tape()->scratch<float>(static_cast<std::size_t>(x.numel()));
       Var t(x.tape(), tmp, nullptr, x.shape());
-      qp->backward(TensorView<const float>(y.grad_view()), *mask, t.view());
+      impl::backward_on<Arch>(*qp, TensorView<const float>(y.grad_view()), *mask, t.view());
       x.grad_array() += t.array();
     });
   }

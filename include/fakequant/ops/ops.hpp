@@ -10,5 +10,6 @@
 #include <fakequant/ops/linear.hpp>
 #include <fakequant/ops/loss.hpp>
 #include <fakequant/ops/pool.hpp>
+#include <fakequant/tape/custom_op.hpp>
 
 #endif  // FQ_OPS_OPS_HPP_

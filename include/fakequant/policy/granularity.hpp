@@ -8,6 +8,8 @@
 
 #include <type_traits>  // false_type, true_type
 
+#include <fakequant/base/config.hpp>
+
 namespace fq {
 
 /// One scale and zero point for the whole tensor.
@@ -19,8 +21,9 @@ struct PerTensor {
 /// One scale and zero point per index along Axis (negative: from the end).
 template <int Axis = 0>
 struct PerChannel {
-  static_assert(Axis >= -8 && Axis < 8,
-                "PerChannel: Axis must lie in [-8, 8); tensors have at most 8 dimensions.");
+  static_assert(Axis >= -kMaxRank && Axis < kMaxRank,
+                "PerChannel: Axis must lie in [-fq::kMaxRank, fq::kMaxRank) = [-8, 8); tensors "
+                "have at most fq::kMaxRank dimensions.");
   static constexpr bool kPerChannel = true;
   static constexpr int kAxis = Axis;
 };

@@ -18,7 +18,7 @@
 //
 // The low-level functions (fake_quantize_per_tensor / _per_channel) take the choice in their
 // Numerics (ZeroPointFma, ZeroPointNoFma; TorchNumerics and TorchNumericsNoFma in
-// core/numerics.hpp), as LsqTorch and LsqTorchNoFma do for the learnable backward.
+// scheme/numerics.hpp), as LsqTorch and LsqTorchNoFma do for the learnable backward.
 #ifndef FQ_POLICY_ZERO_POINT_HPP_
 #define FQ_POLICY_ZERO_POINT_HPP_
 

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// fakequant/quantizer/concept.hpp: what the testing kit requires of a quantizer.
+// fakequant/quantizer/concept.hpp: the quantizer protocol — what every consumer of a quantizer
+// (ops::fake_quant, the QAT layers, convert, the testing kit) requires of it, checked by each
+// with fq::assert_quantizer<Q>() (one static_assert sentence per missing member).
 //
-// A type Q is a *quantizer* for the kit when, for an lvalue `q` of type Q,
+// A type Q is a *quantizer* when, for an lvalue `q` of type Q,
 //   q.forward(fq::TensorView<const float> x, fq::TensorView<float> y, fq::Mask* mask)
 //       writes y = Q(x) (same shape; element-wise, or per channel) and, if mask is not null,
 //       the STE mask: one bit per element, set where the gradient passes (fq::Mask; see
@@ -16,12 +18,15 @@
 //   static constexpr bool kPerChannel; static constexpr int kAxis;   the channel axis of x
 //   scale(), zero_point(), range()   an affine grid (c - z) * s, c in [quant_min, quant_max],
 //                                     per channel: the kit derives the grid (testing/grid.hpp)
-//   template <class F> void visit_parameters(F&& f)   learnable parameters: calls
+//   template <class F> void visit_parameters(F&& f)   learnable parameters, the one way a
+//       quantizer exposes them: calls
 //       f(const char* name, fq::TensorView<float> value, fq::TensorView<float> grad)
 //       for each one; backward writes (or adds to) grad, the gradient of sum(dy * y).
-// fq::FakeQuantizer<Scheme> meets the concept as it is. forward/backward may be const or not
-// and may throw fq::Error on bad input. The kit keeps x alive and unchanged between a forward
-// and its backward, so a quantizer may keep a view of x. Tensors are float.
+// fq::FakeQuantizer<Scheme>, fq::FakeQuantize<Scheme, Observer> and the learnable quantizers
+// meet the protocol as they are; forward/backward may be const or not, may be templates with
+// defaulted template parameters (e.g. the instruction set), and may throw fq::Error on bad
+// input. Consumers keep x alive and unchanged between a forward and its backward, so a
+// quantizer may keep a view of x. Tensors are float.
 #ifndef FQ_QUANTIZER_CONCEPT_HPP_
 #define FQ_QUANTIZER_CONCEPT_HPP_
 
@@ -32,38 +37,34 @@
 #include <fakequant/core/tensor_view.hpp>
 
 namespace fq {
-namespace testing {
 namespace detail {
-
-using CView = TensorView<const float>;
-using View = TensorView<float>;
 
 template <class Q, class = void>
 struct has_forward : std::false_type {};
 template <class Q>
 struct has_forward<Q, std::void_t<decltype(std::declval<Q&>().forward(
-                          std::declval<CView>(), std::declval<View>(), std::declval<Mask*>()))>>
+                          std::declval<TensorView<const float>>(),
+                          std::declval<TensorView<float>>(), std::declval<Mask*>()))>>
     : std::true_type {};
 
 template <class Q, class = void>
 struct has_backward_dy : std::false_type {};
 template <class Q>
-struct has_backward_dy<
-    Q, std::void_t<decltype(std::declval<Q&>().backward(
-           std::declval<CView>(), std::declval<const Mask&>(), std::declval<View>()))>>
-    : std::true_type {};
+struct has_backward_dy<Q, std::void_t<decltype(std::declval<Q&>().backward(
+                              std::declval<TensorView<const float>>(), std::declval<const Mask&>(),
+                              std::declval<TensorView<float>>()))>> : std::true_type {};
 
 template <class Q, class = void>
 struct has_backward_x_dy : std::false_type {};
 template <class Q>
-struct has_backward_x_dy<Q, std::void_t<decltype(std::declval<Q&>().backward(
-                                std::declval<CView>(), std::declval<CView>(),
-                                std::declval<const Mask&>(), std::declval<View>()))>>
-    : std::true_type {};
+struct has_backward_x_dy<
+    Q, std::void_t<decltype(std::declval<Q&>().backward(
+           std::declval<TensorView<const float>>(), std::declval<TensorView<const float>>(),
+           std::declval<const Mask&>(), std::declval<TensorView<float>>()))>> : std::true_type {};
 
 /// Calls f(name, value, grad) for nothing: the argument type of the detection below.
 struct ParameterProbe {
-  void operator()(const char*, View, View) const noexcept {}
+  void operator()(const char*, TensorView<float>, TensorView<float>) const noexcept {}
 };
 
 template <class Q, class = void>
@@ -89,7 +90,7 @@ struct has_affine_grid<Q, std::void_t<decltype(std::declval<const Q&>().scale()[
 
 }  // namespace detail
 
-/// True if Q has the forward and one of the backwards of the quantizer concept.
+/// True if Q has the forward and one of the backwards of the quantizer protocol.
 template <class Q>
 struct is_quantizer : std::integral_constant<bool, detail::has_forward<Q>::value &&
                                                        (detail::has_backward_dy<Q>::value ||
@@ -101,27 +102,39 @@ inline constexpr bool is_quantizer_v = is_quantizer<Q>::value;
 template <class Q>
 inline constexpr bool has_learnable_parameters_v = detail::has_parameters<Q>::value;
 
-/// Compile-time check with one sentence per missing member; used by every kit entry point.
+/// Compile-time check with one sentence per missing member; every consumer of a quantizer
+/// calls it (static_assert(fq::assert_quantizer<Q>())).
 template <class Q>
 constexpr bool assert_quantizer() {
   static_assert(detail::has_forward<Q>::value,
-                "fq::testing: the quantizer must provide forward(fq::TensorView<const float> x, "
-                "fq::TensorView<float> y, fq::Mask* mask) (see fakequant/testing/"
-                "quantizer_concept.hpp).");
-  static_assert(detail::has_backward_dy<Q>::value || detail::has_backward_x_dy<Q>::value,
-                "fq::testing: the quantizer must provide backward(fq::TensorView<const float> dy, "
+                "fq: the quantizer must provide forward(fq::TensorView<const float> x, "
+                "fq::TensorView<float> y, fq::Mask* mask) (the quantizer protocol: "
+                "fakequant/quantizer/concept.hpp).");
+  static_assert(!detail::has_forward<Q>::value || detail::has_backward_dy<Q>::value ||
+                    detail::has_backward_x_dy<Q>::value,
+                "fq: the quantizer must provide backward(fq::TensorView<const float> dy, "
                 "const fq::Mask& mask, fq::TensorView<float> dx) or backward(x, dy, mask, dx) "
-                "(see fakequant/quantizer/concept.hpp).");
-  return true;
+                "(the quantizer protocol: fakequant/quantizer/concept.hpp).");
+  return is_quantizer<Q>::value;
 }
 
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L
-/// The quantizer concept as a C++20 concept (same rule as is_quantizer).
+/// The quantizer protocol as a C++20 concept (same rule as is_quantizer).
 template <class Q>
 concept Quantizer = is_quantizer_v<Q>;
 #endif
 
+/// The testing kit's names for the protocol (it was defined there first).
+namespace testing {
+using ::fq::assert_quantizer;
+using ::fq::has_learnable_parameters_v;
+using ::fq::is_quantizer;
+using ::fq::is_quantizer_v;
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+using ::fq::Quantizer;
+#endif
 }  // namespace testing
+
 }  // namespace fq
 
 #endif  // FQ_QUANTIZER_CONCEPT_HPP_

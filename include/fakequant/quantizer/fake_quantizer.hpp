@@ -8,6 +8,9 @@
 //   q.forward(w, w_q, &mask);                  // y = (clamp(round(x/s)+z) - z) * s
 //   q.backward(dy, mask, dx);                  // dx = dy * mask (STE)
 // Forward/backward formulas, rounding and clamp-gradient rules: core/fake_quantize.hpp.
+// forward/backward are member templates on Arch (fq::DefaultArch, the kernels' instruction
+// set; simd/arch.hpp), so the class is one type in every translation unit while each TU's
+// flags give their own instantiations of the kernels.
 #ifndef FQ_QUANTIZER_FAKE_QUANTIZER_HPP_
 #define FQ_QUANTIZER_FAKE_QUANTIZER_HPP_
 
@@ -16,7 +19,7 @@
 #include <utility>      // forward
 #include <vector>       // vector
 
-#include <fakequant/core/fake_quantize.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 #include <fakequant/scheme/qscheme.hpp>
 
 namespace fq {
@@ -71,7 +74,7 @@ class FakeQuantizer {
   const std::vector<float>& scale() const noexcept { return scale_; }
   const std::vector<zero_point_type>& zero_point() const noexcept { return zero_point_; }
   /// True once set_qparams succeeded (from an observer or explicitly); the initial scale 1 is
-  /// a placeholder, which convert refuses (convert/int8_params.hpp).
+  /// a placeholder, which convert refuses (int8/params.hpp).
   bool has_qparams() const noexcept { return has_qparams_; }
   /// The zero point a Symmetric scheme requires (0 for affine schemes' initial value).
   zero_point_type default_zero_point() const noexcept {
@@ -113,23 +116,25 @@ class FakeQuantizer {
   }
 
   /// y = fake_quant(x); the STE mask goes to `mask` if not null. y may be x.
-  template <class X, class Y>
-  void forward(X&& x, Y&& y, Mask* mask = nullptr, KernelPath path = KernelPath::kAuto) const {
+  /// @param path Isa::kAuto or Isa::kScalar (simd/arch.hpp).
+  template <class Arch = DefaultArch, class X, class Y>
+  void forward(X&& x, Y&& y, Mask* mask = nullptr, Isa path = Isa::kAuto) const {
     using N = typename Scheme::numerics;
     if constexpr (kPerChannel) {
-      fake_quantize_per_channel<N>(std::forward<X>(x), std::forward<Y>(y), mask, scale_.data(),
-                                   zero_point_.data(), channels(), kAxis, range_, path);
+      fake_quantize_per_channel<N, Arch>(std::forward<X>(x), std::forward<Y>(y), mask,
+                                         scale_.data(), zero_point_.data(), channels(), kAxis,
+                                         range_, path);
     } else {
-      fake_quantize_per_tensor<N>(std::forward<X>(x), std::forward<Y>(y), mask, scale_[0],
-                                  zero_point_[0], range_, path);
+      fake_quantize_per_tensor<N, Arch>(std::forward<X>(x), std::forward<Y>(y), mask, scale_[0],
+                                        zero_point_[0], range_, path);
     }
   }
 
   /// dx = dy * mask (MaskedSte) or dy (PassThroughSte). dx may be dy.
-  template <class DY, class DX>
-  void backward(DY&& dy, const Mask& mask, DX&& dx, KernelPath path = KernelPath::kAuto) const {
-    fake_quantize_backward<typename Scheme::clamp_grad>(std::forward<DY>(dy), mask,
-                                                        std::forward<DX>(dx), path);
+  template <class Arch = DefaultArch, class DY, class DX>
+  void backward(DY&& dy, const Mask& mask, DX&& dx, Isa path = Isa::kAuto) const {
+    fake_quantize_backward<typename Scheme::clamp_grad, Arch>(std::forward<DY>(dy), mask,
+                                                              std::forward<DX>(dx), path);
   }
 
  private:

@@ -6,7 +6,7 @@
 //   Affine:    s = max(f32((mx - mn) / (qmax - qmin)), eps);
 //              z = clamp(qmin - round_half_even(mn / s), qmin, qmax)
 //   Symmetric: s = max(f32(max(-mn, mx) / ((qmax - qmin) / 2)), eps)   (/127.5 for int8)
-//              z = the scheme's fixed zero point (0, 128 for uint8; see quantizer.hpp)
+//              z = the scheme's fixed zero point (0, 128 for uint8; see scheme/qscheme.hpp)
 //   FloatZeroPoint (PyTorch's per_channel_affine_float_qparams, no zero inclusion):
 //              s = (max - min) / (qmax - qmin), 1 if s <= eps; z = -min / s
 //   eps = FLT_EPSILON (1.1920929e-07). No data seen yet (min = +inf, max = -inf): s = 1, z = 0.

@@ -36,7 +36,7 @@ inline constexpr std::int64_t kMaxQuantMagnitude = std::int64_t{1} << 24;
 /// True if every level of r and every difference of two levels is exact in float32:
 /// |quant_min|, |quant_max| <= 2^24 and quant_max - quant_min <= 2^24 (every range of up to
 /// 16 bits, and more). The float kernels' fast path needs it; fake quantization computes the
-/// others exactly on a slower path (core/numerics.hpp).
+/// others exactly on a slower path (scheme/numerics.hpp).
 constexpr bool float_exact_range(const QuantRange& r) noexcept {
   return r.quant_min >= -kMaxQuantMagnitude && r.quant_max <= kMaxQuantMagnitude &&
          r.quant_max - r.quant_min <= kMaxQuantMagnitude;

@@ -2,7 +2,7 @@
 // fakequant/simd/fake_quantize_simd.hpp: fake-quant run kernels over xsimd::batch<T, Arch>.
 //
 // Each kernel performs, lane by lane, exactly the operations of the scalar reference in
-// core/numerics.hpp (same IEEE operations in the same order, no FMA), so the results are
+// scheme/numerics.hpp (same IEEE operations in the same order, no FMA), so the results are
 // bit-identical to it, NaN payloads and quietness included; tails are finished by the scalar
 // reference itself. Float tensors come here only on float-exact ranges (float_exact_range);
 // float zero points take the scalar path. Only contiguous
@@ -18,10 +18,10 @@
 #include <cstdint>      // int64_t, int32_t
 #include <type_traits>  // conjunction, is_same
 
-#include <fakequant/scheme/numerics.hpp>
-#include <fakequant/scheme/range.hpp>
 #include <fakequant/core/bit_writer.hpp>
 #include <fakequant/core/fake_quantize_scalar.hpp>
+#include <fakequant/scheme/numerics.hpp>
+#include <fakequant/scheme/range.hpp>
 #include <fakequant/simd/xsimd_compat.hpp>
 
 // GCC 12 reports its own AVX-512 intrinsics (_mm512_undefined_*) as maybe-uninitialized when
@@ -47,7 +47,7 @@ FQ_INLINE xsimd::batch<T, A> round_batch(const xsimd::batch<T, A>& v) noexcept {
     return xsimd::floor(v);
 }
 
-/// clamp(q, qmin, qmax) with the overflow rule of N (core/numerics.hpp: clamp_level).
+/// clamp(q, qmin, qmax) with the overflow rule of N (scheme/numerics.hpp: clamp_level).
 template <class N, class T, class A>
 FQ_INLINE xsimd::batch<T, A> clamp_level_batch(const xsimd::batch<T, A>& q,
                                                const xsimd::batch<T, A>& qmin,
@@ -241,10 +241,10 @@ void fq_run(const T* x, T* y, std::int64_t n, const detail::ElementParams<T>& p,
   }
   if (with_mask) {
     detail::BitWriter tail = local;  // a copy: taking local's address would pin it to memory
-    detail::fq_run_scalar<N, false>(x + i, 1, y + i, 1, n - i, p, &tail);
+    detail::fq_run_scalar<A, N, false>(x + i, 1, y + i, 1, n - i, p, &tail);
     *writer = tail;
   } else {
-    detail::fq_run_scalar<N, false>(x + i, 1, y + i, 1, n - i, p, nullptr);
+    detail::fq_run_scalar<A, N, false>(x + i, 1, y + i, 1, n - i, p, nullptr);
   }
 }
 
@@ -383,8 +383,8 @@ template <class N, class A>
       if (i < n) {
         const detail::ElementParams<float> p{mult[c], s[c], zero[c], qmin_f, qmax_f};
         detail::BitWriter tail = writer;  // a copy: taking writer's address would pin it
-        detail::fq_run_scalar<N, false>(xc + i, 1, yc + i, 1, n - i, p,
-                                        with_mask ? &tail : nullptr);
+        detail::fq_run_scalar<A, N, false>(xc + i, 1, yc + i, 1, n - i, p,
+                                           with_mask ? &tail : nullptr);
         writer = tail;
       }
     }
@@ -412,7 +412,7 @@ void fq_run_varying(const float* x, float* y, std::int64_t n, const float* scale
         .store_unaligned(y + i);
     if (bw) bw->put(in, static_cast<int>(W));
   }
-  detail::fq_run_scalar_varying<N>(x + i, 1, y + i, 1, n - i, scale + i, zero_point + i, r, bw);
+  detail::fq_run_scalar_varying<A, N>(x + i, 1, y + i, 1, n - i, scale + i, zero_point + i, r, bw);
 }
 
 /// Masked STE backward over a contiguous run: dx = dy * bit, a real multiplication as the
@@ -436,7 +436,7 @@ void ste_run(const T* dy, T* dx, std::int64_t n, detail::BitReader& br) noexcept
   for (; i + W <= n; i += W)
     (B::load_unaligned(dy + i) * no_contract(ones_from_bits<T, A>(br.get(static_cast<int>(W)))))
         .store_unaligned(dx + i);
-  detail::ste_run_scalar(dy + i, 1, dx + i, 1, n - i, br);
+  detail::ste_run_scalar<A>(dy + i, 1, dx + i, 1, n - i, br);
 }
 
 }  // namespace simd

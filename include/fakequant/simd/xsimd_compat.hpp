@@ -2,9 +2,9 @@
 // fakequant/simd/xsimd_compat.hpp: what the kernels need from xsimd, across versions.
 //
 // xsimd 8.1 (Debian 12) has no batch_bool <-> bit-mask conversion; these helpers provide it
-// (AVX-512 mask registers, SSE/AVX movemask, a portable fallback), and the single place the
-// kernels' architecture is chosen: fq::simd::DefaultArch = xsimd::default_arch, i.e. the best
-// instruction set the translation unit is compiled for (-mavx2, -march=native, ...).
+// (AVX-512 mask registers, SSE/AVX movemask, a portable fallback). The architecture A of every
+// helper is a template argument: fq::DefaultArch (simd/arch.hpp) is chosen by the public entry
+// points, never here.
 #ifndef FQ_SIMD_XSIMD_COMPAT_HPP_
 #define FQ_SIMD_XSIMD_COMPAT_HPP_
 
@@ -19,12 +19,6 @@
 
 namespace fq {
 namespace simd {
-
-/// The architecture the kernels are instantiated for in this translation unit.
-using DefaultArch = xsimd::default_arch;
-
-/// True when xsimd has a usable architecture here (false on unknown CPUs: scalar path).
-inline constexpr bool kHaveSimd = !std::is_same<DefaultArch, xsimd::unavailable>::value;
 
 /// The lanes of a batch_bool as bits (lane i -> bit i).
 template <class T, class A>

@@ -14,7 +14,7 @@
 // output's gradient, accumulates (+=) the gradients of its inputs. Only variables that
 // require a gradient (grad() != nullptr) receive one; when no input requires one, or
 // recording is off (NoGradGuard), no closure is pushed and the output has no gradient.
-// One call registers a user's own kernel: fq::custom_op (below).
+// One call registers a user's own kernel: fq::custom_op (tape/custom_op.hpp).
 //
 // Misuse is detected cheaply (O(1) per op, O(nesting depth) at worst), and reported as
 // ErrorCode::kInvalidState:
@@ -42,17 +42,17 @@
 
 #include <Eigen/Core>
 
-#include <fakequant/core/mask.hpp>
-#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/base/checked.hpp>
 #include <fakequant/base/error.hpp>
+#include <fakequant/core/mask.hpp>
+#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/tape/arena.hpp>
 
 namespace fq {
 
-/// Extents of a dense row-major tensor of rank 0..4 (NCHW for images).
+/// Extents of a dense row-major tensor of rank 0..fq::kMaxRank (NCHW for images).
 struct Shape {
-  static constexpr int kMaxRank = 4;
+  static constexpr int kMaxRank = fq::kMaxRank;
   std::array<std::int64_t, kMaxRank> dims{};
   int rank = 0;
 
@@ -383,37 +383,6 @@ inline bool needs_grad(const Tape& tape, std::initializer_list<const Var*> vars)
          std::any_of(vars.begin(), vars.end(), [](const Var* v) { return v->requires_grad(); });
 }
 }  // namespace detail
-
-/// Registers a user's own kernel on the tape in one call.
-///
-///   Var y = fq::custom_op(tape, {x, w}, out_shape,
-///       [&](float* y) { my_forward(x.value(), w.value(), y); },
-///       [=](const float* y, const float* dy) {   // accumulate into the inputs' gradients
-///         if (x.grad()) my_backward_x(dy, w.value(), x.grad());
-///         if (w.grad()) my_backward_w(dy, x.value(), w.grad());
-///       });
-///
-/// `forward(float* y)` fills the output (numel of `shape`, row-major); `backward(y, dy)`
-/// runs during Tape::backward with the output value and its gradient and must add (+=) into
-/// the gradients of the inputs that have one. It is copied into the arena: capture Vars and
-/// small values by value, not references to locals.
-template <class Forward, class Backward>
-Var custom_op(Tape& tape, std::initializer_list<Var> inputs, Shape shape, Forward&& forward,
-              Backward&& backward) {
-  bool need = false;
-  for (const Var& v : inputs) {
-    detail::check_var(tape, v, "custom_op");
-    need = need || v.requires_grad();
-  }
-  need = need && tape.recording();
-  Var y = tape.variable(shape, need);
-  forward(y.value());
-  if (need)
-    tape.push_backward([y, bw = std::forward<Backward>(backward)]() mutable {
-      bw(static_cast<const float*>(y.value()), static_cast<const float*>(y.grad()));
-    });
-  return y;
-}
 
 }  // namespace fq
 

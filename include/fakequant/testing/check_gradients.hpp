@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // fakequant/testing/check_gradients.hpp: check_gradients, an STE-aware gradient checker for
-// any type meeting the quantizer concept (testing/quantizer_concept.hpp).
+// any type meeting the quantizer protocol (quantizer/concept.hpp).
 //
 // The loss is L = sum(dy * y) with a random dy (|dy| in [0.5, 1.5]).
 // dx: the straight-through estimator (STE) treats rounding as the identity, so dL/dx_i is the
@@ -43,11 +43,11 @@
 #include <vector>       // vector
 
 #include <fakequant/core/mask.hpp>
+#include <fakequant/quantizer/concept.hpp>
 #include <fakequant/testing/check_quantizer.hpp>
 #include <fakequant/testing/elementwise.hpp>
 #include <fakequant/testing/grid.hpp>
 #include <fakequant/testing/harness.hpp>
-#include <fakequant/quantizer/concept.hpp>
 #include <fakequant/testing/result.hpp>
 
 namespace fq {
@@ -125,7 +125,7 @@ struct passes_through<Q, std::void_t<decltype(Q::scheme::clamp_grad::kPassThroug
 
 template <class Q>
 void zero_param_grads(Q& q) {
-  if constexpr (has_parameters<Q>::value) {
+  if constexpr (::fq::detail::has_parameters<Q>::value) {
     q.visit_parameters([](const char*, TensorView<float>, TensorView<float> grad) {
       for_each_index(grad.rank(), grad.shape(),
                      [&](std::int64_t, const std::int64_t* index) { *grad.at(index) = 0.0f; });
@@ -173,7 +173,7 @@ CheckResult check_gradients(Q& q, const GradientCheckOptions& opt = GradientChec
     return r;
 
   // Parameter gradients first: the finite-difference probes below run more forwards.
-  if constexpr (detail::has_parameters<Q>::value) {
+  if constexpr (::fq::detail::has_parameters<Q>::value) {
     const ParamGradInputs in{x.data(), y.data(), dy.data(),  &mask,
                              L.numel,  L.axis,   L.channels, L.inner};
     q.visit_parameters([&](const char* name, TensorView<float> value, TensorView<float> grad) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // fakequant/testing/elementwise.hpp: helpers to write a custom element-wise quantizer that
-// meets the testing kit's concept (testing/quantizer_concept.hpp) in a few lines.
+// meets the quantizer protocol (quantizer/concept.hpp) in a few lines.
 //
 //   elementwise_forward(x, y, mask, f):   y[i] = f(x[i], index).value, and mask bit i =
 //                                         f(x[i], index).pass (the STE passes the gradient)
@@ -17,8 +17,8 @@
 
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/mask.hpp>
-#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/core/run_plan.hpp>
+#include <fakequant/core/tensor_view.hpp>
 
 namespace fq {
 namespace testing {

@@ -16,9 +16,9 @@
 #include <utility>    // move
 #include <vector>     // vector
 
-#include <fakequant/scheme/range.hpp>
 #include <fakequant/base/error.hpp>
 #include <fakequant/quantizer/concept.hpp>
+#include <fakequant/scheme/range.hpp>
 
 namespace fq {
 namespace testing {
@@ -80,7 +80,7 @@ struct Grid {
 /// per channel on Q::kAxis if Q::kPerChannel.
 template <class Q>
 Grid grid_of(const Q& q) {
-  static_assert(detail::has_affine_grid<Q>::value,
+  static_assert(::fq::detail::has_affine_grid<Q>::value,
                 "fq::testing::grid_of: the quantizer must provide scale(), zero_point() and "
                 "range() (as fq::FakeQuantizer); otherwise list its levels with Grid::per_tensor "
                 "or Grid::per_channel.");
@@ -91,7 +91,7 @@ Grid grid_of(const Q& q) {
     lv.push_back(Grid::affine_levels(static_cast<float>(s[c]), z[c], q.range()));
   bool per_channel = false;
   int axis = -1;
-  if constexpr (detail::has_channel_axis<Q>::value) {
+  if constexpr (::fq::detail::has_channel_axis<Q>::value) {
     per_channel = Q::kPerChannel;
     axis = Q::kAxis;
   }

@@ -23,8 +23,8 @@
 #include <fakequant/base/config.hpp>
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
-#include <fakequant/testing/grid.hpp>
 #include <fakequant/quantizer/concept.hpp>
+#include <fakequant/testing/grid.hpp>
 #include <fakequant/testing/result.hpp>
 
 namespace fq {
@@ -61,7 +61,7 @@ template <class Q>
 int resolve_axis(const std::optional<int>& option, const Grid& grid) {
   if (option) return *option;
   if (!grid.empty()) return grid.axis;
-  if constexpr (has_channel_axis<Q>::value) return Q::kPerChannel ? Q::kAxis : -1;
+  if constexpr (::fq::detail::has_channel_axis<Q>::value) return Q::kPerChannel ? Q::kAxis : -1;
   return -1;
 }
 
@@ -169,7 +169,7 @@ void call_forward(Q& q, TensorView<const float> x, TensorView<float> y, Mask* ma
 template <class Q>
 void call_backward(Q& q, TensorView<const float> x, TensorView<const float> dy, const Mask& mask,
                    TensorView<float> dx) {
-  if constexpr (has_backward_x_dy<Q>::value)
+  if constexpr (::fq::detail::has_backward_x_dy<Q>::value)
     q.backward(x, dy, mask, dx);
   else
     q.backward(dy, mask, dx);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// fakequant/convert/model_file.hpp: save and load converted integer models — a whole
+// fakequant/int8/model_file.hpp: save and load integer models — a whole
 // fq::Int8Model (save_int8_model(path, model), load_int8_sequential) or a list of layers
 // (save_int8_model(path, layers), load_int8_model). This build writes version 3 and reads
 // versions 1 to 3: version 2 files hold a list of layers; version 1 files also lack the
@@ -36,32 +36,34 @@
 // is allocated beyond what the file holds. Sizes derived from fields that are each within
 // bounds are bounded too: every layer is built by Int8Linear's or Int8Conv2d's constructor,
 // which refuses a buffer of one image above 2^31 bytes (packed weights, activations, padded and
-// unfolded input; convert/convert.hpp) with ErrorCode::kOutOfMemory, and Int8Model::run works
+// unfolded input; int8/layer_checks.hpp) with ErrorCode::kOutOfMemory, and Int8Model::run works
 // in bounded chunks. A path that cannot be opened or read, a directory or anything else that
 // is not a regular file (a character device such as /dev/zero, a pipe) is ErrorCode::kIoError;
 // a file above kMaxModelFileBytes (4 GiB) is ErrorCode::kOutOfMemory, refused before reading.
-// A whole model is validated as Int8Model's constructor does (shapes and qparams chain, the
-// float output last). load_int8_model reads a
-// whole model's layers only if it has no max pool or flatten step; load_int8_sequential
-// needs a whole-model file.
-#ifndef FQ_CONVERT_MODEL_FILE_HPP_
-#define FQ_CONVERT_MODEL_FILE_HPP_
+// (The byte-level reading and writing, with those limits: int8/file_io.hpp.) A whole model is
+// validated as Int8Model's constructor does (shapes and qparams chain, the float output last).
+// load_int8_model reads a whole model's layers only if it has no max pool or flatten step;
+// load_int8_sequential needs a whole-model file. Saving a model whose input, or a flatten
+// step's input, has a rank above 4 (the format's, whatever fq::Shape allows) is
+// ErrorCode::kInvalidArgument.
+#ifndef FQ_INT8_MODEL_FILE_HPP_
+#define FQ_INT8_MODEL_FILE_HPP_
 
 #include <array>             // array
 #include <cstdint>           // fixed-width integers
-#include <cstdio>            // FILE, fopen, fread, fwrite, fclose
-#include <cstring>           // memcpy
-#include <filesystem>        // status, file_size
+#include <cstring>           // memcmp, memcpy
 #include <initializer_list>  // initializer_list
-#include <memory>            // unique_ptr
 #include <string>            // string
-#include <type_traits>       // is_trivially_copyable
 #include <utility>           // move
 #include <variant>           // variant, visit
 #include <vector>            // vector
 
-#include <fakequant/convert/convert.hpp>
-#include <fakequant/convert/int8_model.hpp>
+#include <fakequant/base/error.hpp>
+#include <fakequant/int8/conv2d.hpp>
+#include <fakequant/int8/file_io.hpp>
+#include <fakequant/int8/linear.hpp>
+#include <fakequant/int8/model.hpp>
+#include <fakequant/int8/params.hpp>
 
 namespace fq {
 
@@ -69,75 +71,20 @@ namespace fq {
 using Int8Layer = std::variant<Int8Linear, Int8Conv2d>;
 
 inline constexpr std::uint32_t kModelFileVersion = 3;
-/// The largest model file the loaders read (4 GiB; file comment).
-inline constexpr std::uint64_t kMaxModelFileBytes = std::uint64_t{1} << 32;
 
 namespace detail {
 inline constexpr std::array<char, 8> kModelMagic = {'F', 'Q', 'I', 'N', 'T', '8', '\0', '\1'};
+/// The rank of the shapes a model file records (the model input, a flatten step's input):
+/// fixed by the format, whatever the rank limit of fq::Shape.
+inline constexpr int kFileMaxRank = 4;
+/// Refuses to save a shape the format cannot hold.
+inline void check_file_rank(const Shape& s, const char* fn, const char* what) {
+  FQ_CHECK(s.rank <= kFileMaxRank, ErrorCode::kInvalidArgument,
+           msg(fn, ": ", what, " ", s.str(), " has rank ", s.rank,
+               "; the model file holds ranks up to ", kFileMaxRank));
+}
 /// The largest extent a model file may give (a corrupted file cannot ask for more).
 inline constexpr std::int64_t kMaxFileExtent = std::int64_t{1} << 24;
-
-inline std::uint32_t crc32(const std::uint8_t* p, std::size_t n) {
-  std::uint32_t c = 0xFFFFFFFFu;
-  for (std::size_t i = 0; i < n; ++i) {
-    c ^= p[i];
-    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-  }
-  return ~c;
-}
-
-class ByteWriter {
- public:
-  template <class T>
-  void put(T v) {
-    static_assert(std::is_trivially_copyable<T>::value, "ByteWriter: trivially copyable only");
-    std::uint8_t b[sizeof(T)];
-    std::memcpy(b, &v, sizeof(T));  // the library targets little-endian hosts (x86, ARM)
-    bytes_.insert(bytes_.end(), b, b + sizeof(T));
-  }
-  template <class T>
-  void put_array(const std::vector<T>& v) {
-    put<std::uint64_t>(v.size());
-    for (const T& e : v) put(e);
-  }
-  std::vector<std::uint8_t>& bytes() noexcept { return bytes_; }
-
- private:
-  std::vector<std::uint8_t> bytes_;
-};
-
-class ByteReader {
- public:
-  ByteReader(const std::uint8_t* p, std::size_t n, std::string where)
-      : p_(p), n_(n), where_(std::move(where)) {}
-  template <class T>
-  T get(const char* what) {
-    FQ_CHECK(n_ - pos_ >= sizeof(T), ErrorCode::kInvalidArgument,
-             msg(where_, ": truncated file (reading ", what, " at byte ", pos_, ")"));
-    T v;
-    std::memcpy(&v, p_ + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return v;
-  }
-  template <class T>
-  std::vector<T> get_array(const char* what, std::uint64_t expect) {
-    const auto n = get<std::uint64_t>(what);
-    FQ_CHECK(n == expect, ErrorCode::kInvalidArgument,
-             msg(where_, ": ", what, " has ", n, " elements, expected ", expect));
-    FQ_CHECK(n <= (n_ - pos_) / sizeof(T), ErrorCode::kInvalidArgument,
-             msg(where_, ": truncated file (", what, ": ", n, " elements at byte ", pos_, ")"));
-    std::vector<T> v;
-    v.reserve(static_cast<std::size_t>(n));
-    for (std::uint64_t i = 0; i < n; ++i) v.push_back(get<T>(what));
-    return v;
-  }
-  const std::string& where() const noexcept { return where_; }
-
- private:
-  const std::uint8_t* p_;
-  std::size_t n_, pos_ = 0;
-  std::string where_;
-};
 
 inline void write_layer_params(ByteWriter& w, const Int8LayerParams& p) {
   w.put(p.in.scale);
@@ -246,17 +193,13 @@ inline void write_step(ByteWriter& w, const Int8MaxPool2d& m) {
 inline void write_step(ByteWriter& w, const Int8Flatten& f) {
   StepShape shape{};
   const Shape& in = f.input_shape();
+  check_file_rank(in, "save_int8_model", "a flatten step's input");
   shape[0] = in.rank;
   for (int d = 0; d < in.rank; ++d) shape[static_cast<std::size_t>(d) + 1] = in[d];
   w.put<std::uint32_t>(4);
   w.put<std::uint32_t>(0);
   for (std::int64_t e : shape) w.put(e);
 }
-
-/// Closes a std::FILE (for std::unique_ptr).
-struct FileCloser {
-  void operator()(std::FILE* f) const noexcept { std::fclose(f); }
-};
 
 /// Writes magic, version, count and the input record, then write_steps(w), then the CRC.
 template <class WriteSteps>
@@ -272,53 +215,16 @@ void write_model_file(const std::string& path, const char* fn, std::size_t count
   const ActQParams in = model != nullptr ? model->input_qparams() : ActQParams{0.0f, 0};
   const QuantRange range = model != nullptr ? model->input_range() : QuantRange{0, 0};
   const Shape shape = model != nullptr ? model->input_shape() : Shape{};
+  check_file_rank(shape, fn, "the model input");
   w.put(in.scale);
   w.put(in.zero_point);
   w.put(static_cast<std::int32_t>(range.quant_min));
   w.put(static_cast<std::int32_t>(range.quant_max));
   w.put(static_cast<std::uint32_t>(shape.rank));
-  for (std::int64_t e : shape.dims) w.put(e);
+  for (int d = 0; d < kFileMaxRank; ++d) w.put<std::int64_t>(d < shape.rank ? shape[d] : 0);
   write_steps(w);
   w.put(crc32(w.bytes().data(), w.bytes().size()));
-  const std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "wb"));
-  FQ_CHECK(f != nullptr, ErrorCode::kIoError, msg(fn, ": cannot open ", path, " for writing"));
-  const std::size_t written = std::fwrite(w.bytes().data(), 1, w.bytes().size(), f.get());
-  FQ_CHECK(written == w.bytes().size() && std::fflush(f.get()) == 0, ErrorCode::kIoError,
-           msg(fn, ": writing ", path, " failed"));
-}
-
-/// The bytes of the regular file `path`, or kIoError / kOutOfMemory (file comment). std::FILE
-/// and std::filesystem's error codes: no iostream exception escapes, and a device or pipe is
-/// refused before anything is read, so an endless stream cannot hang the loader.
-inline std::vector<std::uint8_t> read_file_bytes(const std::string& path,
-                                                 const std::string& where) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  FQ_CHECK(!ec && fs::exists(st), ErrorCode::kIoError,
-           msg(where, ": cannot open (", ec ? ec.message() : std::string("no such file"), ")"));
-  FQ_CHECK(!fs::is_directory(st), ErrorCode::kIoError, msg(where, ": cannot open a directory"));
-  FQ_CHECK(fs::is_regular_file(st), ErrorCode::kIoError,
-           msg(where, ": not a regular file (a device, pipe or socket cannot hold a model)"));
-  const std::uintmax_t size = fs::file_size(path, ec);
-  FQ_CHECK(!ec, ErrorCode::kIoError, msg(where, ": cannot read its size (", ec.message(), ")"));
-  FQ_CHECK(size <= kMaxModelFileBytes, ErrorCode::kOutOfMemory,
-           msg(where, ": ", size, " bytes exceed the largest model file (", kMaxModelFileBytes,
-               " bytes)"));
-  const std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  FQ_CHECK(f != nullptr, ErrorCode::kIoError, msg(where, ": cannot open"));
-  // Exactly `size` bytes: a file that changed while being read is an error, not a longer read.
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  std::size_t got = 0;
-  while (got < bytes.size()) {
-    const std::size_t r = std::fread(bytes.data() + got, 1, bytes.size() - got, f.get());
-    if (r == 0) break;
-    got += r;
-  }
-  FQ_CHECK(!std::ferror(f.get()), ErrorCode::kIoError, msg(where, ": read error"));
-  FQ_CHECK(got == bytes.size() && std::fgetc(f.get()) == EOF, ErrorCode::kIoError,
-           msg(where, ": the file changed while it was read"));
-  return bytes;
+  write_file_bytes(path, w.bytes(), fn);
 }
 
 /// What a model file holds: its steps and, for a whole model (version 3), the input.
@@ -368,7 +274,7 @@ inline Int8Step read_step(ByteReader& r, std::uint32_t version, std::uint32_t i)
              ErrorCode::kInvalidArgument, bad_shape);
     return Int8MaxPool2d(s[0], s[1], s[2], s[3], s[4]);
   }
-  bool ok = s[0] >= 1 && s[0] <= Shape::kMaxRank;
+  bool ok = s[0] >= 1 && s[0] <= kFileMaxRank;
   Shape in;
   for (int d = 0; ok && d < static_cast<int>(s[0]); ++d) {
     const std::int64_t e = s[static_cast<std::size_t>(d) + 1];
@@ -408,14 +314,14 @@ inline ModelFileContents read_model_file(const std::string& path, const char* fn
     c.range.quant_min = r.get<std::int32_t>("model input range");
     c.range.quant_max = r.get<std::int32_t>("model input range");
     const auto rank = r.get<std::uint32_t>("model input rank");
-    std::array<std::int64_t, Shape::kMaxRank> dims{};
+    std::array<std::int64_t, kFileMaxRank> dims{};
     for (auto& e : dims) e = r.get<std::int64_t>("model input shape");
     if (c.whole_model) {
-      bool ok = rank >= 1 && rank <= static_cast<std::uint32_t>(Shape::kMaxRank);
+      bool ok = rank >= 1 && rank <= static_cast<std::uint32_t>(kFileMaxRank);
       for (std::uint32_t d = 0; ok && d < rank; ++d) ok = dims[d] > 0 && dims[d] <= kMaxFileExtent;
       FQ_CHECK(ok, ErrorCode::kInvalidArgument, msg(where, ": the model input has a bad shape"));
       c.shape.rank = static_cast<int>(rank);
-      c.shape.dims = dims;
+      for (std::uint32_t d = 0; d < rank; ++d) c.shape.dims[d] = dims[d];
     }
   }
   for (std::uint32_t i = 0; i < count; ++i) c.steps.push_back(read_step(r, c.version, i));
@@ -475,4 +381,4 @@ inline Int8Model load_int8_sequential(const std::string& path) {
 
 }  // namespace fq
 
-#endif  // FQ_CONVERT_MODEL_FILE_HPP_
+#endif  // FQ_INT8_MODEL_FILE_HPP_
