@@ -129,8 +129,8 @@ void BM_ConvInt8Im2colGemm(benchmark::State& st) {
   std::vector<std::uint8_t> col(static_cast<std::size_t>(p * k));
   for (auto _ : st) {
     for (std::int64_t b = 0; b < s.batch; ++b) {
-      fq::im2col_u8(l.x.data() + b * s.in_channels * hw, s.in_channels, s,
-                    static_cast<std::uint8_t>(kInZeroPoint), col.data(), k);
+      fq::im2col<std::uint8_t>(l.x.data() + b * s.in_channels * hw, s.in_channels, s,
+                               static_cast<std::uint8_t>(kInZeroPoint), col.data(), k);
       fq::detail::run_requant<fq::SingleRounding<fq::RoundHalfEven>>(
           col.data(), p, k, pw, kInZeroPoint, l.rp,
           fq::GemmOutput<std::uint8_t>{l.y.data() + b * s.out_channels * p, 1, p, 0},

@@ -58,7 +58,7 @@ TEST_CASE("LearnableFakeQuant: y, dx, d scale and d zero point are the fused LSQ
     REQUIRE(y.value()[i] == y_ref[i]);
     REQUIRE(x.grad[i] == dx_ref[i]);
   }
-  auto params = node.parameters();
+  auto params = fq::optim::parameters_of(node);
   REQUIRE(params.size() == 2);
   CHECK(params[0].grad[0] == ref.scale_grad()[0]);
   CHECK(params[1].grad[0] == ref.zero_point_grad()[0]);
@@ -154,7 +154,7 @@ TEST_CASE("LearnableFakeQuant: an optimizer built before the first forward train
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   PerChannelLsq node(fq::QuantRange{-128, 127}, 4, /*learn_zero_point=*/false);
-  std::vector<fq::optim::ParamRef> params = node.parameters();
+  std::vector<fq::optim::ParamRef> params = fq::optim::parameters_of(node);
   REQUIRE(params.size() == 1);
   REQUIRE(params[0].size == 4);
   const float* storage = params[0].value;
@@ -170,7 +170,7 @@ TEST_CASE("LearnableFakeQuant: an optimizer built before the first forward train
     node.enable_observer(step == 0);
     Var y = node.forward(tape, tape.leaf(w.data(), dw.data(), {4, 16}));
     tape.backward(fq_test::weighted_sum(tape, y, 7));
-    REQUIRE(node.parameters()[0].value == storage);  // never reallocated
+    REQUIRE(fq::optim::parameters_of(node)[0].value == storage);  // never reallocated
     opt.step();
     opt.zero_grad();
     tape.clear();
@@ -181,7 +181,7 @@ TEST_CASE("LearnableFakeQuant: an optimizer built before the first forward train
   node.enable_observer(true);
   const auto f = failure_of([&] { node.forward(tape, tape.leaf(w5.data(), dw5.data(), {5, 16})); });
   CHECK(f.first == fq::ErrorCode::kParamCountMismatch);
-  CHECK(node.parameters()[0].value == storage);
+  CHECK(fq::optim::parameters_of(node)[0].value == storage);
 }
 
 TEST_CASE(
@@ -191,33 +191,33 @@ TEST_CASE(
   std::vector<float> w(3 * 8, 0.25f), dw(w.size());
   {
     PerChannelLsq node;
-    const auto f = failure_of([&] { (void)node.parameters(); });
+    const auto f = failure_of([&] { (void)fq::optim::parameters_of(node); });
     CHECK(f.first == fq::ErrorCode::kInvalidArgument);
     CHECK(f.second.find("channel count") != std::string::npos);
     Tape tape;  // the first forward (observer on) sizes it; then the parameters are fixed
     node.forward(tape, tape.leaf(w.data(), dw.data(), {3, 8}));
-    const auto p = node.parameters();
+    const auto p = fq::optim::parameters_of(node);
     REQUIRE(p[0].size == 3);
     tape.clear();
     node.forward(tape, tape.leaf(w.data(), dw.data(), {3, 8}));
-    CHECK(node.parameters()[0].value == p[0].value);
+    CHECK(fq::optim::parameters_of(node)[0].value == p[0].value);
   }
   {
     PerChannelLsq node;
     node.set_channel_count(3);  // what a layer knowing its output channels does
-    const auto p = node.parameters();
+    const auto p = fq::optim::parameters_of(node);
     REQUIRE(p[0].size == 3);
     node.set_channel_count(3);  // same count: a no-op
     CHECK(failure_of([&] { node.set_channel_count(4); }).first ==
           fq::ErrorCode::kParamCountMismatch);
     Tape tape;
     node.forward(tape, tape.leaf(w.data(), dw.data(), {3, 8}));
-    CHECK(node.parameters()[0].value == p[0].value);
+    CHECK(fq::optim::parameters_of(node)[0].value == p[0].value);
   }
   {
     PerTensorLsq node;  // per tensor: sized from the start; a channel count changes nothing
     node.set_channel_count(16);
-    CHECK(node.parameters()[0].size == 1);
+    CHECK(fq::optim::parameters_of(node)[0].size == 1);
   }
 }
 
@@ -260,5 +260,5 @@ TEST_CASE("QLinear with a per-channel LSQ weight: the optimizer may be built bef
   const auto after = layer.parameters();
   REQUIRE(after.size() == storage.size());
   for (std::size_t i = 0; i < after.size(); ++i) CHECK(after[i].value == storage[i]);
-  CHECK(layer.weight_quantizer().parameters()[0].size == 4);
+  CHECK(fq::optim::parameters_of(layer.weight_quantizer())[0].size == 4);
 }

@@ -296,7 +296,7 @@ TEST_CASE("im2col: both layouts, float and uint8, equal the window definition", 
     const std::int64_t ld = k + 3, ldt = p + 2;  // row strides beyond the rows, left untouched
     std::vector<std::uint8_t> cu(static_cast<std::size_t>(p * ld), 7);
     std::vector<float> cf(cu.size(), -1.0f), ct(static_cast<std::size_t>(k * ldt), -1.0f);
-    fq::im2col_u8(xu.data(), c, s, std::uint8_t{42}, cu.data(), ld);
+    fq::im2col(xu.data(), c, s, std::uint8_t{42}, cu.data(), ld);
     fq::im2col(xf.data(), c, s, 0.5f, cf.data(), ld);
     fq::im2col(xf.data(), c, s, 0.5f, ct.data(), ldt, fq::Im2colLayout::kRowPerOffset);
     for (std::int64_t oh = 0; oh < s.out_h(); ++oh)

@@ -17,6 +17,7 @@
 // most 1 LSB with single rounding, and only where the real pre-activation lies within float
 // error of a rounding midpoint (tests/convert measure how often); double rounding (TFLite) adds
 // its own <= 1 LSB.
+// Arch (every convert): the quantize kernels' instruction set, fq::DefaultArch (simd/arch.hpp).
 #ifndef FQ_CONVERT_CONVERT_HPP_
 #define FQ_CONVERT_CONVERT_HPP_
 
@@ -27,32 +28,33 @@
 #include <fakequant/int8/linear.hpp>
 #include <fakequant/int8/params.hpp>
 #include <fakequant/layers/qlayers.hpp>
+#include <fakequant/simd/arch.hpp>
 
 namespace fq {
 
 /// QLinear -> Int8Linear; `in` are the qparams of the layer's input activations.
-template <class WQ, class AQ>
+template <class Arch = DefaultArch, class WQ, class AQ>
 Int8Linear convert(const QLinear<WQ, AQ>& l, ActQParams in) {
-  return Int8Linear(l.int8_params(in), l.weight().shape()[1]);
+  return Int8Linear(l.template int8_params<Arch>(in), l.weight().shape()[1]);
 }
 
 /// QConv2d -> Int8Conv2d; `in_h`, `in_w` are the input's spatial extents.
-template <class WQ, class AQ>
+template <class Arch = DefaultArch, class WQ, class AQ>
 Int8Conv2d convert(const QConv2d<WQ, AQ>& l, ActQParams in, std::int64_t in_h, std::int64_t in_w) {
   static_assert(
       !std::is_same<AQ, NoFakeQuant>::value,
       "convert: the integer convolution needs an output quantizer (not fq::NoFakeQuant).");
-  return Int8Conv2d(l.int8_params(in), l.conv_shape(in_h, in_w));
+  return Int8Conv2d(l.template int8_params<Arch>(in), l.conv_shape(in_h, in_w));
 }
 
 /// QConvBn2d -> Int8Conv2d with batch norm folded by its running statistics.
-template <class WQ, class AQ>
+template <class Arch = DefaultArch, class WQ, class AQ>
 Int8Conv2d convert(const QConvBn2d<WQ, AQ>& l, ActQParams in, std::int64_t in_h,
                    std::int64_t in_w) {
   static_assert(
       !std::is_same<AQ, NoFakeQuant>::value,
       "convert: the integer convolution needs an output quantizer (not fq::NoFakeQuant).");
-  return Int8Conv2d(l.int8_params(in), l.conv_shape(in_h, in_w));
+  return Int8Conv2d(l.template int8_params<Arch>(in), l.conv_shape(in_h, in_w));
 }
 
 }  // namespace fq

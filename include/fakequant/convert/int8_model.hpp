@@ -24,7 +24,9 @@
 #include <fakequant/int8/model.hpp>
 #include <fakequant/int8/params.hpp>
 #include <fakequant/layers/qlayers.hpp>
+#include <fakequant/quantizer/concept.hpp>
 #include <fakequant/scheme/numerics.hpp>
+#include <fakequant/simd/arch.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -43,6 +45,8 @@ ModelInput model_input(const Q& q) {
                 "fq::ActQuant module (not const: its quantizer() is not const), its quantizer() "
                 "(fq::FakeQuantize or fq::FakeQuantizer), or fq::ActQParams.");
   if constexpr (is_fixed_fake_quant<Q>::value) {
+    static_assert(assert_quantizer<Q>(),
+                  "convert_sequential: the input quantizer must meet the quantizer protocol.");
     const auto& fqz = fake_quantizer_of(q);
     using Scheme = typename std::decay_t<decltype(fqz)>::scheme;
     static_assert(std::is_same<typename Scheme::numerics, TorchNumerics>::value &&
@@ -105,34 +109,36 @@ struct SequentialBuilder {
   }
 };
 
-template <class WQ, class AQ>
+template <class Arch, class WQ, class AQ>
 void append_step(SequentialBuilder& b, const QLinear<WQ, AQ>& l) {
   b.expect_calibrated(l, "QLinear");
   b.expect("QLinear", 1);
-  b.push(convert(l, b.q));
+  b.push(convert<Arch>(l, b.q));
 }
-template <class WQ, class AQ>
+template <class Arch, class WQ, class AQ>
 void append_step(SequentialBuilder& b, const QConv2d<WQ, AQ>& l) {
   b.expect_calibrated(l, "QConv2d");
   b.expect("QConv2d", 3);
-  b.push(convert(l, b.q, b.shape[1], b.shape[2]));
+  b.push(convert<Arch>(l, b.q, b.shape[1], b.shape[2]));
 }
-template <class WQ, class AQ>
+template <class Arch, class WQ, class AQ>
 void append_step(SequentialBuilder& b, const QConvBn2d<WQ, AQ>& l) {
   b.expect_calibrated(l, "QConvBn2d");
   b.expect("QConvBn2d", 3);
-  b.push(convert(l, b.q, b.shape[1], b.shape[2]));
+  b.push(convert<Arch>(l, b.q, b.shape[1], b.shape[2]));
 }
-inline void append_step(SequentialBuilder& b, const MaxPool2d& m) {
+template <class Arch>
+void append_step(SequentialBuilder& b, const MaxPool2d& m) {
   b.expect("MaxPool2d", 3);
   b.push(Int8MaxPool2d(b.shape[0], b.shape[1], b.shape[2], m.kernel,
                        m.stride > 0 ? m.stride : m.kernel));
 }
-inline void append_step(SequentialBuilder& b, const Flatten& /*flatten*/) {
+template <class Arch>
+void append_step(SequentialBuilder& b, const Flatten& /*flatten*/) {
   b.expect("Flatten", 0);
   b.push(Int8Flatten(b.shape));
 }
-template <class T>
+template <class Arch, class T>
 void append_step(SequentialBuilder& /*b*/, const T& /*layer*/) {
   static_assert(sizeof(T) == 0,
                 "convert_sequential: each layer must be an fq::QLinear, fq::QConv2d, "
@@ -145,12 +151,13 @@ void append_step(SequentialBuilder& /*b*/, const T& /*layer*/) {
 /// [0, 255]); `input_shape` the shape of one input ({C, H, W} or {features}); then the layers in
 /// order: const QLinear, QConv2d and QConvBn2d references, fq::MaxPool2d{k, s} and
 /// fq::Flatten{}. Batch norm is folded with its running statistics, as fq::convert does.
-template <class Input, class... Layers>
+/// Arch: the quantize kernels' instruction set (fq::DefaultArch; simd/arch.hpp).
+template <class Arch = DefaultArch, class Input, class... Layers>
 Int8Model convert_sequential(Input&& input, const Shape& input_shape, const Layers&... layers) {
   static_assert(sizeof...(Layers) > 0, "convert_sequential: give at least one layer.");
   const detail::ModelInput in = detail::model_input(input);
   detail::SequentialBuilder b{input_shape, in.qparams, {}, false};
-  (detail::append_step(b, layers), ...);
+  (detail::append_step<Arch>(b, layers), ...);
   return Int8Model(in.qparams, input_shape, std::move(b.steps), in.range);
 }
 

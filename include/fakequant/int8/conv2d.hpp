@@ -19,6 +19,7 @@
 #include <fakequant/kernels/conv2d.hpp>
 #include <fakequant/kernels/gemm.hpp>
 #include <fakequant/kernels/im2col.hpp>
+#include <fakequant/simd/arch.hpp>
 
 namespace fq {
 
@@ -68,9 +69,12 @@ class Int8Conv2d {
   }
   const Int8LayerParams& params() const noexcept { return p_; }
 
-  /// uint8 NCHW [n, C, H, W] -> [n, O, OH, OW].
+  /// uint8 NCHW [n, C, H, W] -> [n, O, OH, OW]. Arch: the kernels' instruction set
+  /// (fq::DefaultArch; simd/arch.hpp).
+  template <class Arch = DefaultArch>
   void run(const std::uint8_t* x, std::int64_t n, std::uint8_t* y) const {
-    conv2d_u8(x, p_.in.zero_point, packed_, p_.requant(), y, n);  // the packed shape: one image
+    conv2d_u8<SingleRounding<RoundHalfEven>, Arch>(x, p_.in.zero_point, packed_, p_.requant(), y,
+                                                   n);  // the packed shape: one image
   }
 
  private:

@@ -24,6 +24,7 @@
 #include <fakequant/int8/params.hpp>
 #include <fakequant/kernels/gemm.hpp>
 #include <fakequant/kernels/linear.hpp>
+#include <fakequant/simd/arch.hpp>
 
 namespace fq {
 
@@ -62,19 +63,23 @@ class Int8Linear {
   bool float_output() const noexcept { return p_.float_out; }
   const Int8LayerParams& params() const noexcept { return p_; }
 
-  /// uint8 output (the layer had an output quantizer).
+  /// uint8 output (the layer had an output quantizer). Arch: the kernels' instruction set
+  /// (fq::DefaultArch; simd/arch.hpp), so TUs with different -m flags get their own run.
+  template <class Arch = DefaultArch>
   void run(const std::uint8_t* x, std::int64_t m, std::uint8_t* y) const {
     FQ_CHECK(!p_.float_out, ErrorCode::kInvalidArgument,
              "Int8Linear::run: this layer has a float output; pass a float*");
-    linear_u8(x, m, in_features(), p_.in.zero_point, packed_, p_.requant(), y, out_features());
+    linear_u8<SingleRounding<RoundHalfEven>, Arch>(x, m, in_features(), p_.in.zero_point, packed_,
+                                                   p_.requant(), y, out_features());
   }
   /// Float output: y = fma(s_x·s_w[o], Σ(x_q − z_x)·q_w, b[o]) (the float bias, not rounded).
+  template <class Arch = DefaultArch>
   void run(const std::uint8_t* x, std::int64_t m, float* y) const {
     FQ_CHECK(p_.float_out, ErrorCode::kInvalidArgument,
              "Int8Linear::run: this layer has a uint8 output; pass a std::uint8_t*");
     FQ_CHECK(m >= 0, ErrorCode::kShapeMismatch, detail::msg("Int8Linear::run: negative m ", m));
     acc_.resize(static_cast<std::size_t>(m * out_features()));
-    gemm_u8s8s32(x, m, in_features(), packed_, acc_.data(), out_features(), p_.in.zero_point);
+    gemm_u8s8s32<Arch>(x, m, in_features(), packed_, acc_.data(), out_features(), p_.in.zero_point);
     for (std::int64_t i = 0; i < m; ++i)
       for (std::int64_t o = 0; o < out_features(); ++o) {
         const auto oi = static_cast<std::size_t>(o);

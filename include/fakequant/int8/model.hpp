@@ -53,6 +53,7 @@
 #include <fakequant/int8/params.hpp>
 #include <fakequant/kernels/quantize.hpp>
 #include <fakequant/scheme/numerics.hpp>
+#include <fakequant/simd/arch.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -151,23 +152,28 @@ class Int8Model {
   std::int64_t run_chunk_bytes() const noexcept { return chunk_bytes_; }
 
   /// Float output: images [n, input shape] -> out [n, output_numel()] (float logits).
+  /// Arch (both runs): the kernels' instruction set (fq::DefaultArch; simd/arch.hpp), a
+  /// template parameter here, at the outermost call, since the steps are a variant.
+  template <class Arch = DefaultArch>
   void run(const float* images, std::int64_t n, float* out) const {
     FQ_CHECK(float_out_, ErrorCode::kInvalidArgument,
              "Int8Model::run: the last step outputs uint8 levels; pass a std::uint8_t* output");
     if (!begin_run(images, n, out)) return;
     for_each_chunk(n, [&](std::int64_t i0, std::int64_t m) {
-      const std::uint8_t* h = run_steps(images + i0 * input_numel(), m, steps_.size() - 1, nullptr);
-      std::get<Int8Linear>(steps_.back()).run(h, m, out + i0 * output_numel());
+      const std::uint8_t* h =
+          run_steps<Arch>(images + i0 * input_numel(), m, steps_.size() - 1, nullptr);
+      std::get<Int8Linear>(steps_.back()).template run<Arch>(h, m, out + i0 * output_numel());
     });
   }
   /// uint8 output: images [n, input shape] -> levels [n, output_numel()] (output_qparams()).
+  template <class Arch = DefaultArch>
   void run(const float* images, std::int64_t n, std::uint8_t* out) const {
     FQ_CHECK(!float_out_, ErrorCode::kInvalidArgument,
              "Int8Model::run: the last step has a float output (logits); pass a float* output");
     if (!begin_run(images, n, out)) return;
     for_each_chunk(n, [&](std::int64_t i0, std::int64_t m) {
       std::uint8_t* o = out + i0 * output_numel();
-      const std::uint8_t* h = run_steps(images + i0 * input_numel(), m, steps_.size(), o);
+      const std::uint8_t* h = run_steps<Arch>(images + i0 * input_numel(), m, steps_.size(), o);
       if (h != o)  // only flattens after the quantized input: nothing wrote to `o`
         std::memcpy(o, h, static_cast<std::size_t>(m * output_numel()));
     });
@@ -261,15 +267,16 @@ class Int8Model {
 
   /// Quantizes the images and runs steps [0, end); the step that writes last goes to `final_out`
   /// when given. Returns the levels after step end - 1.
+  template <class Arch>
   const std::uint8_t* run_steps(const float* images, std::int64_t n, std::size_t end,
                                 std::uint8_t* final_out) const {
     const auto size = static_cast<std::size_t>(n * max_numel_);
     if (buf_[0].size() < size) buf_[0].resize(size);
     if (buf_[1].size() < size) buf_[1].resize(size);
     const std::int64_t in_numel = input_numel();
-    quantize_per_tensor<TorchNumerics>(TensorView<const float>(images, {n, in_numel}),
-                                       TensorView<std::uint8_t>(buf_[0].data(), {n, in_numel}),
-                                       in_.scale, in_.zero_point, range_);
+    quantize_per_tensor<TorchNumerics, Arch>(
+        TensorView<const float>(images, {n, in_numel}),
+        TensorView<std::uint8_t>(buf_[0].data(), {n, in_numel}), in_.scale, in_.zero_point, range_);
     std::size_t last_writer = end;  // none
     for (std::size_t i = 0; i < end; ++i)
       if (!std::holds_alternative<Int8Flatten>(steps_[i])) last_writer = i;
@@ -281,9 +288,9 @@ class Int8Model {
       std::uint8_t* dst =
           (final_out != nullptr && i == last_writer) ? final_out : buf_[next].data();
       if (const auto* c = std::get_if<Int8Conv2d>(&s))
-        c->run(cur, n, dst);
+        c->template run<Arch>(cur, n, dst);
       else if (const auto* l = std::get_if<Int8Linear>(&s))
-        l->run(cur, n, dst);
+        l->template run<Arch>(cur, n, dst);
       else
         std::get<Int8MaxPool2d>(s).run(cur, n, dst);
       cur = dst;

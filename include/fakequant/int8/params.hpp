@@ -33,7 +33,9 @@
 #include <fakequant/kernels/fixed_point.hpp>
 #include <fakequant/kernels/linear.hpp>
 #include <fakequant/kernels/quantize.hpp>
+#include <fakequant/quantizer/concept.hpp>
 #include <fakequant/scheme/numerics.hpp>
+#include <fakequant/simd/arch.hpp>
 
 namespace fq {
 
@@ -98,6 +100,8 @@ inline std::int32_t act_level_offset(QuantRange r) {
 /// range (detail::act_level_offset). An uncalibrated quantizer is ErrorCode::kInvalidState.
 template <class Q>
 ActQParams act_qparams(const Q& q) {
+  static_assert(assert_quantizer<Q>(),
+                "act_qparams: the activation quantizer must meet the quantizer protocol.");
   detail::check_calibrated(q, "act_qparams", "activation");
   const auto& fqz = detail::fake_quantizer_of(q);
   static_assert(!std::decay_t<decltype(fqz)>::scheme::granularity::kPerChannel,
@@ -160,12 +164,14 @@ void set_output_range(Int8LayerParams& p, const AQ& aq_module, Activation act) {
 /// Quantizes w_eff [out, k] with the weight quantizer's per-channel qparams and fills the
 /// integer bias, the multipliers and the output range. `wq_module` is the weight quantizer
 /// (FakeQuantize or FakeQuantizer); `aq` points to the output quantizer, or is nullptr for a
-/// float output.
-template <class WQ, class AQPtr>
+/// float output. Arch: the quantize kernels' instruction set (fq::DefaultArch; simd/arch.hpp).
+template <class Arch = DefaultArch, class WQ, class AQPtr>
 Int8LayerParams make_int8_params(const std::vector<float>& w_eff, std::int64_t out, std::int64_t k,
                                  const std::vector<float>& real_bias, const WQ& wq_module,
                                  ActQParams in, AQPtr aq, Activation act, const char* where) {
   constexpr bool kFloatOut = std::is_same<AQPtr, std::nullptr_t>::value;
+  static_assert(assert_quantizer<WQ>(),
+                "convert: the weight quantizer must meet the quantizer protocol.");
   const auto& wq = fake_quantizer_of(wq_module);
   using Scheme = typename std::decay_t<decltype(wq)>::scheme;
   static_assert(Scheme::granularity::kPerChannel && Scheme::granularity::kAxis == 0 &&
@@ -194,7 +200,7 @@ Int8LayerParams make_int8_params(const std::vector<float>& w_eff, std::int64_t o
   }
   p.weight.resize(static_cast<std::size_t>(out * k));
   std::vector<std::int32_t> zp(wq.zero_point().begin(), wq.zero_point().end());
-  quantize_per_channel<typename Scheme::numerics>(
+  quantize_per_channel<typename Scheme::numerics, Arch>(
       TensorView<const float>(w_eff.data(), {out, k}),
       TensorView<std::int8_t>(p.weight.data(), {out, k}), wq.scale().data(), zp.data(), out, 0, r);
   p.weight_scale = wq.scale();

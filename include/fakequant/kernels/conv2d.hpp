@@ -161,8 +161,8 @@ void conv2d_u8(const std::uint8_t* x, std::int32_t x_zero_point, const PackedCon
   if (col.size() < static_cast<std::size_t>(p * kg)) col.resize(static_cast<std::size_t>(p * kg));
   for (std::int64_t b = 0; b < images; ++b)
     for (std::int64_t g = 0; g < s.groups; ++g) {
-      im2col_u8(x + (b * s.in_channels + g * cig) * hw, cig, s,
-                static_cast<std::uint8_t>(x_zero_point), col.data(), kg);
+      im2col<std::uint8_t>(x + (b * s.in_channels + g * cig) * hw, cig, s,
+                           static_cast<std::uint8_t>(x_zero_point), col.data(), kg);
       std::uint8_t* yo = y + (b * s.out_channels + g * cog) * p;
       detail::run_requant<Rounding, Arch>(col.data(), p, kg, w.group(g), x_zero_point, rp,
                                           GemmOutput<std::uint8_t>{yo, 1, p, g * cog}, path);

@@ -159,13 +159,6 @@ void im2col(const T* x, std::int64_t channels, const Conv2dShape& s, T pad_value
     }
 }
 
-/// im2col on uint8 levels, under the name the int8 convolution (kernels/conv2d.hpp) and the
-/// benchmarks call.
-inline void im2col_u8(const std::uint8_t* x, std::int64_t channels, const Conv2dShape& s,
-                      std::uint8_t pad_value, std::uint8_t* col, std::int64_t ldcol) noexcept {
-  im2col<std::uint8_t>(x, channels, s, pad_value, col, ldcol);
-}
-
 }  // namespace fq
 
 #endif  // FQ_KERNELS_IM2COL_HPP_

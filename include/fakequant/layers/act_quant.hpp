@@ -9,6 +9,7 @@
 
 #include <fakequant/layers/quantizer_slots.hpp>
 #include <fakequant/optim/param.hpp>
+#include <fakequant/simd/arch.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -16,8 +17,16 @@ namespace fq {
 /// Fake-quantizes a tensor (e.g. the network input, as PyTorch's QuantStub).
 template <class Q = DefaultActFakeQuant>
 class ActQuant {
+  static_assert(detail::check_quantizer_slot<Q>(),
+                "ActQuant: Q is fq::NoFakeQuant or a quantizer of the protocol "
+                "(quantizer/concept.hpp).");
+
  public:
-  Var forward(Tape& tape, const Var& x) { return detail::maybe_fake_quant(tape, x, q_); }
+  /// Arch: the kernels' instruction set (fq::DefaultArch; simd/arch.hpp).
+  template <class Arch = DefaultArch>
+  Var forward(Tape& tape, const Var& x) {
+    return detail::maybe_fake_quant<Arch>(tape, x, q_);
+  }
   std::vector<optim::ParamRef> parameters() {
     std::vector<optim::ParamRef> p;
     detail::append_quantizer_parameters(q_, p);

@@ -166,8 +166,10 @@ inline void output_values(const std::vector<std::uint8_t>& levels, ActQParams ou
     y[i] = (static_cast<float>(levels[i]) - z) * out.scale;
 }
 
-/// x [m, in] -> [m, out] by the integer layer l (file comment).
-inline Var integer_forward(Tape& tape, const Var& x, const Int8Linear& l) {
+/// x [m, in] -> [m, out] by the integer layer l (file comment); Arch: its kernels' instruction
+/// set (simd/arch.hpp).
+template <class Arch>
+Var integer_forward(Tape& tape, const Var& x, const Int8Linear& l) {
   constexpr const char* kWhere = "integer arithmetic (linear)";
   check_integer_eval(x, kWhere);
   FQ_CHECK(x.shape().rank == 2 && x.size(1) == l.in_features(), ErrorCode::kShapeMismatch,
@@ -178,18 +180,19 @@ inline Var integer_forward(Tape& tape, const Var& x, const Int8Linear& l) {
   Var y = tape.variable({m, out}, false);
   if (m == 0) return y;
   if (l.float_output()) {
-    l.run(xq.data(), m, y.value());
+    l.template run<Arch>(xq.data(), m, y.value());
   } else {
     std::vector<std::uint8_t> yq(
         static_cast<std::size_t>(checked_mul(m, out, kWhere, "the output size")));
-    l.run(xq.data(), m, yq.data());
+    l.template run<Arch>(xq.data(), m, yq.data());
     output_values(yq, l.output_qparams(), y.value());
   }
   return y;
 }
 
 /// x [n, C, H, W] -> [n, O, OH, OW] by the integer convolution c (file comment).
-inline Var integer_forward(Tape& tape, const Var& x, const Int8Conv2d& c) {
+template <class Arch>
+Var integer_forward(Tape& tape, const Var& x, const Int8Conv2d& c) {
   constexpr const char* kWhere = "integer arithmetic (conv2d)";
   check_integer_eval(x, kWhere);
   const Conv2dShape& s = c.shape();
@@ -202,7 +205,7 @@ inline Var integer_forward(Tape& tape, const Var& x, const Int8Conv2d& c) {
   const std::vector<std::uint8_t> xq = input_levels(x, c.input_qparams(), kWhere);
   std::vector<std::uint8_t> yq(
       static_cast<std::size_t>(checked_mul(n, c.out_numel(), kWhere, "the output size")));
-  c.run(xq.data(), n, yq.data());
+  c.template run<Arch>(xq.data(), n, yq.data());
   Var y = tape.variable({n, s.out_channels, s.out_h(), s.out_w()}, false);
   output_values(yq, c.output_qparams(), y.value());
   return y;

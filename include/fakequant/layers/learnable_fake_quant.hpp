@@ -3,14 +3,19 @@
 // (learnable/lsq.hpp) as a tape node whose scale and zero point are trainable parameters.
 //
 // Forward:  y = (clamp(rne(x / s) + z, qmin, qmax) − z)·s with the learned s, z (LsqQuantizer).
-// Gradient: the backward recomputes the fused LSQ pass from x and dy (no mask is kept):
+// Gradient: the backward recomputes the fused LSQ pass from x and dy (the mask is not used):
 //           dx += dy·[not clipped];  d s_param += g·Σ dy·(∂y/∂s)·(∂s/∂s_param);
 //           d z += g·Σ dy·(clipped ? −s : 0)   (g: the scheme's gradient scale).
-// The parameter gradients accumulate into buffers exposed by parameters() for the optimizer
-// (zeroed by its zero_grad), and only while learning is on (set_learning, a QatSchedule hook).
+// The parameter gradients accumulate into buffers exposed by visit_parameters for the
+// optimizer (fq::optim::parameters_of; zeroed by its zero_grad), and only while learning is on
+// (set_learning, a QatSchedule hook).
 // While the observer is on, each forward first sets s and z from the tensor's min/max (as
 // PyTorch's _LearnableFakeQuantize copies its observer's qparams): affine when the zero
 // point is learned, symmetric otherwise. With fake quantization off, y = x and dx = dy.
+// The node meets the quantizer protocol (quantizer/concept.hpp): forward(x, y, mask) and
+// backward(x, dy, mask, dx) are the above on views (the switches are read at each call: do not
+// toggle them between a forward and its backward), and forward(tape, x) is
+// ops::fake_quant(tape, x, *this), so it records a backward whenever the tape records.
 #ifndef FQ_LAYERS_LEARNABLE_FAKE_QUANT_HPP_
 #define FQ_LAYERS_LEARNABLE_FAKE_QUANT_HPP_
 
@@ -19,10 +24,15 @@
 #include <cstdint>    // int64_t
 #include <vector>     // vector
 
+#include <fakequant/core/checks.hpp>
+#include <fakequant/core/mask.hpp>
+#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/learnable/lsq.hpp>
+#include <fakequant/learnable/pact.hpp>
 #include <fakequant/observer/aminmax.hpp>
-#include <fakequant/optim/param.hpp>
+#include <fakequant/ops/fake_quant.hpp>
 #include <fakequant/scheme/range.hpp>
+#include <fakequant/simd/arch.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -31,12 +41,13 @@ namespace fq {
 /// constructed node (as the layers hold their quantizers) uses it, learning the zero point
 /// exactly when the range is unsigned.
 ///
-/// The parameters never move once parameters() has handed them out (an optimizer keeps
+/// The parameters never move once visit_parameters() has handed them out (an optimizer keeps
 /// pointers into them): they are sized when the channel count is known and never
 /// reallocated. A per-channel node constructed with its channel count is sized at once; a
 /// default-constructed one takes the count from set_channel_count() or from the first tensor
-/// it sees with the observer on, and until then parameters() is an error
-/// (kInvalidArgument) rather than a list that the first forward would invalidate. A tensor
+/// it sees with the observer on, and until then visit_parameters() (so
+/// fq::optim::parameters_of) is an error (kInvalidArgument) rather than a list that the first
+/// forward would invalidate. A tensor
 /// whose channel count differs from the sized one is kParamCountMismatch.
 template <class Scheme, class Range = UInt8>
 class LearnableFakeQuant {
@@ -82,9 +93,18 @@ class LearnableFakeQuant {
     }
   }
 
-  /// y = LSQ(x) on the tape; see the file comment.
+  /// y = LSQ(x) on the tape: ops::fake_quant(tape, x, *this) (file comment). Arch: the
+  /// kernels' instruction set (fq::DefaultArch; simd/arch.hpp).
+  template <class Arch = DefaultArch>
   Var forward(Tape& tape, const Var& x) {
-    detail::check_tape(tape, {&x}, "LearnableFakeQuant");
+    return ops::fake_quant<Arch>(tape, x, *this);
+  }
+
+  /// The protocol's forward: sizes a per-channel node on its first tensor, lets the observer
+  /// set s and z, then y = LSQ(x) with the in-range mask, or y = x (all bits set) with fake
+  /// quantization off.
+  template <class Arch = DefaultArch>
+  void forward(TensorView<const float> x, TensorView<float> y, Mask* mask) {
     if constexpr (kPerChannel) {
       const std::int64_t c = x.numel() > 0 ? x.size(kAxis) : q_.channels();
       if (!sized_ && x.numel() > 0) {  // first tensor: take its channel count
@@ -98,49 +118,55 @@ class LearnableFakeQuant {
                detail::msg("LearnableFakeQuant: ", q_.channels(),
                            " channels learned, the tensor has ", c));
     }
-    if (observer_ && x.numel() > 0) init_from(x.cview());
-    const bool need = detail::needs_grad(tape, {&x}) || (learning_ && tape.recording());
-    Var y = tape.variable(x.shape(), need);
-    if (!fake_quant_) {
-      y.array() = x.array();
-      if (need && x.requires_grad())
-        tape.push_backward([x, y] { x.grad_array() += y.grad_array(); });
-      return y;
+    if (observer_ && x.numel() > 0) init_from<Arch>(x);
+    if (fake_quant_) {
+      q_.template forward<Arch>(x, y, mask);
+      return;
     }
-    q_.forward(x.cview(), y.view());
-    if (need)
-      tape.push_backward([this, x, y] {
-        Tape& t = *x.tape();
-        const auto n = static_cast<std::size_t>(x.numel());
-        Var y2(&t, t.scratch<float>(n), nullptr, x.shape());
-        Var dx(&t, t.scratch<float>(n), nullptr, x.shape());
-        q_.forward_backward(x.cview(), TensorView<const float>(y.grad_view()), y2.view(),
-                            dx.view());
-        if (x.requires_grad()) x.grad_array() += dx.array();
-        if (learning_)
-          for (std::size_t c = 0; c < scale_grad_.size(); ++c) {
-            scale_grad_[c] += q_.scale_grad()[c];
-            zero_point_grad_[c] += q_.zero_point_grad()[c];
-          }
-      });
-    return y;
+    detail::check_output(x, y, "LearnableFakeQuant");
+    copy(x, y);
+    if (mask != nullptr) {
+      (void)mask->prepare(x.rank(), x.shape(), detail::row_major_order());
+      mask->set_all();
+    }
   }
 
-  /// The learnable parameters (raw scale parameters, and zero points if learned); they stay
-  /// valid for the node's lifetime. kInvalidArgument for a per-channel node whose channel
-  /// count is not known yet (see the class comment).
-  std::vector<optim::ParamRef> parameters() {
+  /// The protocol's backward: dx (dy itself with fake quantization off) and, while learning,
+  /// the parameter gradients added to the buffers visit_parameters reports.
+  template <class Arch = DefaultArch>
+  void backward(TensorView<const float> x, TensorView<const float> dy, const Mask& /*mask*/,
+                TensorView<float> dx) {
+    if (!fake_quant_) {
+      detail::check_output(dy, dx, "LearnableFakeQuant");
+      copy(dy, dx);
+      return;
+    }
+    std::vector<float> y;
+    q_.template forward_backward<Arch>(x, dy, detail::scratch_like(x, y), dx);
+    if (learning_)
+      for (std::size_t c = 0; c < scale_grad_.size(); ++c) {
+        scale_grad_[c] += q_.scale_grad()[c];
+        zero_point_grad_[c] += q_.zero_point_grad()[c];
+      }
+  }
+
+  /// The learnable parameters: f(name, value, grad) for the raw scale parameters ("lsq.scale")
+  /// and, if learned, the zero points ("lsq.zero_point"); they stay valid for the node's
+  /// lifetime. kInvalidArgument for a per-channel node whose channel count is not known yet
+  /// (see the class comment).
+  template <class F>
+  void visit_parameters(F&& f) {
     FQ_CHECK(sized_, ErrorCode::kInvalidArgument,
-             "LearnableFakeQuant::parameters: this per-channel node does not know its channel "
-             "count yet, so its parameters would be reallocated by the first forward; "
-             "construct it with the count, call set_channel_count(), or run a first forward "
-             "before building the optimizer");
-    std::vector<optim::ParamRef> p = {
-        {q_.scale_param().data(), scale_grad_.data(), scale_grad_.size(), false, "lsq.scale"}};
+             "LearnableFakeQuant: this per-channel node does not know its channel count yet, so "
+             "its parameters would be reallocated by the first forward; construct it with the "
+             "count, call set_channel_count(), or run a first forward before building the "
+             "optimizer");
+    const auto n = static_cast<std::int64_t>(scale_grad_.size());
+    f("lsq.scale", TensorView<float>::vector(q_.scale_param().data(), n),
+      TensorView<float>::vector(scale_grad_.data(), n));
     if (learn_zero_point_)
-      p.push_back({q_.zero_point().data(), zero_point_grad_.data(), zero_point_grad_.size(), false,
-                   "lsq.zero_point"});
-    return p;
+      f("lsq.zero_point", TensorView<float>::vector(q_.zero_point().data(), n),
+        TensorView<float>::vector(zero_point_grad_.data(), n));
   }
 
   /// Switches, as fq::FakeQuantize's, plus set_learning for fq::QatSchedule.
@@ -163,11 +189,24 @@ class LearnableFakeQuant {
     sized_ = true;
   }
 
+  // dst = src element by element, any strides (same shape, checked by the caller).
+  static void copy(const TensorView<const float>& src, const TensorView<float>& dst) {
+    std::int64_t index[kMaxRank] = {};
+    for (std::int64_t i = 0; i < src.numel(); ++i) {
+      *dst.at(index) = *src.at(index);
+      for (int d = src.rank() - 1; d >= 0; --d) {
+        if (++index[d] < src.size(d)) break;
+        index[d] = 0;
+      }
+    }
+  }
+
   // s, z from min/max: affine [min(mn,0), max(mx,0)] -> [qmin, qmax], or symmetric.
+  template <class Arch>
   void init_from(const TensorView<const float>& x) {
     const std::size_t n = scale_grad_.size();
     std::vector<float> mn(n), mx(n);
-    detail::aminmax(x, kPerChannel ? kAxis : -1, mn.data(), mx.data(), "LearnableFakeQuant");
+    detail::aminmax<Arch>(x, kPerChannel ? kAxis : -1, mn.data(), mx.data(), "LearnableFakeQuant");
     const QuantRange r = q_.range();
     const auto levels = static_cast<float>(r.quant_max - r.quant_min);
     for (std::size_t c = 0; c < n; ++c) {
@@ -192,7 +231,7 @@ class LearnableFakeQuant {
   quantizer_type q_;
   bool learn_zero_point_;
   bool observer_ = true, fake_quant_ = true, learning_ = true;
-  bool sized_ = true;  ///< the channel count is fixed; parameters() may hand the arrays out
+  bool sized_ = true;  ///< the channel count is fixed; visit_parameters may hand them out
   std::vector<float> scale_grad_, zero_point_grad_;
 };
 

@@ -18,6 +18,7 @@
 #include <fakequant/layers/qlayer_base.hpp>
 #include <fakequant/layers/quantizer_slots.hpp>
 #include <fakequant/ops/conv2d.hpp>
+#include <fakequant/simd/arch.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -41,22 +42,26 @@ class QConv2d : public detail::QBiasedLayer<WeightQ, ActQ> {
             "conv.bias", act, bias, rng),
         opt_(opt) {}
 
+  /// Arch: the kernels' instruction set (fq::DefaultArch; simd/arch.hpp), passed to the fake
+  /// quantizers and the integer kernels; call as forward(tape, x).
+  template <class Arch = DefaultArch>
   Var forward(Tape& tape, const Var& x) {
     if constexpr (Base::kIntegerCapable)
       if (this->integer_in_) {
         constexpr const char* kWhere = "integer arithmetic (conv2d)";
         detail::check_integer_eval(x, kWhere);
         detail::check_conv_input_rank(x, kWhere);
-        return detail::integer_forward(tape, x, integer_layer(x.size(2), x.size(3)));
+        return detail::integer_forward<Arch>(tape, x, integer_layer<Arch>(x.size(2), x.size(3)));
       }
-    const Var wq = this->quantized(tape, this->weight_.var(tape));
-    return this->finish(tape, ops::conv2d(tape, x, wq, this->bias_var(tape), opt_));
+    const Var wq = this->template quantized<Arch>(tape, this->weight_.var(tape));
+    return this->template finish<Arch>(tape, ops::conv2d(tape, x, wq, this->bias_var(tape), opt_));
   }
   const ops::Conv2dOptions& options() const noexcept { return opt_; }
   /// The integer parameters convert deploys, for input qparams `in`.
+  template <class Arch = DefaultArch>
   Int8LayerParams int8_params(ActQParams in) const {
-    return this->int8_params_from(this->weight_.value(), this->bias_or_zeros(), in,
-                                  "convert(QConv2d)");
+    return this->template int8_params_from<Arch>(this->weight_.value(), this->bias_or_zeros(), in,
+                                                 "convert(QConv2d)");
   }
   /// The shape of one image of this convolution on an in_h × in_w input.
   Conv2dShape conv_shape(std::int64_t in_h, std::int64_t in_w) const {
@@ -69,6 +74,7 @@ class QConv2d : public detail::QBiasedLayer<WeightQ, ActQ> {
  private:
   using Base = detail::QBiasedLayer<WeightQ, ActQ>;
 
+  template <class Arch>
   const Int8Conv2d& integer_layer(std::int64_t in_h, std::int64_t in_w) {
     return integer_.get(
         [&](detail::SourceSnapshot& s) {
@@ -76,7 +82,7 @@ class QConv2d : public detail::QBiasedLayer<WeightQ, ActQ> {
           s.add_value(in_h);
           s.add_value(in_w);
         },
-        [&] { return Int8Conv2d(int8_params(*this->integer_in_), conv_shape(in_h, in_w)); });
+        [&] { return Int8Conv2d(int8_params<Arch>(*this->integer_in_), conv_shape(in_h, in_w)); });
   }
 
   ops::Conv2dOptions opt_;

@@ -31,6 +31,7 @@
 #include <fakequant/ops/conv2d.hpp>
 #include <fakequant/ops/elementwise.hpp>
 #include <fakequant/optim/param.hpp>
+#include <fakequant/simd/arch.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -61,6 +62,9 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
     bn_.eps = eps;
   }
 
+  /// Arch: the kernels' instruction set (fq::DefaultArch; simd/arch.hpp), passed to the fake
+  /// quantizers and the integer kernels; call as forward(tape, x).
+  template <class Arch = DefaultArch>
   Var forward(Tape& tape, const Var& x) {
     if constexpr (Base::kIntegerCapable)
       if (this->integer_in_) {
@@ -70,17 +74,18 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
         constexpr const char* kWhere = "integer arithmetic (conv2d)";
         detail::check_integer_eval(x, kWhere);
         detail::check_conv_input_rank(x, kWhere);
-        return detail::integer_forward(tape, x, integer_layer(x.size(2), x.size(3)));
+        return detail::integer_forward<Arch>(tape, x, integer_layer<Arch>(x.size(2), x.size(3)));
       }
     const Var f = ops::bn_fold_factor(tape, gamma_.var(tape), running_var_.data(), bn_.eps);
     const Var w = ops::scale_channels(tape, this->weight_.var(tape), f, 0);
-    const Var conv = ops::conv2d(tape, x, this->quantized(tape, w), Var(), opt_);
+    const Var conv = ops::conv2d(tape, x, this->template quantized<Arch>(tape, w), Var(), opt_);
     const Var z = ops::scale_channels(tape, conv, f, 1, /*divide=*/true);
     ops::BatchNormOptions o = bn_;
     o.training = training_ && !bn_frozen_;
     o.update_stats = o.training;
-    return this->finish(tape, ops::batch_norm(tape, z, gamma_.var(tape), beta_.var(tape),
-                                              running_mean_.data(), running_var_.data(), o));
+    return this->template finish<Arch>(
+        tape, ops::batch_norm(tape, z, gamma_.var(tape), beta_.var(tape), running_mean_.data(),
+                              running_var_.data(), o));
   }
 
   /// Training mode (batch statistics unless frozen) or evaluation (running statistics).
@@ -107,6 +112,7 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
   /// its running statistics by the very float operations of the evaluation forward
   /// (ops::bn_fold_factor, ops::scale_channels), f = γ · (1 / √(running_var + ε)),
   /// w_eff = w·f and b = β − μ·f, so that the weight levels equal the simulated ones exactly.
+  template <class Arch = DefaultArch>
   Int8LayerParams int8_params(ActQParams in) const {
     const std::size_t out = running_var_.size();
     const std::size_t per_channel = this->weight_.value().size() / out;
@@ -119,7 +125,7 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
         w_eff[i] = this->weight_.value()[i] * f;
       bias[o] = beta_.value()[o] - running_mean_[o] * f;
     }
-    return this->int8_params_from(w_eff, bias, in, "convert(QConvBn2d)");
+    return this->template int8_params_from<Arch>(w_eff, bias, in, "convert(QConvBn2d)");
   }
   /// How many times integer arithmetic built its Int8Conv2d: once, then again only after a
   /// change of what it is built from — weight, γ, β, running statistics, ε, qparams — or of
@@ -129,6 +135,7 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
  private:
   using Base = detail::QLayerBase<WeightQ, ActQ>;
 
+  template <class Arch>
   const Int8Conv2d& integer_layer(std::int64_t in_h, std::int64_t in_w) {
     return integer_.get(
         [&](detail::SourceSnapshot& s) {
@@ -142,7 +149,7 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
           s.add_value(in_h);
           s.add_value(in_w);
         },
-        [&] { return Int8Conv2d(int8_params(*this->integer_in_), conv_shape(in_h, in_w)); });
+        [&] { return Int8Conv2d(int8_params<Arch>(*this->integer_in_), conv_shape(in_h, in_w)); });
   }
 
   Parameter gamma_, beta_;

@@ -90,6 +90,10 @@ void add_qparams_sources(S& s, const Q& q) {
 /// activation. forward = finish(op(x, quantized_weight())).
 template <class WeightQ, class ActQ>
 class QLayerBase {
+  static_assert(check_quantizer_slot<WeightQ>() && check_quantizer_slot<ActQ>(),
+                "QAT layer: a quantizer slot holds fq::NoFakeQuant or a quantizer of the "
+                "protocol (quantizer/concept.hpp).");
+
  public:
   template <class F>
   void for_each_quantizer(F&& f) {
@@ -129,6 +133,7 @@ class QLayerBase {
     if constexpr (!std::is_same<ActQ, NoFakeQuant>::value) add_qparams_sources(s, aq_);
   }
   /// The integer parameters for effective weights w_eff (shape of the weight) and bias.
+  template <class Arch>
   Int8LayerParams int8_params_from(const std::vector<float>& w_eff, const std::vector<float>& bias,
                                    ActQParams in, const char* where) const {
     static_assert(kIntegerCapable,
@@ -136,10 +141,11 @@ class QLayerBase {
                   "symmetric weights and a per-tensor output quantizer (or fq::NoFakeQuant).");
     const Shape& ws = weight_.shape();
     if constexpr (std::is_same<ActQ, NoFakeQuant>::value)
-      return make_int8_params(w_eff, ws[0], ws.numel() / ws[0], bias, wq_, in, nullptr, act_,
-                              where);
+      return make_int8_params<Arch>(w_eff, ws[0], ws.numel() / ws[0], bias, wq_, in, nullptr, act_,
+                                    where);
     else
-      return make_int8_params(w_eff, ws[0], ws.numel() / ws[0], bias, wq_, in, &aq_, act_, where);
+      return make_int8_params<Arch>(w_eff, ws[0], ws.numel() / ws[0], bias, wq_, in, &aq_, act_,
+                                    where);
   }
   /// `own` followed by the learnable quantizers' parameters.
   std::vector<optim::ParamRef> with_quantizer_parameters(std::vector<optim::ParamRef> own) {
@@ -164,9 +170,13 @@ class QLayerBase {
       }
     }
   }
-  Var quantized(Tape& tape, const Var& w) { return maybe_fake_quant(tape, w, wq_); }
+  template <class Arch>
+  Var quantized(Tape& tape, const Var& w) {
+    return maybe_fake_quant<Arch>(tape, w, wq_);
+  }
+  template <class Arch>
   Var finish(Tape& tape, const Var& y) {
-    return maybe_fake_quant(tape, activate(tape, y, act_), aq_);
+    return maybe_fake_quant<Arch>(tape, activate(tape, y, act_), aq_);
   }
 
   Parameter weight_;

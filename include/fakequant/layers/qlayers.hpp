@@ -24,16 +24,9 @@
 
 namespace fq {
 
-/// The parameters of several layers, in order (for an optimizer).
-template <class... Layers>
-std::vector<optim::ParamRef> parameters_of(Layers&... layers) {
-  std::vector<optim::ParamRef> all;
-  auto append = [&all](auto& layer) {
-    for (const optim::ParamRef& p : layer.parameters()) all.push_back(p);
-  };
-  (append(layers), ...);
-  return all;
-}
+/// The parameters of several layers (or quantizers), in order, for an optimizer: the one
+/// implementation, optim/param.hpp.
+using optim::parameters_of;
 
 /// Calls f(q) for every quantizer of several layers, in order (switches, schedules).
 template <class F, class... Layers>

@@ -16,6 +16,7 @@
 #include <fakequant/layers/qlayer_base.hpp>
 #include <fakequant/layers/quantizer_slots.hpp>
 #include <fakequant/ops/linear.hpp>
+#include <fakequant/simd/arch.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -29,19 +30,23 @@ class QLinear : public detail::QBiasedLayer<WeightQ, ActQ> {
       : detail::QBiasedLayer<WeightQ, ActQ>(detail::linear_weight_shape(in, out, "QLinear"),
                                             "linear.weight", "linear.bias", act, bias, rng) {}
 
+  /// Arch: the kernels' instruction set (fq::DefaultArch; simd/arch.hpp), passed to the fake
+  /// quantizers and the integer kernels; call as forward(tape, x).
+  template <class Arch = DefaultArch>
   Var forward(Tape& tape, const Var& x) {
     if constexpr (Base::kIntegerCapable)
       if (this->integer_in_) {
         detail::check_integer_eval(x, "integer arithmetic (linear)");
-        return detail::integer_forward(tape, x, integer_layer());
+        return detail::integer_forward<Arch>(tape, x, integer_layer<Arch>());
       }
-    const Var wq = this->quantized(tape, this->weight_.var(tape));
-    return this->finish(tape, ops::linear(tape, x, wq, this->bias_var(tape)));
+    const Var wq = this->template quantized<Arch>(tape, this->weight_.var(tape));
+    return this->template finish<Arch>(tape, ops::linear(tape, x, wq, this->bias_var(tape)));
   }
-  /// The integer parameters convert deploys, for input qparams `in`.
+  /// The integer parameters convert deploys, for input qparams `in` (Arch: as forward).
+  template <class Arch = DefaultArch>
   Int8LayerParams int8_params(ActQParams in) const {
-    return this->int8_params_from(this->weight_.value(), this->bias_or_zeros(), in,
-                                  "convert(QLinear)");
+    return this->template int8_params_from<Arch>(this->weight_.value(), this->bias_or_zeros(), in,
+                                                 "convert(QLinear)");
   }
   /// How many times integer arithmetic built its Int8Linear: once, then again only after a
   /// change of what it is built from (layers/integer_eval.hpp).
@@ -50,10 +55,13 @@ class QLinear : public detail::QBiasedLayer<WeightQ, ActQ> {
  private:
   using Base = detail::QBiasedLayer<WeightQ, ActQ>;
 
+  template <class Arch>
   const Int8Linear& integer_layer() {
-    return integer_.get(
-        [this](detail::SourceSnapshot& s) { this->add_integer_sources(s); },
-        [this] { return Int8Linear(int8_params(*this->integer_in_), this->weight_.shape()[1]); });
+    return integer_.get([this](detail::SourceSnapshot& s) { this->add_integer_sources(s); },
+                        [this] {
+                          return Int8Linear(int8_params<Arch>(*this->integer_in_),
+                                            this->weight_.shape()[1]);
+                        });
   }
 
   detail::IntegerCache<Int8Linear> integer_;

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 // fakequant/layers/quantizer_slots.hpp: what a QAT layer's quantizer slots hold, and how a
 // layer uses them — NoFakeQuant (an empty slot), the default weight and activation quantizers,
-// and the traits that tell a fake-quant node (fq::FakeQuantize, fq::FakeQuantizer: run through
-// ops::fake_quant) from a learnable one that is a tape node itself (fq::LearnableFakeQuant,
-// whose scale and zero point join the layer's parameters()), and whether a layer with these
-// quantizers converts to the integer model (per-output-channel symmetric weights, a per-tensor
-// output quantizer or none).
+// and whether a layer with these quantizers converts to the integer model (per-output-channel
+// symmetric weights, a per-tensor output quantizer or none). A slot holds NoFakeQuant or any
+// quantizer of the protocol (quantizer/concept.hpp), run through ops::fake_quant; a learnable
+// one's parameters (visit_parameters: fq::LearnableFakeQuant, fq::LsqQuantizer, fq::Pact) join
+// the layer's parameters() through fq::optim::append_parameters.
 #ifndef FQ_LAYERS_QUANTIZER_SLOTS_HPP_
 #define FQ_LAYERS_QUANTIZER_SLOTS_HPP_
 
@@ -19,6 +19,7 @@
 #include <fakequant/ops/elementwise.hpp>
 #include <fakequant/ops/fake_quant.hpp>
 #include <fakequant/optim/param.hpp>
+#include <fakequant/quantizer/concept.hpp>
 #include <fakequant/quantizer/fake_quantizer.hpp>
 #include <fakequant/scheme/presets.hpp>
 #include <fakequant/tape/tape.hpp>
@@ -38,16 +39,6 @@ using DefaultWeightFakeQuant =
 using DefaultActFakeQuant = FakeQuantize<Uint8ActPerTensorAffine, MovingAverageMinMaxObserver>;
 
 namespace detail {
-/// Quantizers that are tape nodes themselves (learnable ones: LearnableFakeQuant) have
-/// forward(Tape&, const Var&) and parameters().
-template <class Q, class = void>
-struct is_tape_quantizer : std::false_type {};
-template <class Q>
-struct is_tape_quantizer<Q, std::void_t<decltype(std::declval<Q&>().parameters())>>
-    : std::is_same<decltype(std::declval<Q&>().forward(std::declval<Tape&>(),
-                                                       std::declval<const Var&>())),
-                   Var> {};
-
 /// Tape quantizers that can be sized before their first forward (LearnableFakeQuant).
 template <class Q, class = void>
 struct has_channel_count : std::false_type {};
@@ -56,21 +47,28 @@ struct has_channel_count<
     Q, std::void_t<decltype(std::declval<Q&>().set_channel_count(std::int64_t{1})),
                    decltype(Q::kPerChannel), decltype(Q::kAxis)>> : std::true_type {};
 
+/// True for NoFakeQuant and quantizers of the protocol; else the protocol's sentences (a
+/// layer checks its slots with it when its class is instantiated).
 template <class Q>
+constexpr bool check_quantizer_slot() {
+  if constexpr (std::is_same<Q, NoFakeQuant>::value)
+    return true;
+  else
+    return assert_quantizer<Q>();
+}
+/// A slot's quantizer on the tape (x itself for NoFakeQuant).
+template <class Arch, class Q>
 Var maybe_fake_quant(Tape& tape, const Var& x, Q& q) {
   if constexpr (std::is_same<Q, NoFakeQuant>::value) {
     return x;
-  } else if constexpr (is_tape_quantizer<Q>::value) {
-    return q.forward(tape, x);
   } else {
-    return ops::fake_quant(tape, x, q);
+    return ops::fake_quant<Arch>(tape, x, q);
   }
 }
-/// Appends a learnable quantizer's parameters (nothing for the others).
+/// Appends a learnable quantizer's parameters (nothing for the others, NoFakeQuant included).
 template <class Q>
 void append_quantizer_parameters(Q& q, std::vector<optim::ParamRef>& out) {
-  if constexpr (is_tape_quantizer<Q>::value)
-    for (const optim::ParamRef& p : q.parameters()) out.push_back(p);
+  if constexpr (!std::is_same<Q, NoFakeQuant>::value) optim::append_parameters(out, q);
 }
 inline Var activate(Tape& tape, const Var& x, Activation a) {
   switch (a) {

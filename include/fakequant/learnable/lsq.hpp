@@ -9,11 +9,18 @@
 // (lsq_fused.hpp and lsq_numerics.hpp for the zero points, clipping and rounding), then
 // chained through the restriction and the scale parametrization into the raw parameters.
 // forward/forward_backward are member templates on Arch (fq::DefaultArch; simd/arch.hpp).
+// The quantizer protocol (quantizer/concept.hpp), for ops::fake_quant and the testing kit:
+// forward(x, y, mask) is forward(x, y) that also writes the in-range bits (the fake-quant
+// mask); backward(x, dy, mask, dx) runs the fused pass with a scratch y, writes dx and ADDS
+// the parameter gradients to scale_grad()/zero_point_grad() (so nodes sharing the quantizer
+// sum up; the optimizer's zero_grad clears them); visit_parameters(f) reports
+// ("lsq.scale", scale_param, scale_grad) and, if learned, ("lsq.zero_point", ...).
 //
 //   fq::LsqQuantizer<fq::LsqScheme<>> q(fq::QuantRange{0, 255});  // PyTorch defaults
 //   q.set_scale(0.1f); q.set_zero_point(3.0f);
 //   q.forward(x, y);                        // inference / forward only
 //   q.forward_backward(x, dy, y, dx);       // y, dx; q.scale_grad(), q.zero_point_grad()
+//   fq::ops::fake_quant(tape, xv, q);      // on a tape; optimizer on fq::optim::parameters_of(q)
 #ifndef FQ_LEARNABLE_LSQ_HPP_
 #define FQ_LEARNABLE_LSQ_HPP_
 
@@ -23,11 +30,13 @@
 #include <vector>   // vector
 
 #include <fakequant/core/checks.hpp>
+#include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
 #include <fakequant/kernels/fake_quantize.hpp>
 #include <fakequant/learnable/grad_scale.hpp>
 #include <fakequant/learnable/lsq_fused.hpp>
 #include <fakequant/learnable/lsq_numerics.hpp>
+#include <fakequant/learnable/pact.hpp>
 #include <fakequant/learnable/scale_param.hpp>
 #include <fakequant/observer/scale_restriction.hpp>
 #include <fakequant/policy/granularity.hpp>
@@ -156,6 +165,44 @@ class LsqQuantizer {
   /// Forward only: y = fake_quantize(x) with the effective scales and forward zero points.
   template <class Arch = DefaultArch, class X, class Y>
   void forward(X&& x, Y&& y, Isa path = Isa::kAuto) const {
+    forward_masked<Arch>(std::forward<X>(x), std::forward<Y>(y), nullptr, path);
+  }
+
+  /// The protocol's forward: forward(x, y) and, if mask is not null, the in-range bits.
+  template <class Arch = DefaultArch>
+  void forward(TensorView<const float> x, TensorView<float> y, Mask* mask) const {
+    forward_masked<Arch>(x, y, mask, Isa::kAuto);
+  }
+
+  /// The protocol's backward (file comment): dx = the fused pass's dx; the parameter
+  /// gradients are ADDED to scale_grad() and zero_point_grad(). The mask is not needed (the
+  /// fused pass recomputes the clipping from x).
+  template <class Arch = DefaultArch>
+  void backward(TensorView<const float> x, TensorView<const float> dy, const Mask& /*mask*/,
+                TensorView<float> dx) {
+    const std::vector<float> prev_s = scale_grad_, prev_z = zero_point_grad_;
+    std::vector<float> y;
+    forward_backward<Arch>(x, dy, detail::scratch_like(x, y), dx);
+    for (std::size_t c = 0; c < scale_grad_.size(); ++c) {
+      scale_grad_[c] = prev_s[c] + scale_grad_[c];
+      zero_point_grad_[c] = prev_z[c] + zero_point_grad_[c];
+    }
+  }
+
+  /// The learnable parameters (file comment): f(name, value, grad) per raw parameter array.
+  template <class F>
+  void visit_parameters(F&& f) {
+    const auto n = static_cast<std::int64_t>(scale_param_.size());
+    f("lsq.scale", TensorView<float>::vector(scale_param_.data(), n),
+      TensorView<float>::vector(scale_grad_.data(), n));
+    if (learn_zero_point_)
+      f("lsq.zero_point", TensorView<float>::vector(zero_point_.data(), n),
+        TensorView<float>::vector(zero_point_grad_.data(), n));
+  }
+
+ private:
+  template <class Arch, class X, class Y>
+  void forward_masked(X&& x, Y&& y, Mask* mask, Isa path) const {
     using N = typename M::forward_numerics;
     const std::size_t n = scale_param_.size();
     std::vector<float> s(n);
@@ -165,13 +212,14 @@ class LsqQuantizer {
       z[c] = static_cast<std::int32_t>(forward_zero_point(static_cast<std::int64_t>(c)));
     }
     if constexpr (kPerChannel)
-      fake_quantize_per_channel<N, Arch>(std::forward<X>(x), std::forward<Y>(y), nullptr, s.data(),
+      fake_quantize_per_channel<N, Arch>(std::forward<X>(x), std::forward<Y>(y), mask, s.data(),
                                          z.data(), channels(), kAxis, range_, path);
     else
-      fake_quantize_per_tensor<N, Arch>(std::forward<X>(x), std::forward<Y>(y), nullptr, s[0], z[0],
+      fake_quantize_per_tensor<N, Arch>(std::forward<X>(x), std::forward<Y>(y), mask, s[0], z[0],
                                         range_, path);
   }
 
+ public:
   /// Fused forward+backward: writes y and dx and overwrites scale_grad() and
   /// zero_point_grad() (w.r.t. the raw parameters).
   template <class Arch = DefaultArch, class X, class DY, class Y, class DX>

@@ -15,15 +15,24 @@
 // PACT has only the scalar kernel (auto-vectorised): Arch (fq::DefaultArch) names the
 // instantiation for the TU's flags (simd/arch.hpp), and the Isa path is checked as for the
 // other entry points (kAuto and kScalar run the same code).
+//
+// The static functions take alpha as an argument. A Pact object owns alpha, its gradient and
+// lambda, and meets the quantizer protocol (quantizer/concept.hpp) for ops::fake_quant and the
+// testing kit: forward(x, y, mask) writes y and the mask [0 < x < alpha] (where dx passes);
+// backward(x, dy, mask, dx) runs forward_backward with a scratch y, writes dx and ADDS d alpha
+// (lambda * alpha included, once per call) to alpha_grad(); visit_parameters(f) reports
+// ("pact.alpha", alpha, alpha_grad) for the optimizer (fq::optim::parameters_of).
 #ifndef FQ_LEARNABLE_PACT_HPP_
 #define FQ_LEARNABLE_PACT_HPP_
 
 #include <algorithm>  // min, max
 #include <cmath>      // isfinite, isnan
-#include <cstdint>    // int64_t
+#include <cstdint>    // int64_t, uint64_t
 #include <utility>    // forward
+#include <vector>     // vector
 
 #include <fakequant/core/checks.hpp>
+#include <fakequant/core/mask.hpp>
 #include <fakequant/core/run_plan.hpp>
 #include <fakequant/core/tensor_view.hpp>
 #include <fakequant/scheme/numerics.hpp>
@@ -46,6 +55,19 @@ inline ElementParams<float> pact_params(float alpha, const char* where) {
 FQ_INLINE float pact_clip(float x, float alpha) noexcept {
   return std::isnan(x) ? x : std::min(std::max(x, 0.0f), alpha);
 }
+
+/// A contiguous row-major view of x's shape over `buf` (resized): the scratch y of a
+/// learnable quantizer's protocol backward, which runs its fused forward+backward.
+inline TensorView<float> scratch_like(const TensorView<const float>& x, std::vector<float>& buf) {
+  buf.resize(static_cast<std::size_t>(x.numel()));
+  std::int64_t strides[kMaxRank] = {};
+  std::int64_t step = 1;
+  for (int d = x.rank() - 1; d >= 0; --d) {
+    strides[d] = step;
+    step *= x.size(d);
+  }
+  return TensorView<float>(buf.data(), x.rank(), x.shape().data(), strides);
+}
 }  // namespace detail
 
 /// PACT on Bits-bit unsigned levels: the forward and the gradients of one call.
@@ -53,6 +75,59 @@ template <int Bits>
 struct Pact {
   static_assert(Bits >= 2 && Bits <= 16, "Pact: Bits must be between 2 and 16.");
   static constexpr QuantRange range() noexcept { return IntRange<Bits, false>::value(); }
+
+  /// A quantizer object (file comment) with clipping level alpha (finite, > 0; default 6, as
+  /// ReLU6) and L2 weight l2_lambda (finite, >= 0); kInvalidScale / kInvalidArgument else.
+  explicit Pact(float alpha = 6.0f, float l2_lambda = 0.0f) : l2_lambda_(l2_lambda) {
+    set_alpha(alpha);
+    FQ_CHECK(std::isfinite(l2_lambda) && l2_lambda >= 0.0f, ErrorCode::kInvalidArgument,
+             detail::msg("Pact: l2_lambda must be finite and >= 0, got ", l2_lambda));
+  }
+  float alpha() const noexcept { return alpha_; }
+  void set_alpha(float alpha) {
+    (void)detail::pact_params<Bits>(alpha, "Pact::set_alpha");
+    alpha_ = alpha;
+  }
+  /// The accumulated d alpha (backward adds to it; the optimizer's zero_grad clears it).
+  float alpha_grad() const noexcept { return alpha_grad_; }
+  float l2_lambda() const noexcept { return l2_lambda_; }
+
+  /// The protocol's forward: y = PACT(x) with this alpha and, if mask is not null, the bits
+  /// [0 < x < alpha] (row-major order), where the backward passes dy.
+  template <class Arch = DefaultArch>
+  void forward(TensorView<const float> x, TensorView<float> y, Mask* mask) const {
+    forward<Arch>(x, y, alpha_);
+    if (mask == nullptr) return;
+    std::uint64_t* words = mask->prepare(x.rank(), x.shape(), detail::row_major_order());
+    const std::int64_t n = x.numel();
+    for (std::int64_t w = 0; w < (n + 63) / 64; ++w) words[w] = 0;
+    std::int64_t index[kMaxRank] = {};
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float v = *x.at(index);
+      if (v > 0.0f && v < alpha_) words[i >> 6] |= std::uint64_t{1} << (i & 63);
+      for (int d = x.rank() - 1; d >= 0; --d) {  // next row-major index
+        if (++index[d] < x.size(d)) break;
+        index[d] = 0;
+      }
+    }
+  }
+
+  /// The protocol's backward (file comment): dx, and d alpha added to alpha_grad(). The
+  /// mask is not needed (forward_backward recomputes it from x).
+  template <class Arch = DefaultArch>
+  void backward(TensorView<const float> x, TensorView<const float> dy, const Mask& /*mask*/,
+                TensorView<float> dx) {
+    std::vector<float> y;
+    alpha_grad_ +=
+        forward_backward<Arch>(x, dy, detail::scratch_like(x, y), dx, alpha_, l2_lambda_);
+  }
+
+  /// The learnable parameter: f("pact.alpha", alpha, its gradient).
+  template <class F>
+  void visit_parameters(F&& f) {
+    f("pact.alpha", TensorView<float>::vector(&alpha_, 1),
+      TensorView<float>::vector(&alpha_grad_, 1));
+  }
 
   /// The quantization scale PACT uses for alpha: f32(alpha / (2^Bits - 1)).
   static float scale(float alpha) { return detail::pact_params<Bits>(alpha, "Pact::scale").scale; }
@@ -129,6 +204,10 @@ struct Pact {
     });
     return acc;
   }
+
+  float alpha_ = 6.0f;
+  float alpha_grad_ = 0.0f;
+  float l2_lambda_ = 0.0f;
 };
 
 }  // namespace fq

@@ -3,17 +3,22 @@
 //
 // Forward: y = q.forward(x) — for the quantizers of this library
 //   y = (clamp(round(x/s) + z, qmin, qmax) − z)·s, observing x first when q is an
-//   fq::FakeQuantize with its observer on (formulas and rounding: core/fake_quantize.hpp).
-// Gradient: dx += q.backward(dy, mask): dy·[x in range] (masked STE) or dy (pass-through).
+//   fq::FakeQuantize with its observer on (formulas and rounding: core/fake_quantize.hpp);
+//   LSQ/PACT/LearnableFakeQuant with their learned parameters (learnable/, layers/).
+// Gradient: dx = q.backward(x, dy, mask) when q has that form (LSQ, PACT: their gradients need
+//   x), else q.backward(dy, mask): dy·[x in range] (masked STE) or dy (pass-through); dx is
+//   added into x's gradient when x has one. A quantizer with learnable parameters
+//   (visit_parameters) accumulates their gradients in its backward, so its node records a
+//   backward whenever the tape records, even if x needs no gradient.
 //   The masked STE is one rule everywhere: dy times the mask bit as a real multiplication
 //   (ATen's dY * mask), so a NaN/Inf gradient at a clipped position gives NaN here exactly as
 //   in fq::fake_quantize_backward (docs/numerics.md, "The backward").
 // The STE mask lives in the tape (Tape::scratch_mask), so one quantizer may appear in several
-// nodes of a step.
+// nodes of a step (their parameter gradients add up).
 //
-// Q is any type with forward(TensorView<const float> x, TensorView<float> y, Mask*) and
-// backward(TensorView<const float> dy, const Mask&, TensorView<float> dx), e.g.
-// fq::FakeQuantizer<Scheme> or fq::FakeQuantize<Scheme, Observer>. It must outlive the step.
+// Q meets the quantizer protocol (quantizer/concept.hpp, checked with a static_assert), e.g.
+// fq::FakeQuantizer<Scheme>, fq::FakeQuantize<Scheme, Observer>, fq::LsqQuantizer, fq::Pact,
+// fq::LearnableFakeQuant. It must outlive the step.
 // Arch (fq::DefaultArch; simd/arch.hpp): the kernels' instruction set, passed on as
 // q.template forward<Arch>(...) / backward<Arch>(...) when q's members are such templates (the
 // quantizers of this library); a user's quantizer with plain forward/backward is called as is.
@@ -27,6 +32,7 @@
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
 #include <fakequant/policy/clamp_grad.hpp>
+#include <fakequant/quantizer/concept.hpp>
 #include <fakequant/simd/arch.hpp>
 #include <fakequant/tape/tape.hpp>
 
@@ -57,6 +63,15 @@ struct backward_takes_arch<Q, Arch,
                                std::declval<TensorView<const float>>(), std::declval<const Mask&>(),
                                std::declval<TensorView<float>>()))>> : std::true_type {};
 
+template <class Q, class Arch, class = void>
+struct backward_x_takes_arch : std::false_type {};
+template <class Q, class Arch>
+struct backward_x_takes_arch<
+    Q, Arch,
+    std::void_t<decltype(std::declval<Q&>().template backward<Arch>(
+        std::declval<TensorView<const float>>(), std::declval<TensorView<const float>>(),
+        std::declval<const Mask&>(), std::declval<TensorView<float>>()))>> : std::true_type {};
+
 template <class Arch, class Q>
 void forward_on(Q& q, TensorView<const float> x, TensorView<float> y, Mask* mask) {
   if constexpr (forward_takes_arch<Q, Arch>::value)
@@ -70,6 +85,14 @@ void backward_on(Q& q, TensorView<const float> dy, const Mask& mask, TensorView<
     q.template backward<Arch>(dy, mask, dx);
   else
     q.backward(dy, mask, dx);
+}
+template <class Arch, class Q>
+void backward_on(Q& q, TensorView<const float> x, TensorView<const float> dy, const Mask& mask,
+                 TensorView<float> dx) {
+  if constexpr (backward_x_takes_arch<Q, Arch>::value)
+    q.template backward<Arch>(x, dy, mask, dx);
+  else
+    q.backward(x, dy, mask, dx);
 }
 
 /// dx[i] += dy[i] * bit i of the mask: the masked STE of fq::fake_quantize_backward (ATen's
@@ -92,29 +115,43 @@ void add_masked(const float* dy, const Mask& mask, float* dx) {
 
 template <class Arch = DefaultArch, class Q>
 Var fake_quant(Tape& tape, const Var& x, Q& q) {
-  fq::detail::check_tape(tape, {&x}, "fake_quant");
-  const bool need = fq::detail::needs_grad(tape, {&x});
-  Var y = tape.variable(x.shape(), need);
-  if (x.numel() == 0) return y;
-  if (!need) {
-    impl::forward_on<Arch>(q, x.cview(), y.view(), nullptr);
+  static_assert(assert_quantizer<Q>(),
+                "ops::fake_quant: q must meet the quantizer protocol (quantizer/concept.hpp).");
+  if constexpr (is_quantizer_v<Q>) {  // else only the sentences above, no cascade of errors
+    constexpr bool kParams = has_learnable_parameters_v<Q>;
+    constexpr bool kBackwardX = fq::detail::has_backward_x_dy<Q>::value;
+    fq::detail::check_tape(tape, {&x}, "fake_quant");
+    // Parameter gradients are wanted whenever the tape records (file comment).
+    const bool need = fq::detail::needs_grad(tape, {&x}) || (kParams && tape.recording());
+    Var y = tape.variable(x.shape(), need);
+    if (x.numel() == 0) return y;
+    if (!need) {
+      impl::forward_on<Arch>(q, x.cview(), y.view(), nullptr);
+      return y;
+    }
+    Mask* mask = &tape.scratch_mask();
+    impl::forward_on<Arch>(q, x.cview(), y.view(), mask);
+    if constexpr (impl::has_masked_ste<Q>::value && !kBackwardX && !kParams) {
+      tape.push_backward([x, y, mask] { impl::add_masked<Arch>(y.grad(), *mask, x.grad()); });
+    } else {
+      Q* qp = &q;
+      tape.push_backward([x, y, mask, qp] {
+        // The quantizer's own backward writes dx (and accumulates its parameters' gradients);
+        // add dx into x's gradient.
+        float* tmp = x.tape()->scratch<float>(static_cast<std::size_t>(x.numel()));
+        Var t(x.tape(), tmp, nullptr, x.shape());
+        const TensorView<const float> dy(y.grad_view());
+        if constexpr (kBackwardX)
+          impl::backward_on<Arch>(*qp, x.cview(), dy, *mask, t.view());
+        else
+          impl::backward_on<Arch>(*qp, dy, *mask, t.view());
+        if (x.requires_grad()) x.grad_array() += t.array();
+      });
+    }
     return y;
-  }
-  Mask* mask = &tape.scratch_mask();
-  impl::forward_on<Arch>(q, x.cview(), y.view(), mask);
-  if constexpr (impl::has_masked_ste<Q>::value) {
-    tape.push_backward([x, y, mask] { impl::add_masked<Arch>(y.grad(), *mask, x.grad()); });
   } else {
-    Q* qp = &q;
-    tape.push_backward([x, y, mask, qp] {
-      // The quantizer's own backward writes dx = STE(dy); add it into x's gradient.
-      float* tmp = x.tape()->scratch<float>(static_cast<std::size_t>(x.numel()));
-      Var t(x.tape(), tmp, nullptr, x.shape());
-      impl::backward_on<Arch>(*qp, TensorView<const float>(y.grad_view()), *mask, t.view());
-      x.grad_array() += t.array();
-    });
+    return Var();
   }
-  return y;
 }
 
 }  // namespace ops

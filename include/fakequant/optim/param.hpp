@@ -5,15 +5,25 @@
 // A ParamRef points at a value array and a gradient array of the same length, both owned by
 // the layer. Optimizers read `grad` and update `value` in place; they keep their own state
 // (momentum buffers, Adam moments) sized from the list given at construction.
+//
+// parameters_of(xs...) / append_parameters(out, x) build that list, the one way to do it:
+// for a quantizer with learnable parameters (visit_parameters(f), quantizer/concept.hpp) one
+// ParamRef per f(name, value, grad) call, with weight_decay = false (scales, zero points and
+// clipping levels are not decayed) and the visitor's name; for a layer (parameters()) its list;
+// for anything else (a quantizer without parameters) nothing.
 #ifndef FQ_OPTIM_PARAM_HPP_
 #define FQ_OPTIM_PARAM_HPP_
 
-#include <algorithm>  // fill_n
-#include <cmath>      // isfinite
-#include <cstddef>    // size_t
-#include <vector>     // vector
+#include <algorithm>    // fill_n
+#include <cmath>        // isfinite
+#include <cstddef>      // size_t
+#include <type_traits>  // false_type, true_type, void_t
+#include <utility>      // declval
+#include <vector>       // vector
 
 #include <fakequant/base/error.hpp>
+#include <fakequant/core/tensor_view.hpp>
+#include <fakequant/quantizer/concept.hpp>
 
 namespace fq {
 namespace optim {
@@ -74,6 +84,40 @@ inline std::size_t total_size(const std::vector<ParamRef>& params) noexcept {
 }
 
 }  // namespace detail
+
+namespace detail {
+template <class L, class = void>
+struct has_parameter_list : std::false_type {};
+template <class L>
+struct has_parameter_list<L, std::void_t<decltype(std::declval<L&>().parameters())>>
+    : std::true_type {};
+}  // namespace detail
+
+/// Appends the parameters of x (a quantizer or a layer; file comment) to out.
+template <class T>
+void append_parameters(std::vector<ParamRef>& out, T& x) {
+  if constexpr (has_learnable_parameters_v<T>) {
+    x.visit_parameters([&out](const char* name, TensorView<float> value, TensorView<float> grad) {
+      FQ_CHECK(value.numel() == grad.numel() && value.is_contiguous() && grad.is_contiguous(),
+               ErrorCode::kInvalidLayout,
+               ::fq::detail::msg("parameters_of: parameter '", name ? name : "",
+                                 "' needs contiguous value and gradient of one size, got ",
+                                 value.numel(), " and ", grad.numel(), " elements"));
+      out.push_back(
+          {value.data(), grad.data(), static_cast<std::size_t>(value.numel()), false, name});
+    });
+  } else if constexpr (detail::has_parameter_list<T>::value) {
+    for (const ParamRef& p : x.parameters()) out.push_back(p);
+  }
+}
+
+/// The parameters of several quantizers or layers, in order (file comment).
+template <class... Ts>
+std::vector<ParamRef> parameters_of(Ts&... xs) {
+  std::vector<ParamRef> all;
+  (append_parameters(all, xs), ...);
+  return all;
+}
 
 /// Sets every gradient of the list to zero.
 inline void zero_grad(const std::vector<ParamRef>& params) noexcept {

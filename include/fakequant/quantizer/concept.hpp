@@ -22,11 +22,13 @@
 //       quantizer exposes them: calls
 //       f(const char* name, fq::TensorView<float> value, fq::TensorView<float> grad)
 //       for each one; backward writes (or adds to) grad, the gradient of sum(dy * y).
-// fq::FakeQuantizer<Scheme>, fq::FakeQuantize<Scheme, Observer> and the learnable quantizers
-// meet the protocol as they are; forward/backward may be const or not, may be templates with
-// defaulted template parameters (e.g. the instruction set), and may throw fq::Error on bad
-// input. Consumers keep x alive and unchanged between a forward and its backward, so a
-// quantizer may keep a view of x. Tensors are float.
+// fq::FakeQuantizer<Scheme>, fq::FakeQuantize<Scheme, Observer>, the learnable quantizers
+// (fq::LsqQuantizer, fq::Pact objects) and fq::LearnableFakeQuant meet the protocol; a consumer
+// that has both backwards prefers backward(x, dy, mask, dx) (ops::fake_quant, the kit), and
+// learnable parameters reach an optimizer only through fq::optim::parameters_of; forward/backward
+// may be const or not, may be templates with defaulted template parameters (e.g. the instruction
+// set), and may throw fq::Error on bad input. Consumers keep x alive and unchanged between a
+// forward and its backward, so a quantizer may keep a view of x. Tensors are float.
 #ifndef FQ_QUANTIZER_CONCEPT_HPP_
 #define FQ_QUANTIZER_CONCEPT_HPP_
 
