@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Tests of the error mechanism (fakequant/base/error.hpp).
-#include <fakequant/kernels/fake_quantize.hpp>
-#include <fakequant/base/error.hpp>
-
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <fakequant/base/error.hpp>
+#include <fakequant/kernels/fake_quantize.hpp>
 
 #include "catch.hpp"
 
@@ -14,7 +14,9 @@ struct MyError {
   fq::ErrorCode code;
   std::string text;
 };
-[[noreturn]] void throwing_handler(const fq::ErrorInfo& info) { throw MyError{info.code, info.message}; }
+[[noreturn]] void throwing_handler(const fq::ErrorInfo& info) {
+  throw MyError{info.code, info.message};
+}
 }  // namespace
 
 TEST_CASE("the default handler throws fq::Error, a std::invalid_argument", "[errors]") {
@@ -24,7 +26,8 @@ TEST_CASE("the default handler throws fq::Error, a std::invalid_argument", "[err
                                  fq::TensorView<float>(y.data(), {2}), nullptr, 0.1f, 0, {9, 1});
     FAIL("no error");
   } catch (const std::invalid_argument& e) {
-    CHECK(std::string(e.what()).find("quant_min (9) must be <= quant_max (1)") != std::string::npos);
+    CHECK(std::string(e.what()).find("quant_min (9) must be <= quant_max (1)") !=
+          std::string::npos);
     CHECK(dynamic_cast<const fq::Error&>(e).code() == fq::ErrorCode::kInvalidRange);
   }
 }

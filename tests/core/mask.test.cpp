@@ -5,9 +5,9 @@
 #include <random>
 #include <vector>
 
-#include <fakequant/core/mask.hpp>
-#include <fakequant/core/bit_writer.hpp>
 #include <fakequant/base/error.hpp>
+#include <fakequant/core/bit_writer.hpp>
+#include <fakequant/core/mask.hpp>
 
 #include "catch.hpp"
 

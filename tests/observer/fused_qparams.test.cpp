@@ -10,8 +10,8 @@
 #include <fakequant/observer/fake_quantize_module.hpp>
 #include <fakequant/observer/fused_qparams.hpp>
 
-#include "observer/fused_golden_data.hpp"
 #include "catch.hpp"
+#include "observer/fused_golden_data.hpp"
 #include "test_util.hpp"
 
 namespace {

@@ -13,8 +13,8 @@
 #include <fakequant/observer/fused_qparams.hpp>
 #include <fakequant/observer/histogram_observer.hpp>
 
-#include "observer/histogram_golden_data.hpp"
 #include "catch.hpp"
+#include "observer/histogram_golden_data.hpp"
 #include "test_util.hpp"
 
 namespace {

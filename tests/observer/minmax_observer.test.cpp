@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Tests of the MinMax / MovingAverage observers (pins P12) and their errors.
-#include <fakequant/observer/minmax_observer.hpp>
-#include <fakequant/scheme/presets.hpp>
-
 #include <limits>
 #include <vector>
+
+#include <fakequant/observer/minmax_observer.hpp>
+#include <fakequant/scheme/presets.hpp>
 
 #include "catch.hpp"
 
@@ -67,7 +67,8 @@ TEST_CASE("per-channel observers reduce over every other axis", "[observer]") {
 
 TEST_CASE("observers reject NaN and Inf data", "[observer][errors]") {
   fq::MinMaxObserver obs;
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     std::vector<float> x{1.0f, bad, 2.0f};
     try {
       obs.observe(TensorView<const float>(x.data(), {3}));

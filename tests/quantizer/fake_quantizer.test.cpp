@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 // Property tests of FakeQuantizer for every policy combination and bit width: outputs on the
 // grid, idempotence, error bound, monotonicity, mask <=> in range, per-channel independence.
-#include <fakequant/scheme/presets.hpp>
-#include <fakequant/quantizer/fake_quantizer.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
+
+#include <fakequant/quantizer/fake_quantizer.hpp>
+#include <fakequant/scheme/presets.hpp>
 
 #include "catch.hpp"
 #include "test_util.hpp"
@@ -39,7 +39,8 @@ fq::FakeQuantizer<Scheme> make_quantizer(std::int64_t channels, std::mt19937& rn
   std::vector<std::int32_t> z(s.size());
   for (std::size_t c = 0; c < s.size(); ++c) {
     s[c] = sd(rng);
-    z[c] = Scheme::mapping::kSymmetric ? q.default_zero_point() : static_cast<std::int32_t>(zd(rng));
+    z[c] =
+        Scheme::mapping::kSymmetric ? q.default_zero_point() : static_cast<std::int32_t>(zd(rng));
   }
   q.set_qparams(s, z);
   return q;
@@ -47,33 +48,34 @@ fq::FakeQuantizer<Scheme> make_quantizer(std::int64_t channels, std::mt19937& rn
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("quantizer properties hold for every scheme", "[policy][fake_quant]",
-                   fq::Int8WeightPerTensorSymmetric, fq::Int8WeightPerChannelSymmetric,
-                   fq::Int8WeightPerChannelSymmetricNarrow, fq::Int4WeightPerChannelSymmetric,
-                   fq::Uint8ActPerTensorAffine, fq::Uint4ActPerTensorAffine,
-                   fq::Int8ActPerTensorAffine, fq::Uint8ActPerTensorAffineOnnx,
-                   (fq::QScheme<fq::Int2, fq::Affine, fq::PerChannel<1>>),
-                   (fq::QScheme<fq::IntRange<3, false>, fq::Symmetric>),
-                   (fq::QScheme<fq::Int16, fq::Affine, fq::PerChannel<-1>>),
-                   (fq::QScheme<fq::UInt16, fq::Affine>),
-                   (fq::QScheme<fq::IntRange<6, true, true>, fq::Symmetric, fq::PerChannel<1>>),
-                   (fq::QScheme<fq::Int8, fq::Affine, fq::PerTensor, fq::RoundHalfAway>),
-                   (fq::QScheme<fq::UInt8, fq::Affine, fq::PerChannel<0>, fq::RoundHalfUp>),
-                   (fq::QScheme<fq::Int4, fq::Symmetric, fq::PerTensor, fq::RoundFloor,
-                                fq::DivideByScale>)) {
+TEMPLATE_TEST_CASE(
+    "quantizer properties hold for every scheme", "[policy][fake_quant]",
+    fq::Int8WeightPerTensorSymmetric, fq::Int8WeightPerChannelSymmetric,
+    fq::Int8WeightPerChannelSymmetricNarrow, fq::Int4WeightPerChannelSymmetric,
+    fq::Uint8ActPerTensorAffine, fq::Uint4ActPerTensorAffine, fq::Int8ActPerTensorAffine,
+    fq::Uint8ActPerTensorAffineOnnx, (fq::QScheme<fq::Int2, fq::Affine, fq::PerChannel<1>>),
+    (fq::QScheme<fq::IntRange<3, false>, fq::Symmetric>),
+    (fq::QScheme<fq::Int16, fq::Affine, fq::PerChannel<-1>>), (fq::QScheme<fq::UInt16, fq::Affine>),
+    (fq::QScheme<fq::IntRange<6, true, true>, fq::Symmetric, fq::PerChannel<1>>),
+    (fq::QScheme<fq::Int8, fq::Affine, fq::PerTensor, fq::RoundHalfAway>),
+    (fq::QScheme<fq::UInt8, fq::Affine, fq::PerChannel<0>, fq::RoundHalfUp>),
+    (fq::QScheme<fq::Int4, fq::Symmetric, fq::PerTensor, fq::RoundFloor, fq::DivideByScale>)) {
   using Scheme = TestType;
   using R = rounding_of<Scheme>;
   constexpr bool kNearest = !std::is_same<R, fq::RoundFloor>::value;
   std::mt19937 rng(42);
   const std::int64_t rows = 6, cols = 40;
-  const int axis = Scheme::granularity::kAxis < 0 ? Scheme::granularity::kAxis + 2
-                                                  : Scheme::granularity::kAxis;
+  const int axis =
+      Scheme::granularity::kAxis < 0 ? Scheme::granularity::kAxis + 2 : Scheme::granularity::kAxis;
   const std::int64_t C = axis == 0 ? rows : cols;
   auto q = make_quantizer<Scheme>(C, rng);
   const auto r = q.range();
   std::vector<float> x(static_cast<std::size_t>(rows * cols));
   std::normal_distribution<float> g(0.0f, 1.0f);
-  const auto chan = [&](std::int64_t i) { return static_cast<std::size_t>(Scheme::granularity::kPerChannel ? (axis == 0 ? i / cols : i % cols) : 0); };
+  const auto chan = [&](std::int64_t i) {
+    return static_cast<std::size_t>(
+        Scheme::granularity::kPerChannel ? (axis == 0 ? i / cols : i % cols) : 0);
+  };
   for (std::int64_t i = 0; i < rows * cols; ++i) {
     const std::size_t c = chan(i);
     const float s = q.scale()[c];
@@ -87,8 +89,10 @@ TEMPLATE_TEST_CASE("quantizer properties hold for every scheme", "[policy][fake_
   }
   std::vector<float> y(x.size()), y2(x.size());
   fq::Mask m;
-  q.forward(TensorView<const float>(x.data(), {rows, cols}), TensorView<float>(y.data(), {rows, cols}), &m);
-  q.forward(TensorView<const float>(y.data(), {rows, cols}), TensorView<float>(y2.data(), {rows, cols}));
+  q.forward(TensorView<const float>(x.data(), {rows, cols}),
+            TensorView<float>(y.data(), {rows, cols}), &m);
+  q.forward(TensorView<const float>(y.data(), {rows, cols}),
+            TensorView<float>(y2.data(), {rows, cols}));
   for (std::int64_t i = 0; i < rows * cols; ++i) {
     const auto iu = static_cast<std::size_t>(i);
     const std::size_t c = chan(i);
@@ -107,13 +111,15 @@ TEMPLATE_TEST_CASE("quantizer properties hold for every scheme", "[policy][fake_
     const bool in = level >= double(r.quant_min) && level <= double(r.quant_max);
     REQUIRE(m.test_linear(i) == in);
     // Inside the range the error is at most half a step (a full step for floor).
-    if (in) REQUIRE(std::abs(double(y[iu]) - double(x[iu])) <= (kNearest ? 0.5 : 1.0) * s * (1 + 1e-5));
+    if (in)
+      REQUIRE(std::abs(double(y[iu]) - double(x[iu])) <= (kNearest ? 0.5 : 1.0) * s * (1 + 1e-5));
   }
   // Monotone: sorted inputs give sorted outputs, channel by channel.
   std::vector<float> xs(x), ys(x.size());
   if (!Scheme::granularity::kPerChannel) {
     std::sort(xs.begin(), xs.end());
-    q.forward(TensorView<const float>(xs.data(), {rows, cols}), TensorView<float>(ys.data(), {rows, cols}));
+    q.forward(TensorView<const float>(xs.data(), {rows, cols}),
+              TensorView<float>(ys.data(), {rows, cols}));
     REQUIRE(std::is_sorted(ys.begin(), ys.end()));
   } else {
     // Per-channel independence: changing channel 0's data and scale leaves the others alone.
@@ -124,9 +130,12 @@ TEMPLATE_TEST_CASE("quantizer properties hold for every scheme", "[policy][fake_
     q2.set_qparams(s, z);
     for (std::int64_t i = 0; i < rows * cols; ++i)
       if (chan(i) == 0) xs[static_cast<std::size_t>(i)] *= -7.0f;
-    q2.forward(TensorView<const float>(xs.data(), {rows, cols}), TensorView<float>(ys.data(), {rows, cols}));
+    q2.forward(TensorView<const float>(xs.data(), {rows, cols}),
+               TensorView<float>(ys.data(), {rows, cols}));
     for (std::int64_t i = 0; i < rows * cols; ++i)
-      if (chan(i) != 0) REQUIRE(fq_test::bits_of(ys[static_cast<std::size_t>(i)]) == fq_test::bits_of(y[static_cast<std::size_t>(i)]));
+      if (chan(i) != 0)
+        REQUIRE(fq_test::bits_of(ys[static_cast<std::size_t>(i)]) ==
+                fq_test::bits_of(y[static_cast<std::size_t>(i)]));
   }
 }
 
@@ -147,9 +156,11 @@ TEST_CASE("FakeQuantizer validates its parameters", "[policy][errors]") {
   fq::FakeQuantizer<fq::Uint8ActPerTensorAffine> a;
   CHECK_THROWS_AS(a.set_qparams(0.0f, 0), fq::Error);
   CHECK_THROWS_AS(a.set_qparams(0.1f, 256), fq::Error);
-  CHECK_THROWS_AS((fq::FakeQuantizer<fq::Uint8ActPerTensorAffine>(fq::QuantRange{0, 127})), fq::Error);
+  CHECK_THROWS_AS((fq::FakeQuantizer<fq::Uint8ActPerTensorAffine>(fq::QuantRange{0, 127})),
+                  fq::Error);
   CHECK_THROWS_AS(fq::FakeQuantizer<fq::Int8WeightPerChannelSymmetric>(0), fq::Error);
-  fq::FakeQuantizer<fq::RuntimeActPerTensorAffine> fb(fq::torch_quant_range(fq::TorchDtype::kQUInt8, true));
+  fq::FakeQuantizer<fq::RuntimeActPerTensorAffine> fb(
+      fq::torch_quant_range(fq::TorchDtype::kQUInt8, true));
   CHECK(fb.range() == fq::QuantRange{0, 127});
 }
 

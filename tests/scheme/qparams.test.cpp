@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Tests of fakequant/scheme/qparams.hpp against torch.ao's pins (P10, P11, P13).
-#include <fakequant/scheme/qparams.hpp>
-#include <fakequant/scheme/presets.hpp>
-
 #include <limits>
+
+#include <fakequant/scheme/presets.hpp>
+#include <fakequant/scheme/qparams.hpp>
 
 #include "catch.hpp"
 
@@ -21,7 +21,8 @@ TEST_CASE("P10: qparams of MinMax on [-.3, .1, .9, 1.7]", "[observer][golden]") 
   auto a = fq::calculate_qparams<Quint8Affine>(mn, mx, {0, 255});
   CHECK(double(a.scale) == 0.007843137718737125);
   CHECK(a.zero_point == 38);
-  auto rr = fq::calculate_qparams<RuntimeAffine>(mn, mx, fq::torch_quant_range(fq::TorchDtype::kQUInt8, true));
+  auto rr = fq::calculate_qparams<RuntimeAffine>(
+      mn, mx, fq::torch_quant_range(fq::TorchDtype::kQUInt8, true));
   CHECK(double(rr.scale) == 0.015748031437397003);
   CHECK(rr.zero_point == 19);
   CHECK(fq::calculate_qparams<Qint8Affine>(mn, mx, {-128, 127}).zero_point == -90);
@@ -45,9 +46,9 @@ TEST_CASE("P11, P13 and the uninitialised observer", "[observer][golden]") {
 
 TEST_CASE("custom ranges and float zero points", "[observer]") {
   CHECK(fq::calculate_qparams<RuntimeSymmetric>(-1.0f, 2.0f, {0, 15}).zero_point == 7);
-  auto f = fq::calculate_qparams<fq::QScheme<fq::UInt8, fq::Affine, fq::PerChannel<0>,
-                                             fq::RoundHalfEven, fq::MulByInverse, fq::MaskedSte,
-                                             fq::OverflowToQmin, fq::FloatZeroPoint>>(0.5f, 3.0f, {0, 255});
+  auto f = fq::calculate_qparams<
+      fq::QScheme<fq::UInt8, fq::Affine, fq::PerChannel<0>, fq::RoundHalfEven, fq::MulByInverse,
+                  fq::MaskedSte, fq::OverflowToQmin, fq::FloatZeroPoint>>(0.5f, 3.0f, {0, 255});
   CHECK(f.scale == (3.0f - 0.5f) / 255.0f);
   CHECK(f.zero_point == -0.5f / f.scale);
   CHECK_THROWS_AS(fq::calculate_qparams<Quint8Affine>(2.0f, 1.0f, {0, 255}), fq::Error);

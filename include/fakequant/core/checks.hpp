@@ -7,9 +7,9 @@
 #include <cstdint>      // int64_t, intptr_t
 #include <type_traits>  // is_floating_point
 
-#include <fakequant/scheme/range.hpp>
-#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/base/error.hpp>
+#include <fakequant/core/tensor_view.hpp>
+#include <fakequant/scheme/range.hpp>
 
 namespace fq {
 namespace detail {

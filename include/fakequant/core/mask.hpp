@@ -16,8 +16,8 @@
 #include <initializer_list>  // initializer_list
 #include <vector>            // vector
 
-#include <fakequant/core/tensor_view.hpp>
 #include <fakequant/core/run_plan.hpp>
+#include <fakequant/core/tensor_view.hpp>
 
 namespace fq {
 

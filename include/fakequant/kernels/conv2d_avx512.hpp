@@ -20,8 +20,8 @@
 #ifndef FQ_KERNELS_CONV2D_AVX512_HPP_
 #define FQ_KERNELS_CONV2D_AVX512_HPP_
 
-#include <fakequant/simd/isa.hpp>
 #include <fakequant/kernels/requant_avx512.hpp>
+#include <fakequant/simd/isa.hpp>
 
 #if FQ_KERNELS_X86
 #include <algorithm>  // min

@@ -12,8 +12,8 @@
 #ifndef FQ_KERNELS_REQUANT_AVX2_HPP_
 #define FQ_KERNELS_REQUANT_AVX2_HPP_
 
-#include <fakequant/simd/isa.hpp>
 #include <fakequant/kernels/requant_avx512.hpp>  // RequantRowParams, prepare_requant_row
+#include <fakequant/simd/isa.hpp>
 
 #if FQ_KERNELS_X86
 #include <cstdint>  // int32_t, int64_t

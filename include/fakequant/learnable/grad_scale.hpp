@@ -18,8 +18,8 @@
 #include <cstdint>      // int64_t
 #include <type_traits>  // false_type, true_type
 
-#include <fakequant/scheme/range.hpp>
 #include <fakequant/base/error.hpp>
+#include <fakequant/scheme/range.hpp>
 
 namespace fq {
 

@@ -33,10 +33,10 @@
 #include <limits>     // numeric_limits
 #include <vector>     // vector
 
-#include <fakequant/scheme/range.hpp>
 #include <fakequant/base/error.hpp>
 #include <fakequant/observer/histogram.hpp>
 #include <fakequant/policy/rounding.hpp>
+#include <fakequant/scheme/range.hpp>
 
 namespace fq {
 

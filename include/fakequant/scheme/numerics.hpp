@@ -27,11 +27,11 @@
 #include <type_traits>  // is_same
 
 #include <fakequant/base/config.hpp>
-#include <fakequant/scheme/range.hpp>
 #include <fakequant/policy/overflow.hpp>
 #include <fakequant/policy/rounding.hpp>
 #include <fakequant/policy/scale_apply.hpp>
 #include <fakequant/policy/zero_point.hpp>
+#include <fakequant/scheme/range.hpp>
 
 namespace fq {
 
