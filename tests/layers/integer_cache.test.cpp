@@ -14,23 +14,12 @@
 #include <fakequant/int8/linear.hpp>
 #include <fakequant/layers/qlayers.hpp>
 
+#include "convert/convert_test_util.hpp"
+
 using fq::Tape;
 using fq::Var;
 
 namespace {
-
-/// Random input on the grid of q, as values and levels.
-std::vector<float> on_grid(std::size_t n, fq::ActQParams q, std::mt19937& rng,
-                           std::vector<std::uint8_t>& levels) {
-  std::uniform_int_distribution<int> u(0, 255);
-  std::vector<float> x(n);
-  levels.resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    levels[i] = static_cast<std::uint8_t>(u(rng));
-    x[i] = (float(levels[i]) - float(q.zero_point)) * q.scale;
-  }
-  return x;
-}
 
 /// Runs the layer's forward without gradient and returns its output values.
 template <class Layer>
@@ -83,7 +72,7 @@ TEST_CASE(
   fq::QLinear<> layer(24, 10, rng, fq::Activation::kReLU);
   const fq::ActQParams xq{0.02f, 100};
   std::vector<std::uint8_t> xl;
-  const std::vector<float> x = on_grid(8 * 24, xq, rng, xl);
+  const std::vector<float> x = fq_convert_test::random_input(8 * 24, xq, rng, xl);
   calibrate(layer, x, {8, 24});
   layer.use_integer_arithmetic(xq);
 
@@ -127,7 +116,7 @@ TEST_CASE(
   SECTION("new input qparams") {
     const fq::ActQParams xq2{0.03f, 90};
     std::vector<std::uint8_t> xl2;
-    const std::vector<float> x2 = on_grid(8 * 24, xq2, rng, xl2);
+    const std::vector<float> x2 = fq_convert_test::random_input(8 * 24, xq2, rng, xl2);
     layer.use_integer_arithmetic(xq2);
     CHECK(run(layer, x2, {8, 24}) == fresh_linear(layer, xq2, xl2, 8));
     CHECK(layer.integer_builds() == 2);
@@ -150,7 +139,8 @@ TEST_CASE("integer arithmetic: QConvBn2d follows weight, batch-norm and qparams 
   const fq::ActQParams xq{0.03f, 20};
   const fq::Shape shape{3, 2, 7, 7};
   std::vector<std::uint8_t> xl;
-  const std::vector<float> x = on_grid(std::size_t(shape.numel()), xq, rng, xl);
+  const std::vector<float> x =
+      fq_convert_test::random_input(std::size_t(shape.numel()), xq, rng, xl);
   calibrate(layer, x, shape);
   layer.train(false);
   layer.use_integer_arithmetic(xq);
@@ -194,7 +184,8 @@ TEST_CASE("integer arithmetic: QConvBn2d follows weight, batch-norm and qparams 
   SECTION("other input extents, then the first again") {
     const fq::Shape small{3, 2, 5, 5};
     std::vector<std::uint8_t> sl;
-    const std::vector<float> xs = on_grid(std::size_t(small.numel()), xq, rng, sl);
+    const std::vector<float> xs =
+        fq_convert_test::random_input(std::size_t(small.numel()), xq, rng, sl);
     CHECK(run(layer, xs, small) == fresh_conv(layer, xq, sl, small));
     CHECK(run(layer, x, shape) == y0);
     CHECK(layer.integer_builds() == 3);
@@ -208,7 +199,8 @@ TEST_CASE("integer arithmetic: QConv2d follows bias changes; a failed build cach
   const fq::ActQParams xq{0.05f, 0};
   const fq::Shape shape{2, 1, 6, 6};
   std::vector<std::uint8_t> xl;
-  const std::vector<float> x = on_grid(std::size_t(shape.numel()), xq, rng, xl);
+  const std::vector<float> x =
+      fq_convert_test::random_input(std::size_t(shape.numel()), xq, rng, xl);
 
   // Uncalibrated: the build fails, and keeps failing (nothing half-built is cached).
   layer.use_integer_arithmetic(xq);
