@@ -10,6 +10,7 @@ set(FQ_FLOORS
   base        # config, version, error reporting, checked arithmetic
   policy      # plain policy tags (rounding, mapping, granularity, ...)
   scheme      # QScheme, ranges, numerics, QParams, presets
+  format      # element formats: small floats (FP8/FP6/FP4), E8M0 scales, codebooks (scalar)
   core        # tensor views, masks, run plans: the scalar reference
   simd        # xsimd kernels over batch<T, Arch>, the instruction-set enum
   kernels     # the public compute entry points (fake quantize, quantize, int8 GEMM, conv)

@@ -102,6 +102,10 @@ using PaperLsq = LsqScheme<LsqPaper, LsqPaperGradScale, Log2Scale>;
 /// may keep pointers into scale_param() and zero_point() for the quantizer's lifetime.
 template <class Scheme>
 class LsqQuantizer {
+  static_assert(!Scheme::granularity::kPerGroup,
+                "LsqQuantizer: a PerGroup scheme needs fq::LsqGroupQuantizer "
+                "(learnable/lsq_group.hpp).");
+
  public:
   using scheme = Scheme;
   using M = typename Scheme::numerics;

@@ -61,7 +61,12 @@ template <class Scheme, class Observer = std::conditional_t<Scheme::granularity:
                                                             MovingAveragePerChannelMinMaxObserver,
                                                             MovingAverageMinMaxObserver>>
 class FakeQuantize {
-  static_assert(Observer::kPerChannel == Scheme::granularity::kPerChannel,
+  static_assert(!Scheme::granularity::kPerGroup,
+                "FakeQuantize: a PerGroup or PerToken scheme needs fq::GroupFakeQuantizer "
+                "(quantizer/group_quantizer.hpp), whose scales come from the tensor itself or "
+                "from a group observer.");
+  static_assert(Scheme::granularity::kPerGroup ||
+                    Observer::kPerChannel == Scheme::granularity::kPerChannel,
                 "FakeQuantize: the observer must be per-channel exactly when the scheme is "
                 "(e.g. PerChannelMinMaxObserver with PerChannel<Axis>).");
 

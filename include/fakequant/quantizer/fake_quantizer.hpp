@@ -28,6 +28,10 @@ namespace fq {
 /// tensor or per channel. Initial parameters are scale 1 and the scheme's default zero point.
 template <class Scheme>
 class FakeQuantizer {
+  static_assert(!Scheme::granularity::kPerGroup,
+                "FakeQuantizer: a PerGroup or PerToken scheme needs fq::GroupFakeQuantizer "
+                "(quantizer/group_quantizer.hpp).");
+
  public:
   using scheme = Scheme;
   using zero_point_type = typename Scheme::zero_point_type;

@@ -69,8 +69,10 @@ struct QScheme {
                 "QScheme: Range must be an IntRange<Bits, Signed, Narrow> (e.g. fq::Int8) or "
                 "fq::RuntimeRange.");
   static_assert(!kOk1 || kOk2, "QScheme: Mapping must be fq::Affine or fq::Symmetric.");
-  static_assert(!kOk2 || kOk3,
-                "QScheme: Granularity must be fq::PerTensor or fq::PerChannel<Axis>.");
+  static_assert(
+      !kOk2 || kOk3,
+      "QScheme: Granularity must be fq::PerTensor, fq::PerChannel<Axis>, fq::PerGroup<G> or "
+      "fq::PerToken.");
   static_assert(!kOk3 || kOk4,
                 "QScheme: Rounding must be RoundHalfEven, RoundHalfAway, RoundHalfUp or "
                 "RoundFloor.");
