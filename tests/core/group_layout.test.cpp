@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // tests/core/group_layout.test.cpp: where the groups of a group-wise format lie.
-#include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <fakequant/core/group_layout.hpp>
 
@@ -13,8 +13,8 @@ namespace {
 
 fq::GroupLayout layout(std::vector<std::int64_t> shape, int axis, std::int64_t g,
                        fq::GroupTail tail = fq::GroupTail::kMustDivide) {
-  return fq::detail::make_group_layout(shape.data(), static_cast<int>(shape.size()), axis, g,
-                                       tail, "test");
+  return fq::detail::make_group_layout(shape.data(), static_cast<int>(shape.size()), axis, g, tail,
+                                       "test");
 }
 
 }  // namespace
