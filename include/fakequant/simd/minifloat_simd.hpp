@@ -42,7 +42,7 @@ FQ_INLINE xsimd::batch<float, A> round_to_format(const xsimd::batch<float, A>& v
     over = std::numeric_limits<float>::quiet_NaN();
   r = xsimd::select(r > BF(F::kMax), BF(over), r);
   r = r | (v & sign_bit);
-  return xsimd::select(v != v, v + v, r);  // NaN: quiet, payload and sign kept
+  return xsimd::select(xsimd::isnan(v), v + v, r);  // NaN: quiet, payload and sign kept
 }
 
 /// in_format_range<F> on every lane: |v| <= max (false for NaN and +-Inf).
