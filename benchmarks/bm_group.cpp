@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+// bm_group: group-wise int4 (G = 32) and per-token int8 fake quant against a memcpy of the same
+// bytes, 1 thread, 256Ki floats ([256, 1024]) — the issue 14 targets:
+//   int4 G=32 forward (dynamic: group min/max + qparams + fake quant)   <= 1.3x memcpy
+//   int4 G=32 forward+backward                                          <= 1.5x two memcpys
+//   int8 per-token forward (the row min/max pass + fake quant)          <= 1.5x memcpy
+// Also the frozen int4 forward (the per-group kernel alone) and 4Mi floats ([4096, 1024]).
+// Buffers are allocated and touched once per size, outside the timed loops.
+#include <cstdint>
+#include <cstring>
+
+#include <benchmark/benchmark.h>
+
+#include <fakequant/quantizer/group_quantizer.hpp>
+
+#include "bm_buffers.hpp"
+
+namespace {
+
+using fq_bench::Buffers;
+constexpr std::int64_t kCols = 1024;
+
+void set_bytes(benchmark::State& st, std::int64_t n, int passes) {
+  st.SetBytesProcessed(st.iterations() * n * 8 * passes);
+}
+
+void shapes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t n : {std::int64_t{256} << 10, std::int64_t{4} << 20}) b->Arg(n);
+}
+
+void BM_Memcpy(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  Buffers b(n);
+  for (auto _ : st) {
+    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 1);
+}
+
+void BM_MemcpyTwice(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  Buffers b(n);
+  for (auto _ : st) {
+    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
+    std::memcpy(b.dx.data(), b.dy.data(), b.x.size() * sizeof(float));
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 2);
+}
+
+template <class Q>
+void forward(benchmark::State& st, bool frozen) {
+  const std::int64_t n = st.range(0), rows = n / kCols;
+  Buffers b(n);
+  Q q;
+  fq::Mask mask;
+  q.forward(Buffers::in(b.x, rows), Buffers::out(b.y, rows), &mask);
+  if (frozen) q.freeze();
+  for (auto _ : st) {
+    q.forward(Buffers::in(b.x, rows), Buffers::out(b.y, rows), &mask);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 1);
+}
+
+void BM_Int4G32Forward(benchmark::State& st) { forward<fq::Int4WeightGroup32Symmetric>(st, false); }
+void BM_Int4G32FrozenForward(benchmark::State& st) {
+  forward<fq::Int4WeightGroup32Symmetric>(st, true);
+}
+void BM_Int8PerTokenForward(benchmark::State& st) {
+  forward<fq::Int8ActPerTokenDynamic>(st, false);
+}
+
+void BM_Int4G32ForwardBackward(benchmark::State& st) {
+  const std::int64_t n = st.range(0), rows = n / kCols;
+  Buffers b(n);
+  fq::Int4WeightGroup32Symmetric q;
+  fq::Mask mask;
+  for (auto _ : st) {
+    q.forward(Buffers::in(b.x, rows), Buffers::out(b.y, rows), &mask);
+    q.backward(Buffers::in(b.dy, rows), mask, Buffers::out(b.dx, rows));
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 2);
+}
+
+}  // namespace
+
+BENCHMARK(BM_Memcpy)->Apply(shapes);
+BENCHMARK(BM_MemcpyTwice)->Apply(shapes);
+BENCHMARK(BM_Int4G32Forward)->Apply(shapes);
+BENCHMARK(BM_Int4G32FrozenForward)->Apply(shapes);
+BENCHMARK(BM_Int4G32ForwardBackward)->Apply(shapes);
+BENCHMARK(BM_Int8PerTokenForward)->Apply(shapes);
+BENCHMARK_MAIN();
