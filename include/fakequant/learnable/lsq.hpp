@@ -66,7 +66,8 @@ class ParamSpan {
 /// @tparam GradScale TorchGradScale (default) | LsqPaperGradScale | NoGradScale.
 /// @tparam ScaleParam LinearScale<> (default, floor 2^-23) | Log2Scale.
 /// @tparam Restriction NoScaleRestriction (default) | PowerOfTwoRound | PowerOfTwoCeil.
-/// @tparam Granularity PerTensor (default) | PerChannel<Axis>.
+/// @tparam Granularity PerTensor (default) | PerChannel<Axis> | PerGroup<G, Axis, Tail> (the last
+/// for fq::LsqGroupQuantizer, learnable/lsq_group.hpp).
 template <class Numerics = LsqTorch, class GradScale = TorchGradScale,
           class ScaleParam = LinearScale<>, class Restriction = NoScaleRestriction,
           class Granularity = PerTensor>
@@ -81,7 +82,8 @@ struct LsqScheme {
                 "LsqScheme: Restriction must be NoScaleRestriction, PowerOfTwoRound or "
                 "PowerOfTwoCeil.");
   static_assert(is_granularity<Granularity>::value,
-                "LsqScheme: Granularity must be fq::PerTensor or fq::PerChannel<Axis>.");
+                "LsqScheme: Granularity must be fq::PerTensor, fq::PerChannel<Axis> or "
+                "fq::PerGroup<G, Axis, Tail> (fq::LsqGroupQuantizer).");
   using numerics = Numerics;
   using grad_scale = GradScale;
   using scale_param = ScaleParam;

@@ -23,7 +23,8 @@ namespace fq {
 /// A compile-time quantization scheme. Change one knob with the with_* aliases:
 /// `QScheme<Int4>::with_rounding<RoundHalfAway>`.
 /// @tparam Range IntRange<Bits, Signed, Narrow> or RuntimeRange.
-/// @tparam Mapping Affine or Symmetric. @tparam Granularity PerTensor or PerChannel<Axis>.
+/// @tparam Mapping Affine or Symmetric. @tparam Granularity PerTensor, PerChannel<Axis>, or
+/// PerGroup<G, Axis, Tail> / PerToken (for fq::GroupFakeQuantizer).
 /// @tparam Rounding RoundHalfEven (default) | RoundHalfAway | RoundHalfUp | RoundFloor.
 /// @tparam ScaleApply MulByInverse (default, PyTorch) | DivideByScale (ONNX).
 /// @tparam ClampGrad MaskedSte (default) | PassThroughSte.
