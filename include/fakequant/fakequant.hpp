@@ -17,11 +17,13 @@
 #include <fakequant/learnable/learnable.hpp>
 #include <fakequant/observer/fake_quantize_module.hpp>
 #include <fakequant/observer/fused_qparams.hpp>
+#include <fakequant/observer/group_observer.hpp>
 #include <fakequant/observer/histogram.hpp>
 #include <fakequant/observer/histogram_observer.hpp>
 #include <fakequant/observer/histogram_range.hpp>
 #include <fakequant/observer/minmax_observer.hpp>
 #include <fakequant/quantizer/fake_quantizer.hpp>
+#include <fakequant/quantizer/formats.hpp>
 #include <fakequant/schedule/qat_schedule.hpp>
 #include <fakequant/scheme/presets.hpp>
 #include <fakequant/scheme/qparams.hpp>

@@ -8,6 +8,7 @@
 #include <fakequant/learnable/grad_scale.hpp>
 #include <fakequant/learnable/lsq.hpp>
 #include <fakequant/learnable/lsq_fused.hpp>
+#include <fakequant/learnable/lsq_group.hpp>
 #include <fakequant/learnable/lsq_numerics.hpp>
 #include <fakequant/learnable/pact.hpp>
 #include <fakequant/learnable/scale_param.hpp>
