@@ -4,13 +4,16 @@
 //   int4 G=32 forward (dynamic: group min/max + qparams + fake quant)   <= 1.3x memcpy
 //   int4 G=32 forward+backward                                          <= 1.5x two memcpys
 //   int8 per-token forward (the row min/max pass + fake quant)          <= 1.5x memcpy
-// Also the frozen int4 forward (the per-group kernel alone) and 4Mi floats ([4096, 1024]).
+// Also, for the cost split: the per-tensor int4 kernel on the same bytes (the floor of the
+// quantize loop), the frozen forwards (no reduction), int4 G = 128, and 4Mi floats
+// ([4096, 1024]).
 // Buffers are allocated and touched once per size, outside the timed loops.
 #include <cstdint>
 #include <cstring>
 
 #include <benchmark/benchmark.h>
 
+#include <fakequant/kernels/fake_quantize.hpp>
 #include <fakequant/quantizer/group_quantizer.hpp>
 
 #include "bm_buffers.hpp"
@@ -49,6 +52,20 @@ void BM_MemcpyTwice(benchmark::State& st) {
   set_bytes(st, n, 2);
 }
 
+// The per-tensor kernel (kernels/fake_quantize.hpp) on the same bytes and range: the floor a
+// group kernel's quantize loop can reach (it adds per-group constants and the reduction).
+void BM_Int4PerTensorForward(benchmark::State& st) {
+  const std::int64_t n = st.range(0), rows = n / kCols;
+  Buffers b(n);
+  fq::Mask mask;
+  for (auto _ : st) {
+    fq::fake_quantize_per_tensor(Buffers::in(b.x, rows), Buffers::out(b.y, rows), &mask, 0.5f, 0,
+                                 fq::QuantRange{-8, 7});
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 1);
+}
+
 template <class Q>
 void forward(benchmark::State& st, bool frozen) {
   const std::int64_t n = st.range(0), rows = n / kCols;
@@ -68,8 +85,18 @@ void BM_Int4G32Forward(benchmark::State& st) { forward<fq::Int4WeightGroup32Symm
 void BM_Int4G32FrozenForward(benchmark::State& st) {
   forward<fq::Int4WeightGroup32Symmetric>(st, true);
 }
+void BM_Int4G128Forward(benchmark::State& st) {
+  forward<fq::Int4WeightGroup128Symmetric>(st, false);
+}
+void BM_Int4G128FrozenForward(benchmark::State& st) {
+  forward<fq::Int4WeightGroup128Symmetric>(st, true);
+}
 void BM_Int8PerTokenForward(benchmark::State& st) {
   forward<fq::Int8ActPerTokenDynamic>(st, false);
+}
+
+void BM_Int8PerTokenFrozenForward(benchmark::State& st) {
+  forward<fq::Int8ActPerTokenDynamic>(st, true);
 }
 
 void BM_Int4G32ForwardBackward(benchmark::State& st) {
@@ -89,8 +116,12 @@ void BM_Int4G32ForwardBackward(benchmark::State& st) {
 
 BENCHMARK(BM_Memcpy)->Apply(shapes);
 BENCHMARK(BM_MemcpyTwice)->Apply(shapes);
+BENCHMARK(BM_Int4PerTensorForward)->Apply(shapes);
 BENCHMARK(BM_Int4G32Forward)->Apply(shapes);
 BENCHMARK(BM_Int4G32FrozenForward)->Apply(shapes);
 BENCHMARK(BM_Int4G32ForwardBackward)->Apply(shapes);
+BENCHMARK(BM_Int4G128Forward)->Apply(shapes);
+BENCHMARK(BM_Int4G128FrozenForward)->Apply(shapes);
 BENCHMARK(BM_Int8PerTokenForward)->Apply(shapes);
+BENCHMARK(BM_Int8PerTokenFrozenForward)->Apply(shapes);
 BENCHMARK_MAIN();

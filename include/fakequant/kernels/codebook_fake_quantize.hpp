@@ -40,13 +40,13 @@ template <class Arch>
 class CodebookRunner {
  public:
   CodebookRunner(const Codebook& book, bool simd)
-      : book_(book)
+      : book_(book),
+        simd_(simd && kSimdArch<Arch>)
 #if FQ_HAS_XSIMD
         ,
         kernel_(book)
 #endif
   {
-    simd_ = simd && kSimdArch<Arch>;
   }
 
   /// One block: s = its finite absmax if `dynamic` (else the given scale), then the fake

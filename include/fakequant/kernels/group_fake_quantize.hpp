@@ -156,6 +156,22 @@ inline void check_group_io(const TensorView<const float>& x, const TensorView<fl
                ", ", r.quant_max, "]"));
 }
 
+/// True if every scale lies in [smallest normal, FLT_MAX] (so check_scale passes: 1 / s is
+/// finite) and every zero point in the range: a branch-free, vectorizable pass instead of a
+/// division per group. False means "run check_scale / check_zero_point", which may still
+/// accept a subnormal scale with a finite inverse.
+inline bool group_qparams_plainly_valid(const float* scale, const std::int32_t* zero,
+                                        std::int64_t n, const QuantRange& r) noexcept {
+  const float lo = std::numeric_limits<float>::min(), hi = std::numeric_limits<float>::max();
+  unsigned ok = 1;
+  for (std::int64_t g = 0; g < n; ++g) {
+    const std::int64_t z = zero[g];
+    ok &= static_cast<unsigned>((scale[g] >= lo) & (scale[g] <= hi) & (z >= r.quant_min) &
+                                (z <= r.quant_max));
+  }
+  return ok != 0;
+}
+
 /// The fake quant of one contiguous group with fixed parameters: the scalar reference.
 template <class N, class Arch>
 inline void group_run(const float* x, float* y, std::int64_t n, float scale, std::int32_t zero,
@@ -269,16 +285,19 @@ void group_driver(TensorView<const float> x, TensorView<float>* y, Mask* mask, c
         float* s = const_cast<float*>(scale);
         std::int32_t* z = const_cast<std::int32_t*>(zero);
         const std::int64_t G = L.group_size;
+        // The blocks write whole mask words from bit 0; group_rows appends the rest.
         const std::int64_t done =
             simd::group_blocks<N, kSym, Arch>(xp, yp, L.outer, L.axis_len, G, r, s, z, choose,
                                               rule.zero_point == GroupZeroPoint::kPerTokenMinError,
-                                              rule.eps_value(), sym_zero, qparams, bw);
+                                              rule.eps_value(), sym_zero, qparams, words);
+        BitWriter rest(words, words ? done * G : 0);
+        BitWriter* rw = words ? &rest : nullptr;
         if (done > 0)  // the rest: fewer than W groups, all full
           simd::group_rows<N, Arch>(xp + done * G, yp + done * G, 1, (L.groups() - done) * G, G, r,
-                                    s + done, z + done, choose, qparams, bw);
+                                    s + done, z + done, choose, qparams, rw);
         else
-          simd::group_rows<N, Arch>(xp, yp, L.outer, L.axis_len, G, r, s, z, choose, qparams, bw);
-        if (bw) bw->flush();
+          simd::group_rows<N, Arch>(xp, yp, L.outer, L.axis_len, G, r, s, z, choose, qparams, rw);
+        if (rw) rw->flush();
         return;
       }
     }
@@ -330,10 +349,11 @@ void fake_quantize_per_group(TensorView<const float> x, TensorView<float> y, Mas
   constexpr const char* kWhere = "fake_quantize_per_group";
   const bool simd = detail::use_simd_kernels<Arch>(path, kWhere);
   detail::check_group_io(x, &y, L, range, kWhere);
-  for (std::int64_t g = 0; g < L.groups(); ++g) {
-    detail::check_scale(scale[g], kWhere);
-    detail::check_zero_point(zero_point[g], range, kWhere);
-  }
+  if (!detail::group_qparams_plainly_valid(scale, zero_point, L.groups(), range))
+    for (std::int64_t g = 0; g < L.groups(); ++g) {  // the exact checks, and their errors
+      detail::check_scale(scale[g], kWhere);
+      detail::check_zero_point(zero_point[g], range, kWhere);
+    }
   detail::group_driver<Scheme, Arch>(x, &y, mask, L, range, GroupQParamsRule{}, nullptr, nullptr,
                                      scale, zero_point, simd);
 }
