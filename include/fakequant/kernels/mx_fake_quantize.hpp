@@ -147,13 +147,13 @@ GroupLayout mx_fake_quantize(TensorView<const float> x, TensorView<float> y,
     constexpr std::int64_t W = static_cast<std::int64_t>(xsimd::batch<float, Arch>::size);
     std::uint64_t* w = mask ? words : nullptr;
     if (simd && block_size == 32 && 32 % W == 0) {
-      simd::mx_blocks_fixed<E, M, 32, Arch>(x.data(), y.data(), nblocks, exponents.data(),
-                                            compute_exponents, w);
+      simd::mx_blocks_grouped<E, M, 32, Arch>(x.data(), y.data(), nblocks, exponents.data(),
+                                              compute_exponents, w);
       return L;
     }
     if (simd && block_size == 16 && 16 % W == 0) {
-      simd::mx_blocks_fixed<E, M, 16, Arch>(x.data(), y.data(), nblocks, exponents.data(),
-                                            compute_exponents, w);
+      simd::mx_blocks_grouped<E, M, 16, Arch>(x.data(), y.data(), nblocks, exponents.data(),
+                                              compute_exponents, w);
       return L;
     }
     if (simd && block_size % W == 0) {

@@ -169,8 +169,12 @@ GroupLayout nvfp4_fake_quantize(TensorView<const float> x, TensorView<float> y, 
         return st.two_level ? st.pts * bs : bs;
       };
       if (block_size == 16 && 16 % xsimd::batch<float, Arch>::size == 0) {
-        // NVFP4's 16: unrolled blocks, 4 per mask word assembled in a register.
-        for (std::int64_t blk = 0; blk < nblocks; blk += 4) {
+        // NVFP4's 16: a batch width of blocks at a time (scales computed lane-wise), then
+        // unrolled blocks, 4 per mask word assembled in a register.
+        const std::int64_t grouped = simd::nvfp4_blocks_grouped<16, Arch>(
+            x.data(), y.data(), nblocks, st.block_scales.data(), st.dynamic_blocks, st.pts,
+            st.two_level, words);
+        for (std::int64_t blk = grouped; blk < nblocks; blk += 4) {
           std::uint64_t word = 0;
           for (std::int64_t j = 0; j < 4 && blk + j < nblocks; ++j) {
             const float total = total_of(blk + j, 16);
