@@ -282,8 +282,9 @@ void group_driver(TensorView<const float> x, TensorView<float>* y, Mask* mask, c
     if constexpr (kSimdArch<Arch>) {
       if (simd && yp) {
         // Without `choose` the kernel only reads scale / zero (const_cast: never written).
-        float* s = const_cast<float*>(scale);
-        std::int32_t* z = const_cast<std::int32_t*>(zero);
+        float* s = const_cast<float*>(scale);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+        std::int32_t* z =
+            const_cast<std::int32_t*>(zero);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
         const std::int64_t G = L.group_size;
         // The blocks write whole mask words from bit 0; group_rows appends the rest.
         const std::int64_t done =

@@ -143,13 +143,13 @@ FQ_INLINE void group_minmax(const float* x, std::int64_t n, float& mn, float& mx
 template <class Op>
 FQ_INLINE __m512 transpose_reduce_512(const __m512* v, Op op) noexcept {
   __m512 c[8], e[4], g[2];
-  for (int p = 0; p < 8; ++p)  // chunks [a a b b]: 8 partial lanes per vector
+  for (std::size_t p = 0; p < 8; ++p)  // chunks [a a b b]: 8 partial lanes per vector
     c[p] = op(_mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0x44),
               _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0xEE));
-  for (int q = 0; q < 4; ++q)  // chunk k: vector 4q + k, 4 partial lanes
+  for (std::size_t q = 0; q < 4; ++q)  // chunk k: vector 4q + k, 4 partial lanes
     e[q] = op(_mm512_shuffle_f32x4(c[2 * q], c[2 * q + 1], 0x88),
               _mm512_shuffle_f32x4(c[2 * q], c[2 * q + 1], 0xDD));
-  for (int h = 0; h < 2; ++h)  // chunk k: 2 lanes of e[2h]'s vector k, 2 of e[2h+1]'s
+  for (std::size_t h = 0; h < 2; ++h)  // chunk k: 2 lanes of e[2h]'s vector k, 2 of e[2h+1]'s
     g[h] = op(_mm512_shuffle_ps(e[2 * h], e[2 * h + 1], 0x44),
               _mm512_shuffle_ps(e[2 * h], e[2 * h + 1], 0xEE));
   const __m512 m = op(_mm512_shuffle_ps(g[0], g[1], 0x88), _mm512_shuffle_ps(g[0], g[1], 0xDD));

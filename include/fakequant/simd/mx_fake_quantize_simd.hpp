@@ -248,11 +248,11 @@ FQ_INLINE xsimd::batch<std::int32_t, A> transpose_hmax(
       l1[p] = _mm512_max_epi32(_mm512_shuffle_i32x4(a, b, 0x44), _mm512_shuffle_i32x4(a, b, 0xEE));
     }
     __m512i l2[4];
-    for (int p = 0; p < 4; ++p)  // quarters [A A B B], [C C D D] -> [A B C D]
+    for (std::size_t p = 0; p < 4; ++p)  // quarters [A A B B], [C C D D] -> [A B C D]
       l2[p] = _mm512_max_epi32(_mm512_shuffle_i32x4(l1[2 * p], l1[2 * p + 1], 0x88),
                                _mm512_shuffle_i32x4(l1[2 * p], l1[2 * p + 1], 0xDD));
     __m512i l3[2];
-    for (int p = 0; p < 2; ++p)  // per quarter: 2 blocks x 2 partials
+    for (std::size_t p = 0; p < 2; ++p)  // per quarter: 2 blocks x 2 partials
       l3[p] = _mm512_max_epi32(_mm512_unpacklo_epi64(l2[2 * p], l2[2 * p + 1]),
                                _mm512_unpackhi_epi64(l2[2 * p], l2[2 * p + 1]));
     const __m512 f0 = _mm512_castsi512_ps(l3[0]), f1 = _mm512_castsi512_ps(l3[1]);
@@ -373,10 +373,11 @@ FQ_INLINE xsimd::batch<std::int32_t, A> group_amax_bits(const float* x) noexcept
   const BI magnitude(0x7FFFFFFF);
   BI m[BF::size];
   for (int j = 0; j < W; ++j) {
-    m[j] = xsimd::bitwise_cast<BI>(BF::load_unaligned(x + j * B)) & magnitude;
+    m[j] = xsimd::bitwise_cast<BI>(BF::load_unaligned(x + std::ptrdiff_t{j} * B)) & magnitude;
     for (int i = W; i < B; i += W)
-      m[j] =
-          xsimd::max(m[j], xsimd::bitwise_cast<BI>(BF::load_unaligned(x + j * B + i)) & magnitude);
+      m[j] = xsimd::max(
+          m[j],
+          xsimd::bitwise_cast<BI>(BF::load_unaligned(x + std::ptrdiff_t{j} * B + i)) & magnitude);
   }
   return transpose_hmax<A>(m);
 }
@@ -417,7 +418,9 @@ FQ_INLINE void mx_group_fixed(const float* x, float* y, std::uint8_t* exps, bool
         std::uint64_t word = 0;
         for (int k = 0; k < kPerWord; ++k) {
           const int j = w * kPerWord + k;
-          word |= mx_block_apply_scaled<E, B, A>(x + j * B, y + j * B, caps[j], los[j]) << (k * B);
+          word |= mx_block_apply_scaled<E, B, A>(x + std::ptrdiff_t{j} * B,
+                                                 y + std::ptrdiff_t{j} * B, caps[j], los[j])
+                  << (k * B);
         }
         if (words) words[w] = word;
       }
@@ -431,7 +434,9 @@ FQ_INLINE void mx_group_fixed(const float* x, float* y, std::uint8_t* exps, bool
       std::uint64_t word = 0;
       for (int k = 0; k < kPerWord; ++k) {
         const int j = w * kPerWord + k;
-        word |= mx_block_apply<E, B, A>(x + j * B, y + j * B, rs[j], ss[j]) << (k * B);
+        word |= mx_block_apply<E, B, A>(x + std::ptrdiff_t{j} * B, y + std::ptrdiff_t{j} * B, rs[j],
+                                        ss[j])
+                << (k * B);
       }
       if (words) words[w] = word;
     }
@@ -443,9 +448,12 @@ FQ_INLINE void mx_group_fixed(const float* x, float* y, std::uint8_t* exps, bool
       const int j = w * kPerWord + k;
       if (codes[j] == kE8m0NaN) {  // the canonical NaN block (scalar reference), mask 0
         for (int i = 0; i < B; i += W)
-          BF(std::numeric_limits<float>::quiet_NaN()).store_unaligned(y + j * B + i);
+          BF(std::numeric_limits<float>::quiet_NaN())
+              .store_unaligned(y + std::ptrdiff_t{j} * B + i);
       } else {
-        word |= mx_block_apply<E, B, A>(x + j * B, y + j * B, rs[j], ss[j]) << (k * B);
+        word |= mx_block_apply<E, B, A>(x + std::ptrdiff_t{j} * B, y + std::ptrdiff_t{j} * B, rs[j],
+                                        ss[j])
+                << (k * B);
       }
     }
     if (words) words[w] = word;
@@ -562,9 +570,11 @@ FQ_INLINE void nvfp4_group_fixed(const float* x, float* y, float* bscales, bool 
       const int j = w * kPerWord + k;
       if (any_nan && ts[j] != ts[j]) {  // the canonical NaN block (scalar reference), mask 0
         for (int i = 0; i < B; i += W)
-          BF(std::numeric_limits<float>::quiet_NaN()).store_unaligned(y + j * B + i);
+          BF(std::numeric_limits<float>::quiet_NaN())
+              .store_unaligned(y + std::ptrdiff_t{j} * B + i);
       } else {
-        word |= nvfp4_block_apply<B, A>(x + j * B, y + j * B, ts[j]) << (k * B);
+        word |= nvfp4_block_apply<B, A>(x + std::ptrdiff_t{j} * B, y + std::ptrdiff_t{j} * B, ts[j])
+                << (k * B);
       }
     }
     if (words) words[w] = word;
