@@ -5,6 +5,7 @@
 #define FQ_BENCHMARKS_BM_BUFFERS_HPP_
 
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -38,6 +39,34 @@ inline void sizes(benchmark::internal::Benchmark* b) {
   for (std::int64_t n : {std::int64_t{4} << 10, std::int64_t{256} << 10, std::int64_t{4} << 20,
                          std::int64_t{32} << 20})
     b->Arg(n);
+}
+
+/// Bytes moved per iteration: `passes` times n floats read and n written.
+inline void set_bytes(benchmark::State& st, std::int64_t n, int passes) {
+  st.SetBytesProcessed(st.iterations() * n * 8 * passes);
+}
+
+/// The reference of a forward: memcpy x -> y of st.range(0) floats.
+inline void BM_Memcpy(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  Buffers b(n);
+  for (auto _ : st) {
+    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 1);
+}
+
+/// The reference of a forward+backward: memcpy x -> y and dy -> dx.
+inline void BM_MemcpyTwice(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  Buffers b(n);
+  for (auto _ : st) {
+    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
+    std::memcpy(b.dx.data(), b.dy.data(), b.x.size() * sizeof(float));
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, n, 2);
 }
 
 }  // namespace fq_bench

@@ -18,37 +18,15 @@
 
 namespace {
 
+using fq_bench::BM_Memcpy;
+using fq_bench::BM_MemcpyTwice;
 using fq_bench::Buffers;
+using fq_bench::set_bytes;
 using fq_bench::sizes;
 
 constexpr float kScale = 0.05f;
 constexpr std::int32_t kZero = 3;
 constexpr std::int64_t kChannels = 256;
-
-void set_bytes(benchmark::State& st, std::int64_t n, int passes) {
-  st.SetBytesProcessed(st.iterations() * n * 8 * passes);
-}
-
-void BM_Memcpy(benchmark::State& st) {
-  const std::int64_t n = st.range(0);
-  Buffers b(n);
-  for (auto _ : st) {
-    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
-    benchmark::ClobberMemory();
-  }
-  set_bytes(st, n, 1);
-}
-
-void BM_MemcpyTwice(benchmark::State& st) {
-  const std::int64_t n = st.range(0);
-  Buffers b(n);
-  for (auto _ : st) {
-    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
-    std::memcpy(b.dx.data(), b.dy.data(), b.x.size() * sizeof(float));
-    benchmark::ClobberMemory();
-  }
-  set_bytes(st, n, 2);
-}
 
 // The loop a user would write: y = (clamp(nearbyint(x * inv) + z) - z) * s.
 void BM_NaiveForward(benchmark::State& st) {

@@ -22,35 +22,13 @@
 
 namespace {
 
+using fq_bench::BM_Memcpy;
+using fq_bench::BM_MemcpyTwice;
 using fq_bench::Buffers;
-
-void set_bytes(benchmark::State& st, std::int64_t n, int passes) {
-  st.SetBytesProcessed(st.iterations() * n * 8 * passes);
-}
+using fq_bench::set_bytes;
 
 void fp_sizes(benchmark::internal::Benchmark* b) {
   b->Arg(std::int64_t{256} << 10)->Arg(std::int64_t{4} << 20);
-}
-
-void BM_Memcpy(benchmark::State& st) {
-  const std::int64_t n = st.range(0);
-  Buffers b(n);
-  for (auto _ : st) {
-    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
-    benchmark::ClobberMemory();
-  }
-  set_bytes(st, n, 1);
-}
-
-void BM_MemcpyTwice(benchmark::State& st) {
-  const std::int64_t n = st.range(0);
-  Buffers b(n);
-  for (auto _ : st) {
-    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
-    std::memcpy(b.dx.data(), b.dy.data(), b.x.size() * sizeof(float));
-    benchmark::ClobberMemory();
-  }
-  set_bytes(st, n, 2);
 }
 
 void frozen_forward(benchmark::State& st, float scale) {

@@ -20,36 +20,14 @@
 
 namespace {
 
+using fq_bench::BM_Memcpy;
+using fq_bench::BM_MemcpyTwice;
 using fq_bench::Buffers;
+using fq_bench::set_bytes;
 constexpr std::int64_t kCols = 1024;
-
-void set_bytes(benchmark::State& st, std::int64_t n, int passes) {
-  st.SetBytesProcessed(st.iterations() * n * 8 * passes);
-}
 
 void shapes(benchmark::internal::Benchmark* b) {
   for (std::int64_t n : {std::int64_t{256} << 10, std::int64_t{4} << 20}) b->Arg(n);
-}
-
-void BM_Memcpy(benchmark::State& st) {
-  const std::int64_t n = st.range(0);
-  Buffers b(n);
-  for (auto _ : st) {
-    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
-    benchmark::ClobberMemory();
-  }
-  set_bytes(st, n, 1);
-}
-
-void BM_MemcpyTwice(benchmark::State& st) {
-  const std::int64_t n = st.range(0);
-  Buffers b(n);
-  for (auto _ : st) {
-    std::memcpy(b.y.data(), b.x.data(), b.x.size() * sizeof(float));
-    std::memcpy(b.dx.data(), b.dy.data(), b.x.size() * sizeof(float));
-    benchmark::ClobberMemory();
-  }
-  set_bytes(st, n, 2);
 }
 
 // The per-tensor kernel (kernels/fake_quantize.hpp) on the same bytes and range: the floor a
