@@ -7,6 +7,7 @@
 
 namespace fq_group_golden {
 
+// clang-format off
 struct GroupCase {
   const char* name;
   const char* kind;
@@ -67,6 +68,7 @@ inline const GroupCase kGroupCases[] = {
   {"int4 per-token affine [2,8,64]", "int4_tok", 3, {2, 8, 64}, -1, 1024, 16, -8, 7, g5_x, g5_y, g5_s, g5_z, g5_m},
   {"int8 per-token symmetric [2,8,96]", "int8_tok_sym", 3, {2, 8, 96}, -1, 1536, 16, -128, 127, g6_x, g6_y, g6_s, g6_z, g6_m},
 };
+// clang-format on
 
 }  // namespace fq_group_golden
 
