@@ -113,6 +113,14 @@ class GroupObserverBase {
   }
 
  protected:
+  /// Keeps a scan's result as the observed state.
+  void store(const GroupLayout& L, int rank, std::vector<float> mn, std::vector<float> mx) {
+    layout_ = L;
+    layout_rank_ = rank;
+    min_ = std::move(mn);
+    max_ = std::move(mx);
+    has_data_ = true;
+  }
   /// The layout of x and its per-group min/max (x contiguous, non-empty, finite: else error).
   GroupLayout scan(const TensorView<const float>& x, std::vector<float>& mn, std::vector<float>& mx,
                    const char* where) const {
@@ -233,11 +241,7 @@ class GroupMinMaxObserver : public detail::GroupObserverBase {
       }
       return;
     }
-    layout_ = L;
-    layout_rank_ = x.rank();
-    min_ = std::move(mn);
-    max_ = std::move(mx);
-    has_data_ = true;
+    store(L, x.rank(), std::move(mn), std::move(mx));
   }
 
   /// The qparams of every group on `range` (file comment).
@@ -311,11 +315,7 @@ class GroupMseObserver : public detail::GroupObserverBase {
     std::vector<float> mn, mx;
     const GroupLayout L = scan(x, mn, mx, kWhere);
     data_.assign(x.data(), x.data() + x.numel());
-    layout_ = L;
-    layout_rank_ = x.rank();
-    min_ = std::move(mn);
-    max_ = std::move(mx);
-    has_data_ = true;
+    store(L, x.rank(), std::move(mn), std::move(mx));
   }
 
   /// The best-ratio qparams of every group on `range` (file comment).
