@@ -38,11 +38,6 @@
 #include <tuple>
 #include <type_traits>
 #include <vector>
-#include <zlib.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include <fakequant/convert/int8_model.hpp>
 #include <fakequant/fakequant.hpp>
@@ -52,6 +47,8 @@
 #include <fakequant/optim/adam.hpp>
 #include <fakequant/optim/lr_schedule.hpp>
 #include <fakequant/schedule/qat_schedule.hpp>
+
+#include "fashion_mnist_data.hpp"
 
 namespace {
 
@@ -121,58 +118,11 @@ Options parse(int argc, char** argv) {
 }
 
 // ------------------------------------------------------------------------------------ data
-struct Dataset {
-  std::vector<float> images;  // [n, 1, 28, 28], normalised
-  std::vector<std::int32_t> labels;
-  long n = 0;
-};
-
-std::vector<unsigned char> read_gz(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) {
-    std::fprintf(stderr,
-                 "fashion_mnist_qat: cannot open %s\n  Install Debian's dataset-fashion-mnist "
-                 "(bash scripts/demo.sh does) or pass --data DIR.\n",
-                 path.c_str());
-    std::exit(1);
-  }
-  std::vector<unsigned char> out;
-  unsigned char buf[1 << 16];
-  int got;
-  while ((got = gzread(f, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + got);
-  gzclose(f);
-  return out;
-}
-
-std::uint32_t be32(const unsigned char* p) {
-  return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) |
-         p[3];
-}
-
-Dataset load(const std::string& dir, const char* prefix, long limit) {
-  const auto img = read_gz(dir + "/" + prefix + "-images-idx3-ubyte.gz");
-  const auto lab = read_gz(dir + "/" + prefix + "-labels-idx1-ubyte.gz");
-  if (img.size() < 16 || lab.size() < 8 || be32(img.data()) != 2051 || be32(lab.data()) != 2049) {
-    std::fprintf(stderr, "fashion_mnist_qat: %s/%s-*: not IDX image/label files\n", dir.c_str(),
-                 prefix);
-    std::exit(1);
-  }
-  const long n = be32(img.data() + 4), rows = be32(img.data() + 8), cols = be32(img.data() + 12);
-  if (rows != 28 || cols != 28 || long(be32(lab.data() + 4)) != n ||
-      img.size() != std::size_t(16 + n * 784) || lab.size() != std::size_t(8 + n)) {
-    std::fprintf(stderr, "fashion_mnist_qat: %s/%s-*: unexpected sizes\n", dir.c_str(), prefix);
-    std::exit(1);
-  }
-  Dataset d;
-  d.n = limit > 0 ? std::min(limit, n) : n;
-  d.images.resize(std::size_t(d.n * 784));
-  d.labels.resize(std::size_t(d.n));
-  constexpr float kMean = 0.2860f, kStd = 0.3530f;  // Fashion-MNIST training-set statistics
-  for (long i = 0; i < d.n * 784; ++i)
-    d.images[std::size_t(i)] = (float(img[std::size_t(16 + i)]) / 255.0f - kMean) / kStd;
-  for (long i = 0; i < d.n; ++i) d.labels[std::size_t(i)] = lab[std::size_t(8 + i)];
-  return d;
-}
+using fmnist::Clock;
+using fmnist::Dataset;
+using fmnist::seconds_since;
+using fmnist::set_threads;
+constexpr const char* kProgram = "fashion_mnist_qat";
 
 // ----------------------------------------------------------------------------------- model
 constexpr long kC1 = 32, kC2 = 64, kHidden = 128;
@@ -235,11 +185,6 @@ using W8 = fq::DefaultWeightFakeQuant;
 using W4 = fq::FakeQuantize<fq::Int4WeightPerChannelSymmetric, fq::PerChannelMinMaxObserver>;
 
 // -------------------------------------------------------------------------------- training
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
 template <class N>
 double evaluate(N& net, const Dataset& d, fq::Tape& tape) {
   net.train(false);
@@ -434,40 +379,14 @@ Result ptq_and_qat(const char* tag, Net<W8>& fp32, const Dataset& train_set,
   return r;
 }
 
-void write_svg(const std::string& path, const std::vector<std::pair<std::string, double>>& rows) {
-  std::ofstream f(path);
-  const int w = 560, bar_h = 36, top = 40, left = 110;
-  const double lo = 0.80, hi = 1.0;  // the axis: 80% .. 100%
-  f << "<svg xmlns='http://www.w3.org/2000/svg' width='" << w << "' height='"
-    << top + bar_h * int(rows.size()) + 30 << "' font-family='sans-serif' font-size='13'>\n"
-    << "<text x='10' y='22' font-size='15'>Fashion-MNIST test accuracy (axis 80-100%)</text>\n";
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const double a = std::clamp(rows[i].second, lo, hi);
-    const int y = top + int(i) * bar_h, len = int((a - lo) / (hi - lo) * (w - left - 80));
-    f << "<text x='10' y='" << y + 22 << "'>" << rows[i].first << "</text>\n"
-      << "<rect x='" << left << "' y='" << y + 6 << "' width='" << len << "' height='" << bar_h - 12
-      << "' fill='" << (i == 0 ? "#4a7" : "#47a") << "'/>\n"
-      << "<text x='" << left + len + 6 << "' y='" << y + 22 << "'>"
-      << std::to_string(rows[i].second * 100).substr(0, 5) << "%</text>\n";
-  }
-  f << "</svg>\n";
-}
-
-void set_threads(int n) {
-#ifdef _OPENMP
-  omp_set_num_threads(n);
-#endif
-  Eigen::setNbThreads(n);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   set_threads(o.threads);
   const auto start = Clock::now();
-  const Dataset train_set = load(o.data, "train", o.train_subset);
-  const Dataset test_set = load(o.data, "t10k", o.test_subset);
+  const Dataset train_set = fmnist::load(kProgram, o.data, "train", o.train_subset);
+  const Dataset test_set = fmnist::load(kProgram, o.data, "t10k", o.test_subset);
   std::printf("Fashion-MNIST: %ld training, %ld test images; batch %d, %d thread(s), seed %d\n",
               train_set.n, test_set.n, o.batch, o.threads, o.seed);
   if (train_set.n < o.batch) usage("the training subset is smaller than one batch");
@@ -510,7 +429,7 @@ int main(int argc, char** argv) {
       << ", \"int8_logits_bit_identical\": " << (w8.int8_logits_differ == 0 ? "true" : "false")
       << "}\n";
   }
-  if (!o.svg.empty()) write_svg(o.svg, rows);
+  if (!o.svg.empty()) fmnist::write_svg(o.svg, rows);
   // The bar: the deployed model within 0.05 points of the QAT model's accuracy, and
   // bit for bit equal to the QAT model evaluated in integer arithmetic.
   if (o.check && std::abs(w8.int8 - w8.qat) > 0.0005 + 1e-9) {

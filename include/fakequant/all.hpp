@@ -14,6 +14,7 @@
 #include <fakequant/int8/conv2d.hpp>
 #include <fakequant/int8/file_io.hpp>
 #include <fakequant/int8/flatten.hpp>
+#include <fakequant/int8/float_linear.hpp>
 #include <fakequant/int8/layer_checks.hpp>
 #include <fakequant/int8/linear.hpp>
 #include <fakequant/int8/max_pool.hpp>
@@ -38,6 +39,7 @@
 #include <fakequant/layers/qlayers.hpp>
 #include <fakequant/layers/qlinear.hpp>
 #include <fakequant/layers/quantizer_slots.hpp>
+#include <fakequant/layers/transformer.hpp>
 #include <fakequant/ops/ops.hpp>
 #include <fakequant/optim/adam.hpp>
 #include <fakequant/optim/grad_clip.hpp>

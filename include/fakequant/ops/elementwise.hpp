@@ -3,15 +3,22 @@
 //
 //   relu:  y = max(x, 0);          dx += dy · [x > 0]
 //   relu6: y = min(max(x, 0), 6);  dx += dy · [0 < x < 6]   (PyTorch's hardtanh gradient)
-//   add:   y = a + b (same shape); da += dy, db += dy
+//   add:   y = a + b; b has a's shape, or a's trailing dims (optionally after leading 1s, e.g.
+//          [T, D] or [1, T, D] added to [B, T, D]): b is repeated over a's leading dims.
+//          da += dy; db += dy summed over the repeats (float, in order of the leading index)
+//   scale: y = alpha · x (alpha finite); dx += alpha · dy
+//   mul:   y = a ⊙ b (same shape); da += dy ⊙ b, db += dy ⊙ a
 //   mean:  y = Σ x / numel (a scalar); dx += dy / numel
 //   scale_channels: y[.., c, ..] = x[.., c, ..] · s[c] (or / s[c]) along `axis`;
 //          dx += dy · s[c] (or dy / s[c]); ds[c] += Σ dy·x (or −Σ dy·x / s[c]²)
 #ifndef FQ_OPS_ELEMENTWISE_HPP_
 #define FQ_OPS_ELEMENTWISE_HPP_
 
+#include <cmath>    // isfinite
 #include <cstdint>  // int64_t
 #include <limits>   // numeric_limits
+
+#include <Eigen/Core>
 
 #include <fakequant/tape/tape.hpp>
 
@@ -39,17 +46,71 @@ inline Var relu(Tape& tape, const Var& x) {
 }
 inline Var relu6(Tape& tape, const Var& x) { return impl::clamped_relu(tape, x, 6.0f, "relu6"); }
 
+/// y = a + b, b of a's shape or broadcast over a's leading dims (file comment).
 inline Var add(Tape& tape, const Var& a, const Var& b) {
   fq::detail::check_tape(tape, {&a, &b}, "add");
+  const Shape& sa = a.shape();
+  const Shape& sb = b.shape();
+  int ones = 0;  // b's leading 1s, which broadcast like absent dims
+  while (ones < sb.rank && sb[ones] == 1) ++ones;
+  const int core = sb.rank - ones;  // b's remaining dims: a's trailing `core` dims
+  bool ok = sb.rank <= sa.rank;
+  for (int d = 0; ok && d < core; ++d) ok = sb[ones + d] == sa[sa.rank - core + d];
+  FQ_CHECK(ok, ErrorCode::kShapeMismatch,
+           fq::detail::msg("add: b ", sb.str(), " must have the shape of a ", sa.str(),
+                           " or of its trailing dims"));
+  const bool need = fq::detail::needs_grad(tape, {&a, &b});
+  Var y = tape.variable(sa, need);
+  const std::int64_t len = b.numel();
+  if (len == a.numel()) {  // same numel: the same shape up to leading 1s
+    y.array() = a.array() + b.array();
+    if (need)
+      tape.push_backward([a, b, y] {
+        if (a.requires_grad()) a.grad_array() += y.grad_array();
+        if (b.requires_grad()) b.grad_array() += y.grad_array();
+      });
+    return y;
+  }
+  if (y.numel() == 0) return y;
+  const std::int64_t outer = a.numel() / len;
+  using Row = Eigen::Map<Eigen::ArrayXf>;
+  for (std::int64_t o = 0; o < outer; ++o)
+    Row(y.value() + o * len, len) = Row(a.value() + o * len, len) + b.array();
+  if (need)
+    tape.push_backward([a, b, y, outer, len] {
+      if (a.requires_grad()) a.grad_array() += y.grad_array();
+      if (b.requires_grad()) {
+        auto db = b.grad_array();
+        for (std::int64_t o = 0; o < outer; ++o) db += Row(y.grad() + o * len, len);
+      }
+    });
+  return y;
+}
+
+/// y = alpha · x.
+inline Var scale(Tape& tape, const Var& x, float alpha) {
+  fq::detail::check_tape(tape, {&x}, "scale");
+  FQ_CHECK(std::isfinite(alpha), ErrorCode::kInvalidArgument,
+           fq::detail::msg("scale: alpha = ", alpha, " is not finite"));
+  const bool need = fq::detail::needs_grad(tape, {&x});
+  Var y = tape.variable(x.shape(), need);
+  y.array() = x.array() * alpha;
+  if (need) tape.push_backward([x, y, alpha] { x.grad_array() += y.grad_array() * alpha; });
+  return y;
+}
+
+/// y = a ⊙ b (element-wise; the same shape).
+inline Var mul(Tape& tape, const Var& a, const Var& b) {
+  fq::detail::check_tape(tape, {&a, &b}, "mul");
   FQ_CHECK(a.shape() == b.shape(), ErrorCode::kShapeMismatch,
-           fq::detail::msg("add: shapes ", a.shape().str(), " and ", b.shape().str(), " differ"));
+           fq::detail::msg("mul: shapes ", a.shape().str(), " and ", b.shape().str(), " differ"));
   const bool need = fq::detail::needs_grad(tape, {&a, &b});
   Var y = tape.variable(a.shape(), need);
-  y.array() = a.array() + b.array();
+  y.array() = a.array() * b.array();
   if (need)
     tape.push_backward([a, b, y] {
-      if (a.requires_grad()) a.grad_array() += y.grad_array();
-      if (b.requires_grad()) b.grad_array() += y.grad_array();
+      if (a.requires_grad()) a.grad_array() += y.grad_array() * b.array();
+      if (b.requires_grad()) b.grad_array() += y.grad_array() * a.array();
     });
   return y;
 }

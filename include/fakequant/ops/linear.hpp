@@ -1,11 +1,18 @@
 // SPDX-License-Identifier: MIT
 // fakequant/ops/linear.hpp: linear — y = x·wᵀ + b on a Tape.
 //
-// Forward: x [N, in], w [out, in], b [out] (optional) -> y [N, out], y = x wᵀ + b (Eigen GEMM).
-// Gradient: dx += dy w; dw += dyᵀ x; db += Σ_n dy[n, :].
+// Forward: x [..., in] (rank >= 2), w [out, in], b [out] (optional) -> y [..., out],
+//   y = x wᵀ + b, the leading dims of x flattened into N rows (a Map: no copy; one Eigen GEMM).
+// Gradient: dx += dy w; dw += dyᵀ x; db += Σ_n dy[n, :] (sums over every leading dim).
+// As PyTorch's F.linear, except that a rank-1 x is refused (reshape it to [1, in]).
 #ifndef FQ_OPS_LINEAR_HPP_
 #define FQ_OPS_LINEAR_HPP_
 
+#include <cstdint>  // int64_t
+
+#include <Eigen/Core>
+
+#include <fakequant/base/checked.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -16,24 +23,33 @@ inline Var linear(Tape& tape, const Var& x, const Var& w, const Var& b = Var()) 
   const bool has_bias = b.value() != nullptr;
   fq::detail::check_tape(tape, {&x, &w}, "linear");
   if (has_bias) fq::detail::check_tape(tape, {&b}, "linear");
-  FQ_CHECK(x.shape().rank == 2 && w.shape().rank == 2 && x.size(1) == w.size(1),
-           ErrorCode::kShapeMismatch,
-           fq::detail::msg("linear: x ", x.shape().str(), " and w ", w.shape().str(),
-                           " must be [N, in] and [out, in]"));
+  const Shape& xs = x.shape();
+  const int r = xs.rank;
+  FQ_CHECK(r >= 2 && w.shape().rank == 2 && xs[r - 1] == w.size(1), ErrorCode::kShapeMismatch,
+           fq::detail::msg("linear: x ", xs.str(), " and w ", w.shape().str(),
+                           " must be [..., in] (rank >= 2) and [out, in]"));
   FQ_CHECK(
       !has_bias || b.numel() == w.size(0), ErrorCode::kShapeMismatch,
       fq::detail::msg("linear: bias ", b.shape().str(), " must have ", w.size(0), " elements"));
   const bool need = has_bias ? fq::detail::needs_grad(tape, {&x, &w, &b})
                              : fq::detail::needs_grad(tape, {&x, &w});
-  Var y = tape.variable({x.size(0), w.size(0)}, need);
-  auto Y = y.mat();
-  Y.noalias() = x.mat() * w.mat().transpose();
+  const std::int64_t in = xs[r - 1], out = w.size(0);
+  std::int64_t rows = 1;  // the leading dims of x, flattened
+  for (int d = 0; d < r - 1; ++d) rows *= xs[d];
+  Shape ys = xs;
+  ys.dims[static_cast<std::size_t>(r - 1)] = out;
+  fq::detail::checked_numel(ys.dims.data(), ys.rank, "linear");
+  Var y = tape.variable(ys, need);
+  using Mat = Eigen::Map<RowMatrixXf>;
+  Mat Y(y.value(), rows, out);
+  Y.noalias() = Mat(x.value(), rows, in) * Mat(w.value(), out, in).transpose();
   if (has_bias) Y.rowwise() += b.array().matrix().transpose();
   if (need)
-    tape.push_backward([x, w, b, y, has_bias] {
-      const auto dY = y.grad_mat();
-      if (x.requires_grad()) x.grad_mat().noalias() += dY * w.mat();
-      if (w.requires_grad()) w.grad_mat().noalias() += dY.transpose() * x.mat();
+    tape.push_backward([x, w, b, y, has_bias, rows, in, out] {
+      const Mat dY(y.grad(), rows, out);
+      if (x.requires_grad()) Mat(x.grad(), rows, in).noalias() += dY * Mat(w.value(), out, in);
+      if (w.requires_grad())
+        Mat(w.grad(), out, in).noalias() += dY.transpose() * Mat(x.value(), rows, in);
       if (has_bias && b.requires_grad()) b.grad_array() += dY.colwise().sum().transpose().array();
     });
   return y;

@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: MIT
+// fakequant/ops/softmax.hpp: softmax and log_softmax along any axis on a Tape.
+//
+// For each slice x along `axis` (negative axes count from the end), with m = max(x):
+//   softmax:     e = exp(x − m), s = Σe, y = e·(1/s)         dx += y ⊙ (dy − Σ dy ⊙ y)
+//   log_softmax: z = x − m,      s = Σexp(z), y = z − log(s)  dx += dy − exp(y)·Σ dy
+// Subtracting the max keeps exp from overflowing (rows of ±80 or 1e4 are fine). Sums are in
+// float (Eigen's vectorised reduction). log_softmax subtracts m and log(s) one after the other:
+// PyTorch's x − (m + log s) rounds m + log s to the ulp of m first (≈ 1e-3 at 1e4), so on
+// large offsets ours is the more accurate of the two (docs/numerics.md). A row holding +inf or
+// only −inf gives NaN, as PyTorch; a −inf among finite values gets probability 0.
+// Last axis: one contiguous row per slice, rows in parallel (FQ_PARALLEL_FOR). Other axes: the
+// slices of one outer block are walked row by row with vector operations across the `inner`
+// trailing elements, with 2·inner floats of tape scratch for the running max and sum.
+// A scalar (rank 0) has no axis: every axis is refused (ErrorCode::kInvalidAxis).
+#ifndef FQ_OPS_SOFTMAX_HPP_
+#define FQ_OPS_SOFTMAX_HPP_
+
+#include <algorithm>  // max, min
+#include <cmath>      // log
+#include <cstdint>    // int64_t
+
+#include <fakequant/base/config.hpp>
+#include <fakequant/tape/tape.hpp>
+
+namespace fq {
+namespace ops {
+
+namespace impl {
+constexpr std::int64_t kSoftmaxBlock = 2048;  // elements per block of rows (8 KiB, in L1)
+
+/// The extents around `axis`: outer (before), n (the axis) and inner (after).
+struct AxisSplit {
+  std::int64_t outer = 1, n = 1, inner = 1;
+};
+
+/// Resolves a possibly negative axis of x (ErrorCode::kInvalidAxis outside [-rank, rank)).
+inline AxisSplit split_axis(const Var& x, int axis, const char* op) {
+  const int rank = x.shape().rank;
+  FQ_CHECK(axis >= -rank && axis < rank, ErrorCode::kInvalidAxis,
+           fq::detail::msg(op, ": axis ", axis, " out of range for x ", x.shape().str(),
+                           " (valid: [", -rank, ", ", rank, "))"));
+  const int a = axis < 0 ? axis + rank : axis;
+  AxisSplit s;
+  for (int d = 0; d < a; ++d) s.outer *= x.size(d);
+  s.n = x.size(a);
+  for (int d = a + 1; d < rank; ++d) s.inner *= x.size(d);
+  return s;
+}
+
+/// The forward of softmax (log = false) or log_softmax (log = true); buf: 2·inner floats.
+inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool log, float* buf) {
+  using Row = Eigen::Map<Eigen::ArrayXf>;
+  using CRow = Eigen::Map<const Eigen::ArrayXf>;
+  const std::int64_t n = s.n, in = s.inner;
+  if (in == 1) {
+    // Rows in blocks of about kSoftmaxBlock elements: the exp runs once over the whole block,
+    // so Eigen's scalar head and tail (std::exp) are paid per block, not per short row.
+    const std::int64_t rows_per_block = std::max<std::int64_t>(1, kSoftmaxBlock / n);
+    const std::int64_t blocks = (s.outer + rows_per_block - 1) / rows_per_block;
+    FQ_PARALLEL_FOR
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::int64_t r0 = b * rows_per_block, rows = std::min(rows_per_block, s.outer - r0),
+                         len = rows * n;
+      for (std::int64_t r = r0; r < r0 + rows; ++r)
+        Row(y + r * n, n) = CRow(x + r * n, n) - CRow(x + r * n, n).maxCoeff();  // z = x − m
+      if (log && n <= kSoftmaxBlock) {
+        alignas(64) float e[kSoftmaxBlock];
+        Row(e, len) = CRow(y + r0 * n, len).exp();
+        for (std::int64_t r = 0; r < rows; ++r)
+          Row(y + (r0 + r) * n, n) -= std::log(CRow(e + r * n, n).sum());
+      } else if (log) {  // one row longer than a block: its exp summed piecewise
+        alignas(64) float e[kSoftmaxBlock];
+        float sum = 0.0f;
+        for (std::int64_t c = 0; c < n; c += kSoftmaxBlock) {
+          const std::int64_t m = std::min(kSoftmaxBlock, n - c);
+          Row(e, m) = CRow(y + r0 * n + c, m).exp();
+          sum += CRow(e, m).sum();
+        }
+        Row(y + r0 * n, n) -= std::log(sum);
+      } else {
+        Row(y + r0 * n, len) = CRow(y + r0 * n, len).exp();
+        for (std::int64_t r = r0; r < r0 + rows; ++r) {
+          Row yr(y + r * n, n);
+          yr *= 1.0f / yr.sum();
+        }
+      }
+    }
+    return;
+  }
+  Row mx(buf, in), sum(buf + in, in);
+  for (std::int64_t o = 0; o < s.outer; ++o) {
+    const float* xb = x + o * n * in;
+    float* yb = y + o * n * in;
+    mx = CRow(xb, in);
+    for (std::int64_t r = 1; r < n; ++r) mx = mx.max(CRow(xb + r * in, in));
+    sum.setZero();
+    for (std::int64_t r = 0; r < n; ++r) {
+      Row yr(yb + r * in, in);
+      if (log) {
+        yr = CRow(xb + r * in, in) - mx;
+        sum += yr.exp();
+      } else {
+        yr = (CRow(xb + r * in, in) - mx).exp();
+        sum += yr;
+      }
+    }
+    if (log) {
+      sum = sum.log();
+      for (std::int64_t r = 0; r < n; ++r) Row(yb + r * in, in) -= sum;
+    } else {
+      sum = 1.0f / sum;
+      for (std::int64_t r = 0; r < n; ++r) Row(yb + r * in, in) *= sum;
+    }
+  }
+}
+
+/// dx += the gradient of softmax / log_softmax given y and dy; buf: inner floats.
+inline void softmax_backward(const float* y, const float* dy, float* dx, const AxisSplit& s,
+                             bool log, float* buf) {
+  using Row = Eigen::Map<Eigen::ArrayXf>;
+  using CRow = Eigen::Map<const Eigen::ArrayXf>;
+  const std::int64_t n = s.n, in = s.inner;
+  if (in == 1 && !log) {
+    FQ_PARALLEL_FOR
+    for (std::int64_t o = 0; o < s.outer; ++o) {
+      const CRow yr(y + o * n, n), g(dy + o * n, n);
+      Row(dx + o * n, n) += yr * (g - (g * yr).sum());
+    }
+    return;
+  }
+  if (in == 1) {  // log_softmax: exp(y) in blocks of rows, as in the forward
+    const std::int64_t rows_per_block = std::max<std::int64_t>(1, kSoftmaxBlock / n);
+    const std::int64_t blocks = (s.outer + rows_per_block - 1) / rows_per_block;
+    FQ_PARALLEL_FOR
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::int64_t r0 = b * rows_per_block, rows = std::min(rows_per_block, s.outer - r0);
+      alignas(64) float e[kSoftmaxBlock];
+      for (std::int64_t c = 0; c < rows * n; c += kSoftmaxBlock) {     // rows·n <= block unless
+        const std::int64_t m = std::min(kSoftmaxBlock, rows * n - c);  // one long row
+        Row(e, m) = CRow(y + r0 * n + c, m).exp();
+        if (n > kSoftmaxBlock) {
+          const float gs = CRow(dy + r0 * n, n).sum();
+          Row(dx + r0 * n + c, m) += CRow(dy + r0 * n + c, m) - CRow(e, m) * gs;
+          continue;
+        }
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const std::int64_t off = (r0 + r) * n;
+          const CRow g(dy + off, n);
+          Row(dx + off, n) += g - CRow(e + r * n, n) * g.sum();
+        }
+      }
+    }
+    return;
+  }
+  Row acc(buf, in);
+  for (std::int64_t o = 0; o < s.outer; ++o) {
+    const std::int64_t base = o * n * in;
+    acc.setZero();
+    for (std::int64_t r = 0; r < n; ++r) {
+      const CRow g(dy + base + r * in, in);
+      if (log)
+        acc += g;
+      else
+        acc += g * CRow(y + base + r * in, in);
+    }
+    for (std::int64_t r = 0; r < n; ++r) {
+      const std::int64_t off = base + r * in;
+      const CRow yr(y + off, in), g(dy + off, in);
+      if (log)
+        Row(dx + off, in) += g - yr.exp() * acc;
+      else
+        Row(dx + off, in) += yr * (g - acc);
+    }
+  }
+}
+
+inline Var softmax_op(Tape& tape, const Var& x, int axis, bool log, const char* op) {
+  fq::detail::check_tape(tape, {&x}, op);
+  const AxisSplit s = split_axis(x, axis, op);
+  const bool need = fq::detail::needs_grad(tape, {&x});
+  Var y = tape.variable(x.shape(), need);
+  if (x.numel() == 0) return y;
+  float* buf = s.inner > 1 ? tape.scratch<float>(static_cast<std::size_t>(2 * s.inner)) : nullptr;
+  softmax_forward(x.value(), y.value(), s, log, buf);
+  if (need)
+    tape.push_backward(
+        [x, y, s, log, buf] { softmax_backward(y.value(), y.grad(), x.grad(), s, log, buf); });
+  return y;
+}
+}  // namespace impl
+
+/// Softmax along `axis` (default: the last), numerically stable.
+inline Var softmax(Tape& tape, const Var& x, int axis = -1) {
+  return impl::softmax_op(tape, x, axis, false, "softmax");
+}
+
+/// log(softmax(x)) along `axis` (default: the last), computed as (x − max) − log Σ exp(x − max).
+inline Var log_softmax(Tape& tape, const Var& x, int axis = -1) {
+  return impl::softmax_op(tape, x, axis, true, "log_softmax");
+}
+
+}  // namespace ops
+}  // namespace fq
+
+#endif  // FQ_OPS_SOFTMAX_HPP_
