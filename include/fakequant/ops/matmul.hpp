@@ -2,10 +2,11 @@
 // fakequant/ops/matmul.hpp: matmul — a batched matrix product of two tape variables.
 //
 // Forward: a [..., M, K] (transpose_a: [..., K, M]), b [..., K, N] (transpose_b: [..., N, K])
-//   -> c [..., M, N], c[i] = op(a[i]) · op(b[i]) for every batch index i, op(t) = t or tᵀ.
+//   -> c [..., M, N], c[i] = alpha · op(a[i]) · op(b[i]) for every batch index i, op(t) = t or
+//   tᵀ; alpha (default 1, finite) is the GEMM's own scalar — attention's 1/√Dh costs no pass.
 //   The batch (leading) dims of a and b are equal, or b has rank 2: one matrix shared by every
 //   batch of a (a weight). Both ranks >= 2; rank 2 x rank 2 is a plain matrix product.
-// Gradient: d op(a) += dc · op(b)ᵀ, d op(b) += op(a)ᵀ · dc, written into the stored layout
+// Gradient: d op(a) += alpha · dc · op(b)ᵀ, d op(b) += alpha · op(a)ᵀ · dc, in the stored layout
 //   (e.g. transpose_b: db += dcᵀ · op(a)); for a shared b, db sums over the batches.
 // Arithmetic: Eigen's float GEMM on Maps of the row-major storage; a transpose is a
 //   .transpose() of the Map (no copy). A shared b with an untransposed a is one GEMM of the
@@ -16,6 +17,7 @@
 #ifndef FQ_OPS_MATMUL_HPP_
 #define FQ_OPS_MATMUL_HPP_
 
+#include <cmath>    // isfinite
 #include <cstdint>  // int64_t
 #include <utility>  // forward
 
@@ -47,27 +49,30 @@ struct MatOperand {
   MatMap at(std::int64_t i) const { return {data + i * stride, rows, cols}; }
 };
 
-/// For every batch i: out[i] += op(x[i]) · op(y[i]) (or = when `assign`).
+/// For every batch i: out[i] += alpha · op(x[i]) · op(y[i]) (or = when `assign`).
 inline void batched_gemm(const MatOperand& out, const MatOperand& x, bool tx, const MatOperand& y,
-                         bool ty, std::int64_t batches, bool assign) {
+                         bool ty, std::int64_t batches, bool assign, float alpha) {
   for (std::int64_t i = 0; i < batches; ++i) {
     MatMap o = out.at(i);
     with_op(x.at(i), tx, [&](const auto& ox) {
       with_op(y.at(i), ty, [&](const auto& oy) {
+        // alpha · (x · y) is one GEMM call with alpha as its scalar (Eigen's blas_traits).
         if (assign)
-          o.noalias() = ox * oy;
+          o.noalias() = alpha * (ox * oy);
         else
-          o.noalias() += ox * oy;
+          o.noalias() += alpha * (ox * oy);
       });
     });
   }
 }
 }  // namespace impl
 
-/// c = op(a) · op(b), batched over the leading dims (file comment).
+/// c = alpha · op(a) · op(b), batched over the leading dims (file comment).
 inline Var matmul(Tape& tape, const Var& a, const Var& b, bool transpose_a = false,
-                  bool transpose_b = false) {
+                  bool transpose_b = false, float alpha = 1.0f) {
   fq::detail::check_tape(tape, {&a, &b}, "matmul");
+  FQ_CHECK(std::isfinite(alpha), ErrorCode::kInvalidArgument,
+           fq::detail::msg("matmul: alpha = ", alpha, " is not finite"));
   const Shape& sa = a.shape();
   const Shape& sb = b.shape();
   const int ra = sa.rank, rb = sb.rank;
@@ -108,23 +113,23 @@ inline Var matmul(Tape& tape, const Var& a, const Var& b, bool transpose_a = fal
   const std::int64_t nb = flat ? 1 : batches, fm = flat ? batches * m : m;
   const impl::MatOperand A{a.value(), flat ? fm : a_rows, a_cols, a_rows * a_cols};
   const impl::MatOperand B{b.value(), b_rows, b_cols, b_stride};
-  impl::batched_gemm({c.value(), fm, n, m * n}, A, transpose_a, B, transpose_b, nb, true);
+  impl::batched_gemm({c.value(), fm, n, m * n}, A, transpose_a, B, transpose_b, nb, true, alpha);
   if (need)
-    tape.push_backward([a, b, c, A, B, transpose_a, transpose_b, nb, fm, m, n] {
+    tape.push_backward([a, b, c, A, B, transpose_a, transpose_b, nb, fm, m, n, alpha] {
       const impl::MatOperand dC{c.grad(), fm, n, m * n};
       if (a.requires_grad()) {
         const impl::MatOperand dA{a.grad(), A.rows, A.cols, A.stride};
         if (transpose_a)  // d aᵀ = dc · op(b)ᵀ  ->  da = op(b) · dcᵀ
-          impl::batched_gemm(dA, B, transpose_b, dC, true, nb, false);
+          impl::batched_gemm(dA, B, transpose_b, dC, true, nb, false, alpha);
         else  // da = dc · op(b)ᵀ
-          impl::batched_gemm(dA, dC, false, B, !transpose_b, nb, false);
+          impl::batched_gemm(dA, dC, false, B, !transpose_b, nb, false, alpha);
       }
       if (b.requires_grad()) {
         const impl::MatOperand dB{b.grad(), B.rows, B.cols, B.stride};
         if (transpose_b)  // d bᵀ = op(a)ᵀ · dc  ->  db = dcᵀ · op(a)
-          impl::batched_gemm(dB, dC, true, A, transpose_a, nb, false);
+          impl::batched_gemm(dB, dC, true, A, transpose_a, nb, false, alpha);
         else  // db = op(a)ᵀ · dc
-          impl::batched_gemm(dB, A, !transpose_a, dC, false, nb, false);
+          impl::batched_gemm(dB, A, !transpose_a, dC, false, nb, false, alpha);
       }
     });
   return c;
