@@ -159,20 +159,21 @@ struct HandAttention {
     // Forward.
     qkv.noalias() = x * wqkv.transpose();
     qkv.rowwise() += bqkv;
-    for (std::int64_t b = 0; b < kB; ++b)
-      for (std::int64_t h = 0; h < kH; ++h) {
-        const auto q = qkv.block(b * kT, h * kDh, kT, kDh);
-        const auto k = qkv.block(b * kT, kD + h * kDh, kT, kDh);
-        const auto v = qkv.block(b * kT, 2 * kD + h * kDh, kT, kDh);
-        auto pb = p.block((b * kH + h) * kT, 0, kT, kT);
-        pb.noalias() = (q * k.transpose()) * scale;
-        for (std::int64_t r = 0; r < kT; ++r) {
-          auto row = pb.row(r).array();
-          row = (row - row.maxCoeff()).exp();
-          row *= 1.0f / row.sum();
-        }
-        o.block(b * kT, h * kDh, kT, kDh).noalias() = pb * v;
-      }
+    for (std::int64_t b = 0; b < kB; ++b) {
+      for (std::int64_t h = 0; h < kH; ++h)  // S = Q Kᵀ / √Dh for the H heads of image b
+        p.block((b * kH + h) * kT, 0, kT, kT).noalias() =
+            scale * (qkv.block(b * kT, h * kDh, kT, kDh) *
+                     qkv.block(b * kT, kD + h * kDh, kT, kDh).transpose());
+      // Softmax over the image's H·T rows at once: the exp runs over one contiguous block.
+      MapM pb(p.data() + b * kH * kT * kT, kH * kT, kT);
+      pb.colwise() -= pb.rowwise().maxCoeff();
+      Eigen::Map<Eigen::ArrayXf> pe(pb.data(), pb.size());
+      pe = pe.exp();
+      pb.array().colwise() *= pb.rowwise().sum().array().inverse();
+      for (std::int64_t h = 0; h < kH; ++h)  // O = P V, into the merged [B·T, D] layout
+        o.block(b * kT, h * kDh, kT, kDh).noalias() =
+            p.block((b * kH + h) * kT, 0, kT, kT) * qkv.block(b * kT, 2 * kD + h * kDh, kT, kDh);
+    }
     y.noalias() = o * wo.transpose();
     y.rowwise() += bo;
     // Backward, dL/dy = g.
@@ -270,8 +271,8 @@ class RatioReporter : public benchmark::ConsoleReporter {
   std::map<std::string, double> median, single;
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
-      const std::string name = r.run_name.function_name + (r.run_name.args.empty() ? "" : "/") +
-                               r.run_name.args;
+      const std::string name =
+          r.run_name.function_name + (r.run_name.args.empty() ? "" : "/") + r.run_name.args;
       if (r.run_type == Run::RT_Aggregate && r.aggregate_name == "median")
         median[name] = r.GetAdjustedRealTime();
       else if (r.run_type == Run::RT_Iteration)

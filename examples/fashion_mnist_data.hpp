@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// examples/fashion_mnist_data.hpp: what the two Fashion-MNIST demos share — the IDX files of
-// Debian's dataset-fashion-mnist read (gzip, zlib) and normalised, the bar chart of accuracies
-// as SVG, the thread count, and a clock.
+// examples/fashion_mnist_data.hpp: what the two Fashion-MNIST demos share — their command-line
+// flags, the IDX files of Debian's dataset-fashion-mnist read (gzip, zlib) and normalised, the
+// bar chart of accuracies as SVG, the thread count, and a clock.
 #ifndef FQ_EXAMPLES_FASHION_MNIST_DATA_HPP_
 #define FQ_EXAMPLES_FASHION_MNIST_DATA_HPP_
 
@@ -11,8 +11,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 #include <zlib.h>
 
@@ -23,6 +26,75 @@
 #include <Eigen/Core>
 
 namespace fmnist {
+
+/// Command-line flags: `--name value` sets the variable registered for the name, a switch
+/// (`--name` alone) sets its bool. An unknown flag or a bad value prints the usage and exits 2.
+class Flags {
+ public:
+  explicit Flags(const char* program) : program_(program) {}
+  template <class T>
+  Flags& add(const char* name, T& target) {
+    flags_.push_back({name, &target});
+    return *this;
+  }
+  Flags& add_switch(const char* name, bool& target) {
+    switches_.push_back({name, &target});
+    return *this;
+  }
+  void parse(int argc, char** argv) const {
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (set_switch(a)) continue;
+      const auto f =
+          std::find_if(flags_.begin(), flags_.end(), [&](const Flag& g) { return a == g.name; });
+      if (f == flags_.end()) usage(("unknown flag " + a).c_str());
+      if (i + 1 >= argc) usage(("missing value for " + a).c_str());
+      const std::string v = argv[++i];
+      try {
+        std::visit(
+            [&](auto* t) {
+              using T = std::remove_pointer_t<decltype(t)>;
+              if constexpr (std::is_same<T, int>::value)
+                *t = std::stoi(v);
+              else if constexpr (std::is_same<T, long>::value)
+                *t = std::stol(v);
+              else if constexpr (std::is_same<T, double>::value)
+                *t = std::stod(v);
+              else
+                *t = v;
+            },
+            f->target);
+      } catch (const std::logic_error&) {
+        usage(("bad value '" + v + "' for " + a).c_str());
+      }
+    }
+  }
+  [[noreturn]] void usage(const char* msg) const {
+    std::string line;
+    for (const Flag& f : flags_) line += std::string(" ") + f.name + " X";
+    for (const Switch& s : switches_) line += std::string(" ") + s.name;
+    std::fprintf(stderr, "%s: %s\nflags:%s\n", program_, msg, line.c_str());
+    std::exit(2);
+  }
+
+ private:
+  struct Flag {
+    const char* name;
+    std::variant<int*, long*, double*, std::string*> target;
+  };
+  struct Switch {
+    const char* name;
+    bool* target;
+  };
+  bool set_switch(const std::string& a) const {
+    for (const Switch& s : switches_)
+      if (a == s.name) return *s.target = true;
+    return false;
+  }
+  const char* program_;
+  std::vector<Flag> flags_;
+  std::vector<Switch> switches_;
+};
 
 struct Dataset {
   std::vector<float> images;  // [n, 1, 28, 28], normalised

@@ -52,6 +52,8 @@
 
 namespace {
 
+constexpr const char* kProgram = "fashion_mnist_qat";
+
 // ---------------------------------------------------------------------------------- options
 struct Options {
   int epochs = 6, qat_epochs = 1, batch = 64, threads = 2, seed = 1;
@@ -61,59 +63,18 @@ struct Options {
   bool check = false;
 };
 
-[[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr,
-               "fashion_mnist_qat: %s\nflags: --epochs N --qat-epochs N --batch N --lr X "
-               "--qat-lr X --threads N --train-subset N --test-subset N --seed N --data DIR "
-               "--json PATH --svg PATH --check\n",
-               msg);
-  std::exit(2);
-}
-
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--check") {
-      o.check = true;
-      continue;
-    }
-    if (i + 1 >= argc) usage(("missing value for " + a).c_str());
-    const std::string v = argv[++i];
-    try {
-      if (a == "--epochs")
-        o.epochs = std::stoi(v);
-      else if (a == "--qat-epochs")
-        o.qat_epochs = std::stoi(v);
-      else if (a == "--batch")
-        o.batch = std::stoi(v);
-      else if (a == "--lr")
-        o.lr = std::stod(v);
-      else if (a == "--qat-lr")
-        o.qat_lr = std::stod(v);
-      else if (a == "--threads")
-        o.threads = std::stoi(v);
-      else if (a == "--train-subset")
-        o.train_subset = std::stol(v);
-      else if (a == "--test-subset")
-        o.test_subset = std::stol(v);
-      else if (a == "--seed")
-        o.seed = std::stoi(v);
-      else if (a == "--data")
-        o.data = v;
-      else if (a == "--json")
-        o.json = v;
-      else if (a == "--svg")
-        o.svg = v;
-      else
-        usage(("unknown flag " + a).c_str());
-    } catch (const std::logic_error&) {
-      usage(("bad value '" + v + "' for " + a).c_str());
-    }
-  }
+  fmnist::Flags f(kProgram);
+  f.add("--epochs", o.epochs).add("--qat-epochs", o.qat_epochs).add("--batch", o.batch);
+  f.add("--lr", o.lr).add("--qat-lr", o.qat_lr).add("--threads", o.threads);
+  f.add("--train-subset", o.train_subset).add("--test-subset", o.test_subset);
+  f.add("--seed", o.seed).add("--data", o.data).add("--json", o.json).add("--svg", o.svg);
+  f.add_switch("--check", o.check);
+  f.parse(argc, argv);
   if (o.epochs < 1 || o.qat_epochs < 1 || o.batch < 2 || o.threads < 1 || o.lr <= 0 ||
       o.qat_lr <= 0)
-    usage("epochs, qat-epochs and threads must be >= 1, batch >= 2, learning rates > 0");
+    f.usage("epochs, qat-epochs and threads must be >= 1, batch >= 2, learning rates > 0");
   return o;
 }
 
@@ -122,7 +83,6 @@ using fmnist::Clock;
 using fmnist::Dataset;
 using fmnist::seconds_since;
 using fmnist::set_threads;
-constexpr const char* kProgram = "fashion_mnist_qat";
 
 // ----------------------------------------------------------------------------------- model
 constexpr long kC1 = 32, kC2 = 64, kHidden = 128;
@@ -389,7 +349,10 @@ int main(int argc, char** argv) {
   const Dataset test_set = fmnist::load(kProgram, o.data, "t10k", o.test_subset);
   std::printf("Fashion-MNIST: %ld training, %ld test images; batch %d, %d thread(s), seed %d\n",
               train_set.n, test_set.n, o.batch, o.threads, o.seed);
-  if (train_set.n < o.batch) usage("the training subset is smaller than one batch");
+  if (train_set.n < o.batch) {
+    std::fprintf(stderr, "%s: the training subset is smaller than one batch\n", kProgram);
+    return 2;
+  }
 
   std::mt19937 rng(std::uint32_t(o.seed));
   Net<W8> fp32(rng);

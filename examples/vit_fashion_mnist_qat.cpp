@@ -62,63 +62,23 @@ struct Options {
   bool check = false;
 };
 
-[[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr,
-               "%s: %s\nflags: --epochs N --qat-epochs N --batch N --lr X --qat-lr X "
-               "--kd-temperature T --kd-alpha A --threads N --train-subset N --test-subset N "
-               "--seed N --data DIR --json PATH --svg PATH --check\n",
-               kProgram, msg);
-  std::exit(2);
+fmnist::Flags flags(Options& o) {
+  fmnist::Flags f(kProgram);
+  f.add("--epochs", o.epochs).add("--qat-epochs", o.qat_epochs).add("--batch", o.batch);
+  f.add("--lr", o.lr).add("--qat-lr", o.qat_lr).add("--kd-temperature", o.kd_temperature);
+  f.add("--kd-alpha", o.kd_alpha).add("--threads", o.threads).add("--train-subset", o.train_subset);
+  f.add("--test-subset", o.test_subset).add("--seed", o.seed).add("--data", o.data);
+  f.add("--json", o.json).add("--svg", o.svg).add_switch("--check", o.check);
+  return f;
 }
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--check") {
-      o.check = true;
-      continue;
-    }
-    if (i + 1 >= argc) usage(("missing value for " + a).c_str());
-    const std::string v = argv[++i];
-    try {
-      if (a == "--epochs")
-        o.epochs = std::stoi(v);
-      else if (a == "--qat-epochs")
-        o.qat_epochs = std::stoi(v);
-      else if (a == "--batch")
-        o.batch = std::stoi(v);
-      else if (a == "--lr")
-        o.lr = std::stod(v);
-      else if (a == "--qat-lr")
-        o.qat_lr = std::stod(v);
-      else if (a == "--kd-temperature")
-        o.kd_temperature = std::stod(v);
-      else if (a == "--kd-alpha")
-        o.kd_alpha = std::stod(v);
-      else if (a == "--threads")
-        o.threads = std::stoi(v);
-      else if (a == "--train-subset")
-        o.train_subset = std::stol(v);
-      else if (a == "--test-subset")
-        o.test_subset = std::stol(v);
-      else if (a == "--seed")
-        o.seed = std::stoi(v);
-      else if (a == "--data")
-        o.data = v;
-      else if (a == "--json")
-        o.json = v;
-      else if (a == "--svg")
-        o.svg = v;
-      else
-        usage(("unknown flag " + a).c_str());
-    } catch (const std::logic_error&) {
-      usage(("bad value '" + v + "' for " + a).c_str());
-    }
-  }
+  const fmnist::Flags f = flags(o);
+  f.parse(argc, argv);
   if (o.epochs < 1 || o.qat_epochs < 1 || o.batch < 2 || o.threads < 1 || !(o.lr > 0) ||
       !(o.qat_lr > 0) || !(o.kd_temperature > 0) || !(o.kd_alpha >= 0 && o.kd_alpha <= 1))
-    usage(
+    f.usage(
         "epochs, qat-epochs and threads must be >= 1, batch >= 2, learning rates and the "
         "temperature > 0, alpha in [0, 1]");
   return o;
@@ -356,7 +316,10 @@ int main(int argc, char** argv) {
   const Dataset test_set = fmnist::load(kProgram, o.data, "t10k", o.test_subset);
   std::printf("Fashion-MNIST: %ld training, %ld test images; batch %d, %d thread(s), seed %d\n",
               train_set.n, test_set.n, o.batch, o.threads, o.seed);
-  if (train_set.n < o.batch) usage("the training subset is smaller than one batch");
+  if (train_set.n < o.batch) {
+    std::fprintf(stderr, "%s: the training subset is smaller than one batch\n", kProgram);
+    return 2;
+  }
   const fq::VitOptions vo = vit_options(o);
 
   std::mt19937 rng(std::uint32_t(o.seed));

@@ -215,6 +215,22 @@ TEST_CASE("QMultiHeadAttention: float and fixed-quantizer forwards equal a naive
   }
 }
 
+namespace {
+/// 4×4 images of 2×2 patches (4 tokens of 4 features), width 8, 2 heads, one block: small
+/// enough for finite differences.
+fq::VitOptions tiny_vit(std::int64_t mlp_hidden) {
+  fq::VitOptions vo;
+  vo.image = 4;
+  vo.patch = 2;
+  vo.classes = 3;
+  vo.depth = 1;
+  vo.block.dim = 8;
+  vo.block.heads = 2;
+  vo.block.mlp_hidden = mlp_hidden;
+  return vo;
+}
+}  // namespace
+
 TEST_CASE("transformer layers: gradients with respect to the input match finite differences",
           "[layers][transformer]") {
   fq::testing::OpGradientOptions opt;
@@ -222,17 +238,8 @@ TEST_CASE("transformer layers: gradients with respect to the input match finite 
   opt.tolerance = 3e-3;
   std::mt19937 rng(5);
   fq::QMultiHeadAttention<> attn(8, 2, rng);
-  fq::EncoderBlockOptions bo;
-  bo.dim = 8;
-  bo.heads = 2;
-  bo.mlp_hidden = 12;
-  fq::QEncoderBlock<> block(bo, rng);
-  fq::VitOptions vo;
-  vo.image = 4;
-  vo.patch = 2;
-  vo.classes = 3;
-  vo.depth = 1;
-  vo.block = bo;
+  const fq::VitOptions vo = tiny_vit(12);
+  fq::QEncoderBlock<> block(vo.block, rng);
   fq::QVisionTransformer<> vit(vo, rng);
   std::vector<fq::testing::OpInput> tokens{{{2, 3, 8}, 21}};
   auto r = fq::testing::check_op_gradients(
@@ -254,17 +261,7 @@ TEST_CASE("transformer layers: gradients with respect to the input match finite 
 TEST_CASE("transformer layers: parameter gradients match finite differences",
           "[layers][transformer]") {
   std::mt19937 rng(8);
-  fq::EncoderBlockOptions bo;
-  bo.dim = 8;
-  bo.heads = 2;
-  bo.mlp_hidden = 8;
-  fq::VitOptions vo;
-  vo.image = 4;
-  vo.patch = 2;
-  vo.classes = 3;
-  vo.depth = 1;
-  vo.block = bo;
-  fq::QVisionTransformer<> vit(vo, rng);
+  fq::QVisionTransformer<> vit(tiny_vit(8), rng);
   // A class token of zeros makes token 0 nearly constant, where LayerNorm's curvature defeats
   // a finite difference: give it a spread.
   vit.embedding().class_token().value() = uniform(8, 10);

@@ -12,24 +12,16 @@
 #include <fakequant/ops/activation.hpp>
 #include <fakequant/testing/check_op_gradients.hpp>
 
+#include "ops/ops_test_util.hpp"
 #include "test_util.hpp"
 
 using fq::Tape;
 using fq::Var;
 using fq::ops::GeluApprox;
-using GradInput = fq::testing::OpInput;
+using fq_test::check_grad;
+using fq_test::GradInput;
 
 namespace {
-void check_grad(std::vector<GradInput> in, const std::function<Var(Tape&, std::vector<Var>&)>& f) {
-  fq::testing::OpGradientOptions opt;
-  opt.step = 1e-2f;
-  opt.tolerance = 2e-3;
-  const fq::testing::CheckResult r = fq::testing::check_op_gradients(in, f, opt);
-  INFO(r.report());
-  CHECK(r.passed());
-  CHECK(r.checked("op_gradient") > 0);
-}
-
 // References in double, written from the definitions (not from the op's formulas).
 double gelu_ref(double x, bool tanh_form) {
   if (!tanh_form) return x * 0.5 * std::erfc(-x / std::sqrt(2.0));

@@ -14,23 +14,15 @@
 #include <fakequant/ops/loss.hpp>
 #include <fakequant/testing/check_op_gradients.hpp>
 
+#include "ops/ops_test_util.hpp"
 #include "test_util.hpp"
 
 using fq::Tape;
 using fq::Var;
-using GradInput = fq::testing::OpInput;
+using fq_test::check_grad;
+using fq_test::GradInput;
 
 namespace {
-void check_grad(std::vector<GradInput> in, const std::function<Var(Tape&, std::vector<Var>&)>& f) {
-  fq::testing::OpGradientOptions opt;
-  opt.step = 1e-2f;
-  opt.tolerance = 2e-3;
-  const fq::testing::CheckResult r = fq::testing::check_op_gradients(in, f, opt);
-  INFO(r.report());
-  CHECK(r.passed());
-  CHECK(r.checked("op_gradient") > 0);
-}
-
 /// T²/N Σ_n KL(softmax(t_n/T) ‖ softmax(s_n/T)) in double, from the probabilities.
 double kd_ref(const std::vector<float>& s, const std::vector<float>& t, std::int64_t n,
               std::int64_t k, double temp) {

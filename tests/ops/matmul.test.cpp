@@ -10,25 +10,16 @@
 #include <fakequant/ops/matmul.hpp>
 #include <fakequant/testing/check_op_gradients.hpp>
 
+#include "ops/ops_test_util.hpp"
 #include "test_util.hpp"
 
 using fq::Shape;
 using fq::Tape;
 using fq::Var;
-using GradInput = fq::testing::OpInput;
+using fq_test::check_grad;
+using fq_test::GradInput;
 
 namespace {
-void check_grad(std::vector<GradInput> in, const std::function<Var(Tape&, std::vector<Var>&)>& f,
-                float h = 1e-2f, double tol = 2e-3) {
-  fq::testing::OpGradientOptions opt;
-  opt.step = h;
-  opt.tolerance = tol;
-  const fq::testing::CheckResult r = fq::testing::check_op_gradients(in, f, opt);
-  INFO(r.report());
-  CHECK(r.passed());
-  CHECK(r.checked("op_gradient") > 0);
-}
-
 /// The stored shape of an operand: batch dims, then rows x cols (swapped when transposed).
 Shape stored(const std::vector<std::int64_t>& batch, std::int64_t rows, std::int64_t cols,
              bool transposed) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -12,22 +13,17 @@
 #include <fakequant/ops/norm.hpp>
 #include <fakequant/testing/check_op_gradients.hpp>
 
+#include "ops/ops_test_util.hpp"
 #include "test_util.hpp"
 
 using fq::Tape;
 using fq::Var;
-using GradInput = fq::testing::OpInput;
+using fq_test::GradInput;
 
 namespace {
-void check_grad(std::vector<GradInput> in, const std::function<Var(Tape&, std::vector<Var>&)>& f,
-                double tol = 3e-3) {
-  fq::testing::OpGradientOptions opt;
-  opt.step = 1e-2f;
-  opt.tolerance = tol;
-  const fq::testing::CheckResult r = fq::testing::check_op_gradients(in, f, opt);
-  INFO(r.report());
-  CHECK(r.passed());
-  CHECK(r.checked("op_gradient") > 0);
+/// The shared check with a tolerance of 3e-3 (a norm's gradient mixes every element of a row).
+void check_grad(std::vector<GradInput> in, const std::function<Var(Tape&, std::vector<Var>&)>& f) {
+  fq_test::check_grad(std::move(in), f, 1e-2f, 3e-3);
 }
 
 /// Layer norm (rms = false) or RMS norm of one row in double, the textbook way.

@@ -12,25 +12,15 @@
 #include <fakequant/ops/ops.hpp>
 #include <fakequant/testing/check_op_gradients.hpp>
 
+#include "ops/ops_test_util.hpp"
 #include "test_util.hpp"
 
 using fq::Tape;
 using fq::Var;
-using GradInput = fq::testing::OpInput;
+using fq_test::check_grad;
+using fq_test::GradInput;
 
-namespace {
-/// The op's gradients against central differences (the testing kit's op gradient check).
-void check_grad(std::vector<GradInput> in, const std::function<Var(Tape&, std::vector<Var>&)>& f,
-                float h = 1e-2f, double tol = 2e-3) {
-  fq::testing::OpGradientOptions opt;
-  opt.step = h;
-  opt.tolerance = tol;
-  const fq::testing::CheckResult r = fq::testing::check_op_gradients(in, f, opt);
-  INFO(r.report());
-  CHECK(r.passed());
-  CHECK(r.checked("op_gradient") > 0);
-}
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("linear: forward equals x·wᵀ + b and gradients match finite differences", "[ops]") {
   GradInput x({5, 7}, 1), w({3, 7}, 2), b({3}, 3);

@@ -15,28 +15,19 @@
 #include <fakequant/ops/shape.hpp>
 #include <fakequant/testing/check_op_gradients.hpp>
 
+#include "ops/ops_test_util.hpp"
 #include "test_util.hpp"
 
 using fq::ErrorCode;
 using fq::Shape;
 using fq::Tape;
 using fq::Var;
+using fq_test::check_grad;
 using fq_test::error_code_of;
-using GradInput = fq::testing::OpInput;
+using fq_test::GradInput;
 using Index = std::vector<std::int64_t>;
 
 namespace {
-void check_grad(std::vector<GradInput> in, const std::function<Var(Tape&, std::vector<Var>&)>& f,
-                float h = 1e-2f, double tol = 2e-3) {
-  fq::testing::OpGradientOptions opt;
-  opt.step = h;
-  opt.tolerance = tol;
-  const fq::testing::CheckResult r = fq::testing::check_op_gradients(in, f, opt);
-  INFO(r.report());
-  CHECK(r.passed());
-  CHECK(r.checked("op_gradient") > 0);
-}
-
 /// The multi-index of linear index i in s.
 Index unravel(const Shape& s, std::int64_t i) {
   Index idx(static_cast<std::size_t>(s.rank));

@@ -13,23 +13,15 @@
 #include <fakequant/ops/softmax.hpp>
 #include <fakequant/testing/check_op_gradients.hpp>
 
+#include "ops/ops_test_util.hpp"
 #include "test_util.hpp"
 
 using fq::Tape;
 using fq::Var;
-using GradInput = fq::testing::OpInput;
+using fq_test::check_grad;
+using fq_test::GradInput;
 
 namespace {
-void check_grad(std::vector<GradInput> in, const std::function<Var(Tape&, std::vector<Var>&)>& f) {
-  fq::testing::OpGradientOptions opt;
-  opt.step = 1e-2f;
-  opt.tolerance = 2e-3;
-  const fq::testing::CheckResult r = fq::testing::check_op_gradients(in, f, opt);
-  INFO(r.report());
-  CHECK(r.passed());
-  CHECK(r.checked("op_gradient") > 0);
-}
-
 /// Softmax or log-softmax along `axis` (>= 0) in double: each slice gathered by its stride.
 std::vector<double> softmax_ref(const std::vector<float>& x, const fq::Shape& s, int axis,
                                 bool log) {

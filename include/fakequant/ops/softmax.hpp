@@ -5,8 +5,10 @@
 //   softmax:     e = exp(x − m), s = Σe, y = e·(1/s)         dx += y ⊙ (dy − Σ dy ⊙ y)
 //   log_softmax: z = x − m,      s = Σexp(z), y = z − log(s)  dx += dy − exp(y)·Σ dy
 // Subtracting the max keeps exp from overflowing (rows of ±80 or 1e4 are fine). Sums are in
-// float (Eigen's vectorised reduction). log_softmax subtracts m and log(s) one after the other:
-// PyTorch's x − (m + log s) rounds m + log s to the ulp of m first (≈ 1e-3 at 1e4), so on
+// float (Eigen's vectorised reduction), except on last-axis rows of at most kShortRow = 32
+// (attention's keys): there the max and softmax's sums are plain sequential loops, as Eigen's
+// per-row setup costs more than such a row. log_softmax subtracts m and log(s) one after the
+// other: PyTorch's x − (m + log s) rounds m + log s to the ulp of m first (≈ 1e-3 at 1e4), so on
 // large offsets ours is the more accurate of the two (docs/numerics.md). A row holding +inf or
 // only −inf gives NaN, as PyTorch; a −inf among finite values gets probability 0.
 // Last axis: one contiguous row per slice, rows in parallel (FQ_PARALLEL_FOR). Other axes: the
@@ -28,6 +30,7 @@ namespace ops {
 
 namespace impl {
 constexpr std::int64_t kSoftmaxBlock = 2048;  // elements per block of rows (8 KiB, in L1)
+constexpr std::int64_t kShortRow = 32;        // rows up to this length (attention's T): plain loops
 
 /// The extents around `axis`: outer (before), n (the axis) and inner (after).
 struct AxisSplit {
@@ -62,8 +65,17 @@ inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool l
     for (std::int64_t b = 0; b < blocks; ++b) {
       const std::int64_t r0 = b * rows_per_block, rows = std::min(rows_per_block, s.outer - r0),
                          len = rows * n;
-      for (std::int64_t r = r0; r < r0 + rows; ++r)
-        Row(y + r * n, n) = CRow(x + r * n, n) - CRow(x + r * n, n).maxCoeff();  // z = x − m
+      if (n <= kShortRow)  // plain loops: Eigen's per-call setup dominates on short rows
+        for (std::int64_t r = r0; r < r0 + rows; ++r) {
+          const float* xr = x + r * n;
+          float* yr = y + r * n;
+          float m = xr[0];
+          for (std::int64_t j = 1; j < n; ++j) m = xr[j] > m ? xr[j] : m;
+          for (std::int64_t j = 0; j < n; ++j) yr[j] = xr[j] - m;  // z = x − m
+        }
+      else
+        for (std::int64_t r = r0; r < r0 + rows; ++r)
+          Row(y + r * n, n) = CRow(x + r * n, n) - CRow(x + r * n, n).maxCoeff();  // z = x − m
       if (log && n <= kSoftmaxBlock) {
         alignas(64) float e[kSoftmaxBlock];
         Row(e, len) = CRow(y + r0 * n, len).exp();
@@ -81,8 +93,15 @@ inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool l
       } else {
         Row(y + r0 * n, len) = CRow(y + r0 * n, len).exp();
         for (std::int64_t r = r0; r < r0 + rows; ++r) {
-          Row yr(y + r * n, n);
-          yr *= 1.0f / yr.sum();
+          float* yr = y + r * n;
+          if (n <= kShortRow) {
+            float sum = 0.0f;  // a sequential sum: a reduction's setup costs more here
+            for (std::int64_t j = 0; j < n; ++j) sum += yr[j];
+            const float inv = 1.0f / sum;
+            for (std::int64_t j = 0; j < n; ++j) yr[j] *= inv;
+          } else {
+            Row(yr, n) *= 1.0f / Row(yr, n).sum();
+          }
         }
       }
     }
@@ -124,6 +143,15 @@ inline void softmax_backward(const float* y, const float* dy, float* dx, const A
   if (in == 1 && !log) {
     FQ_PARALLEL_FOR
     for (std::int64_t o = 0; o < s.outer; ++o) {
+      if (n <= kShortRow) {  // plain loops, as in the forward
+        const float* yr = y + o * n;
+        const float* g = dy + o * n;
+        float* d = dx + o * n;
+        float dot = 0.0f;
+        for (std::int64_t j = 0; j < n; ++j) dot += g[j] * yr[j];
+        for (std::int64_t j = 0; j < n; ++j) d[j] += yr[j] * (g[j] - dot);
+        continue;
+      }
       const CRow yr(y + o * n, n), g(dy + o * n, n);
       Row(dx + o * n, n) += yr * (g - (g * yr).sum());
     }
