@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Tests of ops::matmul: forward against a naive triple loop and gradients against finite
 // differences for every transpose flag, batch ranks 0, 1 and 2, and a shared rank-2 b.
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -195,4 +197,48 @@ TEST_CASE("matmul: bad shapes are refused at op creation", "[ops][matmul]") {
   CHECK(error_code_of([&] {
           fq::ops::matmul(tape, stale, v({2, 2}));
         }) == ErrorCode::kInvalidState);
+}
+
+TEST_CASE("matmul: alpha scales the product and both gradients", "[ops][matmul]") {
+  // Forward: alpha · (a · bᵀ) against a double loop; a [2, 3, 4], b [2, 5, 4]
+  // (transpose_b).
+  const std::int64_t B = 2, M = 3, K = 4, N = 5;
+  const float alpha = 0.37f;
+  std::vector<float> a(static_cast<std::size_t>(B * M * K)), b(static_cast<std::size_t>(B * N * K));
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = std::sin(0.7f * float(i) + 0.1f);
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = std::cos(0.3f * float(i) - 0.2f);
+  fq::Tape tape;
+  const fq::Var c = fq::ops::matmul(tape, tape.constant(a.data(), {B, M, K}),
+                                    tape.constant(b.data(), {B, N, K}), false, true, alpha);
+  for (std::int64_t i = 0; i < B; ++i)
+    for (std::int64_t r = 0; r < M; ++r)
+      for (std::int64_t col = 0; col < N; ++col) {
+        double s = 0;
+        for (std::int64_t q = 0; q < K; ++q)
+          s += double(a[std::size_t((i * M + r) * K + q)]) * b[std::size_t((i * N + col) * K + q)];
+        CHECK(c.value()[(i * M + r) * N + col] == Approx(alpha * s).margin(1e-6));
+      }
+  // Gradients, for every flag combination.
+  for (int flags = 0; flags < 4; ++flags) {
+    const bool ta = flags & 1, tb = flags & 2;
+    std::vector<fq::testing::OpInput> in{{ta ? fq::Shape{2, 4, 3} : fq::Shape{2, 3, 4}, 31},
+                                         {tb ? fq::Shape{2, 5, 4} : fq::Shape{2, 4, 5}, 32}};
+    fq::testing::OpGradientOptions opt;
+    opt.step = 1e-2f;
+    opt.tolerance = 2e-3;
+    const auto r = fq::testing::check_op_gradients(
+        in,
+        [&](fq::Tape& t, std::vector<fq::Var>& v) {
+          return fq::ops::matmul(t, v[0], v[1], ta, tb, -1.7f);
+        },
+        opt);
+    INFO(r.report());
+    CHECK(r.passed());
+  }
+  // A non-finite alpha is refused.
+  CHECK(fq_test::error_code_of([&] {
+          fq::ops::matmul(tape, tape.constant(a.data(), {B, M, K}),
+                          tape.constant(b.data(), {B, N, K}), false, true,
+                          std::numeric_limits<float>::quiet_NaN());
+        }) == fq::ErrorCode::kInvalidArgument);
 }
