@@ -162,7 +162,8 @@ class QMultiHeadAttention {
         x.shape().rank == 3 && x.size(2) == dim_, ErrorCode::kShapeMismatch,
         detail::msg("QMultiHeadAttention: x ", x.shape().str(), " must be [B, T, ", dim_, "]"));
     const Var qkv = qkv_.template forward<Arch>(tape, x);
-    const float inv_sqrt_dh = 1.0f / std::sqrt(static_cast<float>(dim_ / heads_));
+    const std::int64_t head_dim = dim_ / heads_;  // exact: heads divides dim (constructor)
+    const float inv_sqrt_dh = 1.0f / std::sqrt(static_cast<float>(head_dim));
     if constexpr (std::is_same<typename R::matmul, NoFakeQuant>::value) {
       // Float Q, K, V: read in place from qkv, O written merged (no layout copies).
       const Var s = detail::head_scores(tape, qkv, heads_, inv_sqrt_dh);
