@@ -117,9 +117,7 @@ TEST_CASE("gelu, silu: the far tails are ~0 or exactly the identity, never NaN",
       INFO("op " << which << " x " << x[i]);
       if (x[i] < 0) {
         CHECK(std::abs(y.value()[i]) < 1e-30f);
-        // Below 1e-25 with AVX-512's exp; Eigen's SSE2 exp(−inf) is ~1e-39, not 0, so x·φ(x) at
-        // x = −1e30 leaves ~1e-9 there (a gap of the SSE2 path).
-        CHECK(std::abs(dx[i]) < 1e-8f);
+        CHECK(std::abs(dx[i]) < 1e-25f);
       } else {
         CHECK(y.value()[i] == x[i]);
         CHECK(dx[i] == 1.0f);

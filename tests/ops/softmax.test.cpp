@@ -106,8 +106,7 @@ TEST_CASE("softmax, log_softmax: large, offset, constant and masked rows", "[ops
       REQUIRE(p.value()[e] == Approx(pw[e]).epsilon(2e-6).margin(1e-7));
       if (std::isinf(lw[e])) {
         REQUIRE(lp.value()[e] == -inf);
-        // Exactly 0 with AVX-512's exp; Eigen's SSE2 exp of −inf underflows to ~1e-39 (a gap).
-        REQUIRE(p.value()[e] <= std::numeric_limits<float>::min());
+        REQUIRE(p.value()[e] == 0.0f);
       } else {
         // (x − m) − log s: accurate to an ulp of the result, not of m (m = 1e4 here).
         REQUIRE(lp.value()[e] == Approx(lw[e]).epsilon(2e-6).margin(1e-6));
@@ -142,6 +141,63 @@ TEST_CASE("softmax, log_softmax: gradients accumulate and the masked entries get
       CHECK(dx[std::size_t(j)] == Approx(10.0 + (log ? dj : y0 * dj)).epsilon(1e-6));
     }
     CHECK(dx[3] == 10.0f);  // probability 0: no gradient
+  }
+}
+
+TEST_CASE("softmax, log_softmax: masked and underflowing entries are exactly 0 on every path",
+          "[ops][softmax]") {
+  // Each code path (short rows, long rows, a row longer than a block, a middle axis) with
+  // −inf, −1e30 and −100-below-the-max logits: probability 0, log-probability finite or −inf,
+  // and no gradient from the probability (dy = 0 there keeps dx at its 10).
+  const float inf = std::numeric_limits<float>::infinity();
+  struct Case {
+    fq::Shape shape;
+    int axis;
+  };
+  for (const Case& c : {Case{{3, 7}, -1}, Case{{3, 40}, -1}, Case{{1, 3000}, -1},
+                        Case{{2, 9, 5}, 1}, Case{{9, 3}, 0}}) {
+    GradInput x(c.shape, 31, -1, 1);
+    const int a = c.axis < 0 ? c.axis + c.shape.rank : c.axis;
+    std::int64_t inner = 1;
+    for (int d = a + 1; d < c.shape.rank; ++d) inner *= c.shape.dims[std::size_t(d)];
+    std::vector<char> tiny(x.value.size(), 0);
+    // Along the axis, three entries per slice fall far below the rest (a fixed pattern).
+    for (std::size_t e = 0; e < x.value.size(); ++e) {
+      const auto pos = (std::int64_t(e) / inner) % c.shape.dims[std::size_t(a)];
+      if (pos == 1 || pos == 4 || pos == 5) {
+        x.value[e] = pos == 1 ? -inf : pos == 4 ? -1e30f : x.value[e] - 100.0f;
+        tiny[e] = 1;
+      }
+    }
+    for (bool log : {false, true}) {
+      INFO("shape " << c.shape.str() << " axis " << c.axis << " log " << log);
+      Tape tape;
+      std::vector<float> dx(x.value.size(), 10.0f), dy(x.value.size());
+      const Var xv = tape.leaf(x.value.data(), dx.data(), c.shape);
+      const Var y =
+          log ? fq::ops::log_softmax(tape, xv, c.axis) : fq::ops::softmax(tape, xv, c.axis);
+      for (std::size_t e = 0; e < dy.size(); ++e) dy[e] = tiny[e] ? 0.0f : 0.25f * x.value[e];
+      const Var l = fq::custom_op(
+          tape, {y}, {}, [](float* out) { *out = 0.0f; },
+          [&dy, y](const float*, const float* g) {
+            for (std::size_t e = 0; e < dy.size(); ++e) y.grad()[e] += g[0] * dy[e];
+          });
+      tape.backward(l);
+      std::size_t zeros = 0;
+      for (std::size_t e = 0; e < dy.size(); ++e) {
+        if (!tiny[e]) continue;
+        INFO("element " << e << " x " << x.value[e]);
+        if (log) {
+          REQUIRE(!std::isnan(y.value()[e]));
+          REQUIRE(y.value()[e] <= -99.0f);
+        } else {
+          REQUIRE(y.value()[e] == 0.0f);
+        }
+        REQUIRE(dx[e] == 10.0f);
+        ++zeros;
+      }
+      CHECK(zeros == 3 * x.value.size() / std::size_t(c.shape.dims[std::size_t(a)]));
+    }
   }
 }
 

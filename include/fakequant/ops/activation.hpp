@@ -67,9 +67,12 @@ inline Var gelu(Tape& tape, const Var& x, GeluApprox approx = GeluApprox::kNone)
       using Chunk = Eigen::Map<Eigen::ArrayXf>;
       using CChunk = Eigen::Map<const Eigen::ArrayXf>;
       if (approx == GeluApprox::kNone) {
+        // x·φ(x) with x clamped at ±14 (beyond, |x·φ(x)| < 1e-41): Eigen's SSE/AVX2 exp returns
+        // 2.9e-39, not 0, for arguments below −88.38, which x = −1e30 would scale up to ~1e-9.
         const auto xa = x.array();
+        const auto xp = xa.max(-14.0f).min(14.0f);
         x.grad_array() += y.grad_array() * (0.5f * (1.0f + (xa * impl::kSqrt1_2).erf()) +
-                                            xa * (impl::kInvSqrt2Pi * (xa * xa * -0.5f).exp()));
+                                            xp * (impl::kInvSqrt2Pi * (xp * xp * -0.5f).exp()));
         return;
       }
       // With e = exp(−2u) and s = σ(2u) = 1/(1 + e): 0.5·(1 + t) = s and 1 − t² = 4·e·s², both

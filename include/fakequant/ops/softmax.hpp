@@ -10,7 +10,10 @@
 // per-row setup costs more than such a row. log_softmax subtracts m and log(s) one after the
 // other: PyTorch's x − (m + log s) rounds m + log s to the ulp of m first (≈ 1e-3 at 1e4), so on
 // large offsets ours is the more accurate of the two (docs/numerics.md). A row holding +inf or
-// only −inf gives NaN, as PyTorch; a −inf among finite values gets probability 0.
+// only −inf gives NaN, as PyTorch; a −inf among finite values gets probability 0. Every exp
+// result below FLT_MIN (x − m < −87.34) is flushed to 0: Eigen's SSE/AVX2 exp clamps its
+// argument at −88.38 and returns 2.9e-39 there, exp(−inf) included, where AVX-512 returns 0 —
+// flushing gives masked entries an exact 0 (and a 0 gradient) on every instruction set.
 // Last axis: one contiguous row per slice, rows in parallel (FQ_PARALLEL_FOR). Other axes: the
 // slices of one outer block are walked row by row with vector operations across the `inner`
 // trailing elements, with 2·inner floats of tape scratch for the running max and sum.
@@ -21,6 +24,7 @@
 #include <algorithm>  // max, min
 #include <cmath>      // log
 #include <cstdint>    // int64_t
+#include <limits>     // numeric_limits
 
 #include <fakequant/base/config.hpp>
 #include <fakequant/tape/tape.hpp>
@@ -31,6 +35,13 @@ namespace ops {
 namespace impl {
 constexpr std::int64_t kSoftmaxBlock = 2048;  // elements per block of rows (8 KiB, in L1)
 constexpr std::int64_t kShortRow = 32;        // rows up to this length (attention's T): plain loops
+
+/// exp(z) over n floats (in place when z == e), results below FLT_MIN flushed to 0.
+inline void exp_flushed(const float* z, float* e, std::int64_t n) {
+  Eigen::Map<Eigen::ArrayXf>(e, n) = Eigen::Map<const Eigen::ArrayXf>(z, n).exp();
+  constexpr float kMin = std::numeric_limits<float>::min();
+  for (std::int64_t i = 0; i < n; ++i) e[i] = e[i] < kMin ? 0.0f : e[i];  // a vector blend
+}
 
 /// The extents around `axis`: outer (before), n (the axis) and inner (after).
 struct AxisSplit {
@@ -78,7 +89,7 @@ inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool l
           Row(y + r * n, n) = CRow(x + r * n, n) - CRow(x + r * n, n).maxCoeff();  // z = x − m
       if (log && n <= kSoftmaxBlock) {
         alignas(64) float e[kSoftmaxBlock];
-        Row(e, len) = CRow(y + r0 * n, len).exp();
+        exp_flushed(y + r0 * n, e, len);
         for (std::int64_t r = 0; r < rows; ++r)
           Row(y + (r0 + r) * n, n) -= std::log(CRow(e + r * n, n).sum());
       } else if (log) {  // one row longer than a block: its exp summed piecewise
@@ -86,12 +97,12 @@ inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool l
         float sum = 0.0f;
         for (std::int64_t c = 0; c < n; c += kSoftmaxBlock) {
           const std::int64_t m = std::min(kSoftmaxBlock, n - c);
-          Row(e, m) = CRow(y + r0 * n + c, m).exp();
+          exp_flushed(y + r0 * n + c, e, m);
           sum += CRow(e, m).sum();
         }
         Row(y + r0 * n, n) -= std::log(sum);
       } else {
-        Row(y + r0 * n, len) = CRow(y + r0 * n, len).exp();
+        exp_flushed(y + r0 * n, y + r0 * n, len);
         for (std::int64_t r = r0; r < r0 + rows; ++r) {
           float* yr = y + r * n;
           if (n <= kShortRow) {
@@ -116,11 +127,11 @@ inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool l
     sum.setZero();
     for (std::int64_t r = 0; r < n; ++r) {
       Row yr(yb + r * in, in);
+      yr = CRow(xb + r * in, in) - mx;
       if (log) {
-        yr = CRow(xb + r * in, in) - mx;
-        sum += yr.exp();
+        sum += yr.exp();  // s only: a subnormal term cannot change it
       } else {
-        yr = (CRow(xb + r * in, in) - mx).exp();
+        exp_flushed(yb + r * in, yb + r * in, in);
         sum += yr;
       }
     }
@@ -134,7 +145,7 @@ inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool l
   }
 }
 
-/// dx += the gradient of softmax / log_softmax given y and dy; buf: inner floats.
+/// dx += the gradient of softmax / log_softmax given y and dy; buf: 2·inner floats.
 inline void softmax_backward(const float* y, const float* dy, float* dx, const AxisSplit& s,
                              bool log, float* buf) {
   using Row = Eigen::Map<Eigen::ArrayXf>;
@@ -166,7 +177,7 @@ inline void softmax_backward(const float* y, const float* dy, float* dx, const A
       alignas(64) float e[kSoftmaxBlock];
       for (std::int64_t c = 0; c < rows * n; c += kSoftmaxBlock) {     // rows·n <= block unless
         const std::int64_t m = std::min(kSoftmaxBlock, rows * n - c);  // one long row
-        Row(e, m) = CRow(y + r0 * n + c, m).exp();
+        exp_flushed(y + r0 * n + c, e, m);
         if (n > kSoftmaxBlock) {
           const float gs = CRow(dy + r0 * n, n).sum();
           Row(dx + r0 * n + c, m) += CRow(dy + r0 * n + c, m) - CRow(e, m) * gs;
@@ -181,7 +192,7 @@ inline void softmax_backward(const float* y, const float* dy, float* dx, const A
     }
     return;
   }
-  Row acc(buf, in);
+  Row acc(buf, in), e(buf + in, in);
   for (std::int64_t o = 0; o < s.outer; ++o) {
     const std::int64_t base = o * n * in;
     acc.setZero();
@@ -195,9 +206,10 @@ inline void softmax_backward(const float* y, const float* dy, float* dx, const A
     for (std::int64_t r = 0; r < n; ++r) {
       const std::int64_t off = base + r * in;
       const CRow yr(y + off, in), g(dy + off, in);
-      if (log)
-        Row(dx + off, in) += g - yr.exp() * acc;
-      else
+      if (log) {
+        exp_flushed(y + off, e.data(), in);
+        Row(dx + off, in) += g - e * acc;
+      } else
         Row(dx + off, in) += yr * (g - acc);
     }
   }
