@@ -3,6 +3,7 @@
 #ifndef FQ_TESTS_TEST_UTIL_HPP_
 #define FQ_TESTS_TEST_UTIL_HPP_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -106,6 +107,22 @@ std::vector<T> make_fq_input(std::size_t n, float s, std::int64_t qmin, std::int
     }
   }
   return x;
+}
+
+/// Constants the tests share (one definition, so that test files can form unity sources).
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kEps = std::numeric_limits<float>::epsilon();
+
+/// The value of the sorted table t nearest a >= 0, ties to the even index (= the even code of
+/// a format whose table lists its codes in order); saturates at t.back().
+inline double nearest_even(const std::vector<double>& t, double a) {
+  if (a >= t.back()) return t.back();
+  const auto hi = static_cast<std::size_t>(std::upper_bound(t.begin(), t.end(), a) - t.begin());
+  const std::size_t lo = hi - 1;
+  const double dl = a - t[lo], dh = t[hi] - a;
+  if (dl != dh) return dl < dh ? t[lo] : t[hi];
+  return lo % 2 == 0 ? t[lo] : t[hi];
 }
 
 }  // namespace fq_test

@@ -33,8 +33,8 @@ using fq_test::bits_of;
 using fq_test::error_code_of;
 using fq_test::error_message_of;
 
-constexpr float kInf = std::numeric_limits<float>::infinity();
-const float kNaN = std::numeric_limits<float>::quiet_NaN();
+using fq_test::kInf;
+using fq_test::kNaN;
 
 // The NF4 levels as printed in the QLoRA paper (arXiv:2305.14314, appendix E) and in
 // bitsandbytes' get_4bit_type('nf4'), typed here again as double literals: each is the exact

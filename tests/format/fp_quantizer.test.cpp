@@ -29,8 +29,8 @@ using fq::TensorView;
 using fq_test::bits_of;
 using fq_test::error_code_of;
 
-constexpr float kInf = std::numeric_limits<float>::infinity();
-const float kNaN = std::numeric_limits<float>::quiet_NaN();
+using fq_test::kInf;
+using fq_test::kNaN;
 
 /// Contiguous views of a vector with a shape.
 TensorView<const float> cview(const std::vector<float>& v, std::vector<std::int64_t> shape) {

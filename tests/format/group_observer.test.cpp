@@ -27,7 +27,7 @@ using fq::TensorView;
 namespace {
 
 constexpr int kRt = fq::kRuntimeGroupSize;
-constexpr float kEps = std::numeric_limits<float>::epsilon();
+using fq_test::kEps;
 
 using Sym4 = fq::QScheme<fq::Int4, fq::Symmetric, fq::PerGroup<kRt>>;
 using Aff4 = fq::QScheme<fq::UInt4, fq::Affine, fq::PerGroup<kRt>>;

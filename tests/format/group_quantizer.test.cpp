@@ -169,7 +169,7 @@ void expect_matches_reference(Q& q, const Shape& shape, int axis, std::int64_t G
 }
 
 constexpr float kTiny = std::numeric_limits<float>::min();
-constexpr float kEps = std::numeric_limits<float>::epsilon();
+using fq_test::kEps;
 
 }  // namespace
 

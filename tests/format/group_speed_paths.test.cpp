@@ -16,11 +16,12 @@
 #include <fakequant/quantizer/group_quantizer.hpp>
 
 #include "catch.hpp"
+#include "test_util.hpp"
 
 namespace {
 
 using Shape = std::vector<std::int64_t>;
-constexpr float kInf = std::numeric_limits<float>::infinity();
+using fq_test::kInf;
 
 fq::TensorView<float> view2(float* d, std::int64_t rows, std::int64_t cols) {
   return fq::TensorView<float>(d, {rows, cols});

@@ -37,7 +37,7 @@ namespace {
 using fq_test::bits_of;
 using fq_test::float_from_bits;
 
-constexpr float kInf = std::numeric_limits<float>::infinity();
+using fq_test::kInf;
 
 bool same_bits(float a, float b) { return bits_of(a) == bits_of(b); }
 

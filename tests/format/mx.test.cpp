@@ -23,8 +23,8 @@
 
 namespace {
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
+using fq_test::kNaN;
+using fq_test::kInf;
 
 // ---- the independent reference ----
 
@@ -79,16 +79,7 @@ RefElem ref_elem<fq::MxInt8Element>() {
   return {t, 0, 6, 127 / 64.0};
 }
 
-/// The table value nearest a >= 0, ties to the even index (= even code); saturates.
-double nearest_even(const std::vector<double>& t, double a) {
-  if (a >= t.back()) return t.back();
-  const auto hi = static_cast<std::size_t>(std::upper_bound(t.begin(), t.end(), a) - t.begin());
-  const std::size_t lo = hi - 1;
-  const double dl = a - t[lo], dh = t[hi] - a;
-  if (dl < dh) return t[lo];
-  if (dh < dl) return t[hi];
-  return lo % 2 == 0 ? t[lo] : t[hi];
-}
+using fq_test::nearest_even;
 
 int floor_log2(double a) {  // a > 0
   int e;

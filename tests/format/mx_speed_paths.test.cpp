@@ -24,8 +24,8 @@
 
 namespace {
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
+using fq_test::kNaN;
+using fq_test::kInf;
 
 /// A random int in [0, n).
 int ri(std::mt19937& g, int n) { return static_cast<int>(g() % static_cast<std::uint32_t>(n)); }

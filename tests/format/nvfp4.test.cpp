@@ -21,7 +21,7 @@
 
 namespace {
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+using fq_test::kNaN;
 
 const std::vector<double> kE2M1 = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
 
@@ -35,14 +35,7 @@ std::vector<double> e4m3_table() {
   return t;
 }
 
-/// Nearest table value to a >= 0, ties to the even index; saturates.
-double nearest_even(const std::vector<double>& t, double a) {
-  if (a >= t.back()) return t.back();
-  const auto hi = static_cast<std::size_t>(std::upper_bound(t.begin(), t.end(), a) - t.begin());
-  const std::size_t lo = hi - 1;
-  if (a - t[lo] != t[hi] - a) return a - t[lo] < t[hi] - a ? t[lo] : t[hi];
-  return lo % 2 == 0 ? t[lo] : t[hi];
-}
+using fq_test::nearest_even;
 
 float signed_round(const std::vector<double>& t, float v) {
   if (std::isnan(v)) return v;

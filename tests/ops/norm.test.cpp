@@ -22,7 +22,8 @@ using fq_test::GradInput;
 
 namespace {
 /// The shared check with a tolerance of 3e-3 (a norm's gradient mixes every element of a row).
-void check_grad(std::vector<GradInput> in, const std::function<Var(Tape&, std::vector<Var>&)>& f) {
+void check_norm_grad(std::vector<GradInput> in,
+                     const std::function<Var(Tape&, std::vector<Var>&)>& f) {
   fq_test::check_grad(std::move(in), f, 1e-2f, 3e-3);
 }
 
@@ -43,30 +44,30 @@ std::vector<double> norm_ref(const float* x, std::int64_t d, const float* g, con
 
 TEST_CASE("layer_norm: gradients of x, gamma and beta match finite differences", "[ops][norm]") {
   GradInput x({2, 3, 7}, 1, -2, 2), gamma({7}, 2, 0.5f, 1.5f), beta({7}, 3);
-  check_grad({x, gamma, beta},
+  check_norm_grad({x, gamma, beta},
              [](Tape& t, std::vector<Var>& v) { return fq::ops::layer_norm(t, v[0], v[1], v[2]); });
-  check_grad({x}, [](Tape& t, std::vector<Var>& v) {
+  check_norm_grad({x}, [](Tape& t, std::vector<Var>& v) {
     return fq::ops::layer_norm(t, v[0], Var(), Var(), 1e-3f);
   });
-  check_grad({x, gamma}, [](Tape& t, std::vector<Var>& v) {
+  check_norm_grad({x, gamma}, [](Tape& t, std::vector<Var>& v) {
     return fq::ops::layer_norm(t, v[0], v[1], Var());
   });
-  check_grad({x, beta}, [](Tape& t, std::vector<Var>& v) {
+  check_norm_grad({x, beta}, [](Tape& t, std::vector<Var>& v) {
     return fq::ops::layer_norm(t, v[0], Var(), v[1]);
   });
   GradInput wide({3, 40}, 4, -3, 5), g40({40}, 5, 0.5f, 1.5f), b40({40}, 6);
-  check_grad({wide, g40, b40},
+  check_norm_grad({wide, g40, b40},
              [](Tape& t, std::vector<Var>& v) { return fq::ops::layer_norm(t, v[0], v[1], v[2]); });
 }
 
 TEST_CASE("rms_norm: gradients of x and gamma match finite differences", "[ops][norm]") {
   GradInput x({2, 3, 7}, 11, -2, 2), gamma({7}, 12, 0.5f, 1.5f);
-  check_grad({x, gamma},
+  check_norm_grad({x, gamma},
              [](Tape& t, std::vector<Var>& v) { return fq::ops::rms_norm(t, v[0], v[1]); });
-  check_grad({x},
+  check_norm_grad({x},
              [](Tape& t, std::vector<Var>& v) { return fq::ops::rms_norm(t, v[0], Var(), 1e-2f); });
   GradInput wide({3, 40}, 13, -3, 5), g40({40}, 14, 0.5f, 1.5f);
-  check_grad({wide, g40},
+  check_norm_grad({wide, g40},
              [](Tape& t, std::vector<Var>& v) { return fq::ops::rms_norm(t, v[0], v[1]); });
 }
 

@@ -11,6 +11,7 @@
 #include <fakequant/optim/sgd.hpp>
 
 #include "catch.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -35,8 +36,8 @@ struct Buffers {
   }
 };
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
+using fq_test::kNaN;
+using fq_test::kInf;
 
 }  // namespace
 
