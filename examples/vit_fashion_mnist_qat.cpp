@@ -5,20 +5,24 @@
 // attention·V), LayerNorm, softmax and GELU in float. Reports on the 10,000 test images:
 //   FP32; PTQ and QAT at W8A8 (per-channel int8 weights, per-tensor uint8 activations);
 //   PTQ and QAT at W4A8 (int4 weights in groups of 32, dynamic per-token int8 activations);
-//   PTQ and QAT at W4A4 (int4 g32 weights, static per-tensor uint4 activations); QAT W4A4 with
+//   PTQ and QAT at W4A4 (int4 g32 weights, per-tensor uint4 activations); QAT W4A4 with
 //   knowledge distillation from the FP32 model; mixed precision (W8A8 patch embedding and
 //   head, W4A4 blocks); and the QAT W8A8 model with its linear layers on the int8 kernels.
 //
 //   vit_fashion_mnist_qat [--epochs N] [--qat-epochs N] [--batch N] [--lr X] [--qat-lr X]
-//                         [--kd-temperature T] [--kd-alpha A] [--threads N] [--train-subset N]
-//                         [--test-subset N] [--seed N] [--data DIR] [--json PATH] [--svg PATH]
-//                         [--check]
+//                         [--qat4-lr X] [--kd-temperature T] [--kd-alpha A] [--threads N]
+//                         [--train-subset N] [--test-subset N] [--seed N] [--data DIR]
+//                         [--json PATH] [--svg PATH] [--check]
 //
 // The network (fq::QVisionTransformer): 7×7 patches (16 tokens and a class token), width 64,
 // 4 heads, 4 pre-norm encoder blocks with MLP width 128, a LayerNorm and a linear head.
-// PTQ: the FP32 weights; observers (W8A8) calibrated on 32 training batches; the group-wise and
-// per-token quantizers need no calibration (their scales come from each tensor). QAT: from the
-// PTQ state, AdamW with a cosine schedule; the W8A8 observers freeze at three quarters.
+// PTQ: the FP32 weights; min-max observers (the static uint8 and uint4 activations) calibrated
+// on 32 training batches; the group-wise and per-token quantizers need no calibration (their
+// scales come from each tensor). QAT: from the PTQ state, AdamW with a cosine schedule; the
+// observers freeze at three quarters. At 4 bits, sixteen levels leave no room for a range set
+// by the extremes, so the W4A4 QAT models learn theirs: LSQ+ activation quantizers (learned
+// scale and zero point, fq::LearnableFakeQuant) start from the PTQ model's calibrated ranges,
+// and train at --qat4-lr (the 8-bit models need only a touch: --qat-lr).
 // Distillation: loss = α·T²·KL(softmax(teacher/T) ‖ softmax(student/T)) + (1 − α)·CE(student),
 // the teacher being the FP32 model run without gradients.
 // --check (the CI's short run) exits non-zero unless every accuracy is far above chance and the
@@ -37,6 +41,7 @@
 #include <vector>
 
 #include <fakequant/fakequant.hpp>
+#include <fakequant/layers/learnable_fake_quant.hpp>
 #include <fakequant/layers/transformer.hpp>
 #include <fakequant/ops/distill.hpp>
 #include <fakequant/ops/loss.hpp>
@@ -57,7 +62,7 @@ constexpr const char* kProgram = "vit_fashion_mnist_qat";
 struct Options {
   int epochs = 10, qat_epochs = 2, batch = 64, threads = 2, seed = 1;
   long train_subset = 0, test_subset = 0;  // 0: all
-  double lr = 2e-3, qat_lr = 2e-4, kd_temperature = 4.0, kd_alpha = 0.7;
+  double lr = 2e-3, qat_lr = 2e-4, qat4_lr = 1e-3, kd_temperature = 4.0, kd_alpha = 0.7;
   std::string data = "/usr/share/datasets/fashion-mnist", json, svg;
   bool check = false;
 };
@@ -65,7 +70,8 @@ struct Options {
 fmnist::Flags flags(Options& o) {
   fmnist::Flags f(kProgram);
   f.add("--epochs", o.epochs).add("--qat-epochs", o.qat_epochs).add("--batch", o.batch);
-  f.add("--lr", o.lr).add("--qat-lr", o.qat_lr).add("--kd-temperature", o.kd_temperature);
+  f.add("--lr", o.lr).add("--qat-lr", o.qat_lr).add("--qat4-lr", o.qat4_lr);
+  f.add("--kd-temperature", o.kd_temperature);
   f.add("--kd-alpha", o.kd_alpha).add("--threads", o.threads).add("--train-subset", o.train_subset);
   f.add("--test-subset", o.test_subset).add("--seed", o.seed).add("--data", o.data);
   f.add("--json", o.json).add("--svg", o.svg).add_switch("--check", o.check);
@@ -77,7 +83,8 @@ Options parse(int argc, char** argv) {
   const fmnist::Flags f = flags(o);
   f.parse(argc, argv);
   if (o.epochs < 1 || o.qat_epochs < 1 || o.batch < 2 || o.threads < 1 || !(o.lr > 0) ||
-      !(o.qat_lr > 0) || !(o.kd_temperature > 0) || !(o.kd_alpha >= 0 && o.kd_alpha <= 1))
+      !(o.qat_lr > 0) || !(o.qat4_lr > 0) || !(o.kd_temperature > 0) ||
+      !(o.kd_alpha >= 0 && o.kd_alpha <= 1))
     f.usage(
         "epochs, qat-epochs and threads must be >= 1, batch >= 2, learning rates and the "
         "temperature > 0, alpha in [0, 1]");
@@ -108,23 +115,31 @@ using FloatVit = Vit<fq::FloatRecipe>;
 using Int4WeightGroup32ShortTail = fq::GroupFakeQuantizer<
     fq::QScheme<fq::Int4, fq::Symmetric, fq::PerGroup<32, -1, fq::GroupTail::kShortLast>>>;
 using EmbedW4A8 = fq::QuantRecipe<Int4WeightGroup32ShortTail, fq::Int8ActPerTokenDynamic>;
-// W4A4: int4 g32 weights and static per-tensor uint4 activations (16 levels, calibrated by
-// moving-average min-max observers) at every matmul input — the hard case, where PTQ loses
-// accuracy and QAT and distillation win it back.
+// W4A4: int4 g32 weights and per-tensor uint4 activations (16 levels) at every matmul input —
+// the hard case, where PTQ loses accuracy and QAT and distillation win it back. PTQ calibrates
+// static ranges (moving-average min-max observers); QAT learns them (LSQ+, learned scale and
+// zero point), starting from PTQ's.
 using Uint4Act = fq::FakeQuantize<fq::Uint4ActPerTensorAffine, fq::MovingAverageMinMaxObserver>;
-using W4A4Recipe = fq::QuantRecipe<fq::Int4WeightGroup32Symmetric, Uint4Act>;
-using EmbedW4A4 = fq::QuantRecipe<Int4WeightGroup32ShortTail, Uint4Act>;
+using Uint4LsqAct = fq::LearnableFakeQuant<fq::TorchLsq, fq::UInt4>;
+template <class Act>
+using W4A4Recipe = fq::QuantRecipe<fq::Int4WeightGroup32Symmetric, Act>;
+template <class Act>
+using EmbedW4A4 = fq::QuantRecipe<Int4WeightGroup32ShortTail, Act>;
 using VitW8A8 = Vit<fq::W8A8Recipe>;
 using VitW4A8 = Vit<EmbedW4A8, fq::W4A8G32Recipe>;
-using VitW4A4 = Vit<EmbedW4A4, W4A4Recipe>;
-using VitMixed = Vit<fq::W8A8Recipe, W4A4Recipe, fq::W8A8Recipe>;
+using VitW4A4 = Vit<EmbedW4A4<Uint4Act>, W4A4Recipe<Uint4Act>>;
+using VitW4A4Lsq = Vit<EmbedW4A4<Uint4LsqAct>, W4A4Recipe<Uint4LsqAct>>;
+using VitMixed = Vit<fq::W8A8Recipe, W4A4Recipe<Uint4Act>, fq::W8A8Recipe>;
+using VitMixedLsq = Vit<fq::W8A8Recipe, W4A4Recipe<Uint4LsqAct>, fq::W8A8Recipe>;
 
 /// Copies the FP32 model's parameters into a quantized model of the same architecture (the
-/// recipes here have no learnable quantizer parameters, so the lists correspond one to one).
+/// learnable quantizers' own parameters, "lsq.*", are not the FP32 model's and are skipped).
 template <class M>
 void copy_parameters(FloatVit& from, M& to) {
   const auto src = from.parameters();
-  const auto dst = to.parameters();
+  std::vector<fq::optim::ParamRef> dst;
+  for (const auto& p : to.parameters())
+    if (std::strncmp(p.name, "lsq.", 4) != 0) dst.push_back(p);
   if (src.size() != dst.size()) {
     std::fprintf(stderr, "%s: parameter lists differ (%zu vs %zu)\n", kProgram, src.size(),
                  dst.size());
@@ -278,20 +293,63 @@ void calibrate(M& net, const Dataset& d, long batches, long batch) {
   net.train(true);
 }
 
-struct Result {
-  double ptq = 0, qat = 0;
-};
-
-/// PTQ, then QAT from the PTQ state (with the FP32 teacher when `teacher` is set).
+/// PTQ: the FP32 weights, calibrated; returns the test accuracy.
 template <class M>
-Result ptq_and_qat(const char* tag, M& net, FloatVit& fp32, const Dataset& train_set,
-                   const Dataset& test_set, const Options& o, std::mt19937& rng,
-                   bool distill = false) {
+double ptq(const char* tag, M& net, FloatVit& fp32, const Dataset& train_set,
+           const Dataset& test_set, const Options& o) {
   copy_parameters(fp32, net);
   calibrate(net, train_set, 32, o.batch);
-  Result r;
-  r.ptq = evaluate(net, test_set);
-  std::printf("PTQ %-10s test acc %.4f\n", tag, r.ptq);
+  const double acc = evaluate(net, test_set);
+  std::printf("PTQ %-10s test acc %.4f\n", tag, acc);
+  return acc;
+}
+
+/// The LSQ quantizers of `to` start from the ranges the static quantizers at the same places of
+/// `from` (the same architecture, calibrated) hold: scale and zero point copied, observer off
+/// for good (it would reset them from each batch's min/max).
+template <class P, class Q>
+void start_lsq_from(P& from, Q& to) {
+  std::vector<std::pair<float, float>> qparams;  // (scale, zero point), or (0, 0): not static
+  from.for_each_quantizer([&](auto& q) {
+    using T = std::decay_t<decltype(q)>;
+    if constexpr (std::is_same<T, Uint4Act>::value)
+      qparams.emplace_back(q.quantizer().scale()[0], float(q.quantizer().zero_point()[0]));
+    else
+      qparams.emplace_back(0.0f, 0.0f);
+  });
+  std::size_t i = 0;
+  to.for_each_quantizer([&](auto& q) {
+    if constexpr (std::is_same<std::decay_t<decltype(q)>, Uint4LsqAct>::value) {
+      const auto [scale, zero_point] = qparams.at(i);
+      if (!(scale > 0)) {
+        std::fprintf(stderr, "%s: quantizer %zu has no calibrated range to start from\n", kProgram,
+                     i);
+        std::exit(1);
+      }
+      q.quantizer().set_scale(scale);
+      q.quantizer().set_zero_point(zero_point);
+      q.enable_observer(false);
+    }
+    ++i;
+  });
+  if (i != qparams.size()) {
+    std::fprintf(stderr, "%s: the models' quantizers differ (%zu vs %zu)\n", kProgram,
+                 qparams.size(), i);
+    std::exit(1);
+  }
+}
+
+/// QAT of `net` from the calibrated PTQ model `from` (`net` itself, or an LSQ twin of it), with
+/// the FP32 teacher when `distill` is set; returns the final test accuracy.
+template <class P, class Q>
+double qat_from(const char* tag, P& from, Q& net, FloatVit& fp32, const Dataset& train_set,
+                const Dataset& test_set, const Options& o, double lr, std::mt19937& rng,
+                bool distill = false) {
+  if constexpr (!std::is_same<P, Q>::value) {
+    copy_parameters(fp32, net);
+    calibrate(net, train_set, 32, o.batch);  // its static quantizers, as `from`'s
+    start_lsq_from(from, net);
+  }
   // The static observers observe again during QAT until three quarters of the steps.
   const long steps = train_set.n / o.batch * o.qat_epochs;
   fq::QatScheduleConfig cfg;
@@ -299,10 +357,24 @@ Result ptq_and_qat(const char* tag, M& net, FloatVit& fp32, const Dataset& train
   cfg.observer_freeze = steps * 3 / 4;
   fq::QatSchedule sched(cfg);
   net.for_each_quantizer([&](auto& q) {
-    if constexpr (fq::is_qat_switchable_v<std::decay_t<decltype(q)>>) sched.add(q);
+    using T = std::decay_t<decltype(q)>;
+    if constexpr (fq::is_qat_switchable_v<T> && !std::is_same<T, Uint4LsqAct>::value) sched.add(q);
   });
-  r.qat = train((std::string(distill ? "KD " : "QAT ") + tag).c_str(), net, train_set, test_set, o,
-                o.qat_epochs, o.qat_lr, &sched, rng, distill ? &fp32 : nullptr);
+  return train((std::string(distill ? "KD " : "QAT ") + tag).c_str(), net, train_set, test_set, o,
+               o.qat_epochs, lr, &sched, rng, distill ? &fp32 : nullptr);
+}
+
+struct Result {
+  double ptq = 0, qat = 0;
+};
+
+/// PTQ, then QAT from the PTQ state, of one model.
+template <class M>
+Result ptq_and_qat(const char* tag, M& net, FloatVit& fp32, const Dataset& train_set,
+                   const Dataset& test_set, const Options& o, std::mt19937& rng) {
+  Result r;
+  r.ptq = ptq(tag, net, fp32, train_set, test_set, o);
+  r.qat = qat_from(tag, net, net, fp32, train_set, test_set, o, o.qat_lr, rng);
   return r;
 }
 
@@ -341,12 +413,18 @@ int main(int argc, char** argv) {
       int8_acc, r8.qat, int8_ips, fp32_ips, int8_ips / fp32_ips);
   VitW4A8 w4a8(vo, rng);
   const Result r48 = ptq_and_qat("W4A8 g32", w4a8, fp32, train_set, test_set, o, rng);
+  // W4A4 and mixed: the PTQ models stay as calibrated; their LSQ twins train from them.
   VitW4A4 w4a4(vo, rng);
-  const Result r44 = ptq_and_qat("W4A4", w4a4, fp32, train_set, test_set, o, rng);
-  VitW4A4 w4a4_kd(vo, rng);
-  const Result kd = ptq_and_qat("W4A4", w4a4_kd, fp32, train_set, test_set, o, rng, true);
+  Result r44, kd, rm;
+  r44.ptq = ptq("W4A4", w4a4, fp32, train_set, test_set, o);
+  VitW4A4Lsq w4a4_lsq(vo, rng);
+  r44.qat = qat_from("W4A4", w4a4, w4a4_lsq, fp32, train_set, test_set, o, o.qat4_lr, rng);
+  VitW4A4Lsq w4a4_kd(vo, rng);
+  kd.qat = qat_from("W4A4", w4a4, w4a4_kd, fp32, train_set, test_set, o, o.qat4_lr, rng, true);
   VitMixed mixed(vo, rng);
-  const Result rm = ptq_and_qat("mixed", mixed, fp32, train_set, test_set, o, rng);
+  rm.ptq = ptq("mixed", mixed, fp32, train_set, test_set, o);
+  VitMixedLsq mixed_lsq(vo, rng);
+  rm.qat = qat_from("mixed", mixed, mixed_lsq, fp32, train_set, test_set, o, o.qat4_lr, rng);
 
   const std::vector<std::pair<std::string, double>> rows = {
       {"FP32", acc_fp32},        {"PTQ W8A8", r8.ptq},      {"QAT W8A8", r8.qat},
@@ -362,7 +440,8 @@ int main(int argc, char** argv) {
   std::printf(
       "W8A8: int8 per-channel weights, uint8 per-tensor activations. W4A8 g32: int4 weights in "
       "groups of 32, int8 per-token activations. W4A4: int4 g32 weights, uint4 per-tensor "
-      "activations. mixed: W8A8 patch embedding and head, W4A4 blocks. INT8 kernels: the QAT "
+      "activations (calibrated ranges for PTQ, learned LSQ+ ranges for QAT). mixed: W8A8 patch "
+      "embedding and head, W4A4 blocks. INT8 kernels: the QAT "
       "W8A8 model with its linear layers on the int8 kernels.\n");
   std::printf("total %.1f s\n", seconds_since(start));
   if (!o.json.empty()) {

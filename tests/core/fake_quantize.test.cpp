@@ -24,8 +24,8 @@ using fq::QuantRange;
 using fq::TensorView;
 using fq_test::bits_of;
 
-using fq_test::kNaN;
 using fq_test::kInf;
+using fq_test::kNaN;
 
 // An independent transcription of ATen 1.13's CPU kernel (fake_quantize_tensor_cachemask
 // kernel): int64 cast (INT64_MIN on overflow, as x86), fmin/fmax in double.

@@ -23,8 +23,8 @@
 
 namespace {
 
-using fq_test::kNaN;
 using fq_test::kInf;
+using fq_test::kNaN;
 
 // ---- the independent reference ----
 

@@ -24,8 +24,8 @@
 
 namespace {
 
-using fq_test::kNaN;
 using fq_test::kInf;
+using fq_test::kNaN;
 
 /// A random int in [0, n).
 int ri(std::mt19937& g, int n) { return static_cast<int>(g() % static_cast<std::uint32_t>(n)); }

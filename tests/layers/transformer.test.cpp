@@ -7,12 +7,15 @@
 #include <cstdint>
 #include <random>
 #include <set>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include <fakequant/fakequant.hpp>
 #include <fakequant/layers/bit_widths.hpp>
+#include <fakequant/layers/learnable_fake_quant.hpp>
 #include <fakequant/layers/vit.hpp>
 #include <fakequant/ops/conv2d.hpp>
 #include <fakequant/ops/fake_quant.hpp>
@@ -482,4 +485,57 @@ TEST_CASE("QVisionTransformer: a few AdamW steps fit a small batch (loss falls)"
     (step == 0 ? first : last) = loss.value()[0];
   }
   CHECK(last < 0.5f * first);
+}
+
+TEST_CASE("QVisionTransformer: learnable (LSQ+) activation quantizers train with the weights",
+          "[layers][transformer]") {
+  // Every matmul input's uint4 quantizer an LSQ+ node: its scale and zero point join
+  // parameters() (no weight decay), every scale gets a gradient, and AdamW moves them.
+  using Act = fq::LearnableFakeQuant<fq::TorchLsq, fq::UInt4>;
+  using R = fq::QuantRecipe<fq::Int4WeightGroup32Symmetric, Act>;
+  std::mt19937 rng(4);
+  fq::QVisionTransformer<R> vit(small_vit(), rng);
+  const auto x = uniform(8 * 2 * 64, 17);
+  const std::int32_t labels[8] = {0, 1, 2, 3, 3, 2, 1, 0};
+  Tape tape;
+  {  // the observers set the initial ranges from one batch, then stay off
+    fq::NoGradGuard no_grad(tape);
+    vit.forward(tape, tape.constant(x.data(), {8, 2, 8, 8}));
+  }
+  int acts = 0;
+  vit.for_each_quantizer([&](auto& q) {
+    if constexpr (std::is_same<std::decay_t<decltype(q)>, Act>::value) {
+      q.enable_observer(false);
+      ++acts;
+    }
+  });
+  // Per block: the qkv and out projections' inputs, Q, K, V, P, fc1 and fc2's inputs; plus the
+  // patch embedding's and the head's inputs.
+  CHECK(acts == 2 * 8 + 2);
+  std::vector<fq::optim::ParamRef> lsq;
+  for (const auto& p : vit.parameters())
+    if (std::string(p.name).rfind("lsq.", 0) == 0) {
+      CHECK_FALSE(p.weight_decay);
+      lsq.push_back(p);
+    }
+  REQUIRE(lsq.size() == std::size_t(2 * acts));  // a scale and a zero point each
+  std::vector<float> before;
+  for (const auto& p : lsq) before.push_back(p.value[0]);
+  fq::optim::AdamWOptions ao;
+  ao.lr = 1e-2;
+  fq::optim::AdamW opt(vit.parameters(), ao);
+  tape.clear();
+  const Var loss = fq::ops::softmax_cross_entropy(
+      tape, vit.forward(tape, tape.constant(x.data(), {8, 2, 8, 8})), labels);
+  tape.backward(loss);
+  int scale_grads = 0;
+  for (const auto& p : lsq) {
+    REQUIRE(std::isfinite(p.grad[0]));
+    scale_grads += std::string(p.name) == "lsq.scale" && p.grad[0] != 0.0f;
+  }
+  CHECK(scale_grads == acts);
+  opt.step();
+  int moved = 0;
+  for (std::size_t i = 0; i < lsq.size(); ++i) moved += lsq[i].value[0] != before[i];
+  CHECK(moved >= acts);  // every scale at least
 }

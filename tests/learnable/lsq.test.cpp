@@ -23,8 +23,8 @@ using fq::TensorView;
 using fq_test::bits_of;
 using fq_test::float_from_bits;
 
-using fq_test::kNaN;
 using fq_test::kInf;
+using fq_test::kNaN;
 
 std::vector<float> decode(const std::uint32_t* b, std::int64_t n) {
   std::vector<float> v(static_cast<std::size_t>(n));

@@ -19,8 +19,8 @@ namespace {
 using fq::TensorView;
 using fq_test::bits_of;
 
-using fq_test::kNaN;
 using fq_test::kInf;
+using fq_test::kNaN;
 
 using fq_test::error_code_of;
 

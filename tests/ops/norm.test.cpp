@@ -44,8 +44,9 @@ std::vector<double> norm_ref(const float* x, std::int64_t d, const float* g, con
 
 TEST_CASE("layer_norm: gradients of x, gamma and beta match finite differences", "[ops][norm]") {
   GradInput x({2, 3, 7}, 1, -2, 2), gamma({7}, 2, 0.5f, 1.5f), beta({7}, 3);
-  check_norm_grad({x, gamma, beta},
-             [](Tape& t, std::vector<Var>& v) { return fq::ops::layer_norm(t, v[0], v[1], v[2]); });
+  check_norm_grad({x, gamma, beta}, [](Tape& t, std::vector<Var>& v) {
+    return fq::ops::layer_norm(t, v[0], v[1], v[2]);
+  });
   check_norm_grad({x}, [](Tape& t, std::vector<Var>& v) {
     return fq::ops::layer_norm(t, v[0], Var(), Var(), 1e-3f);
   });
@@ -56,19 +57,20 @@ TEST_CASE("layer_norm: gradients of x, gamma and beta match finite differences",
     return fq::ops::layer_norm(t, v[0], Var(), v[1]);
   });
   GradInput wide({3, 40}, 4, -3, 5), g40({40}, 5, 0.5f, 1.5f), b40({40}, 6);
-  check_norm_grad({wide, g40, b40},
-             [](Tape& t, std::vector<Var>& v) { return fq::ops::layer_norm(t, v[0], v[1], v[2]); });
+  check_norm_grad({wide, g40, b40}, [](Tape& t, std::vector<Var>& v) {
+    return fq::ops::layer_norm(t, v[0], v[1], v[2]);
+  });
 }
 
 TEST_CASE("rms_norm: gradients of x and gamma match finite differences", "[ops][norm]") {
   GradInput x({2, 3, 7}, 11, -2, 2), gamma({7}, 12, 0.5f, 1.5f);
   check_norm_grad({x, gamma},
-             [](Tape& t, std::vector<Var>& v) { return fq::ops::rms_norm(t, v[0], v[1]); });
-  check_norm_grad({x},
-             [](Tape& t, std::vector<Var>& v) { return fq::ops::rms_norm(t, v[0], Var(), 1e-2f); });
+                  [](Tape& t, std::vector<Var>& v) { return fq::ops::rms_norm(t, v[0], v[1]); });
+  check_norm_grad(
+      {x}, [](Tape& t, std::vector<Var>& v) { return fq::ops::rms_norm(t, v[0], Var(), 1e-2f); });
   GradInput wide({3, 40}, 13, -3, 5), g40({40}, 14, 0.5f, 1.5f);
   check_norm_grad({wide, g40},
-             [](Tape& t, std::vector<Var>& v) { return fq::ops::rms_norm(t, v[0], v[1]); });
+                  [](Tape& t, std::vector<Var>& v) { return fq::ops::rms_norm(t, v[0], v[1]); });
 }
 
 TEST_CASE("layer_norm, rms_norm: forward equals a double reference, adversarial rows included",

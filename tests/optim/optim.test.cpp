@@ -36,8 +36,8 @@ struct Buffers {
   }
 };
 
-using fq_test::kNaN;
 using fq_test::kInf;
+using fq_test::kNaN;
 
 }  // namespace
 
