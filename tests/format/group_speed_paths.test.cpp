@@ -130,13 +130,13 @@ void sweep(std::int64_t G, const fq::GroupQParamsRule* rule) {
   }
 }
 
-const std::int64_t kGroups[] = {4, 8, 12, 16, 17, 24, 32, 48, 64, 96, 128, 256, 512};
+const std::int64_t kGroupSizes[] = {4, 8, 12, 16, 17, 24, 32, 48, 64, 96, 128, 256, 512};
 
 }  // namespace
 
 TEST_CASE("group speed paths: symmetric blocks bit-identical to the scalar reference",
           "[formats][group][simd]") {
-  for (std::int64_t G : kGroups) {
+  for (std::int64_t G : kGroupSizes) {
     sweep<RuntimeGroups<fq::Int4, fq::Symmetric>>(G, nullptr);
     sweep<RuntimeGroups<fq::Int2, fq::Symmetric>>(G, nullptr);
   }
@@ -150,7 +150,7 @@ TEST_CASE("group speed paths: affine blocks and rows bit-identical to the scalar
                                     fq::GroupScaleEps::kFloat32Epsilon};
   const fq::GroupQParamsRule act{fq::GroupZeroPoint::kChooseQParamsAffine,
                                  fq::GroupScaleEps::kFloat32Epsilon};
-  for (std::int64_t G : kGroups) {
+  for (std::int64_t G : kGroupSizes) {
     sweep<RuntimeGroups<fq::UInt4, fq::Affine>>(G, nullptr);
     sweep<RuntimeGroups<fq::Int8, fq::Affine>>(G, &legacy);
   }
