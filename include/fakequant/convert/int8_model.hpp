@@ -10,7 +10,11 @@
 // Errors (FQ_CHECK; the message names the step index, the layer type and, for calibration, the
 // quantizer): a layer input of the wrong rank (kShapeMismatch), a layer after a float-output
 // layer (kInvalidArgument), an input, weight or output quantizer that was never calibrated
-// (kInvalidState), and everything Int8Model's constructor refuses.
+// (kInvalidState), a learned weight zero point other than 0 (kInvalidZeroPoint), and everything
+// Int8Model's constructor refuses.
+// Learned quantizers (LSQ, LSQ+, PACT, power-of-two restricted; fq::LearnableFakeQuant or the
+// bare quantizers) deploy as their snapshot (fq::freeze, learnable/freeze.hpp): the float32
+// scales and integer zero points their forward uses now.
 #ifndef FQ_CONVERT_INT8_MODEL_HPP_
 #define FQ_CONVERT_INT8_MODEL_HPP_
 
@@ -40,21 +44,23 @@ struct ModelInput {
 inline ModelInput model_input(const ActQParams& q) { return {q, QuantRange{0, 255}}; }
 template <class Q>
 ModelInput model_input(const Q& q) {
-  static_assert(is_fixed_fake_quant<Q>::value,
+  static_assert(is_deployable_quantizer_v<Q>,
                 "convert_sequential: the first argument is the network's input quantizer: an "
                 "fq::ActQuant module (not const: its quantizer() is not const), its quantizer() "
-                "(fq::FakeQuantize or fq::FakeQuantizer), or fq::ActQParams.");
-  if constexpr (is_fixed_fake_quant<Q>::value) {
+                "(fq::FakeQuantize, fq::FakeQuantizer, fq::LearnableFakeQuant, fq::LsqQuantizer "
+                "or fq::Pact), or fq::ActQParams.");
+  if constexpr (is_deployable_quantizer_v<Q>) {
     static_assert(assert_quantizer<Q>(),
                   "convert_sequential: the input quantizer must meet the quantizer protocol.");
-    const auto& fqz = fake_quantizer_of(q);
+    check_calibrated(q, "convert_sequential", "input");
+    const auto& fqz = deployed_quantizer(q);  // a learned one: its snapshot
     using Scheme = typename std::decay_t<decltype(fqz)>::scheme;
     static_assert(std::is_same<typename Scheme::numerics, TorchNumerics>::value &&
                       std::is_same<typename Scheme::zero_point_policy, IntegerZeroPoint>::value,
                   "convert_sequential: the integer model quantizes its input with TorchNumerics "
-                  "(ties to even, x * f32(1/s)) and an integer zero point; the input quantizer's "
-                  "scheme must use them.");
-    check_calibrated(q, "convert_sequential", "input");
+                  "(ties to even, x * f32(1/s), overflow to qmin) and an integer zero point; the "
+                  "input quantizer's scheme must use them (PACT and paper-LSQ quantizers "
+                  "saturate: use a fixed or PyTorch-numerics LSQ input quantizer).");
     const QuantRange r = fqz.range();
     const std::int32_t offset = act_level_offset(r);  // 128 for int8 activations
     return {act_qparams(q), QuantRange{r.quant_min + offset, r.quant_max + offset}};
@@ -90,11 +96,13 @@ struct SequentialBuilder {
                  " but gets ", shape.str(),
                  rank == 1 ? "; put fq::Flatten{} before a linear layer" : ""));
   }
-  /// Refuses a layer whose weight or output quantizer is not calibrated, naming the step.
+  /// Refuses a layer whose weight or output quantizer is not calibrated, or whose (learned)
+  /// weight zero points are not 0, naming the step.
   template <class L>
   void expect_calibrated(const L& l, const char* layer) const {
     const std::string where = msg("convert_sequential: step ", steps.size(), " (", layer, ")");
     check_calibrated(l.weight_quantizer(), where, "weight");
+    check_weight_zero_points(deployed_quantizer(l.weight_quantizer()), where);
     using AQ = std::decay_t<decltype(l.output_quantizer())>;
     if constexpr (!std::is_same<AQ, NoFakeQuant>::value)
       check_calibrated(l.output_quantizer(), where, "output (activation)");
@@ -147,11 +155,11 @@ void append_step(SequentialBuilder& /*b*/, const T& /*layer*/) {
 }  // namespace detail
 
 /// Converts a sequential network to an Int8Model (file comment). `input` is the network's
-/// input quantizer (an fq::ActQuant module, its quantizer(), or fq::ActQParams with the range
-/// [0, 255]); `input_shape` the shape of one input ({C, H, W} or {features}); then the layers in
-/// order: const QLinear, QConv2d and QConvBn2d references, fq::MaxPool2d{k, s} and
-/// fq::Flatten{}. Batch norm is folded with its running statistics, as fq::convert does.
-/// Arch: the quantize kernels' instruction set (fq::DefaultArch; simd/arch.hpp).
+/// input quantizer (an fq::ActQuant module, its quantizer() — fixed, or learned: LSQ, PACT —,
+/// or fq::ActQParams with the range [0, 255]); `input_shape` the shape of one input ({C, H, W} or
+/// {features}); then the layers in order: const QLinear, QConv2d and QConvBn2d references,
+/// fq::MaxPool2d{k, s} and fq::Flatten{}. Batch norm is folded with its running statistics, as
+/// fq::convert does. Arch: the quantize kernels' instruction set (fq::DefaultArch; simd/arch.hpp).
 template <class Arch = DefaultArch, class Input, class... Layers>
 Int8Model convert_sequential(Input&& input, const Shape& input_shape, const Layers&... layers) {
   static_assert(sizeof...(Layers) > 0, "convert_sequential: give at least one layer.");

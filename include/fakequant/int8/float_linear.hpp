@@ -229,14 +229,14 @@ class Int8FloatLinear {
 
   template <class Q>
   void set_static_input(const Q& q) {
-    const auto& fqz = detail::fake_quantizer_of(q);
+    detail::check_calibrated(q, kWhere, "input");
+    const auto& fqz = detail::deployed_quantizer(q);  // a learned one: its snapshot
     using Scheme = typename std::decay_t<decltype(fqz)>::scheme;
     static_assert(std::is_same<typename Scheme::numerics, TorchNumerics>::value &&
                       std::is_same<typename Scheme::zero_point_policy, IntegerZeroPoint>::value,
                   "Int8FloatLinear: the input is quantized with TorchNumerics (ties to even, "
                   "x * f32(1/s)) and an integer zero point; the input quantizer's scheme must "
                   "use them.");
-    detail::check_calibrated(q, kWhere, "input");
     in_ = act_qparams(q);  // per tensor (static_assert), zero point shifted for int8
     const QuantRange r = fqz.range();
     const std::int32_t offset = detail::act_level_offset(r);

@@ -33,6 +33,7 @@
 #include <fakequant/kernels/fixed_point.hpp>
 #include <fakequant/kernels/linear.hpp>
 #include <fakequant/kernels/quantize.hpp>
+#include <fakequant/learnable/freeze.hpp>
 #include <fakequant/quantizer/concept.hpp>
 #include <fakequant/scheme/numerics.hpp>
 #include <fakequant/simd/arch.hpp>
@@ -55,7 +56,8 @@ struct has_quantizer_member : std::false_type {};
 template <class Q>
 struct has_quantizer_member<Q, std::void_t<decltype(std::declval<const Q&>().quantizer())>>
     : std::true_type {};
-/// The FakeQuantizer of an fq::FakeQuantize, or the argument itself.
+/// The quantizer() of a module (fq::FakeQuantize, fq::LearnableFakeQuant), or the argument
+/// itself.
 template <class Q>
 const auto& fake_quantizer_of(const Q& q) {
   if constexpr (has_quantizer_member<Q>::value) {
@@ -64,11 +66,32 @@ const auto& fake_quantizer_of(const Q& q) {
     return q;
   }
 }
-/// True when the quantizer (fq::FakeQuantize or fq::FakeQuantizer) holds qparams from observed
-/// data or set_qparams, not the placeholder scale 1 it starts with.
+/// True for the quantizers whose qparams are learned parameters (LSQ, PACT), directly or as a
+/// module's quantizer() (fq::LearnableFakeQuant).
 template <class Q>
-bool has_qparams(const Q& q) noexcept {
-  return fake_quantizer_of(q).has_qparams();
+inline constexpr bool is_learned_quantizer_v =
+    is_freezable<std::decay_t<decltype(fake_quantizer_of(std::declval<const Q&>()))>>::value;
+/// The fixed quantizer a quantizer deploys as: the FakeQuantizer of an fq::FakeQuantize (a
+/// reference), an fq::FakeQuantizer itself, or the snapshot fq::freeze takes of a learned one
+/// (by value: bind it to a const reference). Either way a FakeQuantizer whose forward is the
+/// quantizer's forward now.
+template <class Q>
+decltype(auto) deployed_quantizer(const Q& q) {
+  const auto& inner = fake_quantizer_of(q);
+  if constexpr (is_freezable<std::decay_t<decltype(inner)>>::value)
+    return freeze(inner);
+  else
+    return inner;  // a reference variable: decltype(auto) returns a reference
+}
+/// The scheme of deployed_quantizer(q).
+template <class Q>
+using deployed_scheme_t =
+    typename std::decay_t<decltype(deployed_quantizer(std::declval<const Q&>()))>::scheme;
+/// True when the quantizer holds qparams from observed data, set_qparams or training (LSQ), not
+/// the placeholder scale 1 it starts with.
+template <class Q>
+bool has_qparams(const Q& q) {
+  return deployed_quantizer(q).has_qparams();
 }
 /// Refuses an uncalibrated quantizer: `where` names the layer, `which` the quantizer (input,
 /// weight, output). Converting one would silently deploy scale 1, zero point 0.
@@ -103,7 +126,7 @@ ActQParams act_qparams(const Q& q) {
   static_assert(assert_quantizer<Q>(),
                 "act_qparams: the activation quantizer must meet the quantizer protocol.");
   detail::check_calibrated(q, "act_qparams", "activation");
-  const auto& fqz = detail::fake_quantizer_of(q);
+  const auto& fqz = detail::deployed_quantizer(q);
   static_assert(!std::decay_t<decltype(fqz)>::scheme::granularity::kPerChannel,
                 "act_qparams: an activation quantizer must be per-tensor.");
   return {fqz.scale()[0],
@@ -147,7 +170,7 @@ namespace detail {
 /// with a fused activation.
 template <class AQ>
 void set_output_range(Int8LayerParams& p, const AQ& aq_module, Activation act) {
-  const auto& aq = fake_quantizer_of(aq_module);
+  const auto& aq = deployed_quantizer(aq_module);
   using N = typename std::decay_t<decltype(aq)>::scheme::numerics;
   const QuantRange r = aq.range();
   const std::int32_t offset = act_level_offset(r);
@@ -161,31 +184,45 @@ void set_output_range(Int8LayerParams& p, const AQ& aq_module, Activation act) {
   }
 }
 
-/// Quantizes w_eff [out, k] with the weight quantizer's per-channel qparams and fills the
-/// integer bias, the multipliers and the output range. `wq_module` is the weight quantizer
-/// (FakeQuantize or FakeQuantizer); `aq` points to the output quantizer, or is nullptr for a
-/// float output. Arch: the quantize kernels' instruction set (fq::DefaultArch; simd/arch.hpp).
-template <class Arch = DefaultArch, class WQ, class AQPtr>
-Int8LayerParams make_int8_params(const std::vector<float>& w_eff, std::int64_t out, std::int64_t k,
-                                 const std::vector<float>& real_bias, const WQ& wq_module,
-                                 ActQParams in, AQPtr aq, Activation act, const char* where) {
+/// True when a weight quantizer's zero points are 0 by its scheme (Symmetric), or learned values
+/// that convert checks (LSQ, PACT).
+template <class WQ>
+constexpr bool symmetric_or_learned_weights() {
+  return deployed_scheme_t<WQ>::mapping::kSymmetric || is_learned_quantizer_v<WQ>;
+}
+
+/// Refuses weight zero points other than 0 (the integer kernels' weights are symmetric): a
+/// learned one may have drifted. `wq` is a deployed quantizer (deployed_quantizer).
+template <class FQ>
+void check_weight_zero_points(const FQ& wq, const std::string& where) {
+  for (std::size_t c = 0; c < wq.zero_point().size(); ++c)
+    FQ_CHECK(
+        wq.zero_point()[c] == 0, ErrorCode::kInvalidZeroPoint,
+        msg(where, ": the weight quantizer's zero point is ", wq.zero_point()[c], " in channel ", c,
+            "; the integer kernels take symmetric weights (zero point 0): learn weight "
+            "scales without a zero point (a signed range, learn_zero_point = false)"));
+}
+
+/// make_int8_params below, from the deployed weight quantizer `wq` (a FakeQuantizer: per output
+/// channel on axis 0, or per tensor; its zero points are checked to be 0).
+template <class Arch, class FQ, class AQPtr>
+Int8LayerParams int8_params_deployed(const std::vector<float>& w_eff, std::int64_t out,
+                                     std::int64_t k, const std::vector<float>& real_bias,
+                                     const FQ& wq, ActQParams in, AQPtr aq, Activation act,
+                                     const char* where) {
   constexpr bool kFloatOut = std::is_same<AQPtr, std::nullptr_t>::value;
-  static_assert(assert_quantizer<WQ>(),
-                "convert: the weight quantizer must meet the quantizer protocol.");
-  const auto& wq = fake_quantizer_of(wq_module);
-  using Scheme = typename std::decay_t<decltype(wq)>::scheme;
-  static_assert(Scheme::granularity::kPerChannel && Scheme::granularity::kAxis == 0 &&
-                    Scheme::mapping::kSymmetric,
-                "convert: the integer kernels take per-output-channel (axis 0) symmetric "
-                "weights; use e.g. fq::Int8WeightPerChannelSymmetric.");
-  check_calibrated(wq_module, where, "weight");
-  if constexpr (!kFloatOut) check_calibrated(*aq, where, "output");
+  using Scheme = typename FQ::scheme;
+  static_assert(!Scheme::granularity::kPerChannel || Scheme::granularity::kAxis == 0,
+                "convert: the integer kernels take weights quantized per output channel (axis 0 "
+                "of [out, ...]) or per tensor; use e.g. fq::Int8WeightPerChannelSymmetric.");
   const QuantRange r = wq.range();
   FQ_CHECK(r.quant_min >= -128 && r.quant_max <= 127, ErrorCode::kInvalidRange,
            msg(where, ": weight range [", r.quant_min, ", ", r.quant_max, "] is not int8"));
-  FQ_CHECK(static_cast<std::int64_t>(wq.scale().size()) == out, ErrorCode::kParamCountMismatch,
-           msg(where, ": the weight quantizer has ", wq.scale().size(), " scales for ", out,
+  const auto n_scales = static_cast<std::int64_t>(wq.scale().size());
+  FQ_CHECK(n_scales == (Scheme::granularity::kPerChannel ? out : 1), ErrorCode::kParamCountMismatch,
+           msg(where, ": the weight quantizer has ", n_scales, " scales for ", out,
                " output channels (run the layer once so its observer sees the weights)"));
+  check_weight_zero_points(wq, where);
   FQ_CHECK(!kFloatOut || act == Activation::kNone, ErrorCode::kInvalidArgument,
            msg(where, ": a float-output layer cannot have a fused activation"));
   check_scale(in.scale, where);
@@ -199,15 +236,17 @@ Int8LayerParams make_int8_params(const std::vector<float>& w_eff, std::int64_t o
     set_output_range(p, *aq, act);
   }
   p.weight.resize(static_cast<std::size_t>(out * k));
-  std::vector<std::int32_t> zp(wq.zero_point().begin(), wq.zero_point().end());
+  p.weight_scale = wq.scale();
+  p.weight_scale.resize(static_cast<std::size_t>(out), wq.scale()[0]);  // per tensor: repeated
+  const std::vector<std::int32_t> zp(static_cast<std::size_t>(out), 0);
   quantize_per_channel<typename Scheme::numerics, Arch>(
       TensorView<const float>(w_eff.data(), {out, k}),
-      TensorView<std::int8_t>(p.weight.data(), {out, k}), wq.scale().data(), zp.data(), out, 0, r);
-  p.weight_scale = wq.scale();
+      TensorView<std::int8_t>(p.weight.data(), {out, k}), p.weight_scale.data(), zp.data(), out, 0,
+      r);
   p.real_bias = real_bias;
   for (std::int64_t o = 0; o < out; ++o) {
     const auto oi = static_cast<std::size_t>(o);
-    const double acc_unit = static_cast<double>(in.scale) * static_cast<double>(wq.scale()[oi]);
+    const double acc_unit = static_cast<double>(in.scale) * static_cast<double>(p.weight_scale[oi]);
     const double qb = std::nearbyint(static_cast<double>(real_bias[oi]) / acc_unit);
     FQ_CHECK(std::abs(qb) < 2147483647.0, ErrorCode::kInvalidArgument,
              msg(where, ": bias ", real_bias[oi], " of channel ", o,
@@ -217,6 +256,28 @@ Int8LayerParams make_int8_params(const std::vector<float>& w_eff, std::int64_t o
       p.multiplier.push_back(quantize_multiplier(acc_unit / static_cast<double>(p.out.scale)));
   }
   return p;
+}
+
+/// Quantizes w_eff [out, k] with the weight quantizer's qparams (per output channel, or one
+/// pair for the tensor, which the integer layer repeats per channel: the same levels) and fills
+/// the integer bias, the multipliers and the output range. `wq_module` is the weight quantizer
+/// (FakeQuantize, FakeQuantizer, or a learned one: LSQ, LearnableFakeQuant, deployed by its
+/// snapshot, learnable/freeze.hpp); `aq` points to the output quantizer, or is nullptr for a
+/// float output. Arch: the quantize kernels' instruction set (fq::DefaultArch; simd/arch.hpp).
+template <class Arch = DefaultArch, class WQ, class AQPtr>
+Int8LayerParams make_int8_params(const std::vector<float>& w_eff, std::int64_t out, std::int64_t k,
+                                 const std::vector<float>& real_bias, const WQ& wq_module,
+                                 ActQParams in, AQPtr aq, Activation act, const char* where) {
+  constexpr bool kFloatOut = std::is_same<AQPtr, std::nullptr_t>::value;
+  static_assert(assert_quantizer<WQ>(),
+                "convert: the weight quantizer must meet the quantizer protocol.");
+  static_assert(symmetric_or_learned_weights<WQ>(),
+                "convert: the integer kernels take symmetric weights (zero point 0); use e.g. "
+                "fq::Int8WeightPerChannelSymmetric.");
+  check_calibrated(wq_module, where, "weight");
+  if constexpr (!kFloatOut) check_calibrated(*aq, where, "output");
+  return int8_params_deployed<Arch>(w_eff, out, k, real_bias, deployed_quantizer(wq_module), in, aq,
+                                    act, where);
 }
 }  // namespace detail
 

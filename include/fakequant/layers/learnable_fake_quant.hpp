@@ -176,6 +176,9 @@ class LearnableFakeQuant {
   bool observer_enabled() const noexcept { return observer_; }
   bool fake_quant_enabled() const noexcept { return fake_quant_; }
   bool learning() const noexcept { return learning_; }
+  /// True once the quantizer holds qparams from data (the observer's initialisation, a
+  /// training pass) or set by hand (LsqQuantizer::has_qparams); convert refuses it otherwise.
+  bool calibrated() const noexcept { return q_.has_qparams(); }
 
   quantizer_type& quantizer() noexcept { return q_; }
   const quantizer_type& quantizer() const noexcept { return q_; }
@@ -209,6 +212,7 @@ class LearnableFakeQuant {
     detail::aminmax<Arch>(x, kPerChannel ? kAxis : -1, mn.data(), mx.data(), "LearnableFakeQuant");
     const QuantRange r = q_.range();
     const auto levels = static_cast<float>(r.quant_max - r.quant_min);
+    std::vector<float> scales(n), zero_points(n);
     for (std::size_t c = 0; c < n; ++c) {
       const float lo = std::min(mn[c], 0.0f), hi = std::max(mx[c], 0.0f);
       float s, z;
@@ -223,9 +227,10 @@ class LearnableFakeQuant {
         s = s > 0.0f ? s : 1.0f;
         z = q_.zero_point()[c];
       }
-      q_.scale_param()[c] = Scheme::scale_param::from_scale(s);
-      q_.zero_point()[c] = z;
+      scales[c] = s;
+      zero_points[c] = z;
     }
+    q_.set_qparams(scales.data(), zero_points.data(), static_cast<std::int64_t>(n));
   }
 
   quantizer_type q_;

@@ -75,10 +75,11 @@ inline Conv2dShape conv_shape(const Shape& w, const ops::Conv2dOptions& o, std::
   s.groups = o.groups;
   return s;
 }
-/// Adds a fixed quantizer's scales, zero points and range to a snapshot.
+/// Adds a quantizer's deployed scales, zero points and range to a snapshot (a learned one's as
+/// fq::freeze gives them: a changed learned scale rebuilds the integer layer).
 template <class S, class Q>
 void add_qparams_sources(S& s, const Q& q) {
-  const auto& fqz = fake_quantizer_of(q);
+  const auto& fqz = deployed_quantizer(q);
   s.add(fqz.scale());
   s.add(fqz.zero_point());
   s.add_value(fqz.range().quant_min);
@@ -108,14 +109,15 @@ class QLayerBase {
   ActQ& output_quantizer() noexcept { return aq_; }
   const ActQ& output_quantizer() const noexcept { return aq_; }
 
-  /// Whether the layer converts to the integer model (per-output-channel symmetric weights,
-  /// a per-tensor output quantizer or none).
+  /// Whether the layer converts to the integer model (symmetric weights per output channel or
+  /// per tensor, a per-tensor output quantizer or none; fixed, LSQ or PACT quantizers).
   static constexpr bool kIntegerCapable = integer_capable<WeightQ, ActQ>();
   /// Evaluates in integer arithmetic (file comment) with input qparams `in` from now on.
   void use_integer_arithmetic(ActQParams in) {
     static_assert(kIntegerCapable,
-                  "use_integer_arithmetic: the layer needs fq::FakeQuantize quantizers with "
-                  "per-output-channel symmetric weights and a per-tensor output.");
+                  "use_integer_arithmetic: the layer needs fixed (fq::FakeQuantize) or learned "
+                  "(LSQ, PACT) quantizers with symmetric weights per output channel or per tensor "
+                  "and a per-tensor output.");
     integer_in_ = in;
   }
   /// Back to the float simulation.
@@ -137,8 +139,9 @@ class QLayerBase {
   Int8LayerParams int8_params_from(const std::vector<float>& w_eff, const std::vector<float>& bias,
                                    ActQParams in, const char* where) const {
     static_assert(kIntegerCapable,
-                  "convert: the layer needs fq::FakeQuantize quantizers with per-output-channel "
-                  "symmetric weights and a per-tensor output quantizer (or fq::NoFakeQuant).");
+                  "convert: the layer needs fixed (fq::FakeQuantize) or learned (LSQ, PACT) "
+                  "quantizers with symmetric weights per output channel or per tensor and a "
+                  "per-tensor output quantizer (or fq::NoFakeQuant).");
     const Shape& ws = weight_.shape();
     if constexpr (std::is_same<ActQ, NoFakeQuant>::value)
       return make_int8_params<Arch>(w_eff, ws[0], ws.numel() / ws[0], bias, wq_, in, nullptr, act_,

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 // fakequant/layers/quantizer_slots.hpp: what a QAT layer's quantizer slots hold, and how a
 // layer uses them — NoFakeQuant (an empty slot), the default weight and activation quantizers,
-// and whether a layer with these quantizers converts to the integer model (per-output-channel
-// symmetric weights, a per-tensor output quantizer or none). A slot holds NoFakeQuant or any
-// quantizer of the protocol (quantizer/concept.hpp), run through ops::fake_quant; a learnable
-// one's parameters (visit_parameters: fq::LearnableFakeQuant, fq::LsqQuantizer, fq::Pact) join
-// the layer's parameters() through fq::optim::append_parameters.
+// and whether a layer with these quantizers converts to the integer model (symmetric weights
+// per output channel or per tensor, a per-tensor output quantizer or none; fixed or learned). A
+// slot holds NoFakeQuant or any quantizer of the protocol (quantizer/concept.hpp), run through
+// ops::fake_quant; a learnable one's parameters (visit_parameters: fq::LearnableFakeQuant,
+// fq::LsqQuantizer, fq::Pact) join the layer's parameters() through fq::optim::append_parameters.
 #ifndef FQ_LAYERS_QUANTIZER_SLOTS_HPP_
 #define FQ_LAYERS_QUANTIZER_SLOTS_HPP_
 
@@ -92,22 +92,30 @@ template <class S, class O>
 struct is_fixed_fake_quant<FakeQuantize<S, O>> : std::true_type {};
 template <class S>
 struct is_fixed_fake_quant<FakeQuantizer<S>> : std::true_type {};
-template <class Q, bool = is_fixed_fake_quant<Q>::value>
+/// Quantizers that deploy: the fixed ones and the learned ones (LSQ, LSQ+, PACT, directly or in
+/// fq::LearnableFakeQuant), which deploy as their snapshot (learnable/freeze.hpp).
+template <class Q>
+inline constexpr bool is_deployable_quantizer_v =
+    is_fixed_fake_quant<Q>::value || is_learned_quantizer_v<Q>;
+template <class Q, bool = is_deployable_quantizer_v<Q>>
 struct scheme_of {
   using type = void;
 };
 template <class Q>
 struct scheme_of<Q, true> {
-  using type = typename std::decay_t<decltype(fake_quantizer_of(std::declval<const Q&>()))>::scheme;
+  using type = deployed_scheme_t<Q>;
 };
 /// A layer converts to the integer model (and evaluates in integer arithmetic) when its
-/// weights are per-output-channel symmetric and its output is per-tensor or not quantized.
-template <class S>
-constexpr bool per_channel_axis0_symmetric() {
+/// weights are quantized per output channel or per tensor, symmetric (a learned zero point is
+/// checked to be 0 when converting), and its output is per-tensor or not quantized.
+template <class Q>
+constexpr bool integer_weight_quantizer() {
+  using S = typename scheme_of<Q>::type;
   if constexpr (std::is_void<S>::value) {
     return false;
   } else {
-    return S::granularity::kPerChannel && S::granularity::kAxis == 0 && S::mapping::kSymmetric;
+    return (!S::granularity::kPerChannel || S::granularity::kAxis == 0) &&
+           (S::mapping::kSymmetric || is_learned_quantizer_v<Q>);
   }
 }
 template <class S>
@@ -120,7 +128,7 @@ constexpr bool per_tensor_scheme() {
 }
 template <class WeightQ, class ActQ>
 constexpr bool integer_capable() {
-  return per_channel_axis0_symmetric<typename scheme_of<WeightQ>::type>() &&
+  return integer_weight_quantizer<WeightQ>() &&
          (std::is_same<ActQ, NoFakeQuant>::value ||
           per_tensor_scheme<typename scheme_of<ActQ>::type>());
 }

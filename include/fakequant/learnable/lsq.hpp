@@ -140,11 +140,34 @@ class LsqQuantizer {
   void set_scale(float s) {
     detail::check_scale(s, "LsqQuantizer::set_scale");
     for (auto& p : scale_param_) p = SP::from_scale(s);
+    has_qparams_ = true;
   }
   void set_zero_point(float z) {
     detail::check_lsq_zero_point(z, "LsqQuantizer::set_zero_point");
     for (auto& v : zero_point_) v = z;
   }
+  /// Sets each channel's scale (> 0, finite) and zero point (finite; `zero_point` may be null
+  /// for "unchanged"); `count` must equal channels() (kParamCountMismatch). Validated first:
+  /// nothing changes on an error.
+  void set_qparams(const float* scale, const float* zero_point, std::int64_t count) {
+    constexpr const char* kWhere = "LsqQuantizer::set_qparams";
+    FQ_CHECK(count == channels(), ErrorCode::kParamCountMismatch,
+             detail::msg(kWhere, ": ", count, " pairs for ", channels(), " channels"));
+    for (std::int64_t c = 0; c < count; ++c) {
+      detail::check_scale(scale[c], kWhere);
+      if (zero_point != nullptr) detail::check_lsq_zero_point(zero_point[c], kWhere);
+    }
+    for (std::size_t c = 0; c < scale_param_.size(); ++c) {
+      scale_param_[c] = SP::from_scale(scale[c]);
+      if (zero_point != nullptr) zero_point_[c] = zero_point[c];
+    }
+    has_qparams_ = true;
+  }
+  /// True once the scale stands for data, not the placeholder 1 of construction: after
+  /// set_scale or set_qparams (an observer's initialisation calls it), or a training pass
+  /// (forward_backward, backward). Writing scale_param() directly does not count: convert
+  /// refuses an LSQ quantizer without qparams (int8/params.hpp), so set them through this API.
+  bool has_qparams() const noexcept { return has_qparams_; }
   /// The raw parameters (the optimizer updates these; fixed size, see the class comment) and
   /// their last gradients.
   ParamSpan scale_param() noexcept { return {scale_param_.data(), scale_param_.size()}; }
@@ -255,6 +278,7 @@ class LsqQuantizer {
       scale_grad_[c] *= R::grad(s_dom[c], s[c]) * SP::grad(scale_param_[c], s_dom[c]);
       if (!learn_zero_point_) zero_point_grad_[c] = 0.0f;
     }
+    has_qparams_ = true;  // trained on data: the scale is learned, whatever it started from
   }
 
  private:
@@ -265,6 +289,7 @@ class LsqQuantizer {
 
   QuantRange range_;
   bool learn_zero_point_;
+  bool has_qparams_ = false;
   std::vector<float> scale_param_;
   std::vector<float> zero_point_;
   std::vector<float> scale_grad_;
