@@ -10,6 +10,7 @@
 
 #include <fakequant/convert/convert.hpp>
 #include <fakequant/convert/int8_model.hpp>
+#include <fakequant/convert/own_kernels.hpp>
 #include <fakequant/fakequant.hpp>
 #include <fakequant/int8/conv2d.hpp>
 #include <fakequant/int8/file_io.hpp>

@@ -26,6 +26,9 @@
 
 #include "test_util.hpp"
 
+// A named namespace around the whole file: its helpers stay its own in a unity source.
+namespace fq_test_learned_convert {
+
 using fq::Tape;
 using fq::Var;
 
@@ -366,3 +369,5 @@ TEST_CASE("convert: learned quantizers that cannot deploy are refused, naming th
     CHECK(fq_test::error_code_of([&] { net.convert(); }) == fq::ErrorCode::kInvalidScale);
   }
 }
+
+}  // namespace fq_test_learned_convert
