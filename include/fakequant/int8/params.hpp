@@ -5,8 +5,9 @@
 // (layers/integer_eval.hpp) — and the qparams of the uint8 activations between them.
 //
 // For a layer with input activation qparams (s_x, z_x), per-output-channel symmetric weight
-// scales s_w[o] (zero point 0), effective real weights w_eff and bias b[o], a fused activation
-// and output activation qparams (s_y, z_y, range [q_lo, q_hi]):
+// scales s_w[o] (zero point 0; a per-tensor weight scale is repeated per channel), effective
+// real weights w_eff and bias b[o], a fused activation and output activation qparams (s_y, z_y,
+// range [q_lo, q_hi]):
 //   weights  q_w = quantize(w_eff, s_w)          the levels the simulation used, bit for bit
 //                                                 (the same Numerics as the weight quantizer)
 //   bias     q_b[o] = rne(b[o] / (s_x · s_w[o]))   int32, in units of the accumulator
@@ -18,6 +19,10 @@
 // output quantizer has a float output y = fma(f32(s_x·s_w[o]), f32(acc), b[o]).
 // Activation levels are uint8; an int8 activation quantizer's levels and zero point are shifted
 // by 128 (act_qparams), which leaves every real value unchanged.
+// Quantizers: fixed ones (fq::FakeQuantize, fq::FakeQuantizer) give their qparams; learned ones
+// (LSQ, LSQ+, PACT: fq::LearnableFakeQuant, fq::LsqQuantizer, fq::Pact) those of their snapshot
+// fq::freeze (learnable/freeze.hpp), which fake-quantizes exactly as they do now
+// (detail::deployed_quantizer).
 #ifndef FQ_INT8_PARAMS_HPP_
 #define FQ_INT8_PARAMS_HPP_
 
