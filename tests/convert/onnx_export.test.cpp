@@ -3,7 +3,7 @@
 // writer (convert/protobuf.hpp), checked by real consumers: the onnx package's decoder and
 // checker (tests/onnx/check_onnx.py, Debian's python3-onnx under /usr/bin/python3) and ONNX
 // Runtime (tests/onnx/run_ort.js, npm onnxruntime-node in FQ_ONNX_NODE_DIR). Without them the
-// consumer tests print "skipped (missing tool): ..." and ctest reports them skipped.
+// consumer tests print "skipped, missing tool: ..." and ctest reports them skipped.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -26,7 +26,9 @@
 
 #include "test_util.hpp"
 
-namespace {
+// A named namespace holding the test cases too: the unity build puts this file in one source
+// with the other convert tests, whose anonymous helpers (run, random_images...) would clash.
+namespace fq_onnx_test {
 
 namespace fs = std::filesystem;
 using Bytes = std::vector<std::uint8_t>;
@@ -267,8 +269,6 @@ std::vector<Case> cases() {
   return c;
 }
 
-}  // namespace
-
 // ----------------------------------------------------------------------- protobuf writer
 TEST_CASE("protobuf writer: the wire format, byte by byte", "[export]") {
   using fq::detail::ProtoWriter;
@@ -320,8 +320,8 @@ TEST_CASE("protobuf writer: the wire format, byte by byte", "[export]") {
 
 TEST_CASE("protobuf writer: onnx's decoder reads a TensorProto field by field", "[export]") {
   if (!have_python_onnx()) {
-    WARN("skipped (missing tool): " << python() << " cannot import onnx and numpy (Debian: apt-get "
-                                    << "install python3-onnx)");
+    WARN("skipped, missing tool: " << python() << " cannot import onnx and numpy (Debian: apt-get "
+                                   << "install python3-onnx)");
     return;
   }
   // TensorProto: dims 1 (repeated int64, written unpacked), data_type 2, int32_data 5 (packed,
@@ -411,8 +411,8 @@ TEST_CASE("onnx export: header, determinism, and errors", "[export][errors]") {
 TEST_CASE("onnx export: onnx's checker and decoder read back every level, scale and zero point",
           "[export]") {
   if (!have_python_onnx()) {
-    WARN("skipped (missing tool): " << python() << " cannot import onnx and numpy (Debian: apt-get "
-                                    << "install python3-onnx)");
+    WARN("skipped, missing tool: " << python() << " cannot import onnx and numpy (Debian: apt-get "
+                                   << "install python3-onnx)");
     return;
   }
   const std::string dir = scratch("checker");
@@ -439,9 +439,9 @@ TEST_CASE("onnx export: onnx's checker and decoder read back every level, scale 
 
 TEST_CASE("onnx export: ONNX Runtime agrees with Int8Model::run", "[export]") {
   if (!have_ort()) {
-    WARN("skipped (missing tool): node or " << ort_dir() << "/node_modules/onnxruntime-node is "
-                                            << "missing (npm install --ignore-scripts "
-                                            << "onnxruntime-node in that folder)");
+    WARN("skipped, missing tool: node or " << ort_dir() << "/node_modules/onnxruntime-node is "
+                                           << "missing (npm install --ignore-scripts "
+                                           << "onnxruntime-node in that folder)");
     return;
   }
   const std::string dir = scratch("ort");
@@ -497,3 +497,5 @@ TEST_CASE("onnx export: ONNX Runtime agrees with Int8Model::run", "[export]") {
     }
   }
 }
+
+}  // namespace fq_onnx_test
