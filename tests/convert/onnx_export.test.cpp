@@ -219,6 +219,10 @@ fq::Int8Model linear_model(std::uint32_t seed, bool relu6_levels_out) {
       fc2.forward(t, h);
   }
   fq::for_each_quantizer_of([](auto& q) { q.enable_observer(false); }, in, fc1, fc6, fc2);
+  // fc1's output zero point above its lowest level, so that its ReLU clamps at the zero point
+  // (an ONNX Relu before the output QuantizeLinear).
+  auto& q1 = fc1.output_quantizer().quantizer();
+  q1.set_qparams(q1.scale()[0], std::is_same<AQ, SignedAct>::value ? -90 : 37);
   if (relu6_levels_out) {
     fc6.output_quantizer().quantizer().set_qparams(0.05f,
                                                    std::is_same<AQ, SignedAct>::value ? -128 : 0);
