@@ -3,14 +3,16 @@
 # tests/onnx/compare_demo.py: compares a runtime's logits for the Fashion-MNIST demo's exported
 # model (examples/fashion_mnist_qat.cpp --onnx, --onnx-io) with the integer model's.
 #
-#   compare_demo.py PREFIX RUNTIME_LOGITS.f32 [MODEL.onnx] [--min-top1 F]
+#   compare_demo.py PREFIX RUNTIME_LOGITS.f32 [MODEL.onnx] [--min-top1 F] [--min-within F]
 #
 # PREFIX.int8-logits.f32 [n, 10] and PREFIX.logit-steps.f32 [10] come from the demo; a logit is
 # s_x·s_w[o]·acc + b[o], so its quantization step is s_x·s_w[o]. Prints the top-1 agreement, how
 # many logits are within float rounding and within one step, and the largest difference in
 # steps. Passes (exit 0) when the top-1 classes agree on at least --min-top1 of the images
-# (default 0.999) and every logit is within one step. With MODEL.onnx and the onnx package,
-# also runs onnx.checker.check_model(full_check=True) on it.
+# (default 0.999) and at least --min-within of the images (default 1: all) have every logit
+# within one step. (One hidden activation a level off — a rounding midpoint landed on the other
+# side — moves a logit by |q_w| steps, up to 127: see convert/onnx.hpp.) With MODEL.onnx and the
+# onnx package, also runs onnx.checker.check_model(full_check=True) on it.
 import sys
 
 import numpy as np
@@ -18,11 +20,13 @@ import numpy as np
 
 def main():
     args = sys.argv[1:]
-    min_top1 = 0.999
-    if "--min-top1" in args:
-        i = args.index("--min-top1")
-        min_top1 = float(args[i + 1])
-        del args[i:i + 2]
+    opts = {"--min-top1": 0.999, "--min-within": 1.0}
+    for k in opts:
+        if k in args:
+            i = args.index(k)
+            opts[k] = float(args[i + 1])
+            del args[i:i + 2]
+    min_top1, min_within = opts["--min-top1"], opts["--min-within"]
     prefix, theirs_path = args[0], args[1]
     ours = np.fromfile(prefix + ".int8-logits.f32", dtype=np.float32).reshape(-1, 10)
     steps = np.fromfile(prefix + ".logit-steps.f32", dtype=np.float32)
@@ -43,14 +47,16 @@ def main():
     exact = np.abs(theirs.astype(np.float64) - ours) <= 1e-5 * (1 + np.abs(ours))
     within = d <= 1 + 1e-6
     images_exact = int(np.all(exact, axis=1).sum())
+    images_within = float(np.mean(np.all(within, axis=1)))
     print(f"{theirs_path}: {ours.shape[0]} images; top-1 agrees on {top1 * 100:.2f}%; "
           f"{images_exact} images with all logits equal up to float rounding; "
-          f"logits within one step: {int(within.sum())} of {within.size}; "
+          f"logits within one step: {int(within.sum())} of {within.size} "
+          f"({images_within * 100:.2f}% of the images with all 10); "
           f"largest difference {d.max():.3g} steps")
-    ok = top1 >= min_top1 and bool(within.all())
+    ok = top1 >= min_top1 and images_within >= min_within
     if not ok:
-        print(f"compare_demo: FAILED (top-1 agreement must be >= {min_top1}, every logit within "
-              "one step)")
+        print(f"compare_demo: FAILED (top-1 agreement must be >= {min_top1}, and every logit "
+              f"within one step on >= {min_within} of the images)")
     return 0 if ok else 1
 
 

@@ -24,9 +24,21 @@ if ! "$python" -c 'import numpy' >/dev/null 2>&1; then
 fi
 mkdir -p "$out"
 "$demo" "$@" --onnx "$out/fmnist.onnx" --onnx-io "$out/fmnist"
-for level in all disabled; do
+# ORT's default session (QDQ fused: QLinearConv and friends, integer accumulators, a float
+# requantization scale): top-1 on >= 99.9% of the images and every logit within one step.
+# Unfused (every node in float: Conv on dequantized values, QuantizeLinear as round(v / s)):
+# on a few images in a thousand a float sum puts a hidden activation on the other side of a
+# rounding midpoint, and that image's logits move by |q_w| steps per level (ORT's two modes
+# then disagree with each other just as much, while the fused mode stays within 0.1 step of
+# Int8Model); so top-1 on >= 99.9%, and every logit within one step on >= 99.5% of the images.
+compare() {  # level, compare_demo.py options
+  local level=$1
+  shift
   node "$tests/onnx/run_ort.js" "$ort" "$out/fmnist.onnx" "$out/fmnist.images.f32" 1,28,28 \
     "$out/fmnist.ort-$level.f32" "$level"
-  "$python" "$tests/onnx/compare_demo.py" "$out/fmnist" "$out/fmnist.ort-$level.f32" "$out/fmnist.onnx"
-done
+  "$python" "$tests/onnx/compare_demo.py" "$out/fmnist" "$out/fmnist.ort-$level.f32" \
+    "$out/fmnist.onnx" "$@"
+}
+compare all --min-top1 0.999 --min-within 1
+compare disabled --min-top1 0.999 --min-within 0.995
 echo "demo_vs_ort: OK"
