@@ -126,7 +126,7 @@ class OnnxGraph {
     return name;
   }
   /// Initializer with float_data (packed); an empty `dims` is a scalar.
-  std::string floats(const std::string& name, std::vector<std::int64_t> dims,
+  std::string floats(const std::string& name, const std::vector<std::int64_t>& dims,
                      const std::vector<float>& v) {
     ProtoWriter t = tensor_head(name, dims, OnnxType::kFloat);
     t.packed_floats(onnx_field::kTensorFloatData, v.data(), v.size());
@@ -134,7 +134,7 @@ class OnnxGraph {
   }
   /// Initializer of uint8, int8 or int32 values, stored in int32_data (packed varints).
   template <class Int>
-  std::string ints(const std::string& name, std::vector<std::int64_t> dims, OnnxType type,
+  std::string ints(const std::string& name, const std::vector<std::int64_t>& dims, OnnxType type,
                    const std::vector<Int>& v) {
     ProtoWriter t = tensor_head(name, dims, type);
     std::vector<std::int32_t> wide(v.begin(), v.end());
@@ -142,7 +142,7 @@ class OnnxGraph {
     return add_initializer(name, t);
   }
   /// int8 initializer stored as raw_data (the weights: one byte each).
-  std::string int8_raw(const std::string& name, std::vector<std::int64_t> dims,
+  std::string int8_raw(const std::string& name, const std::vector<std::int64_t>& dims,
                        const std::vector<std::int8_t>& v) {
     ProtoWriter t = tensor_head(name, dims, OnnxType::kInt8);
     t.bytes(onnx_field::kTensorRawData, v.data(), v.size());
@@ -156,8 +156,7 @@ class OnnxGraph {
     FQ_CHECK(!nodes_.empty(), ErrorCode::kInvalidArgument, "export_onnx: empty graph");
     nodes_.back().output = o.output_name;
     ProtoWriter g;
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-      const Node& n = nodes_[i];
+    for (const Node& n : nodes_) {
       ProtoWriter w;
       for (const std::string& in : n.inputs) w.string(f::kNodeInput, in);
       w.string(f::kNodeOutput, n.output);
@@ -342,12 +341,13 @@ inline std::vector<std::uint8_t> onnx_model_bytes(const Int8Model& model,
       x = detail::onnx_layer(g, x, l->params(), nullptr, name);
       q = l->params().out;
     } else if (const auto* mp = std::get_if<Int8MaxPool2d>(&s)) {
-      x = g.node("MaxPool", {x}, name + ".maxpool",
+      x = g.node("MaxPool", {x}, std::string(name).append(".maxpool"),
                  {detail::onnx_ints("kernel_shape", {mp->kernel(), mp->kernel()}),
                   detail::onnx_ints("strides", {mp->stride(), mp->stride()})});
       x = detail::onnx_qdq(g, x, q, name);
     } else {
-      x = g.node("Flatten", {x}, name + ".flatten", {detail::onnx_int("axis", 1)});
+      x = g.node("Flatten", {x}, std::string(name).append(".flatten"),
+                 {detail::onnx_int("axis", 1)});
       x = detail::onnx_qdq(g, x, q, name);
     }
   }
