@@ -29,19 +29,23 @@
 // Every level, scale and zero point is copied from the Int8Model unchanged. Tensors: weights as
 // raw_data (little-endian), biases, zero points and scales as packed int32_data / float_data.
 //
-// Arithmetic: ONNX Runtime runs this graph either in float (each op as written) or, after its
-// QDQ fusion, as QLinearConv / QGemm with integer accumulators; both requantize with a float
-// scale (acc · f32(s_x·s_w/s_y), or the float conv output / s_y) rounded half to even, where
-// Int8Model requantizes with a fixed-point multiplier (kernels/fixed_point.hpp), and both
-// quantize the input as round(x / s_x), where Int8Model computes x · f32(1/s_x). So at rounding
-// midpoints a level can differ by 1 (rare with real data; tests/convert/onnx_export.test.cpp
-// measures it); a float logit is s_x·s_w[o]·acc + b[o] in both, up to float rounding.
+// Arithmetic, the one known difference: ONNX Runtime requantizes in float — after its QDQ
+// fusion (its default session) as QLinearConv / QGemm-style kernels, integer accumulators times
+// the float scale product f32(s_x·s_w/s_y); unfused, as the Conv / Gemm of dequantized values
+// summed in float, divided by s_y — rounded half to even, and quantizes the input as round(x /
+// s_x); Int8Model requantizes with a fixed-point multiplier (kernels/fixed_point.hpp) and quantizes
+// as x · f32(1/s_x). So at a rounding midpoint a level can differ by 1, and a logit downstream by
+// |q_w| of its steps s_x·s_w[o] per level. A float logit is s_x·s_w[o]·acc + b[o] in both, up to
+// float rounding. (Measured in tests/convert/onnx_export.test.cpp and tests/onnx/demo_vs_ort.sh,
+// docs/convert.md.)
 //
+// Every fq::Int8Step kind has a mapping (a new kind is a compile error here until it gets one).
 // Errors (FQ_CHECK, naming the step): a weight, activation or bias scale (f32(s_x·s_w[o])) that
 // is not a positive normal float (kInvalidScale); a zero point outside [0, 255] or a clamp
 // [lo, hi] not within [0, 255] with lo <= hi (kInvalidArgument); a float-output layer with a
-// fused activation (kInvalidArgument); a model above 2 GiB, protobuf's limit (kOutOfMemory); a
-// path that cannot be written (kIoError). Nothing is written to `path` on any other error.
+// fused activation, empty or equal input and output names, an empty batch dimension name
+// (kInvalidArgument); a model above 2 GiB, protobuf's limit (kOutOfMemory); a path that cannot
+// be written (kIoError). Nothing is written to `path` on any other error.
 #ifndef FQ_CONVERT_ONNX_HPP_
 #define FQ_CONVERT_ONNX_HPP_
 
@@ -305,6 +309,9 @@ inline std::string onnx_layer(OnnxGraph& g, const std::string& x, const Int8Laye
 }
 
 }  // namespace detail
+
+static_assert(std::variant_size_v<Int8Step> == 4,
+              "export_onnx: a new Int8Step kind needs its ONNX mapping (convert/onnx.hpp)");
 
 /// The ONNX ModelProto bytes of `model` (file comment).
 inline std::vector<std::uint8_t> onnx_model_bytes(const Int8Model& model,
