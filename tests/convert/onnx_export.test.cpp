@@ -264,6 +264,11 @@ std::vector<Case> cases() {
   c.push_back({"linear_signed_act", linear_model<SignedAct>(3, false), "20"});
   c.push_back({"conv_pool_flatten_linear", conv_model<fq::DefaultActFakeQuant>(4), "2,8,8"});
   c.push_back({"conv_signed_act", conv_model<SignedAct>(5), "2,8,8"});
+  // No layer: pooling and flattening only, uint8 levels out.
+  c.push_back({"pool_flatten_levels",
+               fq::Int8Model(fq::ActQParams{0.03f, 100}, {3, 6, 6},
+                             {fq::Int8MaxPool2d(3, 6, 6, 3, 2), fq::Int8Flatten({3, 2, 2})}),
+               "3,6,6"});
   // The input quantizer's range narrower than [0, 255] (a Clip before the input Q).
   const fq::Int8Model& base = c[0].model;
   c.push_back({"linear_narrow_input",
