@@ -6,6 +6,7 @@
 //   fashion_mnist_qat [--epochs N] [--qat-epochs N] [--batch N] [--lr X] [--qat-lr X]
 //                     [--threads N] [--train-subset N] [--test-subset N] [--seed N]
 //                     [--data DIR] [--json PATH] [--svg PATH] [--check]
+//                     [--onnx PATH] [--onnx-io PREFIX]
 //
 // The network: input fake-quant -> ConvBn(1->C1, 3x3) ReLU -> max-pool 2 -> ConvBn(C1->C2, 3x3)
 // ReLU -> max-pool 2 -> Linear(C2*7*7 -> H) ReLU -> Linear(H -> 10). Weights: per-channel
@@ -21,6 +22,11 @@
 // fakequant's int8 kernels, evaluated on the same test images; then the QAT model itself is run
 // with its layers in integer arithmetic (use_integer_arithmetic) and its logits compared bit for
 // bit with the deployed model's.
+// --onnx PATH exports the deployed integer model as ONNX in QDQ form (fq::export_onnx,
+// convert/onnx.hpp) for ONNX Runtime; --onnx-io PREFIX writes what a runtime's outputs are
+// compared with (tests/onnx/demo_vs_ort.sh): PREFIX.images.f32 (the test images, normalised,
+// [n, 1, 28, 28]), PREFIX.int8-logits.f32 (the integer model's logits [n, 10]) and
+// PREFIX.logit-steps.f32 (the logits' quantization step s_x·s_w[o] of each class [10]), float32.
 // --check exits non-zero unless every accuracy is far above chance, the integer model's
 // accuracy is within 0.05 points of its fake-quant simulation's, and every logit is
 // bit-identical to the QAT model's in integer arithmetic (the CI's short run).
@@ -37,9 +43,11 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <variant>
 #include <vector>
 
 #include <fakequant/convert/int8_model.hpp>
+#include <fakequant/convert/onnx.hpp>
 #include <fakequant/fakequant.hpp>
 #include <fakequant/int8/model.hpp>
 #include <fakequant/layers/qlayers.hpp>
@@ -59,7 +67,7 @@ struct Options {
   int epochs = 6, qat_epochs = 1, batch = 64, threads = 2, seed = 1;
   long train_subset = 0, test_subset = 0;  // 0: all
   double lr = 2e-3, qat_lr = 1e-4;
-  std::string data = "/usr/share/datasets/fashion-mnist", json, svg;
+  std::string data = "/usr/share/datasets/fashion-mnist", json, svg, onnx, onnx_io;
   bool check = false;
 };
 
@@ -70,6 +78,7 @@ Options parse(int argc, char** argv) {
   f.add("--lr", o.lr).add("--qat-lr", o.qat_lr).add("--threads", o.threads);
   f.add("--train-subset", o.train_subset).add("--test-subset", o.test_subset);
   f.add("--seed", o.seed).add("--data", o.data).add("--json", o.json).add("--svg", o.svg);
+  f.add("--onnx", o.onnx).add("--onnx-io", o.onnx_io);
   f.add_switch("--check", o.check);
   f.parse(argc, argv);
   if (o.epochs < 1 || o.qat_epochs < 1 || o.batch < 2 || o.threads < 1 || o.lr <= 0 ||
@@ -294,6 +303,29 @@ std::pair<long, double> compare_with_deployed(N& net, const fq::Int8Model& deplo
   return {differ, double(correct) / double(d.n)};
 }
 
+template <class T>
+void write_f32(const std::string& path, const std::vector<T>& v) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(T)));
+  if (!f) {
+    std::fprintf(stderr, "%s: cannot write %s\n", kProgram, path.c_str());
+    std::exit(2);
+  }
+}
+
+/// --onnx-io: the test images, the integer model's logits and the logits' quantization steps
+/// (the last layer's s_x·s_w[o]: logits are s_x·s_w[o]·acc + b[o]), for comparing a runtime.
+void write_onnx_io(const fq::Int8Model& model, const Dataset& d, const std::string& prefix) {
+  std::vector<float> logits(std::size_t(d.n) * 10);
+  model.run(d.images.data(), d.n, logits.data());
+  const fq::Int8LayerParams& p = std::get<fq::Int8Linear>(model.steps().back()).params();
+  std::vector<float> steps;
+  for (float ws : p.weight_scale) steps.push_back(p.in.scale * ws);
+  write_f32(prefix + ".images.f32", d.images);
+  write_f32(prefix + ".int8-logits.f32", logits);
+  write_f32(prefix + ".logit-steps.f32", steps);
+}
+
 struct Result {
   double ptq = 0, qat = 0, int8 = -1, int8_ips = 0;
   long int8_logits = 0, int8_logits_differ = -1;
@@ -328,6 +360,11 @@ Result ptq_and_qat(const char* tag, Net<W8>& fp32, const Dataset& train_set,
     const fq::Int8Model deployed = net.convert();
     std::tie(r.int8, r.int8_ips) = evaluate_int8(deployed, test_set);
     std::printf("INT8 deployed  test acc %.4f  %6.0f img/s\n", r.int8, r.int8_ips);
+    if (!o.onnx.empty()) {
+      fq::export_onnx(deployed, o.onnx);
+      std::printf("INT8 deployed model exported as ONNX (QDQ) to %s\n", o.onnx.c_str());
+    }
+    if (!o.onnx_io.empty()) write_onnx_io(deployed, test_set, o.onnx_io);
     double int_acc;
     std::tie(r.int8_logits_differ, int_acc) = compare_with_deployed(net, deployed, test_set);
     r.int8_logits = test_set.n * 10;

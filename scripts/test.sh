@@ -11,6 +11,9 @@
 # Builds 1 and 3 also compile every header in one TU as C++17, C++20 and C++23 and with
 # -fno-exceptions, with and without xsimd (ctests std_check.*, tests/std_check/), and build 1
 # runs clang-tidy (.clang-tidy) on it (ctest lint.clang_tidy).
+# The ONNX export is checked by the onnx package (python3-onnx) and by ONNX Runtime (npm
+# onnxruntime-node, installed into $out/onnx-node with --ignore-scripts; node and npm from Debian
+# if missing).
 # The API reference (Doxygen) is built without warnings as the ctest docs.doxygen.
 # The LibTorch interop example is built and run when libtorch-dev is installed; FQ_TORCH=1
 # installs it (about 210 MB to download, so not by default).
@@ -19,8 +22,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=deps.sh
 source "$root/scripts/deps.sh"
-fq_install_deps "${FQ_BUILD_DEPS[@]}" "${FQ_DEMO_DEPS[@]}" clang clang-tidy catch2 libbenchmark-dev \
-  pkgconf doxygen
+fq_install_deps "${FQ_BUILD_DEPS[@]}" "${FQ_DEMO_DEPS[@]}" "${FQ_ONNX_DEPS[@]}" clang clang-tidy \
+  catch2 libbenchmark-dev pkgconf doxygen
 if [ "${FQ_TORCH:-0}" = 1 ]; then fq_install_deps "${FQ_TORCH_DEPS[@]}"; fi
 jobs=${FQ_JOBS:-$(nproc)}
 out=${FQ_TEST_BUILD_DIR:-$root/build-test}
@@ -31,7 +34,8 @@ run_config() {  # name, cmake args...
   local name=$1
   shift
   echo "=== fakequant test build: $name"
-  cmake -S "$root" -B "$out/$name" -DFQ_WERROR=ON "$@" >"$out/$name.configure.log" 2>&1 ||
+  cmake -S "$root" -B "$out/$name" -DFQ_WERROR=ON "-DFQ_ONNX_NODE_DIR=$out/onnx-node" "$@" \
+    >"$out/$name.configure.log" 2>&1 ||
     { cat "$out/$name.configure.log"; return 1; }
   if ! cmake --build "$out/$name" -j "$jobs" >"$out/$name.build.log" 2>&1; then
     grep -E -A8 'error|Error' "$out/$name.build.log" | head -n 80
@@ -53,6 +57,8 @@ run_config() {  # name, cmake args...
 }
 
 mkdir -p "$out"
+# ONNX Runtime for the ONNX export's tests, cached in the build folder (all three builds use it).
+fq_install_onnx_runtime "$out/onnx-node"
 run_config release -DCMAKE_BUILD_TYPE=Release -DFQ_NATIVE_ARCH=ON -DFQ_BUILD_BENCHMARKS=ON \
   -DFQ_CLANG_TIDY=ON -DFQ_UNITY_TESTS=ON || failed=$((failed + 1))
 # The sanitizers leave out what roughly doubles the compile time for little here: ASan's

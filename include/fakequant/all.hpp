@@ -2,7 +2,7 @@
 // fakequant/all.hpp: the whole library in one include — the fake-quant API of
 // fakequant/fakequant.hpp plus the training stack (the tape, every tape op, the QAT layers and
 // their integer arithmetic, the optimizers), the int8 kernels, the integer layers and model with
-// its file (int8/), convert, and the testing kit.
+// its file (int8/), convert (with the ONNX export), and the testing kit.
 // Code that only fake-quantizes includes fakequant/fakequant.hpp and compiles less;
 // testing/catch2.hpp (which needs Catch2) is not included.
 #ifndef FQ_ALL_HPP_
@@ -10,7 +10,9 @@
 
 #include <fakequant/convert/convert.hpp>
 #include <fakequant/convert/int8_model.hpp>
+#include <fakequant/convert/onnx.hpp>
 #include <fakequant/convert/own_kernels.hpp>
+#include <fakequant/convert/protobuf.hpp>
 #include <fakequant/fakequant.hpp>
 #include <fakequant/int8/conv2d.hpp>
 #include <fakequant/int8/file_io.hpp>
