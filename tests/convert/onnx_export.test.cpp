@@ -121,9 +121,10 @@ std::string jdims(const fq::Shape& shape) {
   return s + "]";
 }
 
-std::string expected_json(const fq::Int8Model& m) {
+std::string expected_json(const fq::Int8Model& m, fq::OnnxForm form = fq::OnnxForm::kQdq) {
   std::ostringstream j;
-  j << "{\"ir_version\":7,\"opset\":13,\"input\":{\"name\":\"input\",\"dims\":"
+  j << "{\"form\":\"" << (form == fq::OnnxForm::kQdq ? "qdq" : "fake_quant") << "\",";
+  j << "\"ir_version\":7,\"opset\":13,\"input\":{\"name\":\"input\",\"dims\":"
     << jdims(m.input_shape())
     << "},\"output\":{\"name\":\"output\",\"dims\":" << jdims(m.output_shape())
     << "},\"input_qparams\":{\"scale\":" << jf(m.input_qparams().scale)
@@ -425,14 +426,18 @@ TEST_CASE("onnx export: onnx's checker and decoder read back every level, scale 
     return;
   }
   const std::string dir = scratch("checker");
-  for (const Case& c : cases()) {
-    INFO(c.name);
-    const std::string model = dir + "/" + c.name + ".onnx", json = dir + "/" + c.name + ".json";
-    fq::export_onnx(c.model, model);
-    std::ofstream(json) << expected_json(c.model);
-    CHECK(run(quote(python()) + " " + quote(tests_dir() + "/onnx/check_onnx.py") + " " +
-              quote(model) + " " + quote(json)) == 0);
-  }
+  for (const fq::OnnxForm form : {fq::OnnxForm::kQdq, fq::OnnxForm::kFakeQuant})
+    for (const Case& c : cases()) {
+      INFO(c.name << (form == fq::OnnxForm::kQdq ? " (QDQ)" : " (fake-quant pairs)"));
+      const std::string stem = dir + "/" + c.name + (form == fq::OnnxForm::kQdq ? "" : ".fq");
+      const std::string model = stem + ".onnx", json = stem + ".json";
+      fq::OnnxExportOptions o;
+      o.form = form;
+      fq::export_onnx(c.model, model, o);
+      std::ofstream(json) << expected_json(c.model, form);
+      CHECK(run(quote(python()) + " " + quote(tests_dir() + "/onnx/check_onnx.py") + " " +
+                quote(model) + " " + quote(json)) == 0);
+    }
   // The checker is not lenient: a weight level changed in the expectations is reported.
   const Case c = cases()[0];
   const std::string model = dir + "/forged.onnx", json = dir + "/forged.json";
@@ -477,33 +482,46 @@ TEST_CASE("onnx export: ONNX Runtime agrees with Int8Model::run", "[export]") {
         ours[i] = float(int(lv[i]) - q.zero_point) * q.scale;
       std::fill(step.begin(), step.end(), q.scale);
     }
-    const std::string model = dir + "/" + c.name + ".onnx", input = dir + "/" + c.name + ".in";
-    fq::export_onnx(m, model);
+    const std::string input = dir + "/" + c.name + ".in";
     write_raw(input, x);
-    for (const char* level : {"all", "disabled"}) {
-      INFO(c.name << ", ONNX Runtime graph optimization " << level);
-      const std::string output = dir + "/" + c.name + "." + level + ".out";
-      REQUIRE(run("node " + quote(tests_dir() + "/onnx/run_ort.js") + " " + quote(ort_dir()) + " " +
-                  quote(model) + " " + quote(input) + " " + c.dims + " " + quote(output) + " " +
-                  level) == 0);
-      const std::vector<float> theirs = read_floats(output);
-      REQUIRE(theirs.size() == ours.size());
-      std::size_t identical = 0, within = 0;
-      double worst = 0;
-      for (std::size_t i = 0; i < ours.size(); ++i) {
-        const double d = std::abs(double(theirs[i]) - double(ours[i]));
-        const double s = step[i % step.size()];
-        // Float logits: the same sum up to float rounding (a few ulps); levels: exactly equal.
-        identical += d <= (m.float_output() ? 1e-5 * (1.0 + std::abs(double(ours[i]))) : 0.0);
-        within += d <= s * (1 + 1e-6);
-        worst = std::max(worst, d / s);
+    for (const fq::OnnxForm form : {fq::OnnxForm::kQdq, fq::OnnxForm::kFakeQuant})
+      for (const char* level : {"all", "disabled"}) {
+        const char* fname = form == fq::OnnxForm::kQdq ? "qdq" : "fake-quant";
+        INFO(c.name << " (" << fname << "), ONNX Runtime graph optimization " << level);
+        const std::string model = dir + "/" + c.name + "." + fname + ".onnx";
+        fq::OnnxExportOptions o;
+        o.form = form;
+        fq::export_onnx(m, model, o);
+        const std::string output = dir + "/" + c.name + "." + fname + "." + level + ".out";
+        REQUIRE(run("node " + quote(tests_dir() + "/onnx/run_ort.js") + " " + quote(ort_dir()) +
+                    " " + quote(model) + " " + quote(input) + " " + c.dims + " " + quote(output) +
+                    " " + level) == 0);
+        const std::vector<float> theirs = read_floats(output);
+        REQUIRE(theirs.size() == ours.size());
+        std::size_t identical = 0, within = 0;
+        double worst = 0;
+        for (std::size_t i = 0; i < ours.size(); ++i) {
+          const double d = std::abs(double(theirs[i]) - double(ours[i]));
+          const double s = step[i % step.size()];
+          // Float logits: the same sum up to float rounding (a few ulps); levels: exactly equal.
+          identical += d <= (m.float_output() ? 1e-5 * (1.0 + std::abs(double(ours[i]))) : 0.0);
+          within += d <= s * (1 + 1e-6);
+          worst = std::max(worst, d / s);
+        }
+        const double frac = double(identical) / double(ours.size());
+        std::printf("%s (%s, ORT %s): %zu of %zu outputs identical, worst difference %.3g steps\n",
+                    c.name.c_str(), fname, level, identical, ours.size(), worst);
+        if (form == fq::OnnxForm::kQdq) {
+          CHECK(within == ours.size());
+          CHECK(frac >= 0.99);
+        } else {
+          // Fake-quant pairs add the float bias, not the integer one rounded to the accumulator's
+          // unit: that is the QAT simulation, whose levels differ from Int8Model's at rounding
+          // midpoints (docs/convert.md); measured: at most 1.2% of the outputs here.
+          CHECK(double(within) >= 0.98 * double(ours.size()));
+          CHECK(frac >= 0.97);
+        }
       }
-      const double frac = double(identical) / double(ours.size());
-      std::printf("%s (ORT %s): %zu of %zu outputs identical, worst difference %.3g steps\n",
-                  c.name.c_str(), level, identical, ours.size(), worst);
-      CHECK(within == ours.size());
-      CHECK(frac >= 0.99);
-    }
   }
 }
 

@@ -11,7 +11,9 @@
 # the symbolic batch dimension), and every Conv / Gemm in graph order against EXPECTED's layers:
 # the int8 weight levels, per-channel weight scales (float32, bit for bit), int8 zero points 0
 # and axis 0; the int32 bias with scales s_x*s_w[o] and zero points 0 (or the float bias of a
-# float-output layer); the clamp (Relu / Clip values) and the output QuantizeLinear's scale and
+# float-output layer); for EXPECTED's "form": "fake_quant" (fq::OnnxForm::kFakeQuant), the float
+# weights under QuantizeLinear -> DequantizeLinear, which must be the levels times the scales
+# and quantize back to the levels, and every bias float; the clamp (Relu / Clip values) and the output QuantizeLinear's scale and
 # uint8 zero point; and the input QuantizeLinear. Then onnx.reference, if this onnx has it (1.13+),
 # runs the model; without it that part is skipped with a message.
 # Exit status 0 when everything matches; 1 with the mismatches printed otherwise.
@@ -97,6 +99,7 @@ def check_model(path, exp):
     same(init[q0.input[1]], exp["input_qparams"]["scale"], "input scale", np.float32)
     same(init[q0.input[2]], exp["input_qparams"]["zero_point"], "input zero point", np.uint8)
 
+    fake_quant = exp.get("form") == "fake_quant"  # fq::OnnxForm::kFakeQuant
     layers = [n for n in g.node if n.op_type in ("Conv", "Gemm")]
     expect(len(layers) == len(exp["layers"]),
            f"{len(layers)} Conv/Gemm nodes, expected {len(exp['layers'])}")
@@ -110,17 +113,37 @@ def check_model(path, exp):
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
         for key, v in L["attrs"].items():
             expect(attrs.get(key) == v, f"{w}: attribute {key} = {attrs.get(key)}, expected {v}")
+        levels = np.array(L["weight"], dtype=np.int8).reshape(L["weight_dims"])
         wq = dq_of(n.input[1], w + " weight", 0)
+        if wq and fake_quant:  # float weights -> QuantizeLinear -> DequantizeLinear
+            q = producer.get(producer[n.input[1]].input[0])
+            if expect(q is not None and q.op_type == "QuantizeLinear", f"{w} weight: not Q -> DQ"):
+                qa = {a.name: onnx.helper.get_attribute_value(a) for a in q.attribute}
+                expect(qa.get("axis") == 0, f"{w} weight QuantizeLinear axis {qa.get('axis')}")
+                expect(list(q.input[1:]) == list(producer[n.input[1]].input[1:]),
+                       f"{w} weight: Q and DQ with other qparams")
+                wf = init.get(q.input[0])
+                ws = np.asarray(L["weight_scale"], dtype=np.float32).reshape(
+                    [-1] + [1] * (levels.ndim - 1))
+                if expect(wf is not None and wf.dtype == np.float32, f"{w}: no float weights"):
+                    # On the grid: the levels times the scales, and Q gives the levels back.
+                    same(wf, (levels.astype(np.float32) * ws).astype(np.float32),
+                         w + " fake-quantized weights", np.float32)
+                    same(np.rint(wf / ws).astype(np.int8), levels, w + " weight levels", np.int8)
+                wq[0] = levels
         if wq:
-            same(wq[0], np.array(L["weight"], dtype=np.int8).reshape(L["weight_dims"]),
-                 w + " weight levels", np.int8)
+            same(wq[0], levels, w + " weight levels", np.int8)
             same(wq[1], L["weight_scale"], w + " weight scales", np.float32)
             same(wq[2], np.zeros(len(L["weight_scale"])), w + " weight zero points", np.int8)
-        if L["float_out"]:
+        if L["float_out"] or fake_quant:
             same(init.get(n.input[2]), L["real_bias"], w + " float bias", np.float32)
+        if L["float_out"]:
             expect(n.output[0] == exp["output"]["name"], f"{w}: the float output is not the graph's")
             continue
-        bq = dq_of(n.input[2], w + " bias", 0)
+        if fake_quant:
+            bq = None
+        else:
+            bq = dq_of(n.input[2], w + " bias", 0)
         if bq:
             same(bq[0], L["bias"], w + " int32 bias", np.int32)
             same(bq[1], L["bias_scale"], w + " bias scales", np.float32)

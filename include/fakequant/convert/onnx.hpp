@@ -28,6 +28,11 @@
 //   output    float [N, output shape]: the logits, or the real values of the last uint8 levels
 // Every level, scale and zero point is copied from the Int8Model unchanged. Tensors: weights as
 // raw_data (little-endian), biases, zero points and scales as packed int32_data / float_data.
+// options.form = OnnxForm::kFakeQuant writes the same graph as the QAT model's fake-quant pairs
+// (the form TensorRT's explicit quantization and other re-quantizing tools read): each weight is
+// the float initializer of its fake-quantized values f32(q_w·s_w[o]) under QuantizeLinear ->
+// DequantizeLinear (axis 0; QuantizeLinear gives q_w back exactly: q_w·s_w / s_w rounds to q_w),
+// and each bias the float b[o] the simulation adds; activations, clamps and the rest as above.
 //
 // Arithmetic, the one known difference: ONNX Runtime requantizes in float — after its QDQ
 // fusion (its default session) as QLinearConv / QGemm-style kernels, integer accumulators times
@@ -60,6 +65,7 @@
 
 #include <fakequant/base/error.hpp>
 #include <fakequant/base/version.hpp>
+#include <fakequant/convert/onnx_graph.hpp>
 #include <fakequant/convert/protobuf.hpp>
 #include <fakequant/int8/file_io.hpp>
 #include <fakequant/int8/model.hpp>
@@ -67,161 +73,7 @@
 
 namespace fq {
 
-/// Names in the exported graph.
-struct OnnxExportOptions {
-  std::string input_name = "input";
-  std::string output_name = "output";
-  std::string batch_dim = "N";  ///< the symbolic batch dimension of the input and output
-  std::string graph_name = "fakequant_int8";
-};
-
-/// The IR version and opset the exporter writes.
-inline constexpr std::int64_t kOnnxIrVersion = 7;
-inline constexpr std::int64_t kOnnxOpset = 13;
-
 namespace detail {
-
-// Field numbers of onnx.proto (onnx/onnx.proto, IR version 7).
-namespace onnx_field {
-constexpr int kModelIrVersion = 1, kModelProducerName = 2, kModelProducerVersion = 3,
-              kModelDocString = 6, kModelGraph = 7, kModelOpsetImport = 8;
-constexpr int kOpsetDomain = 1, kOpsetVersion = 2;
-constexpr int kGraphNode = 1, kGraphName = 2, kGraphInitializer = 5, kGraphInput = 11,
-              kGraphOutput = 12;
-constexpr int kNodeInput = 1, kNodeOutput = 2, kNodeName = 3, kNodeOpType = 4, kNodeAttribute = 5;
-constexpr int kAttrName = 1, kAttrI = 3, kAttrInts = 8, kAttrType = 20;
-constexpr int kAttrTypeInt = 2, kAttrTypeInts = 7;  // AttributeProto.AttributeType
-constexpr int kTensorDims = 1, kTensorDataType = 2, kTensorFloatData = 4, kTensorInt32Data = 5,
-              kTensorName = 8, kTensorRawData = 9;
-constexpr int kValueInfoName = 1, kValueInfoType = 2;
-constexpr int kTypeTensor = 1, kTensorTypeElemType = 1, kTensorTypeShape = 2, kShapeDim = 1,
-              kDimValue = 1, kDimParam = 2;
-}  // namespace onnx_field
-
-/// TensorProto.DataType.
-enum class OnnxType : std::int32_t { kFloat = 1, kUint8 = 2, kInt8 = 3, kInt32 = 6 };
-
-/// One node attribute: an int, or a list of ints.
-struct OnnxAttr {
-  std::string name;
-  std::vector<std::int64_t> ints;
-  bool is_list = true;
-};
-inline OnnxAttr onnx_int(std::string name, std::int64_t v) { return {std::move(name), {v}, false}; }
-inline OnnxAttr onnx_ints(std::string name, std::vector<std::int64_t> v) {
-  return {std::move(name), std::move(v), true};
-}
-
-/// Builds the GraphProto: nodes are kept until the end, so that the last output can be renamed
-/// to the graph output; initializers are serialized at once.
-class OnnxGraph {
- public:
-  struct Node {
-    std::string op;
-    std::vector<std::string> inputs;
-    std::string output;
-    std::vector<OnnxAttr> attrs;
-  };
-
-  /// Adds a node with one output named `name`; returns that name.
-  std::string node(const std::string& op, std::vector<std::string> inputs, const std::string& name,
-                   std::vector<OnnxAttr> attrs = {}) {
-    nodes_.push_back({op, std::move(inputs), name, std::move(attrs)});
-    return name;
-  }
-  /// Initializer with float_data (packed); an empty `dims` is a scalar.
-  std::string floats(const std::string& name, const std::vector<std::int64_t>& dims,
-                     const std::vector<float>& v) {
-    ProtoWriter t = tensor_head(name, dims, OnnxType::kFloat);
-    t.packed_floats(onnx_field::kTensorFloatData, v.data(), v.size());
-    return add_initializer(name, t);
-  }
-  /// Initializer of uint8, int8 or int32 values, stored in int32_data (packed varints).
-  template <class Int>
-  std::string ints(const std::string& name, const std::vector<std::int64_t>& dims, OnnxType type,
-                   const std::vector<Int>& v) {
-    ProtoWriter t = tensor_head(name, dims, type);
-    std::vector<std::int32_t> wide(v.begin(), v.end());
-    t.packed_varints(onnx_field::kTensorInt32Data, wide.data(), wide.size());
-    return add_initializer(name, t);
-  }
-  /// int8 initializer stored as raw_data (the weights: one byte each).
-  std::string int8_raw(const std::string& name, const std::vector<std::int64_t>& dims,
-                       const std::vector<std::int8_t>& v) {
-    ProtoWriter t = tensor_head(name, dims, OnnxType::kInt8);
-    t.bytes(onnx_field::kTensorRawData, v.data(), v.size());
-    return add_initializer(name, t);
-  }
-
-  /// The GraphProto, the last node's output renamed to `output`.
-  ProtoWriter finish(const OnnxExportOptions& o, const std::vector<std::int64_t>& in_shape,
-                     const std::vector<std::int64_t>& out_shape) {
-    namespace f = onnx_field;
-    FQ_CHECK(!nodes_.empty(), ErrorCode::kInvalidArgument, "export_onnx: empty graph");
-    nodes_.back().output = o.output_name;
-    ProtoWriter g;
-    for (const Node& n : nodes_) {
-      ProtoWriter w;
-      for (const std::string& in : n.inputs) w.string(f::kNodeInput, in);
-      w.string(f::kNodeOutput, n.output);
-      w.string(f::kNodeName, n.output + "_" + n.op);
-      w.string(f::kNodeOpType, n.op);
-      for (const OnnxAttr& a : n.attrs) {
-        ProtoWriter aw;
-        aw.string(f::kAttrName, a.name);
-        if (a.is_list)
-          aw.packed_varints(f::kAttrInts, a.ints.data(), a.ints.size());
-        else
-          aw.int64(f::kAttrI, a.ints[0]);
-        aw.int64(f::kAttrType, a.is_list ? f::kAttrTypeInts : f::kAttrTypeInt);
-        w.message(f::kNodeAttribute, aw);
-      }
-      g.message(f::kGraphNode, w);
-    }
-    g.string(f::kGraphName, o.graph_name);
-    g.buffer().insert(g.buffer().end(), init_.buffer().begin(), init_.buffer().end());
-    g.message(f::kGraphInput, value_info(o.input_name, in_shape, o.batch_dim));
-    g.message(f::kGraphOutput, value_info(o.output_name, out_shape, o.batch_dim));
-    return g;
-  }
-
- private:
-  static ProtoWriter tensor_head(const std::string& name, const std::vector<std::int64_t>& dims,
-                                 OnnxType type) {
-    ProtoWriter t;
-    for (std::int64_t d : dims) t.int64(onnx_field::kTensorDims, d);
-    t.int64(onnx_field::kTensorDataType, static_cast<std::int64_t>(type));
-    t.string(onnx_field::kTensorName, name);
-    return t;
-  }
-  std::string add_initializer(const std::string& name, const ProtoWriter& t) {
-    init_.message(onnx_field::kGraphInitializer, t);
-    return name;
-  }
-  /// A float tensor [batch_dim, dims...].
-  static ProtoWriter value_info(const std::string& name, const std::vector<std::int64_t>& dims,
-                                const std::string& batch_dim) {
-    namespace f = onnx_field;
-    ProtoWriter shape, tensor, type, vi;
-    ProtoWriter batch;
-    batch.string(f::kDimParam, batch_dim);
-    shape.message(f::kShapeDim, batch);
-    for (std::int64_t d : dims) {
-      ProtoWriter dim;
-      dim.int64(f::kDimValue, d);
-      shape.message(f::kShapeDim, dim);
-    }
-    tensor.int64(f::kTensorTypeElemType, static_cast<std::int64_t>(OnnxType::kFloat));
-    tensor.message(f::kTensorTypeShape, shape);
-    type.message(f::kTypeTensor, tensor);
-    vi.string(f::kValueInfoName, name);
-    vi.message(f::kValueInfoType, type);
-    return vi;
-  }
-
-  std::vector<Node> nodes_;
-  ProtoWriter init_;
-};
 
 inline void check_onnx_scale(float s, const std::string& where) {
   FQ_CHECK(std::isnormal(s) && s > 0.0f, ErrorCode::kInvalidScale,
@@ -245,7 +97,7 @@ inline std::string onnx_qdq(OnnxGraph& g, const std::string& x, const ActQParams
 
 /// Emits a conv or linear step (file comment): its weights, bias, op, clamp and output Q -> DQ.
 inline std::string onnx_layer(OnnxGraph& g, const std::string& x, const Int8LayerParams& p,
-                              const Int8Conv2d* conv, const std::string& name) {
+                              const Int8Conv2d* conv, const std::string& name, OnnxForm form) {
   const auto out = static_cast<std::int64_t>(p.bias.size());
   const auto o_count = static_cast<std::size_t>(out);
   for (std::size_t o = 0; o < o_count; ++o)
@@ -255,14 +107,26 @@ inline std::string onnx_layer(OnnxGraph& g, const std::string& x, const Int8Laye
     const Conv2dShape& s = conv->shape();
     wdims = {out, s.in_channels / s.groups, s.kernel_h, s.kernel_w};
   }
-  const std::string wq = g.int8_raw(name + ".weight_q", wdims, p.weight);
   const std::string ws = g.floats(name + ".weight_scale", {out}, p.weight_scale);
   const std::string wz = g.ints(name + ".weight_zero_point", {out}, OnnxType::kInt8,
                                 std::vector<std::int32_t>(o_count, 0));
+  std::string wq;
+  if (form == OnnxForm::kQdq) {
+    wq = g.int8_raw(name + ".weight_q", wdims, p.weight);
+  } else {  // the fake-quantized weights q_w·s_w[o]; QuantizeLinear gives q_w back exactly
+    const std::size_t per_out = p.weight.size() / o_count;
+    std::vector<float> wf(p.weight.size());
+    for (std::size_t i = 0; i < wf.size(); ++i)
+      wf[i] = static_cast<float>(p.weight[i]) * p.weight_scale[i / per_out];
+    const std::string wfn = g.floats(name + ".weight_float", wdims, wf);
+    wq = g.node("QuantizeLinear", {wfn, ws, wz}, name + ".weight_q", {onnx_int("axis", 0)});
+  }
   const std::string w =
       g.node("DequantizeLinear", {wq, ws, wz}, name + ".weight", {onnx_int("axis", 0)});
   std::string b;
-  if (p.float_out) {
+  if (form == OnnxForm::kFakeQuant && !p.float_out) {
+    b = g.floats(name + ".bias", {out}, p.real_bias);  // the simulation adds the float bias
+  } else if (p.float_out) {
     FQ_CHECK(!p.relu, ErrorCode::kInvalidArgument,
              msg("export_onnx: ", name, " has a float output and a fused activation"));
     b = g.floats(name + ".bias", {out}, p.real_bias);
@@ -342,10 +206,10 @@ inline std::vector<std::uint8_t> onnx_model_bytes(const Int8Model& model,
     const Int8Step& s = model.steps()[i];
     const std::string name = "step" + std::to_string(i);
     if (const auto* c = std::get_if<Int8Conv2d>(&s)) {
-      x = detail::onnx_layer(g, x, c->params(), c, name);
+      x = detail::onnx_layer(g, x, c->params(), c, name, options.form);
       q = c->params().out;
     } else if (const auto* l = std::get_if<Int8Linear>(&s)) {
-      x = detail::onnx_layer(g, x, l->params(), nullptr, name);
+      x = detail::onnx_layer(g, x, l->params(), nullptr, name, options.form);
       q = l->params().out;
     } else if (const auto* mp = std::get_if<Int8MaxPool2d>(&s)) {
       x = g.node("MaxPool", {x}, std::string(name).append(".maxpool"),
@@ -370,7 +234,10 @@ inline std::vector<std::uint8_t> onnx_model_bytes(const Int8Model& model,
   m.string(f::kModelProducerVersion, std::to_string(FQ_VERSION_MAJOR) + "." +
                                          std::to_string(FQ_VERSION_MINOR) + "." +
                                          std::to_string(FQ_VERSION_PATCH));
-  m.string(f::kModelDocString, "fq::Int8Model in QDQ form (fakequant/convert/onnx.hpp)");
+  m.string(f::kModelDocString,
+           options.form == OnnxForm::kQdq
+               ? "fq::Int8Model in QDQ form (fakequant/convert/onnx.hpp)"
+               : "fq::Int8Model as fake-quant pairs (fakequant/convert/onnx.hpp)");
   m.message(f::kModelGraph, graph);
   detail::ProtoWriter opset;
   opset.string(f::kOpsetDomain, "");
