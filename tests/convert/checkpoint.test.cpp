@@ -9,10 +9,9 @@
 #include <limits>
 #include <random>
 #include <string>
-#include <vector>
-
 #include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -190,7 +189,6 @@ std::size_t data_offset(const std::vector<std::uint8_t>& b, const std::string& n
   return 0;
 }
 
-
 // Runs f in a child process (forked, so that every child starts from the same heap) and
 // returns the bytes it produced. Why a process each: Eigen picks its scalar or vectorized path
 // (whose roundings differ) by the address of the buffers it writes, so two runs agree bit for
@@ -259,7 +257,8 @@ TEST_CASE("checkpoint: a run stopped after epoch 2 and resumed equals the uninte
     const std::vector<std::uint64_t> before = parameter_bits(t.net);
     t.load(path);
     if (parameter_bits(t.net) == before || t.progress.epoch != 2 ||
-        t.progress.step != 2 * kStepsPerEpoch || t.schedule.current_step() != 2 * kStepsPerEpoch - 1)
+        t.progress.step != 2 * kStepsPerEpoch ||
+        t.schedule.current_step() != 2 * kStepsPerEpoch - 1)
       throw 0;
     t.epoch();
     t.epoch();
@@ -270,7 +269,8 @@ TEST_CASE("checkpoint: a run stopped after epoch 2 and resumed equals the uninte
   // Entry by entry (parameters, BN statistics, observers, quantizers, LSQ and PACT parameters,
   // switches, optimizer moments and steps, schedule position, data stream), bitwise.
   const std::size_t logits = static_cast<std::size_t>(kBatch * kClasses) * sizeof(float);
-  const std::vector<std::uint8_t> fs(full.begin(), full.end() - static_cast<std::ptrdiff_t>(logits));
+  const std::vector<std::uint8_t> fs(full.begin(),
+                                     full.end() - static_cast<std::ptrdiff_t>(logits));
   const std::vector<std::uint8_t> rs(resumed.begin(),
                                      resumed.end() - static_cast<std::ptrdiff_t>(logits));
   const auto fe = fq::detail::parse_checkpoint(fs, "full");
@@ -281,7 +281,8 @@ TEST_CASE("checkpoint: a run stopped after epoch 2 and resumed equals the uninte
     INFO(fe[i].name);
     REQUIRE(fe[i].name == re[i].name);
     REQUIRE(fe[i].count == re[i].count);
-    const std::size_t n = static_cast<std::size_t>(fe[i].count) * fq::detail::state_type_size(fe[i].type);
+    const std::size_t n =
+        static_cast<std::size_t>(fe[i].count) * fq::detail::state_type_size(fe[i].type);
     CHECK(std::memcmp(fe[i].data, re[i].data, n) == 0);
   }
   // The evaluation logits (so the accuracy), bitwise.
@@ -322,7 +323,9 @@ struct Small {
     }
   }
   std::vector<std::uint8_t> bytes() { return fq::checkpoint_bytes(lin, sgd, schedule); }
-  void load(const std::vector<std::uint8_t>& b) { fq::load_checkpoint_bytes(b, lin, sgd, schedule); }
+  void load(const std::vector<std::uint8_t>& b) {
+    fq::load_checkpoint_bytes(b, lin, sgd, schedule);
+  }
 
   std::mt19937 rng{3};
   fq::QLinear<> lin;
@@ -348,7 +351,8 @@ TEST_CASE("checkpoint: every truncation and every single-byte change is refused,
   for (float& w : target.lin.weight().value()) w += 0.5f;
   REQUIRE(target.bytes() != good);
   for (std::size_t n = 0; n < good.size(); ++n) {
-    const std::vector<std::uint8_t> cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::vector<std::uint8_t> cut(good.begin(),
+                                        good.begin() + static_cast<std::ptrdiff_t>(n));
     const std::string m = refused(target, cut);
     CHECK((m.find("truncated") != std::string::npos || m.find("checksum") != std::string::npos ||
            m.find("not a fakequant checkpoint") != std::string::npos));
@@ -457,7 +461,8 @@ TEST_CASE("checkpoint: another architecture, scheme, optimizer or object list is
   auto sched = [] { return fq::QatSchedule(schedule_config()); };
   auto refuse = [&](auto&&... xs) {
     const std::vector<std::uint8_t> before = fq::checkpoint_bytes(xs...);
-    const std::string m = fq_test::error_message_of([&] { fq::load_checkpoint_bytes(good, xs...); });
+    const std::string m =
+        fq_test::error_message_of([&] { fq::load_checkpoint_bytes(good, xs...); });
     CHECK(fq_test::error_code_of([&] { fq::load_checkpoint_bytes(good, xs...); }) ==
           fq::ErrorCode::kInvalidArgument);
     CHECK(fq::checkpoint_bytes(xs...) == before);  // nothing half-loaded
@@ -478,8 +483,9 @@ TEST_CASE("checkpoint: another architecture, scheme, optimizer or object list is
     fq::QatSchedule s = sched();
     s.add(lin.weight_quantizer());
     s.add(lin.output_quantizer());
-    CHECK(refuse(lin, sgd, s).find("holds a fake_quantize, this object is a learnable_fake_quant") !=
-          std::string::npos);
+    CHECK(
+        refuse(lin, sgd, s).find("holds a fake_quantize, this object is a learnable_fake_quant") !=
+        std::string::npos);
   }
   {  // a running min-max observer instead of the moving average
     using MinMaxAct = fq::FakeQuantize<fq::Uint8ActPerTensorAffine, fq::MinMaxObserver>;
@@ -552,6 +558,7 @@ TEST_CASE("checkpoint: files — round trip, save refuses NaN, unreadable paths"
   target.lin.weight().value()[2] = std::numeric_limits<float>::quiet_NaN();
   CHECK(fq_test::error_code_of([&] { fq::save_checkpoint(path, target.lin); }) ==
         fq::ErrorCode::kNonFiniteInput);
-  CHECK(fq_test::error_message_of([&] { (void)fq::checkpoint_bytes(target.lin); })
-            .find("'0.weight.value': element 2 is nan, not finite") != std::string::npos);
+  CHECK(fq_test::error_message_of([&] {
+          (void)fq::checkpoint_bytes(target.lin);
+        }).find("'0.weight.value': element 2 is nan, not finite") != std::string::npos);
 }

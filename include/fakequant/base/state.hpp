@@ -107,7 +107,8 @@ inline std::string describe_state_check(const StateCheck& c) {
 template <class T, class V, class = void>
 struct has_visit_state : std::false_type {};
 template <class T, class V>
-struct has_visit_state<T, V, std::void_t<decltype(std::declval<T&>().visit_state(std::declval<V&>()))>>
+struct has_visit_state<T, V,
+                       std::void_t<decltype(std::declval<T&>().visit_state(std::declval<V&>()))>>
     : std::true_type {};
 }  // namespace detail
 

@@ -53,7 +53,71 @@
 
 namespace fq {
 
-inline constexpr std::uint32_t kCheckpointVersion = 1;
+inline constexpr std::uint32_t kCheckpointVersion = detail::kCheckpointFileVersion;
+
+namespace detail {
+/// Bytes -> records, every bound checked (convert/checkpoint.hpp's file comment).
+inline std::vector<StateEntry> parse_checkpoint(const std::vector<std::uint8_t>& bytes,
+                                                const std::string& where) {
+  FQ_CHECK(bytes.size() >= kCheckpointMagic.size() + 12, ErrorCode::kInvalidArgument,
+           msg(where, ": truncated file (", bytes.size(), " bytes)"));
+  FQ_CHECK(std::memcmp(bytes.data(), kCheckpointMagic.data(), kCheckpointMagic.size()) == 0,
+           ErrorCode::kInvalidArgument, msg(where, ": not a fakequant checkpoint"));
+  std::uint32_t stored;
+  std::memcpy(&stored, bytes.data() + bytes.size() - 4, 4);
+  FQ_CHECK(crc32(bytes.data(), bytes.size() - 4) == stored, ErrorCode::kInvalidArgument,
+           msg(where, ": checksum mismatch (the file is corrupted or truncated)"));
+  // The records lie in [pos, end): every read below is bounded by end - pos first.
+  std::size_t pos = kCheckpointMagic.size();
+  const std::size_t end = bytes.size() - 4;
+  auto take = [&](std::size_t n, const char* what) {
+    FQ_CHECK(n <= end - pos, ErrorCode::kInvalidArgument,
+             msg(where, ": truncated file (reading ", what, " at byte ", pos, ")"));
+    const std::uint8_t* p = bytes.data() + pos;
+    pos += n;
+    return p;
+  };
+  auto get = [&](auto zero, const char* what) {
+    decltype(zero) v;
+    std::memcpy(&v, take(sizeof v, what), sizeof v);
+    return v;
+  };
+  const std::uint32_t version = get(std::uint32_t{}, "version");
+  FQ_CHECK(
+      version == kCheckpointFileVersion, ErrorCode::kInvalidArgument,
+      msg(where, ": version ", version, ", this build reads version ", kCheckpointFileVersion));
+  const std::uint32_t count = get(std::uint32_t{}, "entry count");
+  std::vector<StateEntry> entries;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint32_t len = get(std::uint32_t{}, "an entry name's length");
+    FQ_CHECK(len >= 1 && len <= kMaxStateName, ErrorCode::kInvalidArgument,
+             msg(where, ": entry ", i, " has a name of ", len, " bytes (corrupted file?)"));
+    StateEntry e;
+    const std::uint8_t* name = take(len, "an entry name");
+    e.name.assign(reinterpret_cast<const char*>(name), len);
+    const std::uint8_t role = get(std::uint8_t{}, "an entry role");
+    const std::uint8_t type = get(std::uint8_t{}, "an entry type");
+    e.count = get(std::uint64_t{}, "an entry's element count");
+    FQ_CHECK(role >= 1 && role <= 3 && type >= 1 && type <= 8 && e.count <= kMaxStateElements,
+             ErrorCode::kInvalidArgument,
+             msg(where, ": entry ", i, " ('", e.name, "') has role ", int{role}, ", type ",
+                 int{type}, " and ", e.count, " elements (corrupted file?)"));
+    e.role = static_cast<StateRole>(role);
+    e.type = static_cast<StateType>(type);
+    const auto n = static_cast<std::size_t>(e.count);
+    e.data = take(n * state_type_size(e.type), "an entry's elements");
+    if (e.type == StateType::kBool)
+      for (std::size_t k = 0; k < n; ++k)
+        FQ_CHECK(e.data[k] <= 1, ErrorCode::kInvalidArgument,
+                 msg(where, ": '", e.name, "' holds a bool that is neither 0 nor 1"));
+    entries.push_back(std::move(e));
+  }
+  FQ_CHECK(pos == end, ErrorCode::kInvalidArgument,
+           msg(where, ": ", end - pos, " bytes after the last entry (corrupted file?)"));
+  return entries;
+}
+
+}  // namespace detail
 
 /// Where the training loop is: epochs completed and optimizer steps taken (the t of an LR
 /// schedule's lr_at and of QatSchedule::set_step). Save it with the rest.
@@ -138,9 +202,9 @@ void save_checkpoint(const std::string& path, Ts&... xs) {
   detail::write_file_bytes(tmp, bytes, "save_checkpoint");
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  FQ_CHECK(!ec, ErrorCode::kIoError,
-           detail::msg("save_checkpoint: cannot rename ", tmp, " to ", path, " (", ec.message(),
-                       ")"));
+  FQ_CHECK(
+      !ec, ErrorCode::kIoError,
+      detail::msg("save_checkpoint: cannot rename ", tmp, " to ", path, " (", ec.message(), ")"));
 }
 
 /// Restores xs... from the checkpoint at `path`, all or nothing (file comment).

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // fakequant/convert/state_visitors.hpp: the records of a checkpoint file and the three walks
 // over the objects' visit_state (base/state.hpp) that convert/checkpoint.hpp runs — the saver
-// (objects -> records), the checker (records vs objects, writes nothing) and the loader
-// (records -> objects, run only after the checker passed). The file layout and the errors:
-// convert/checkpoint.hpp.
+// (objects -> records), the checker (parsed records vs objects, writes nothing) and the loader
+// (records -> objects, run only after the checker passed). The file layout, its parsing and
+// the errors: convert/checkpoint.hpp.
 #ifndef FQ_CONVERT_STATE_VISITORS_HPP_
 #define FQ_CONVERT_STATE_VISITORS_HPP_
 
@@ -39,14 +39,22 @@ enum class StateType : std::uint8_t { kF32 = 1, kF64, kI32, kI64, kU32, kU64, kB
 
 template <class T>
 constexpr StateType state_type_of() {
-  if constexpr (std::is_same<T, float>::value) return StateType::kF32;
-  else if constexpr (std::is_same<T, double>::value) return StateType::kF64;
-  else if constexpr (std::is_same<T, std::int32_t>::value) return StateType::kI32;
-  else if constexpr (std::is_same<T, std::int64_t>::value) return StateType::kI64;
-  else if constexpr (std::is_same<T, std::uint32_t>::value) return StateType::kU32;
-  else if constexpr (std::is_same<T, std::uint64_t>::value) return StateType::kU64;
-  else if constexpr (std::is_same<T, bool>::value) return StateType::kBool;
-  else if constexpr (std::is_same<T, char>::value) return StateType::kChar;
+  if constexpr (std::is_same<T, float>::value)
+    return StateType::kF32;
+  else if constexpr (std::is_same<T, double>::value)
+    return StateType::kF64;
+  else if constexpr (std::is_same<T, std::int32_t>::value)
+    return StateType::kI32;
+  else if constexpr (std::is_same<T, std::int64_t>::value)
+    return StateType::kI64;
+  else if constexpr (std::is_same<T, std::uint32_t>::value)
+    return StateType::kU32;
+  else if constexpr (std::is_same<T, std::uint64_t>::value)
+    return StateType::kU64;
+  else if constexpr (std::is_same<T, bool>::value)
+    return StateType::kBool;
+  else if constexpr (std::is_same<T, char>::value)
+    return StateType::kChar;
   else
     static_assert(std::is_same<T, float>::value,
                   "checkpoint: state elements are float, double, int32, int64, uint32, uint64, "
@@ -66,8 +74,8 @@ inline std::size_t state_type_size(StateType t) noexcept {
   }
 }
 inline const char* state_type_name(StateType t) noexcept {
-  static const char* const names[] = {"?",     "f32",    "f64",  "i32", "i64",
-                                      "u32",   "u64",    "bool", "char"};
+  static const char* const names[] = {"?",   "f32", "f64",  "i32", "i64",
+                                      "u32", "u64", "bool", "char"};
   return names[static_cast<std::size_t>(t) <= 8 ? static_cast<std::size_t>(t) : 0];
 }
 inline const char* state_role_name(StateRole r) noexcept {
@@ -152,8 +160,9 @@ class StateSaver : public StatePath<StateSaver> {
   }
   template <class T>
   void state_span(const char* name, T* p, std::size_t n, const StateCheck& c) {
-    check_state_values<T>(n, [p](std::size_t i) { return p[i]; }, c,
-                          msg("save_checkpoint: '", full(name), "'"), false);
+    check_state_values<T>(
+        n, [p](std::size_t i) { return p[i]; }, c, msg("save_checkpoint: '", full(name), "'"),
+        false);
     record(name, StateRole::kState, p, n);
   }
   template <class T>
@@ -180,12 +189,12 @@ class StateSaver : public StatePath<StateSaver> {
   template <class T>
   void record(const char* name, StateRole role, const T* p, std::size_t n) {
     const std::string f = full(name);
-    FQ_CHECK(!f.empty() && f.size() <= kMaxStateName && n <= kMaxStateElements &&
-                 count_ < 0xFFFFFFFFu,
-             ErrorCode::kInvalidArgument,
-             msg("save_checkpoint: entry '", f, "' (", n,
-                 " elements) exceeds the format's limits (names up to ", kMaxStateName,
-                 " bytes, ", kMaxStateElements, " elements)"));
+    FQ_CHECK(
+        !f.empty() && f.size() <= kMaxStateName && n <= kMaxStateElements && count_ < 0xFFFFFFFFu,
+        ErrorCode::kInvalidArgument,
+        msg("save_checkpoint: entry '", f, "' (", n,
+            " elements) exceeds the format's limits (names up to ", kMaxStateName, " bytes, ",
+            kMaxStateElements, " elements)"));
     body_.put(static_cast<std::uint32_t>(f.size()));
     for (char ch : f) body_.put(ch);
     body_.put(static_cast<std::uint8_t>(role));
@@ -204,67 +213,6 @@ class StateSaver : public StatePath<StateSaver> {
   std::uint32_t count_ = 0;
 };
 
-/// Bytes -> records, every bound checked (convert/checkpoint.hpp's file comment).
-inline std::vector<StateEntry> parse_checkpoint(const std::vector<std::uint8_t>& bytes,
-                                                const std::string& where) {
-  FQ_CHECK(bytes.size() >= kCheckpointMagic.size() + 12, ErrorCode::kInvalidArgument,
-           msg(where, ": truncated file (", bytes.size(), " bytes)"));
-  FQ_CHECK(std::memcmp(bytes.data(), kCheckpointMagic.data(), kCheckpointMagic.size()) == 0,
-           ErrorCode::kInvalidArgument, msg(where, ": not a fakequant checkpoint"));
-  std::uint32_t stored;
-  std::memcpy(&stored, bytes.data() + bytes.size() - 4, 4);
-  FQ_CHECK(crc32(bytes.data(), bytes.size() - 4) == stored, ErrorCode::kInvalidArgument,
-           msg(where, ": checksum mismatch (the file is corrupted or truncated)"));
-  // The records lie in [pos, end): every read below is bounded by end - pos first.
-  std::size_t pos = kCheckpointMagic.size();
-  const std::size_t end = bytes.size() - 4;
-  auto take = [&](std::size_t n, const char* what) {
-    FQ_CHECK(n <= end - pos, ErrorCode::kInvalidArgument,
-             msg(where, ": truncated file (reading ", what, " at byte ", pos, ")"));
-    const std::uint8_t* p = bytes.data() + pos;
-    pos += n;
-    return p;
-  };
-  auto get = [&](auto zero, const char* what) {
-    decltype(zero) v;
-    std::memcpy(&v, take(sizeof v, what), sizeof v);
-    return v;
-  };
-  const std::uint32_t version = get(std::uint32_t{}, "version");
-  FQ_CHECK(version == kCheckpointFileVersion, ErrorCode::kInvalidArgument,
-           msg(where, ": version ", version, ", this build reads version ",
-               kCheckpointFileVersion));
-  const std::uint32_t count = get(std::uint32_t{}, "entry count");
-  std::vector<StateEntry> entries;
-  for (std::uint32_t i = 0; i < count; ++i) {
-    const std::uint32_t len = get(std::uint32_t{}, "an entry name's length");
-    FQ_CHECK(len >= 1 && len <= kMaxStateName, ErrorCode::kInvalidArgument,
-             msg(where, ": entry ", i, " has a name of ", len, " bytes (corrupted file?)"));
-    StateEntry e;
-    const std::uint8_t* name = take(len, "an entry name");
-    e.name.assign(reinterpret_cast<const char*>(name), len);
-    const std::uint8_t role = get(std::uint8_t{}, "an entry role");
-    const std::uint8_t type = get(std::uint8_t{}, "an entry type");
-    e.count = get(std::uint64_t{}, "an entry's element count");
-    FQ_CHECK(role >= 1 && role <= 3 && type >= 1 && type <= 8 && e.count <= kMaxStateElements,
-             ErrorCode::kInvalidArgument,
-             msg(where, ": entry ", i, " ('", e.name, "') has role ", int{role}, ", type ",
-                 int{type}, " and ", e.count, " elements (corrupted file?)"));
-    e.role = static_cast<StateRole>(role);
-    e.type = static_cast<StateType>(type);
-    const auto n = static_cast<std::size_t>(e.count);
-    e.data = take(n * state_type_size(e.type), "an entry's elements");
-    if (e.type == StateType::kBool)
-      for (std::size_t k = 0; k < n; ++k)
-        FQ_CHECK(e.data[k] <= 1, ErrorCode::kInvalidArgument,
-                 msg(where, ": '", e.name, "' holds a bool that is neither 0 nor 1"));
-    entries.push_back(std::move(e));
-  }
-  FQ_CHECK(pos == end, ErrorCode::kInvalidArgument,
-           msg(where, ": ", end - pos, " bytes after the last entry (corrupted file?)"));
-  return entries;
-}
-
 /// Records vs objects (a load's first walk): every entry matched and checked, nothing written.
 class StateChecker : public StatePath<StateChecker> {
  public:
@@ -274,10 +222,11 @@ class StateChecker : public StatePath<StateChecker> {
 
   void kind(const char* k) {
     const StateEntry& e = next("kind", StateRole::kKind, StateType::kChar);
-    const std::string file(reinterpret_cast<const char*>(e.data), static_cast<std::size_t>(e.count));
+    const std::string file(reinterpret_cast<const char*>(e.data),
+                           static_cast<std::size_t>(e.count));
     FQ_CHECK(file == k, ErrorCode::kInvalidArgument,
-             msg(where_, ": '", e.name, "': the checkpoint holds a ", file, ", this object is a ", k,
-                 " (a different architecture or scheme)"));
+             msg(where_, ": '", e.name, "': the checkpoint holds a ", file, ", this object is a ",
+                 k, " (a different architecture or scheme)"));
   }
   template <class T>
   void config(const char* name, const T& x) {
@@ -342,18 +291,18 @@ class StateChecker : public StatePath<StateChecker> {
  private:
   const StateEntry& next(const char* name, StateRole role, StateType type) {
     const std::string f = full(name);
-    FQ_CHECK(index_ < entries_.size(), ErrorCode::kInvalidArgument,
-             msg(where_, ": the checkpoint ends after ", entries_.size(),
-                 " entries; these objects go on with '", f,
-                 "' (a different architecture or scheme)"));
+    FQ_CHECK(
+        index_ < entries_.size(), ErrorCode::kInvalidArgument,
+        msg(where_, ": the checkpoint ends after ", entries_.size(),
+            " entries; these objects go on with '", f, "' (a different architecture or scheme)"));
     const StateEntry& e = entries_[index_++];
     FQ_CHECK(e.name == f, ErrorCode::kInvalidArgument,
              msg(where_, ": entry ", index_ - 1, " is '", e.name, "' in the checkpoint, '", f,
                  "' here (a different architecture or scheme)"));
-    FQ_CHECK(e.role == role && e.type == type, ErrorCode::kInvalidArgument,
-             msg(where_, ": '", f, "' is ", state_role_name(e.role), " of ",
-                 state_type_name(e.type), " in the checkpoint, ", state_role_name(role), " of ",
-                 state_type_name(type), " here"));
+    FQ_CHECK(
+        e.role == role && e.type == type, ErrorCode::kInvalidArgument,
+        msg(where_, ": '", f, "' is ", state_role_name(e.role), " of ", state_type_name(e.type),
+            " in the checkpoint, ", state_role_name(role), " of ", state_type_name(type), " here"));
     return e;
   }
   template <class T>
