@@ -30,7 +30,8 @@
 
 #include "test_util.hpp"
 
-namespace {
+// A named namespace: the unity build puts this file in one source with other tests.
+namespace fq_checkpoint_test {
 
 using fq::Tape;
 using fq::Var;
@@ -230,8 +231,6 @@ std::vector<std::uint8_t> outcome(Trainer& t) {
   return b;
 }
 
-}  // namespace
-
 TEST_CASE("checkpoint: a run stopped after epoch 2 and resumed equals the uninterrupted run",
           "[checkpoint]") {
   const std::string path = "fq_checkpoint_resume.ckpt", full_out = "fq_checkpoint_full.out",
@@ -304,7 +303,6 @@ TEST_CASE("checkpoint: a load restores exactly what was saved", "[checkpoint]") 
   CHECK(b.data() == a.data());  // the data stream continues where it stopped
 }
 
-namespace {
 // A small state for the exhaustive damage tests: a layer with FakeQuantize observers, SGD with
 // momentum and a QAT schedule, after two steps.
 struct Small {
@@ -341,7 +339,6 @@ std::string refused(Small& s, const std::vector<std::uint8_t>& b) {
   CHECK(s.bytes() == before);
   return m;
 }
-}  // namespace
 
 TEST_CASE("checkpoint: every truncation and every single-byte change is refused, nothing loaded",
           "[checkpoint]") {
@@ -548,6 +545,14 @@ TEST_CASE("checkpoint: files — round trip, save refuses NaN, unreadable paths"
   for (float& w : target.lin.weight().value()) w -= 0.25f;
   fq::load_checkpoint(path, target.lin, target.sgd, target.schedule);
   CHECK(target.bytes() == saved.bytes());
+  CHECK(fq::read_checkpoint_value<std::int64_t>(path, "2.step") == 1);
+  CHECK(fq::read_checkpoint_value<bool>(path, "2.applied"));
+  CHECK(fq_test::error_message_of([&] {
+          (void)fq::read_checkpoint_value<double>(path, "2.step");
+        }).find("'2.step' is not a scalar state of type f64") != std::string::npos);
+  CHECK(fq_test::error_message_of([&] {
+          (void)fq::read_checkpoint_value<double>(path, "2.nope");
+        }).find("no entry '2.nope'") != std::string::npos);
   std::remove(path.c_str());
   CHECK(fq_test::error_code_of([&] {
           fq::load_checkpoint(path, target.lin, target.sgd, target.schedule);
@@ -562,3 +567,5 @@ TEST_CASE("checkpoint: files — round trip, save refuses NaN, unreadable paths"
           (void)fq::checkpoint_bytes(target.lin);
         }).find("'0.weight.value': element 2 is nan, not finite") != std::string::npos);
 }
+
+}  // namespace fq_checkpoint_test

@@ -207,6 +207,26 @@ void save_checkpoint(const std::string& path, Ts&... xs) {
       detail::msg("save_checkpoint: cannot rename ", tmp, " to ", path, " (", ec.message(), ")"));
 }
 
+/// The scalar state entry `name` (e.g. "0.phase") of the checkpoint at `path`, the file
+/// checked as load_checkpoint checks it: for a program that saves other objects at other
+/// stages, to learn where it stopped before building the objects to load into. An entry of
+/// another name, role, type or count is ErrorCode::kInvalidArgument.
+template <class T>
+T read_checkpoint_value(const std::string& path, const std::string& name) {
+  const std::string where = detail::msg("read_checkpoint_value(", path, ")");
+  const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, where);
+  for (const detail::StateEntry& e : detail::parse_checkpoint(bytes, where))
+    if (e.name == name) {
+      FQ_CHECK(e.role == detail::StateRole::kState && e.type == detail::state_type_of<T>() &&
+                   e.count == 1,
+               ErrorCode::kInvalidArgument,
+               detail::msg(where, ": '", name, "' is not a scalar state of type ",
+                           detail::state_type_name(detail::state_type_of<T>())));
+      return detail::state_element<T>(e.data, 0);
+    }
+  detail::fail(ErrorCode::kInvalidArgument, detail::msg(where, ": no entry '", name, "'"));
+}
+
 /// Restores xs... from the checkpoint at `path`, all or nothing (file comment).
 template <class... Ts>
 void load_checkpoint(const std::string& path, Ts&... xs) {
