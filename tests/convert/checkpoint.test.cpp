@@ -204,7 +204,8 @@ std::vector<std::uint8_t> in_child(const std::string& out, F&& f) {
     try {
       const std::vector<std::uint8_t> bytes = f();
       std::FILE* file = std::fopen(out.c_str(), "wb");
-      code = file != nullptr && std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size()
+      code = file != nullptr && (bytes.empty() ||
+                                 std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size())
                  ? 0
                  : 3;
       if (file != nullptr) std::fclose(file);
