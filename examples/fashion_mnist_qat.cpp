@@ -27,10 +27,12 @@
 // bit-identical to the QAT model's in integer arithmetic (the CI's short run).
 // --checkpoint PATH saves the whole training state at the end of every epoch of every phase
 // (fq::save_checkpoint: networks, optimizer, LR and QAT schedules, the shuffling engine, the
-// results so far); --resume PATH continues from such a file, skipping the finished phases, and
-// ends as the uninterrupted run would (same flags; the checkpoint refuses other epochs, batch
-// size or learning rates). --stop-after N exits after N epochs (of all phases) of this process,
-// as an interrupted run would.
+// results so far); --resume PATH continues from such a file, skipping the finished phases (same
+// flags; the checkpoint refuses other epochs, batch size or learning rates). Resumed within a
+// QAT phase it ends bit for bit as the uninterrupted run; resumed within the FP32 phase, the QAT
+// networks are then built after another allocation history, and Eigen's choice of scalar or
+// vector code by address can change the last bits (docs/training.md, Checkpoints).
+// --stop-after N exits after N epochs (of all phases) of this process, as an interruption.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
