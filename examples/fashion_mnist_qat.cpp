@@ -28,7 +28,7 @@
 // --checkpoint PATH saves the whole training state at the end of every epoch of every phase
 // (fq::save_checkpoint: networks, optimizer, LR and QAT schedules, the shuffling engine, the
 // results so far); --resume PATH continues from such a file, skipping the finished phases (same
-// flags; the checkpoint refuses other epochs, batch size or learning rates). Resumed within a
+// flags; the phase in progress refuses other epochs, batch size or learning rates). Resumed in a
 // QAT phase it ends bit for bit as the uninterrupted run; resumed within the FP32 phase, the QAT
 // networks are then built after another allocation history, and Eigen's choice of scalar or
 // vector code by address can change the last bits (docs/training.md, Checkpoints).
@@ -405,8 +405,8 @@ void ptq_and_qat(const char* tag, Net<W8>& fp32, const Dataset& train_set, const
     calibrate(net, train_set, 32, o.batch);
     fq::Tape tape;
     r.ptq = evaluate(net, test_set, tape);
+    std::printf("PTQ %-5s test acc %.4f\n", tag, r.ptq);
   }
-  std::printf("PTQ %-5s test acc %.4f\n", tag, r.ptq);
   // QAT from the PTQ state: fake quantization from the first step, observers on until 3/4 of
   // the steps, batch-norm statistics frozen from half way.
   const long steps = train_set.n / o.batch * o.qat_epochs;
@@ -464,19 +464,24 @@ int main(int argc, char** argv) {
   std::mt19937 rng(std::uint32_t(o.seed));
   Net<W8> fp32(rng);
   fp32.set_quant(false, false);
-  if (ck.resume_phase <= 0) {
-    ck.state.acc_fp32 =
-        train("FP32", fp32, train_set, test_set, o, o.epochs, o.lr, nullptr, rng, ck, 0, fp32);
-    // Inference speed on 1 thread, as the integer model runs.
-    set_threads(1);
-    fq::Tape tape;
-    const auto t0 = Clock::now();
-    evaluate(fp32, test_set, tape);
-    ck.state.fp32_ips = double(test_set.n) / seconds_since(t0);
-    set_threads(o.threads);
+  try {  // a checkpoint of other flags or another program is refused here, with its reason
+    if (ck.resume_phase <= 0) {
+      ck.state.acc_fp32 =
+          train("FP32", fp32, train_set, test_set, o, o.epochs, o.lr, nullptr, rng, ck, 0, fp32);
+      // Inference speed on 1 thread, as the integer model runs.
+      set_threads(1);
+      fq::Tape tape;
+      const auto t0 = Clock::now();
+      evaluate(fp32, test_set, tape);
+      ck.state.fp32_ips = double(test_set.n) / seconds_since(t0);
+      set_threads(o.threads);
+    }
+    ptq_and_qat<W8>("W8A8", fp32, train_set, test_set, o, rng, ck, 1);
+    ptq_and_qat<W4>("W4A8", fp32, train_set, test_set, o, rng, ck, 2);
+  } catch (const fq::Error& e) {
+    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
+    return 2;
   }
-  ptq_and_qat<W8>("W8A8", fp32, train_set, test_set, o, rng, ck, 1);
-  ptq_and_qat<W4>("W4A8", fp32, train_set, test_set, o, rng, ck, 2);
   const Result w8 = ck.state.w8, w4 = ck.state.w4;
   const double acc_fp32 = ck.state.acc_fp32, fp32_ips = ck.state.fp32_ips;
 
