@@ -6,6 +6,7 @@
 //   fashion_mnist_qat [--epochs N] [--qat-epochs N] [--batch N] [--lr X] [--qat-lr X]
 //                     [--threads N] [--train-subset N] [--test-subset N] [--seed N]
 //                     [--data DIR] [--json PATH] [--svg PATH] [--check]
+//                     [--checkpoint PATH] [--resume PATH] [--stop-after N]
 //                     [--onnx PATH] [--onnx-io PREFIX]
 //
 // The network: input fake-quant -> ConvBn(1->C1, 3x3) ReLU -> max-pool 2 -> ConvBn(C1->C2, 3x3)
@@ -30,6 +31,14 @@
 // --check exits non-zero unless every accuracy is far above chance, the integer model's
 // accuracy is within 0.05 points of its fake-quant simulation's, and every logit is
 // bit-identical to the QAT model's in integer arithmetic (the CI's short run).
+// --checkpoint PATH saves the whole training state at the end of every epoch of every phase
+// (fq::save_checkpoint: networks, optimizer, LR and QAT schedules, the shuffling engine, the
+// results so far); --resume PATH continues from such a file, skipping the finished phases (same
+// flags; the phase in progress refuses other epochs, batch size or learning rates). Resumed in a
+// QAT phase it ends bit for bit as the uninterrupted run; resumed within the FP32 phase, the QAT
+// networks are then built after another allocation history, and Eigen's choice of scalar or
+// vector code by address can change the last bits (docs/training.md, Checkpoints).
+// --stop-after N exits after N epochs (of all phases) of this process, as an interruption.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -46,6 +55,7 @@
 #include <variant>
 #include <vector>
 
+#include <fakequant/convert/checkpoint.hpp>
 #include <fakequant/convert/int8_model.hpp>
 #include <fakequant/convert/onnx.hpp>
 #include <fakequant/fakequant.hpp>
@@ -64,10 +74,11 @@ constexpr const char* kProgram = "fashion_mnist_qat";
 
 // ---------------------------------------------------------------------------------- options
 struct Options {
-  int epochs = 6, qat_epochs = 1, batch = 64, threads = 2, seed = 1;
+  int epochs = 6, qat_epochs = 1, batch = 64, threads = 2, seed = 1, stop_after = 0;
   long train_subset = 0, test_subset = 0;  // 0: all
   double lr = 2e-3, qat_lr = 1e-4;
-  std::string data = "/usr/share/datasets/fashion-mnist", json, svg, onnx, onnx_io;
+  std::string data = "/usr/share/datasets/fashion-mnist", json, svg, checkpoint, resume, onnx,
+      onnx_io;
   bool check = false;
 };
 
@@ -78,6 +89,7 @@ Options parse(int argc, char** argv) {
   f.add("--lr", o.lr).add("--qat-lr", o.qat_lr).add("--threads", o.threads);
   f.add("--train-subset", o.train_subset).add("--test-subset", o.test_subset);
   f.add("--seed", o.seed).add("--data", o.data).add("--json", o.json).add("--svg", o.svg);
+  f.add("--checkpoint", o.checkpoint).add("--resume", o.resume).add("--stop-after", o.stop_after);
   f.add("--onnx", o.onnx).add("--onnx-io", o.onnx_io);
   f.add_switch("--check", o.check);
   f.parse(argc, argv);
@@ -124,6 +136,14 @@ struct Net {
     c1.train(on);
     c2.train(on);
   }
+  template <class V>
+  void visit_state(V& v) {
+    v.child("in", in);
+    v.child("c1", c1);
+    v.child("c2", c2);
+    v.child("fc1", fc1);
+    v.child("fc2", fc2);
+  }
   void set_quant(bool observe, bool fake_quant) {
     for_each_quantizer([&](auto& q) {
       q.enable_observer(observe);
@@ -153,6 +173,61 @@ struct Net {
 using W8 = fq::DefaultWeightFakeQuant;
 using W4 = fq::FakeQuantize<fq::Int4WeightPerChannelSymmetric, fq::PerChannelMinMaxObserver>;
 
+// ----------------------------------------------------------------------------- checkpoints
+struct Result {
+  double ptq = 0, qat = 0, int8 = -1, int8_ips = 0;
+  long int8_logits = 0, int8_logits_differ = -1;
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("result");
+    v.state("ptq", ptq);
+    v.state("qat", qat);
+    v.state("int8", int8);
+    v.state("int8_ips", int8_ips);
+    std::int64_t n[2] = {int8_logits, int8_logits_differ};  // long is not int64_t everywhere
+    v.state_span("int8_logits", n, 2, fq::StateCheck{});
+    int8_logits = long(n[0]);
+    int8_logits_differ = long(n[1]);
+  }
+};
+
+/// Where the demo is, the first object of its checkpoints: the phase being trained (0 FP32,
+/// 1 QAT W8A8, 2 QAT W4A8), the epochs and steps done in it, the results of the phases before.
+struct DemoState {
+  std::int32_t phase = 0;
+  fq::TrainingProgress progress;
+  double acc_fp32 = 0, fp32_ips = 0;
+  Result w8, w4;
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("fashion_mnist_qat");
+    v.state("phase", phase, fq::state_in(0, 2));
+    v.child("progress", progress);
+    v.state("acc_fp32", acc_fp32);
+    v.state("fp32_ips", fp32_ips);
+    v.child("w8", w8);
+    v.child("w4", w4);
+  }
+};
+
+/// The order of the training images, shuffled again at each epoch (so it is state too).
+struct ShuffleOrder {
+  std::vector<long>& order;
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("shuffle_order");
+    const std::size_t n = order.size();
+    v.state_vector("order", order, fq::state_in(0, double(n) - 1), fq::StateSize{n, n, nullptr});
+  }
+};
+
+struct Checkpoints {
+  std::string save_path, resume_path;
+  int resume_phase = -1;  // the phase of the checkpoint to resume from; -1: none (or done)
+  int epochs_run = 0;     // by this process (--stop-after)
+  DemoState state;
+};
+
 // -------------------------------------------------------------------------------- training
 template <class N>
 double evaluate(N& net, const Dataset& d, fq::Tape& tape) {
@@ -176,10 +251,14 @@ double evaluate(N& net, const Dataset& d, fq::Tape& tape) {
   return double(correct) / double(d.n);
 }
 
-/// Trains `epochs` epochs; prints one line per epoch. Returns the final test accuracy.
-template <class N>
+/// Trains `epochs` epochs of phase `phase`; prints one line per epoch. Returns the final test
+/// accuracy. With checkpoints, saves (ck.state, the engine, the optimizer, the LR schedule,
+/// saved...) at each epoch's end, or first restores them if the checkpoint to resume is of
+/// this phase.
+template <class N, class... Saved>
 double train(const char* name, N& net, const Dataset& train_set, const Dataset& test_set,
-             const Options& o, int epochs, double lr, fq::QatSchedule* sched, std::mt19937& rng) {
+             const Options& o, int epochs, double lr, fq::QatSchedule* sched, std::mt19937& rng,
+             Checkpoints& ck, int phase, Saved&... saved) {
   fq::Tape tape;
   fq::optim::AdamOptions ao;
   ao.lr = lr;
@@ -188,12 +267,25 @@ double train(const char* name, N& net, const Dataset& train_set, const Dataset& 
   fq::optim::CosineAnnealingLR lr_sched(lr, steps_per_epoch * epochs);
   std::vector<long> order(std::size_t(train_set.n));
   std::iota(order.begin(), order.end(), 0L);
+  fq::EngineState rng_state(rng);
+  ShuffleOrder order_state{order};
+  int first_epoch = 0;
+  if (ck.resume_phase == phase) {
+    fq::load_checkpoint(ck.resume_path, ck.state, rng_state, order_state, opt, lr_sched, saved...);
+    first_epoch = int(ck.state.progress.epoch);
+    ck.resume_phase = -1;
+    std::printf("%-9s resumed after epoch %d/%d from %s\n", name, first_epoch, epochs,
+                ck.resume_path.c_str());
+  } else {
+    ck.state.phase = phase;
+    ck.state.progress = fq::TrainingProgress{};
+  }
   std::vector<float> xb(std::size_t(o.batch) * 784);
   std::vector<std::int32_t> yb(std::size_t(o.batch));
   const auto start = Clock::now();
-  long step = 0;
-  double acc = 0;
-  for (int e = 0; e < epochs; ++e) {
+  long step = long(ck.state.progress.step);
+  double acc = first_epoch == epochs ? evaluate(net, test_set, tape) : 0;
+  for (int e = first_epoch; e < epochs; ++e) {
     std::shuffle(order.begin(), order.end(), rng);
     const auto t0 = Clock::now();
     double loss_sum = 0;
@@ -228,6 +320,14 @@ double train(const char* name, N& net, const Dataset& train_set, const Dataset& 
         double(correct) / double(steps_per_epoch * o.batch), acc,
         double(steps_per_epoch * o.batch) / secs, seconds_since(start));
     std::fflush(stdout);
+    ck.state.progress.epoch = e + 1;
+    ck.state.progress.step = step;
+    if (!ck.save_path.empty())
+      fq::save_checkpoint(ck.save_path, ck.state, rng_state, order_state, opt, lr_sched, saved...);
+    if (++ck.epochs_run == o.stop_after) {
+      std::printf("stopped after %d epochs (--stop-after)\n", o.stop_after);
+      std::exit(0);
+    }
   }
   return acc;
 }
@@ -326,20 +426,20 @@ void write_onnx_io(const fq::Int8Model& model, const Dataset& d, const std::stri
   write_f32(prefix + ".logit-steps.f32", steps);
 }
 
-struct Result {
-  double ptq = 0, qat = 0, int8 = -1, int8_ips = 0;
-  long int8_logits = 0, int8_logits_differ = -1;
-};
-
+/// PTQ then QAT of phase `phase` (1: W8A8, 2: W4A8); the results go to ck.state.
 template <class WQ>
-Result ptq_and_qat(const char* tag, Net<W8>& fp32, const Dataset& train_set,
-                   const Dataset& test_set, const Options& o, std::mt19937& rng) {
+void ptq_and_qat(const char* tag, Net<W8>& fp32, const Dataset& train_set, const Dataset& test_set,
+                 const Options& o, std::mt19937& rng, Checkpoints& ck, int phase) {
+  Result& r = phase == 1 ? ck.state.w8 : ck.state.w4;
   Net<WQ> net(rng);
-  net.copy_from(fp32);
-  calibrate(net, train_set, 32, o.batch);
-  fq::Tape tape;
-  const double ptq = evaluate(net, test_set, tape);
-  std::printf("PTQ %-5s test acc %.4f\n", tag, ptq);
+  if (ck.resume_phase > phase) return;  // finished before the checkpoint, which holds r
+  if (ck.resume_phase != phase) {       // else the checkpoint holds the PTQ and QAT state
+    net.copy_from(fp32);
+    calibrate(net, train_set, 32, o.batch);
+    fq::Tape tape;
+    r.ptq = evaluate(net, test_set, tape);
+    std::printf("PTQ %-5s test acc %.4f\n", tag, r.ptq);
+  }
   // QAT from the PTQ state: fake quantization from the first step, observers on until 3/4 of
   // the steps, batch-norm statistics frozen from half way.
   const long steps = train_set.n / o.batch * o.qat_epochs;
@@ -351,10 +451,8 @@ Result ptq_and_qat(const char* tag, Net<W8>& fp32, const Dataset& train_set,
   net.for_each_quantizer([&](auto& q) { sched.add(q); });
   sched.add_bn(net.c1);
   sched.add_bn(net.c2);
-  Result r;
-  r.ptq = ptq;
   r.qat = train((std::string("QAT ") + tag).c_str(), net, train_set, test_set, o, o.qat_epochs,
-                o.qat_lr, &sched, rng);
+                o.qat_lr, &sched, rng, ck, phase, fp32, net, sched);
   if constexpr (std::is_same<WQ, W8>::value) {
     net.train(false);
     const fq::Int8Model deployed = net.convert();
@@ -373,7 +471,6 @@ Result ptq_and_qat(const char* tag, Net<W8>& fp32, const Dataset& train_set,
         "%ld of %ld\n",
         int_acc, r.int8_logits - r.int8_logits_differ, r.int8_logits);
   }
-  return r;
 }
 
 }  // namespace
@@ -391,21 +488,40 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  Checkpoints ck;
+  ck.save_path = o.checkpoint;
+  ck.resume_path = o.resume;
+  if (!o.resume.empty()) {  // the phase first: the objects to load into depend on it
+    try {
+      ck.resume_phase = fq::read_checkpoint_value<std::int32_t>(o.resume, "0.phase");
+    } catch (const fq::Error& e) {
+      std::fprintf(stderr, "%s: cannot resume: %s\n", kProgram, e.what());
+      return 2;
+    }
+  }
   std::mt19937 rng(std::uint32_t(o.seed));
   Net<W8> fp32(rng);
   fp32.set_quant(false, false);
-  const double acc_fp32 = train("FP32", fp32, train_set, test_set, o, o.epochs, o.lr, nullptr, rng);
-  double fp32_ips;  // inference speed on 1 thread, as the integer model runs
-  {
-    set_threads(1);
-    fq::Tape tape;
-    const auto t0 = Clock::now();
-    evaluate(fp32, test_set, tape);
-    fp32_ips = double(test_set.n) / seconds_since(t0);
-    set_threads(o.threads);
+  try {  // a checkpoint of other flags or another program is refused here, with its reason
+    if (ck.resume_phase <= 0) {
+      ck.state.acc_fp32 =
+          train("FP32", fp32, train_set, test_set, o, o.epochs, o.lr, nullptr, rng, ck, 0, fp32);
+      // Inference speed on 1 thread, as the integer model runs.
+      set_threads(1);
+      fq::Tape tape;
+      const auto t0 = Clock::now();
+      evaluate(fp32, test_set, tape);
+      ck.state.fp32_ips = double(test_set.n) / seconds_since(t0);
+      set_threads(o.threads);
+    }
+    ptq_and_qat<W8>("W8A8", fp32, train_set, test_set, o, rng, ck, 1);
+    ptq_and_qat<W4>("W4A8", fp32, train_set, test_set, o, rng, ck, 2);
+  } catch (const fq::Error& e) {
+    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
+    return 2;
   }
-  const Result w8 = ptq_and_qat<W8>("W8A8", fp32, train_set, test_set, o, rng);
-  const Result w4 = ptq_and_qat<W4>("W4A8", fp32, train_set, test_set, o, rng);
+  const Result w8 = ck.state.w8, w4 = ck.state.w4;
+  const double acc_fp32 = ck.state.acc_fp32, fp32_ips = ck.state.fp32_ips;
 
   const std::vector<std::pair<std::string, double>> rows = {
       {"FP32", acc_fp32},   {"PTQ W8A8", w8.ptq}, {"QAT W8A8", w8.qat},

@@ -2,15 +2,17 @@
 // fakequant/all.hpp: the whole library in one include — the fake-quant API of
 // fakequant/fakequant.hpp plus the training stack (the tape, every tape op, the QAT layers and
 // their integer arithmetic, the optimizers), the int8 kernels, the integer layers and model with
-// its file (int8/), convert (with the ONNX export), and the testing kit.
+// its file (int8/), convert (with the ONNX export), checkpoints, and the testing kit.
 // Code that only fake-quantizes includes fakequant/fakequant.hpp and compiles less;
 // testing/catch2.hpp (which needs Catch2) is not included.
 #ifndef FQ_ALL_HPP_
 #define FQ_ALL_HPP_
 
+#include <fakequant/convert/checkpoint.hpp>
 #include <fakequant/convert/convert.hpp>
 #include <fakequant/convert/int8_model.hpp>
 #include <fakequant/convert/onnx.hpp>
+#include <fakequant/convert/onnx_graph.hpp>
 #include <fakequant/convert/own_kernels.hpp>
 #include <fakequant/convert/protobuf.hpp>
 #include <fakequant/fakequant.hpp>

@@ -7,6 +7,7 @@
 
 #include <vector>  // vector
 
+#include <fakequant/layers/layer_state.hpp>
 #include <fakequant/layers/quantizer_slots.hpp>
 #include <fakequant/optim/param.hpp>
 #include <fakequant/simd/arch.hpp>
@@ -35,6 +36,12 @@ class ActQuant {
   template <class F>
   void for_each_quantizer(F&& f) {
     f(q_);
+  }
+  /// The checkpoint state (base/state.hpp): the quantizer's.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("act_quant");
+    detail::visit_slot_state(v, "quantizer", q_);
   }
   Q& quantizer() noexcept { return q_; }
 

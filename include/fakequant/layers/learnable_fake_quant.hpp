@@ -183,6 +183,19 @@ class LearnableFakeQuant {
   quantizer_type& quantizer() noexcept { return q_; }
   const quantizer_type& quantizer() const noexcept { return q_; }
 
+  /// The checkpoint state (base/state.hpp): the LSQ parameters and the three switches. Whether
+  /// the channel count is known must match (a checkpoint of a sized per-channel node loads
+  /// into one constructed with the count or given set_channel_count).
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("learnable_fake_quant");
+    v.config("sized", sized_);
+    v.child("lsq", q_);
+    v.state("observer_enabled", observer_);
+    v.state("fake_quant_enabled", fake_quant_);
+    v.state("learning", learning_);
+  }
+
  private:
   // Sizes the parameters for c channels: only while none were handed out (sized_ false).
   void resize(std::int64_t c) {

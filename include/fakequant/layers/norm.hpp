@@ -50,6 +50,14 @@ class LayerNorm {
   Parameter& weight() noexcept { return gamma_; }
   Parameter& bias() noexcept { return beta_; }
   float eps() const noexcept { return eps_; }
+  /// The checkpoint state (base/state.hpp): gamma and beta; eps must match.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("layer_norm");
+    v.config("eps", eps_);
+    v.child("weight", gamma_);
+    v.child("bias", beta_);
+  }
 
  private:
   Parameter gamma_, beta_;
@@ -70,6 +78,13 @@ class RmsNorm {
   void for_each_quantizer(F&&) {}
   Parameter& weight() noexcept { return gamma_; }
   float eps() const noexcept { return eps_; }
+  /// The checkpoint state (base/state.hpp): gamma; eps must match.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("rms_norm");
+    v.config("eps", eps_);
+    v.child("weight", gamma_);
+  }
 
  private:
   Parameter gamma_;

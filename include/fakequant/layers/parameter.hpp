@@ -5,11 +5,13 @@
 #define FQ_LAYERS_PARAMETER_HPP_
 
 #include <cmath>    // sqrt
+#include <cstddef>  // size_t
 #include <cstdint>  // int64_t
 #include <random>   // mt19937, uniform_real_distribution
 #include <vector>   // vector
 
 #include <fakequant/base/checked.hpp>
+#include <fakequant/base/state.hpp>
 #include <fakequant/optim/param.hpp>
 #include <fakequant/tape/tape.hpp>
 
@@ -48,6 +50,15 @@ class Parameter {
   const std::vector<float>& value() const noexcept { return value_; }
   std::vector<float>& grad() noexcept { return grad_; }
   void zero_grad() { std::fill(grad_.begin(), grad_.end(), 0.0f); }
+
+  /// The checkpoint state (base/state.hpp): the finite values; the shape must match. The
+  /// gradient is not state (cleared before each backward).
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("parameter");
+    v.config_array("shape", shape_.dims.data(), static_cast<std::size_t>(shape_.rank));
+    v.state_span("value", value_.data(), value_.size(), state_finite());
+  }
 
  private:
   Shape shape_;

@@ -15,6 +15,7 @@
 #include <fakequant/int8/params.hpp>
 #include <fakequant/kernels/im2col.hpp>
 #include <fakequant/layers/integer_eval.hpp>
+#include <fakequant/layers/layer_state.hpp>
 #include <fakequant/layers/qlayer_base.hpp>
 #include <fakequant/layers/quantizer_slots.hpp>
 #include <fakequant/ops/conv2d.hpp>
@@ -57,6 +58,15 @@ class QConv2d : public detail::QBiasedLayer<WeightQ, ActQ> {
     return this->template finish<Arch>(tape, ops::conv2d(tape, x, wq, this->bias_var(tape), opt_));
   }
   const ops::Conv2dOptions& options() const noexcept { return opt_; }
+  /// The checkpoint state (base/state.hpp): weight, bias, quantizers; options must match.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("qconv2d");
+    detail::visit_conv_options(v, opt_);
+    detail::visit_qlayer_state(v, *this);
+    v.config("has_bias", this->has_bias_);
+    if (this->has_bias_) v.child("bias", this->bias_);
+  }
   /// The integer parameters convert deploys, for input qparams `in`.
   template <class Arch = DefaultArch>
   Int8LayerParams int8_params(ActQParams in) const {

@@ -19,10 +19,12 @@
 #include <vector>   // vector
 
 #include <fakequant/base/error.hpp>
+#include <fakequant/base/state.hpp>
 #include <fakequant/int8/conv2d.hpp>
 #include <fakequant/int8/params.hpp>
 #include <fakequant/kernels/im2col.hpp>
 #include <fakequant/layers/integer_eval.hpp>
+#include <fakequant/layers/layer_state.hpp>
 #include <fakequant/layers/parameter.hpp>
 #include <fakequant/layers/qconv2d.hpp>
 #include <fakequant/layers/qlayer_base.hpp>
@@ -94,6 +96,23 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
   void freeze_bn_stats(bool on = true) noexcept { bn_frozen_ = on; }
   bool bn_stats_frozen() const noexcept { return bn_frozen_; }
 
+  /// The checkpoint state (base/state.hpp): weight, γ, β, the running statistics (finite; the
+  /// variance >= 0), the quantizers, the training and frozen flags; options, ε and the
+  /// momentum must match.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("qconv_bn2d");
+    detail::visit_conv_options(v, opt_);
+    v.config("bn_eps", bn_.eps);
+    v.config("bn_momentum", bn_.momentum);
+    detail::visit_qlayer_state(v, *this);
+    v.child("gamma", gamma_);
+    v.child("beta", beta_);
+    v.state_span("running_mean", running_mean_.data(), running_mean_.size(), state_finite());
+    v.state_span("running_var", running_var_.data(), running_var_.size(), state_non_negative());
+    v.state("training", training_);
+    v.state("bn_frozen", bn_frozen_);
+  }
   /// Weight, γ, β, then the learnable quantizers' parameters.
   std::vector<optim::ParamRef> parameters() {
     return this->with_quantizer_parameters({this->weight_.ref(), gamma_.ref(), beta_.ref()});

@@ -24,6 +24,7 @@
 #include <fakequant/int8/linear.hpp>
 #include <fakequant/int8/params.hpp>
 #include <fakequant/layers/integer_eval.hpp>
+#include <fakequant/layers/layer_state.hpp>
 #include <fakequant/layers/qlayer_base.hpp>
 #include <fakequant/layers/quantizer_slots.hpp>
 #include <fakequant/ops/linear.hpp>
@@ -103,6 +104,15 @@ class QLinear : public detail::QBiasedLayer<WeightQ, ActQ> {
   void for_each_quantizer(F&& f) {
     detail::visit_quantizer(iq_, f);
     Base::for_each_quantizer(f);
+  }
+  /// The checkpoint state (base/state.hpp): weight, bias, the three quantizer slots.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("qlinear");
+    detail::visit_qlayer_state(v, *this);
+    v.config("has_bias", this->has_bias_);
+    if (this->has_bias_) v.child("bias", this->bias_);
+    detail::visit_slot_state(v, "input_quantizer", iq_);
   }
   /// Weight, bias (if any), then the learnable quantizers' parameters (input's last).
   std::vector<optim::ParamRef> parameters() {

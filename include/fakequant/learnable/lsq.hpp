@@ -29,6 +29,7 @@
 #include <utility>  // forward
 #include <vector>   // vector
 
+#include <fakequant/base/state.hpp>
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
@@ -279,6 +280,20 @@ class LsqQuantizer {
       if (!learn_zero_point_) zero_point_grad_[c] = 0.0f;
     }
     has_qparams_ = true;  // trained on data: the scale is learned, whatever it started from
+  }
+
+  /// The checkpoint state (base/state.hpp): the raw parameters (their count is the channel
+  /// count, fixed); range and learn_zero_point must match. The gradients are not state (the
+  /// next backward overwrites them).
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("lsq_quantizer");
+    v.config("quant_min", range_.quant_min);
+    v.config("quant_max", range_.quant_max);
+    v.config("learn_zero_point", learn_zero_point_);
+    v.state_span("scale_param", scale_param_.data(), scale_param_.size(), state_finite());
+    v.state_span("zero_point", zero_point_.data(), zero_point_.size(), state_finite());
+    v.state("has_qparams", has_qparams_);
   }
 
  private:

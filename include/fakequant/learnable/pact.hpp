@@ -28,9 +28,11 @@
 #include <algorithm>  // min, max
 #include <cmath>      // isfinite, isnan
 #include <cstdint>    // int64_t, uint64_t
+#include <limits>     // numeric_limits
 #include <utility>    // forward
 #include <vector>     // vector
 
+#include <fakequant/base/state.hpp>
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/run_plan.hpp>
@@ -127,6 +129,19 @@ struct Pact {
   void visit_parameters(F&& f) {
     f("pact.alpha", TensorView<float>::vector(&alpha_, 1),
       TensorView<float>::vector(&alpha_grad_, 1));
+  }
+
+  /// The checkpoint state (base/state.hpp): alpha (finite, > 0, its scale normal); Bits and
+  /// lambda must match. The gradient is not state (zero_grad clears it each step).
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("pact");
+    v.config("bits", Bits);
+    v.config("l2_lambda", l2_lambda_);
+    v.state("alpha", alpha_,
+            state_in(static_cast<double>(std::numeric_limits<float>::min()) *
+                         static_cast<double>(range().quant_max),
+                     static_cast<double>(std::numeric_limits<float>::max())));
   }
 
   /// The quantization scale PACT uses for alpha: f32(alpha / (2^Bits - 1)).

@@ -135,6 +135,17 @@ class FakeQuantize {
   const Observer& observer() const noexcept { return observer_; }
   Observer& observer() noexcept { return observer_; }
 
+  /// The checkpoint state (base/state.hpp): the quantizer's qparams, the observer's state and
+  /// the two switches. (scale_ and zero_point_ are scratch, recomputed at each observation.)
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("fake_quantize");
+    v.child("quantizer", quantizer_);
+    v.child("observer", observer_);
+    v.state("observer_enabled", observer_enabled_);
+    v.state("fake_quant_enabled", fake_quant_enabled_);
+  }
+
  private:
   quantizer_type quantizer_;
   Observer observer_;

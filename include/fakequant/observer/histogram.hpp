@@ -35,6 +35,7 @@
 #include <type_traits>  // is_same
 #include <vector>       // vector
 
+#include <fakequant/base/state.hpp>
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/run_plan.hpp>
 #include <fakequant/core/tensor_view.hpp>
@@ -182,6 +183,20 @@ class Histogram {
   bool empty() const noexcept { return total_ == 0; }
   /// True when every value added so far is the same (all counts are in bin 0).
   bool degenerate() const noexcept { return total_ > 0 && lo_ == hi_; }
+
+  /// The checkpoint state (base/state.hpp): counts, total, edges and extremes (+-inf before
+  /// data); the bin count must match. (The sub-histograms are scratch.)
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("histogram");
+    v.config("bins", bins_);
+    v.state_span("counts", counts_.data(), counts_.size(), state_not_nan());
+    v.state("total", total_, state_not_nan());
+    v.state("lower", lo_, state_not_nan());
+    v.state("upper", hi_, state_not_nan());
+    v.state("data_min", data_min_, state_not_nan());
+    v.state("data_max", data_max_, state_not_nan());
+  }
 
   /// Forgets everything.
   void reset() {

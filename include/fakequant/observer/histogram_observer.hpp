@@ -23,6 +23,7 @@
 #include <utility>  // forward
 #include <vector>   // vector
 
+#include <fakequant/base/state.hpp>
 #include <fakequant/observer/histogram.hpp>
 #include <fakequant/observer/histogram_range.hpp>
 #include <fakequant/quantizer/fake_quantizer.hpp>
@@ -90,6 +91,16 @@ class HistogramObserver {
   const Histogram& histogram() const noexcept { return hist_; }
   const RangeChooser& chooser() const noexcept { return chooser_; }
   RangeChooser& chooser() noexcept { return chooser_; }
+
+  /// The checkpoint state (base/state.hpp): the histogram and the observed range. The range
+  /// chooser's settings are configuration the caller sets again (they are not checked).
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("histogram_observer");
+    v.child("histogram", hist_);
+    v.state_vector("min", min_, state_not_nan(), StateSize{1, 1, nullptr});
+    v.state_vector("max", max_, state_not_nan(), StateSize{1, 1, nullptr});
+  }
 
   /// Forgets everything observed.
   void reset() {

@@ -18,6 +18,7 @@
 #include <utility>    // forward
 #include <vector>     // vector
 
+#include <fakequant/base/state.hpp>
 #include <fakequant/core/tensor_view.hpp>
 #include <fakequant/observer/aminmax.hpp>
 #include <fakequant/policy/rounding.hpp>
@@ -113,6 +114,19 @@ class MinMaxObserverBase {
 
   /// Forgets everything observed.
   void reset() { reset_to(PerChannel ? 0 : 1); }
+
+  /// The checkpoint state (base/state.hpp): the running or averaged range of each channel
+  /// (none yet per channel before data; +-inf before data per tensor).
+  template <class V>
+  void visit_state(V& v) {
+    v.kind(Update::kMovingAverage ? "moving_average_minmax_observer" : "minmax_observer");
+    v.config("per_channel", PerChannel);
+    v.config("averaging_constant", c_);
+    v.config("axis", axis_);
+    const StateSize n = PerChannel ? StateSize{} : StateSize{1, 1, nullptr};
+    v.state_vector("min", min_, state_not_nan(), n);
+    v.state_vector("max", max_, state_not_nan(), StateSize{n.min, n.max, "min"});
+  }
 
  private:
   // m + c (b - m) in float32 (PyTorch's), or in double where b - m overflows float: the

@@ -25,6 +25,7 @@
 #include <Eigen/Core>
 
 #include <fakequant/base/error.hpp>
+#include <fakequant/base/state.hpp>
 #include <fakequant/optim/param.hpp>
 
 namespace fq {
@@ -87,6 +88,23 @@ class AdamT {
   std::int64_t step_count() const noexcept { return step_; }
   const Options& options() const noexcept { return options_; }
   const std::vector<ParamRef>& params() const noexcept { return params_; }
+
+  /// The checkpoint state (base/state.hpp): the learning rate (a schedule may have set it),
+  /// both moments and the step count; the other hyper-parameters and the parameters' sizes
+  /// must match.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind(kDecoupled ? "adamw" : "adam");
+    v.config("beta1", options_.beta1);
+    v.config("beta2", options_.beta2);
+    v.config("eps", options_.eps);
+    v.config("weight_decay", options_.weight_decay);
+    detail::visit_param_layout(v, params_);
+    v.state("lr", options_.lr, state_non_negative());
+    v.state_span("exp_avg", exp_avg_.data(), exp_avg_.size(), state_finite());
+    v.state_span("exp_avg_sq", exp_avg_sq_.data(), exp_avg_sq_.size(), state_non_negative());
+    v.state("step", step_, state_non_negative());
+  }
 
  private:
   using Array = Eigen::Map<Eigen::ArrayXf>;

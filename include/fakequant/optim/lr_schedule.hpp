@@ -40,6 +40,15 @@ class StepLR {
              ::fq::detail::msg("StepLR: step_size must be > 0, got ", step_size));
   }
 
+  /// A closed form holds no state: a checkpoint (base/state.hpp) checks its configuration.
+  template <class V>
+  void visit_state(V& v) const {
+    v.kind("step_lr");
+    v.config("base_lr", base_lr_);
+    v.config("step_size", step_size_);
+    v.config("gamma", gamma_);
+  }
+
   /// The learning rate at step t >= 0.
   double lr_at(std::int64_t t) const {
     detail::check_step_index(t, "StepLR::lr_at");
@@ -76,6 +85,17 @@ class CosineAnnealingLR {
     FQ_CHECK(warmup.start_factor > 0.0 && warmup.start_factor <= 1.0, ErrorCode::kInvalidArgument,
              ::fq::detail::msg(kWhere, ": warm-up start_factor must be in (0, 1], got ",
                                warmup.start_factor));
+  }
+
+  /// A closed form holds no state: a checkpoint (base/state.hpp) checks its configuration.
+  template <class V>
+  void visit_state(V& v) const {
+    v.kind("cosine_annealing_lr");
+    v.config("base_lr", base_lr_);
+    v.config("eta_min", eta_min_);
+    v.config("t_max", t_max_);
+    v.config("warmup_steps", warmup_.steps);
+    v.config("warmup_start_factor", warmup_.start_factor);
   }
 
   /// The learning rate at step t >= 0.

@@ -17,6 +17,7 @@
 #include <algorithm>    // fill_n
 #include <cmath>        // isfinite
 #include <cstddef>      // size_t
+#include <cstdint>      // uint64_t
 #include <type_traits>  // false_type, true_type, void_t
 #include <utility>      // declval
 #include <vector>       // vector
@@ -81,6 +82,16 @@ inline std::size_t total_size(const std::vector<ParamRef>& params) noexcept {
   std::size_t n = 0;
   for (const ParamRef& p : params) n += p.size;
   return n;
+}
+
+/// Reports the layout of an optimizer's parameter list as configuration (base/state.hpp): a
+/// checkpoint loads only into an optimizer built for the same sizes, in the same order.
+template <class V>
+void visit_param_layout(V& v, const std::vector<ParamRef>& params) {
+  std::vector<std::uint64_t> sizes;
+  sizes.reserve(params.size());
+  for (const ParamRef& p : params) sizes.push_back(p.size);
+  v.config_array("param_sizes", sizes.data(), sizes.size());
 }
 
 }  // namespace detail

@@ -22,6 +22,7 @@
 #include <Eigen/Core>
 
 #include <fakequant/base/error.hpp>
+#include <fakequant/base/state.hpp>
 #include <fakequant/optim/param.hpp>
 
 namespace fq {
@@ -81,6 +82,22 @@ class Sgd {
 
   const SgdOptions& options() const noexcept { return options_; }
   const std::vector<ParamRef>& params() const noexcept { return params_; }
+
+  /// The checkpoint state (base/state.hpp): the learning rate (a schedule may have set it),
+  /// the momentum buffers and whether the next step is the first; the other hyper-parameters
+  /// and the parameters' sizes must match.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("sgd");
+    v.config("momentum", options_.momentum);
+    v.config("dampening", options_.dampening);
+    v.config("weight_decay", options_.weight_decay);
+    v.config("nesterov", options_.nesterov);
+    detail::visit_param_layout(v, params_);
+    v.state("lr", options_.lr, state_non_negative());
+    v.state_span("momentum_buffer", buffers_.data(), buffers_.size(), state_finite());
+    v.state("first_step", first_step_);
+  }
 
  private:
   using Array = Eigen::Map<Eigen::ArrayXf>;

@@ -15,10 +15,11 @@
 #define FQ_QUANTIZER_FAKE_QUANTIZER_HPP_
 
 #include <cstdint>      // int32_t, int64_t
-#include <type_traits>  // conditional, is_same
+#include <type_traits>  // conditional, is_integral, is_same
 #include <utility>      // forward
 #include <vector>       // vector
 
+#include <fakequant/base/state.hpp>
 #include <fakequant/kernels/fake_quantize.hpp>
 #include <fakequant/scheme/qscheme.hpp>
 
@@ -117,6 +118,26 @@ class FakeQuantizer {
     FQ_CHECK(scale.size() == zero_point.size(), ErrorCode::kParamCountMismatch,
              "FakeQuantizer::set_qparams: scale and zero-point vectors differ in length");
     set_qparams(scale.data(), zero_point.data(), static_cast<std::int64_t>(scale.size()));
+  }
+
+  /// The checkpoint state (base/state.hpp): the qparams (their count is the channel count) and
+  /// whether they were set; the range must match.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("fake_quantizer");
+    v.config("per_channel", kPerChannel);
+    v.config("quant_min", range_.quant_min);
+    v.config("quant_max", range_.quant_max);
+    const StateSize n = kPerChannel ? StateSize{1} : StateSize{1, 1, nullptr};
+    v.state_vector("scale", scale_, state_scale(), n);
+    StateCheck z = state_finite();  // a float zero point
+    if constexpr (Scheme::mapping::kSymmetric)
+      z = state_in(static_cast<double>(default_zero_point()),
+                   static_cast<double>(default_zero_point()));
+    else if constexpr (std::is_integral<zero_point_type>::value)
+      z = state_in(static_cast<double>(range_.quant_min), static_cast<double>(range_.quant_max));
+    v.state_vector("zero_point", zero_point_, z, StateSize{n.min, n.max, "scale"});
+    v.state("has_qparams", has_qparams_);
   }
 
   /// y = fake_quant(x); the STE mask goes to `mask` if not null. y may be x.

@@ -24,7 +24,7 @@
 #ifndef FQ_SCHEDULE_QAT_SCHEDULE_HPP_
 #define FQ_SCHEDULE_QAT_SCHEDULE_HPP_
 
-#include <cstdint>      // int64_t
+#include <cstdint>      // int64_t, uint64_t
 #include <functional>   // function
 #include <limits>       // numeric_limits
 #include <type_traits>  // void_t, declval
@@ -32,6 +32,7 @@
 #include <vector>       // vector
 
 #include <fakequant/base/error.hpp>
+#include <fakequant/base/state.hpp>
 
 namespace fq {
 
@@ -163,6 +164,23 @@ class QatSchedule {
   /// The step last applied (-1 before the first).
   std::int64_t current_step() const noexcept { return applied_ ? step_ : -1; }
   const QatScheduleConfig& config() const noexcept { return cfg_; }
+
+  /// The checkpoint state (base/state.hpp): the position (step, whether one was applied, the
+  /// BN state last applied); the config and the number of registered hooks must match. The
+  /// registered objects' switches are their own state: loading theirs and this one resumes
+  /// exactly where set_step left them.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("qat_schedule");
+    const std::int64_t cfg[] = {cfg_.warmup, cfg_.fake_quant_start, cfg_.observer_freeze,
+                                cfg_.bn_freeze, cfg_.learning_start};
+    v.config_array("config", cfg, 5);
+    v.config("quantizer_hooks", static_cast<std::uint64_t>(hooks_.size()));
+    v.config("bn_hooks", static_cast<std::uint64_t>(bn_hooks_.size()));
+    v.state("step", step_, state_non_negative());
+    v.state("applied", applied_);
+    v.state("bn_frozen", bn_frozen_);
+  }
 
  private:
   static void validate(const QatScheduleConfig& c) {
