@@ -78,7 +78,7 @@ struct Options {
   long train_subset = 0, test_subset = 0;  // 0: all
   double lr = 2e-3, qat_lr = 1e-4;
   std::string data = "/usr/share/datasets/fashion-mnist", json, svg, checkpoint, resume, onnx,
-      onnx_io;
+              onnx_io;
   bool check = false;
 };
 
