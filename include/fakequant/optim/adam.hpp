@@ -11,7 +11,8 @@
 // eps is added after the bias-corrected square root, as in PyTorch. The bias corrections and
 // step size are computed in double and rounded to float, as PyTorch does with its Python
 // scalars; the element-wise arithmetic is float32. A parameter whose ParamRef::weight_decay is
-// false gets no decay of either kind. The moments are allocated once, at construction.
+// false gets no decay of either kind. The moments are allocated once, at construction. The
+// result does not depend on where the buffers lie in memory (see update()).
 #ifndef FQ_OPTIM_ADAM_HPP_
 #define FQ_OPTIM_ADAM_HPP_
 
@@ -21,8 +22,6 @@
 #include <cstdint>    // int64_t
 #include <utility>    // move
 #include <vector>     // vector
-
-#include <Eigen/Core>
 
 #include <fakequant/base/error.hpp>
 #include <fakequant/base/state.hpp>
@@ -107,22 +106,30 @@ class AdamT {
   }
 
  private:
-  using Array = Eigen::Map<Eigen::ArrayXf>;
-  using ConstArray = Eigen::Map<const Eigen::ArrayXf>;
-
   // The float constants of one step, rounded from double as PyTorch rounds its scalars.
   struct StepConstants {
     float beta1, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps, neg_step_size;
   };
 
-  // `g` is the (possibly L2-decayed) gradient expression; it may read `w`, whose old value
-  // it sees because every assignment is element-wise and `w` is written last.
-  template <class G>
-  static void update(Array& w, const Eigen::ArrayBase<G>& g, Array& m, Array& v,
+  // One parameter's n elements, in a plain loop: each element takes the same correctly rounded
+  // operations wherever the buffers lie. (With Eigen expressions the vectorized path peels
+  // scalar elements up to the buffers' alignment, and the scalar and vector code did not round
+  // alike: AdamW's trajectory changed with the buffers' offset modulo 64 bytes, so identically
+  // seeded runs differed and a resumed run did not repeat an uninterrupted one; tests/optim,
+  // "[determinism]".) decay: AdamW's factor applied to w first, or Adam's L2 weight added to
+  // the gradient; 1 and 0 for none.
+  static void update(float* w, const float* g, float* m, float* v, std::size_t n, float decay,
                      const StepConstants& c) {
-    m = m * c.beta1 + c.one_minus_beta1 * g;
-    v = v * c.beta2 + (c.one_minus_beta2 * g) * g;
-    w = w + (c.neg_step_size * m) / (v.sqrt() / c.bias_correction2_sqrt + c.eps);
+    for (std::size_t i = 0; i < n; ++i) {
+      float gi = g[i];
+      if (kDecoupled)
+        w[i] *= decay;
+      else
+        gi += decay * w[i];
+      m[i] = m[i] * c.beta1 + c.one_minus_beta1 * gi;
+      v[i] = v[i] * c.beta2 + (c.one_minus_beta2 * gi) * gi;
+      w[i] = w[i] + (c.neg_step_size * m[i]) / (std::sqrt(v[i]) / c.bias_correction2_sqrt + c.eps);
+    }
   }
 
   void step_impl(const std::vector<ParamRef>& params) {
@@ -142,18 +149,9 @@ class AdamT {
     std::size_t offset = 0;
     for (const ParamRef& p : params) {
       if (p.size == 0) continue;
-      const auto n = static_cast<Eigen::Index>(p.size);
-      Array w(p.value, n), m(exp_avg_.data() + offset, n), v(exp_avg_sq_.data() + offset, n);
-      const ConstArray g(p.grad, n);
       const bool decays = p.weight_decay && options_.weight_decay != 0.0;
-      if (kDecoupled) {
-        if (decays) w *= decay;
-        update(w, g, m, v, c);
-      } else if (decays) {
-        update(w, g + decay * w, m, v, c);
-      } else {
-        update(w, g, m, v, c);
-      }
+      update(p.value, p.grad, exp_avg_.data() + offset, exp_avg_sq_.data() + offset, p.size,
+             decays ? decay : (kDecoupled ? 1.0f : 0.0f), c);
       offset += p.size;
     }
   }

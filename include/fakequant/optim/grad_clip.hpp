@@ -34,8 +34,10 @@ inline float clip_grad_norm(const std::vector<ParamRef>& params, double max_norm
   double total_sq = 0.0;
   for (const ParamRef& p : params) {
     if (p.size == 0) continue;
-    const Eigen::Map<const Eigen::ArrayXf> g(p.grad, static_cast<Eigen::Index>(p.size));
-    const auto norm = static_cast<float>(std::sqrt(g.cast<double>().square().sum()));
+    double sq = 0.0;  // in order, in double: the same sum wherever the gradient lies
+    for (std::size_t i = 0; i < p.size; ++i)
+      sq += static_cast<double>(p.grad[i]) * static_cast<double>(p.grad[i]);
+    const auto norm = static_cast<float>(std::sqrt(sq));
     total_sq += static_cast<double>(norm) * static_cast<double>(norm);
   }
   const auto total = static_cast<float>(std::sqrt(total_sq));

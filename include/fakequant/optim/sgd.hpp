@@ -19,8 +19,6 @@
 #include <utility>    // move
 #include <vector>     // vector
 
-#include <Eigen/Core>
-
 #include <fakequant/base/error.hpp>
 #include <fakequant/base/state.hpp>
 #include <fakequant/optim/param.hpp>
@@ -100,43 +98,32 @@ class Sgd {
   }
 
  private:
-  using Array = Eigen::Map<Eigen::ArrayXf>;
-  using ConstArray = Eigen::Map<const Eigen::ArrayXf>;
-
-  // `d` is the (possibly decayed) gradient expression; it may read `w`, whose old value it
-  // sees because every assignment below is element-wise and `w` is written last.
-  template <class D>
-  void update(Array& w, const Eigen::ArrayBase<D>& d, float* buffer) const {
+  // One parameter's n elements, in a plain loop: each element takes the same operations
+  // wherever the buffers lie (Eigen's vectorized path peels scalar elements up to the buffers'
+  // alignment, so results depended on heap addresses; see optim/adam.hpp). wd: the L2 weight
+  // added to the gradient (0: none); buffer: the momentum buffer, or null without momentum.
+  void update(float* w, const float* g, float* buffer, std::size_t n, float wd) const {
     const auto neg_lr = static_cast<float>(-options_.lr);
-    if (buffer == nullptr) {
-      w = w + neg_lr * d;
-      return;
-    }
-    Array b(buffer, w.size());
     const auto mu = static_cast<float>(options_.momentum);
-    if (first_step_)
-      b = d;
-    else
-      b = b * mu + static_cast<float>(1.0 - options_.dampening) * d;
-    if (options_.nesterov)
-      w = w + neg_lr * (d + mu * b);
-    else
-      w = w + neg_lr * b;
+    const auto damp = static_cast<float>(1.0 - options_.dampening);
+    for (std::size_t i = 0; i < n; ++i) {
+      const float d = wd != 0.0f ? g[i] + wd * w[i] : g[i];
+      if (buffer == nullptr) {
+        w[i] = w[i] + neg_lr * d;
+        continue;
+      }
+      buffer[i] = first_step_ ? d : buffer[i] * mu + damp * d;
+      w[i] = options_.nesterov ? w[i] + neg_lr * (d + mu * buffer[i]) : w[i] + neg_lr * buffer[i];
+    }
   }
 
   void step_impl(const std::vector<ParamRef>& params) {
     std::size_t offset = 0;
     for (const ParamRef& p : params) {
       if (p.size == 0) continue;
-      const auto n = static_cast<Eigen::Index>(p.size);
-      Array w(p.value, n);
-      const ConstArray g(p.grad, n);
       float* buffer = buffers_.empty() ? nullptr : buffers_.data() + offset;
-      const auto wd = static_cast<float>(p.weight_decay ? options_.weight_decay : 0.0);
-      if (wd != 0.0f)
-        update(w, g + wd * w, buffer);
-      else
-        update(w, g, buffer);
+      update(p.value, p.grad, buffer, p.size,
+             static_cast<float>(p.weight_decay ? options_.weight_decay : 0.0));
       offset += p.size;
     }
     first_step_ = false;
