@@ -193,9 +193,11 @@ std::size_t data_offset(const std::vector<std::uint8_t>& b, const std::string& n
   return 0;
 }
 
-// Runs f in a child process (forked) and returns the bytes it produced: the uninterrupted, the
-// stopped and the resumed runs are separate processes, as in real use. (Training does not
-// depend on buffer addresses either: tests/optim, "[determinism]".)
+// Runs f in a child process (forked, so that every child starts from the same heap) and
+// returns the bytes it produced. Why a process each: Eigen picks its scalar or vectorized path
+// (whose roundings differ) by the address of the buffers it writes, so two runs agree bit for
+// bit when they build their objects from the same heap state — as two processes of one
+// program do, not as two objects built one after the other in one process.
 template <class F>
 std::vector<std::uint8_t> in_child(const std::string& out, F&& f) {
   const pid_t pid = ::fork();
