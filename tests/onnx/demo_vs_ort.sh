@@ -27,12 +27,13 @@ mkdir -p "$out"
 # The known arithmetic difference (convert/onnx.hpp): ONNX Runtime requantizes with a float
 # scale where Int8Model uses a fixed-point multiplier, so at a rounding midpoint a hidden
 # activation can land one level away, and that image's logits then move by |q_w| steps per
-# level (a logit's step: s_x·s_w[o]). Measured on the full demo (10,000 test images; the CI's
-# short run: 2,000, all within one step in the fused session): ORT's default session (QDQ fused
-# into integer kernels) has every logit within one step on 99.93% of the images, its unfused
-# float session (Conv / Gemm summed in float, QuantizeLinear as round(v / s)) on 99.76%; the
-# top-1 class agrees on 100% in both. The bars: top-1 on >= 99.9% of the images, and every logit
-# within one step on >= 99.8% (fused) and >= 99.5% (unfused) of them.
+# level (a logit's step: s_x·s_w[o]). How often depends on the trained weights (where the
+# midpoints fall). Measured on the full demo (10,000 test images): ORT's default session (QDQ
+# fused into integer kernels) has every logit within one step on 99.93% of the images, its
+# unfused float session (Conv / Gemm summed in float, QuantizeLinear as round(v / s)) on 99.76%;
+# on the CI's short run (2,000 images) 99.70% and 100% in two builds; the top-1 class agreed on
+# 100% every time. The bars: top-1 on >= 99.9% of the images, and every logit within one step
+# on >= 99% of them (a wrong scale, zero point or layout moves nearly every image).
 compare() {  # level, compare_demo.py options
   local level=$1
   shift
@@ -41,6 +42,6 @@ compare() {  # level, compare_demo.py options
   "$python" "$tests/onnx/compare_demo.py" "$out/fmnist" "$out/fmnist.ort-$level.f32" \
     "$out/fmnist.onnx" "$@"
 }
-compare all --min-top1 0.999 --min-within 0.998
-compare disabled --min-top1 0.999 --min-within 0.995
+compare all --min-top1 0.999 --min-within 0.99
+compare disabled --min-top1 0.999 --min-within 0.99
 echo "demo_vs_ort: OK"
