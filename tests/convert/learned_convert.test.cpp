@@ -324,6 +324,21 @@ TEST_CASE("freeze: the snapshot fake-quantizes exactly as the learned quantizer"
     m.forward(fq::TensorView<const float>(x.data() + 4, {8}), fq::TensorView<float>(y.data(), {8}),
               nullptr);  // the observer initialises it
     CHECK(m.calibrated());
+    // A tensor of tiny values: the observer's scale is below the parametrization's floor, which
+    // the snapshot then holds (the scale the forward uses), not an error.
+    fq::LearnableFakeQuant<fq::TorchLsq> tiny;
+    std::vector<float> t(8, 1e-39f);
+    tiny.forward(fq::TensorView<const float>(t.data(), {8}), fq::TensorView<float>(y.data(), {8}),
+                 nullptr);
+    CHECK(tiny.calibrated());
+    CHECK(fq::freeze(tiny.quantizer()).scale()[0] == fq::LinearScale<>::floor());
+    fq::LearnableFakeQuant<fq::PaperLsq> tiny_log2;  // log2 scale: floored at 2^-126
+    tiny_log2.forward(fq::TensorView<const float>(t.data(), {8}),
+                      fq::TensorView<float>(y.data(), {8}), nullptr);
+    CHECK(fq::freeze(tiny_log2.quantizer()).scale()[0] == std::ldexp(1.0f, -126));
+    const float bad[1] = {std::numeric_limits<float>::infinity()};
+    CHECK(fq_test::error_code_of([&] { tiny.quantizer().set_qparams(bad, nullptr, 1); }) ==
+          fq::ErrorCode::kInvalidScale);
   }
 }
 

@@ -24,6 +24,7 @@
 #ifndef FQ_LEARNABLE_LSQ_HPP_
 #define FQ_LEARNABLE_LSQ_HPP_
 
+#include <cmath>    // isfinite
 #include <cstddef>  // size_t
 #include <cstdint>  // int32_t, int64_t
 #include <utility>  // forward
@@ -147,7 +148,8 @@ class LsqQuantizer {
     detail::check_lsq_zero_point(z, "LsqQuantizer::set_zero_point");
     for (auto& v : zero_point_) v = z;
   }
-  /// Sets each channel's scale (> 0, finite) and zero point (finite; `zero_point` may be null
+  /// Sets each channel's scale (> 0, finite; a tiny one is floored by the parametrization, as
+  /// an observed tensor of tiny values gives) and zero point (finite; `zero_point` may be null
   /// for "unchanged"); `count` must equal channels() (kParamCountMismatch). Validated first:
   /// nothing changes on an error.
   void set_qparams(const float* scale, const float* zero_point, std::int64_t count) {
@@ -155,7 +157,8 @@ class LsqQuantizer {
     FQ_CHECK(count == channels(), ErrorCode::kParamCountMismatch,
              detail::msg(kWhere, ": ", count, " pairs for ", channels(), " channels"));
     for (std::int64_t c = 0; c < count; ++c) {
-      detail::check_scale(scale[c], kWhere);
+      FQ_CHECK(std::isfinite(scale[c]) && scale[c] > 0.0f, ErrorCode::kInvalidScale,
+               detail::msg(kWhere, ": scale must be finite and > 0, got ", scale[c]));
       if (zero_point != nullptr) detail::check_lsq_zero_point(zero_point[c], kWhere);
     }
     for (std::size_t c = 0; c < scale_param_.size(); ++c) {
