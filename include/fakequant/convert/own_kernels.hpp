@@ -115,12 +115,10 @@ Int8LayerParams own_kernel_params(const std::vector<float>& w_oik, std::int64_t 
     FQ_CHECK((kAxis < 0 ? kAxis + rank : kAxis) == out_axis, ErrorCode::kInvalidArgument,
              msg(where, ": the weight quantizer is per channel on axis ", kAxis,
                  " but the layout's output channels are axis ", out_axis, " of ", rank));
-    // The same qparams on axis 0 of the reordered weights: the same levels.
+    // The same qparams on axis 0 of the reordered weights: the same levels (their count is
+    // checked against `out` by int8_params_deployed).
     FakeQuantizer<typename S::template with_granularity<PerChannel<0>>> w0(wq.channels(),
                                                                            wq.range());
-    FQ_CHECK(wq.channels() == out, ErrorCode::kParamCountMismatch,
-             msg(where, ": the weight quantizer has ", wq.channels(), " scales for ", out,
-                 " output channels"));
     w0.set_qparams(wq.scale(), wq.zero_point());
     return run(w0);
   } else {

@@ -115,7 +115,7 @@ constexpr bool integer_weight_quantizer() {
     return false;
   } else {
     return (!S::granularity::kPerChannel || S::granularity::kAxis == 0) &&
-           (S::mapping::kSymmetric || is_learned_quantizer_v<Q>);
+           symmetric_or_learned_weights<Q>();
   }
 }
 template <class S>
