@@ -34,10 +34,8 @@
 // --checkpoint PATH saves the whole training state at the end of every epoch of every phase
 // (fq::save_checkpoint: networks, optimizer, LR and QAT schedules, the shuffling engine, the
 // results so far); --resume PATH continues from such a file, skipping the finished phases (same
-// flags; the phase in progress refuses other epochs, batch size or learning rates). Resumed in a
-// QAT phase it ends bit for bit as the uninterrupted run; resumed within the FP32 phase, the QAT
-// networks are then built after another allocation history, and Eigen's choice of scalar or
-// vector code by address can change the last bits (docs/training.md, Checkpoints).
+// flags; the phase in progress refuses other epochs, batch size or learning rates), and ends bit
+// for bit as the uninterrupted run (docs/training.md, Checkpoints).
 // --stop-after N exits after N epochs (of all phases) of this process, as an interruption.
 #include <algorithm>
 #include <chrono>

@@ -31,6 +31,7 @@
 #include <fakequant/optim/sgd.hpp>
 #include <fakequant/schedule/qat_schedule.hpp>
 
+#include "checkpoint_test_util.hpp"
 #include "test_util.hpp"
 
 // A named namespace: the unity build puts this file in one source with other tests.
@@ -38,6 +39,9 @@ namespace fq_checkpoint_test {
 
 using fq::Tape;
 using fq::Var;
+using fq_checkpoint_util::data_offset;
+using fq_checkpoint_util::float_bits;
+using fq_checkpoint_util::reseal;
 using LsqWeights = fq::LearnableFakeQuant<fq::LsqScheme<>, fq::Int8>;
 
 constexpr std::int64_t kBatch = 6, kSide = 6, kClasses = 3, kStepsPerEpoch = 5;
@@ -174,30 +178,9 @@ std::vector<std::uint64_t> parameter_bits(Net& n) {
   return bits;
 }
 
-std::vector<std::uint64_t> float_bits(const std::vector<float>& v) {
-  std::vector<std::uint64_t> bits;
-  for (float f : v) bits.push_back(fq_test::bits_of(f));
-  return bits;
-}
-
-void reseal(std::vector<std::uint8_t>& b) {
-  const std::uint32_t crc = fq::detail::crc32(b.data(), b.size() - 4);
-  std::memcpy(b.data() + b.size() - 4, &crc, 4);
-}
-
-// The byte offset of entry `name`'s data in a checkpoint.
-std::size_t data_offset(const std::vector<std::uint8_t>& b, const std::string& name) {
-  for (const auto& e : fq::detail::parse_checkpoint(b, "test"))
-    if (e.name == name) return static_cast<std::size_t>(e.data - b.data());
-  FAIL("no entry " << name);
-  return 0;
-}
-
-// Runs f in a child process (forked, so that every child starts from the same heap) and
-// returns the bytes it produced. Why a process each: Eigen picks its scalar or vectorized path
-// (whose roundings differ) by the address of the buffers it writes, so two runs agree bit for
-// bit when they build their objects from the same heap state — as two processes of one
-// program do, not as two objects built one after the other in one process.
+// Runs f in a child process and returns the bytes it produced: the interrupted run and its
+// resumption are separate processes, as for a program stopped and started again. (Within one
+// process the runs agree too: checkpoint_formats.test.cpp resumes a ViT in the same process.)
 template <class F>
 std::vector<std::uint8_t> in_child(const std::string& out, F&& f) {
   const pid_t pid = ::fork();

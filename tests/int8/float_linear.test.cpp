@@ -336,9 +336,10 @@ TEST_CASE("Int8FloatLinear: a static layer is Int8Linear's float output, bit for
     const auto l = fq::Int8FloatLinear::from_quantizers(iq, w, out, in, wq, b);
     V y(sz(m * out)), y8(y.size());
     l.forward(x.data(), m, y.data());
-    const fq::Int8Linear ref(fq::detail::make_int8_params(w, out, in, b, wq, fq::act_qparams(iq),
-                                                          nullptr, fq::Activation::kNone, "test"),
-                             in);
+    const fq::Int8Linear ref(
+        fq::detail::make_int8_params(w.data(), out, in, b, wq, fq::act_qparams(iq), nullptr,
+                                     fq::Activation::kNone, "test"),
+        in);
     std::vector<std::uint8_t> xq(x.size());
     fq::quantize_per_tensor(fq::TensorView<const float>(x.data(), {m, in}),
                             fq::TensorView<std::uint8_t>(xq.data(), {m, in}), 0.021f, -7 + 128,

@@ -17,7 +17,7 @@
 //   v.child(name, obj)                 obj.visit_state(v) with names under "name."
 // `check` (StateCheck) bounds the values a load accepts: a checkpoint whose state breaks an
 // invariant (a NaN parameter, a scale <= 0, a negative variance) is refused before anything
-// is written. Element types: float, double, int32, int64, uint32, uint64 and bool.
+// is written. Element types: float, double, int32, int64, uint32, uint64, uint8 and bool.
 #ifndef FQ_BASE_STATE_HPP_
 #define FQ_BASE_STATE_HPP_
 

@@ -98,7 +98,7 @@ inline std::vector<StateEntry> parse_checkpoint(const std::vector<std::uint8_t>&
     const std::uint8_t role = get(std::uint8_t{}, "an entry role");
     const std::uint8_t type = get(std::uint8_t{}, "an entry type");
     e.count = get(std::uint64_t{}, "an entry's element count");
-    FQ_CHECK(role >= 1 && role <= 3 && type >= 1 && type <= 8 && e.count <= kMaxStateElements,
+    FQ_CHECK(role >= 1 && role <= 3 && type >= 1 && type <= 9 && e.count <= kMaxStateElements,
              ErrorCode::kInvalidArgument,
              msg(where, ": entry ", i, " ('", e.name, "') has role ", int{role}, ", type ",
                  int{type}, " and ", e.count, " elements (corrupted file?)"));

@@ -106,9 +106,9 @@ Int8LayerParams own_kernel_params(const std::vector<float>& w_oik, std::int64_t 
   using S = typename std::decay_t<decltype(wq)>::scheme;
   auto run = [&](const auto& w0) {
     if constexpr (kFloatOut)
-      return int8_params_deployed<Arch>(w_oik, out, k, b, w0, in, nullptr, act, where);
+      return int8_params_deployed<Arch>(w_oik.data(), out, k, b, w0, in, nullptr, act, where);
     else
-      return int8_params_deployed<Arch>(w_oik, out, k, b, w0, in, &output_q, act, where);
+      return int8_params_deployed<Arch>(w_oik.data(), out, k, b, w0, in, &output_q, act, where);
   };
   if constexpr (S::granularity::kPerChannel) {
     constexpr int kAxis = S::granularity::kAxis;  // -1: the last axis

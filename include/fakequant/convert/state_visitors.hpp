@@ -35,7 +35,7 @@ inline constexpr std::uint64_t kMaxStateElements = std::uint64_t{1} << 31;
 /// text, converts before a save and after a load).
 enum class StatePass { kSave, kCheck, kLoad };
 enum class StateRole : std::uint8_t { kKind = 1, kConfig = 2, kState = 3 };
-enum class StateType : std::uint8_t { kF32 = 1, kF64, kI32, kI64, kU32, kU64, kBool, kChar };
+enum class StateType : std::uint8_t { kF32 = 1, kF64, kI32, kI64, kU32, kU64, kBool, kChar, kU8 };
 
 template <class T>
 constexpr StateType state_type_of() {
@@ -55,10 +55,12 @@ constexpr StateType state_type_of() {
     return StateType::kBool;
   else if constexpr (std::is_same<T, char>::value)
     return StateType::kChar;
+  else if constexpr (std::is_same<T, std::uint8_t>::value)
+    return StateType::kU8;
   else
     static_assert(std::is_same<T, float>::value,
                   "checkpoint: state elements are float, double, int32, int64, uint32, uint64, "
-                  "bool or char (base/state.hpp).");
+                  "uint8, bool or char (base/state.hpp).");
 }
 inline std::size_t state_type_size(StateType t) noexcept {
   switch (t) {
@@ -68,15 +70,16 @@ inline std::size_t state_type_size(StateType t) noexcept {
       return 8;
     case StateType::kBool:
     case StateType::kChar:
+    case StateType::kU8:
       return 1;
     default:
       return 4;
   }
 }
 inline const char* state_type_name(StateType t) noexcept {
-  static const char* const names[] = {"?",   "f32", "f64",  "i32", "i64",
-                                      "u32", "u64", "bool", "char"};
-  return names[static_cast<std::size_t>(t) <= 8 ? static_cast<std::size_t>(t) : 0];
+  static const char* const names[] = {"?",   "f32", "f64",  "i32",  "i64",
+                                      "u32", "u64", "bool", "char", "u8"};
+  return names[static_cast<std::size_t>(t) <= 9 ? static_cast<std::size_t>(t) : 0];
 }
 inline const char* state_role_name(StateRole r) noexcept {
   return r == StateRole::kKind ? "kind" : r == StateRole::kConfig ? "configuration" : "state";

@@ -19,6 +19,7 @@
 
 #include <fakequant/base/checked.hpp>
 #include <fakequant/base/error.hpp>
+#include <fakequant/base/state.hpp>
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/tensor_view.hpp>
 #include <fakequant/policy/granularity.hpp>
@@ -60,6 +61,31 @@ struct GroupLayout {
 };
 
 namespace detail {
+
+/// Reports a layout to a checkpoint (base/state.hpp) as five int64 under `name`, each in
+/// [0, 2^31). A frozen quantizer compares a loaded layout with its input's before it uses its
+/// scales, and checks their count against it, so one that is no real layout fails there.
+template <class V>
+void visit_group_layout_state(V& v, const char* name, GroupLayout& L) {
+  std::int64_t a[5] = {L.outer, L.axis_len, L.inner, L.group_size, L.groups_per_axis};
+  v.state_span(name, a, 5, state_in(0.0, 2147483647.0));
+  L.outer = a[0];
+  L.axis_len = a[1];
+  L.inner = a[2];
+  L.group_size = a[3];
+  L.groups_per_axis = a[4];
+}
+
+/// Whether L could come from make_group_layout (one restored from a checkpoint might not),
+/// and then its group and element counts, computed without overflow.
+inline bool layout_counts(const GroupLayout& L, std::int64_t* groups,
+                          std::int64_t* numel) noexcept {
+  if (L.outer < 0 || L.axis_len < 0 || L.inner < 0 || L.group_size <= 0) return false;
+  if (L.groups_per_axis != (L.axis_len + L.group_size - 1) / L.group_size) return false;
+  std::int64_t g = 0, n = 0;
+  return !mul_overflows(L.outer, L.groups_per_axis, &g) && !mul_overflows(g, L.inner, groups) &&
+         !mul_overflows(L.outer, L.axis_len, &n) && !mul_overflows(n, L.inner, numel);
+}
 
 /// The layout of `shape` (rank >= 1) grouped along `axis` (negative: from the end) with
 /// `group_size` (> 0, or kWholeAxisGroup) and `tail`; errors name `where`.

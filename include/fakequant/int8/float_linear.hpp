@@ -114,7 +114,7 @@ class Int8FloatLinear {
     // The weight levels and scales exactly as convert makes them; the integer bias that
     // make_int8_params also derives is not used (a float bias is added), so it gets zeros.
     const Int8LayerParams p = detail::make_int8_params<Arch>(
-        weight, out_features, in_features,
+        weight.data(), out_features, in_features,
         std::vector<float>(static_cast<std::size_t>(out_features), 0.0f), weight_quantizer,
         ActQParams{}, nullptr, Activation::kNone, kWhere);
     l.packed_ = PackedWeights(p.weight.data(), out_features, in_features, in_features);

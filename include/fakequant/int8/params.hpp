@@ -211,10 +211,9 @@ void check_weight_zero_points(const FQ& wq, const std::string& where) {
 /// make_int8_params below, from the deployed weight quantizer `wq` (a FakeQuantizer: per output
 /// channel on axis 0, or per tensor; its zero points are checked to be 0).
 template <class Arch, class FQ, class AQPtr>
-Int8LayerParams int8_params_deployed(const std::vector<float>& w_eff, std::int64_t out,
-                                     std::int64_t k, const std::vector<float>& real_bias,
-                                     const FQ& wq, ActQParams in, AQPtr aq, Activation act,
-                                     const char* where) {
+Int8LayerParams int8_params_deployed(const float* w_eff, std::int64_t out, std::int64_t k,
+                                     const std::vector<float>& real_bias, const FQ& wq,
+                                     ActQParams in, AQPtr aq, Activation act, const char* where) {
   constexpr bool kFloatOut = std::is_same<AQPtr, std::nullptr_t>::value;
   using Scheme = typename FQ::scheme;
   static_assert(!Scheme::granularity::kPerChannel || Scheme::granularity::kAxis == 0,
@@ -245,9 +244,8 @@ Int8LayerParams int8_params_deployed(const std::vector<float>& w_eff, std::int64
   p.weight_scale.resize(static_cast<std::size_t>(out), wq.scale()[0]);  // per tensor: repeated
   const std::vector<std::int32_t> zp(static_cast<std::size_t>(out), 0);
   quantize_per_channel<typename Scheme::numerics, Arch>(
-      TensorView<const float>(w_eff.data(), {out, k}),
-      TensorView<std::int8_t>(p.weight.data(), {out, k}), p.weight_scale.data(), zp.data(), out, 0,
-      r);
+      TensorView<const float>(w_eff, {out, k}), TensorView<std::int8_t>(p.weight.data(), {out, k}),
+      p.weight_scale.data(), zp.data(), out, 0, r);
   p.real_bias = real_bias;
   for (std::int64_t o = 0; o < out; ++o) {
     const auto oi = static_cast<std::size_t>(o);
@@ -270,7 +268,7 @@ Int8LayerParams int8_params_deployed(const std::vector<float>& w_eff, std::int64
 /// snapshot, learnable/freeze.hpp); `aq` points to the output quantizer, or is nullptr for a
 /// float output. Arch: the quantize kernels' instruction set (fq::DefaultArch; simd/arch.hpp).
 template <class Arch = DefaultArch, class WQ, class AQPtr>
-Int8LayerParams make_int8_params(const std::vector<float>& w_eff, std::int64_t out, std::int64_t k,
+Int8LayerParams make_int8_params(const float* w_eff, std::int64_t out, std::int64_t k,
                                  const std::vector<float>& real_bias, const WQ& wq_module,
                                  ActQParams in, AQPtr aq, Activation act, const char* where) {
   constexpr bool kFloatOut = std::is_same<AQPtr, std::nullptr_t>::value;

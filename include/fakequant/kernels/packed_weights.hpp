@@ -18,36 +18,13 @@
 
 #include <cstddef>  // size_t
 #include <cstdint>  // int8_t, int32_t, int64_t
-#include <new>      // align_val_t, operator new
 #include <vector>   // vector
 
+#include <fakequant/base/aligned.hpp>
 #include <fakequant/base/checked.hpp>
 #include <fakequant/base/error.hpp>
 
 namespace fq {
-
-namespace detail {
-/// A std::allocator with 64-byte alignment (one cache line, one zmm).
-template <class T>
-struct Align64Allocator {
-  using value_type = T;
-  Align64Allocator() noexcept = default;
-  template <class U>
-  Align64Allocator(const Align64Allocator<U>&) noexcept {}  // NOLINT(google-explicit-constructor)
-  T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{64}));
-  }
-  void deallocate(T* p, std::size_t) noexcept { ::operator delete (p, std::align_val_t{64}); }
-  template <class U>
-  bool operator==(const Align64Allocator<U>&) const noexcept {
-    return true;
-  }
-  template <class U>
-  bool operator!=(const Align64Allocator<U>&) const noexcept {
-    return false;
-  }
-};
-}  // namespace detail
 
 /// Largest K with an exact int32 accumulator in the int8 GEMM: K * 255 * 128 < 2^31.
 inline constexpr std::int64_t kMaxGemmK = 65793;

@@ -29,6 +29,7 @@
 #include <Eigen/Core>
 
 #include <fakequant/base/error.hpp>
+#include <fakequant/layers/layer_state.hpp>
 #include <fakequant/layers/qlinear.hpp>
 #include <fakequant/layers/quantizer_slots.hpp>
 #include <fakequant/layers/recipe.hpp>
@@ -179,6 +180,21 @@ class QMultiHeadAttention {
       const Var o = ops::matmul(tape, p, v);
       return proj_.template forward<Arch>(tape, ops::merge_heads(tape, o));
     }
+  }
+
+  /// The checkpoint state (base/state.hpp): dim and heads (must match), the two projections,
+  /// then the Q, K, V and probability quantizers (empty slots report nothing).
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("qmulti_head_attention");
+    v.config("dim", dim_);
+    v.config("heads", heads_);
+    v.child("qkv", qkv_);
+    v.child("proj", proj_);
+    detail::visit_slot_state(v, "q_quantizer", q_q_);
+    detail::visit_slot_state(v, "k_quantizer", k_q_);
+    detail::visit_slot_state(v, "v_quantizer", v_q_);
+    detail::visit_slot_state(v, "prob_quantizer", p_q_);
   }
 
   /// The projections' parameters, then the learnable activation quantizers'.

@@ -61,6 +61,20 @@ class QEncoderBlock {
   void train(bool on) noexcept { training_ = on; }
   bool training() const noexcept { return training_; }
 
+  /// The checkpoint state (base/state.hpp): dropout and seed (must match), the dropout call
+  /// count (which draws the next masks, so a resumed run drops the same units), the norms,
+  /// the attention and the MLP. The training flag is the caller's to set.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("qencoder_block");
+    v.config("dropout", dropout_);
+    v.config("seed", seed_);
+    v.state("dropout_calls", calls_);
+    v.child("norm1", ln1_);
+    v.child("attention", attn_);
+    v.child("norm2", ln2_);
+    v.child("mlp", mlp_);
+  }
   std::vector<optim::ParamRef> parameters() {
     return optim::parameters_of(ln1_, attn_, ln2_, mlp_);
   }

@@ -71,8 +71,8 @@ class SourceSnapshot {
   }
 
   /// A source: the elements of a vector.
-  template <class T>
-  void add(const std::vector<T>& v) {
+  template <class T, class A>
+  void add(const std::vector<T, A>& v) {
     static_assert(std::is_trivially_copyable<T>::value,
                   "SourceSnapshot::add: the elements must be trivially copyable.");
     add_bytes(v.data(), v.size() * sizeof(T));

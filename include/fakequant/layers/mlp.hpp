@@ -40,6 +40,14 @@ class QMlp {
                                                      : ops::gelu(tape, h);
     return fc2_.template forward<Arch>(tape, a);
   }
+  /// The checkpoint state (base/state.hpp): the activation (must match) and the two layers.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("qmlp");
+    v.config("activation", static_cast<std::int32_t>(act_));
+    v.child("fc1", fc1_);
+    v.child("fc2", fc2_);
+  }
   std::vector<optim::ParamRef> parameters() { return optim::parameters_of(fc1_, fc2_); }
   template <class F>
   void for_each_quantizer(F&& f) {

@@ -4,18 +4,53 @@
 #ifndef FQ_LAYERS_PARAMETER_HPP_
 #define FQ_LAYERS_PARAMETER_HPP_
 
-#include <cmath>    // sqrt
-#include <cstddef>  // size_t
-#include <cstdint>  // int64_t
-#include <random>   // mt19937, uniform_real_distribution
-#include <vector>   // vector
+#include <algorithm>  // copy, equal, fill
+#include <cmath>      // sqrt
+#include <cstddef>    // size_t
+#include <cstdint>    // int64_t
+#include <random>     // mt19937, uniform_real_distribution
+#include <vector>     // vector
 
+#include <fakequant/base/aligned.hpp>
 #include <fakequant/base/checked.hpp>
 #include <fakequant/base/state.hpp>
 #include <fakequant/optim/param.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
+
+/// A parameter's values or gradient: a std::vector of floats that starts on a 64-byte
+/// boundary (base/aligned.hpp: Eigen then takes the same code path for them wherever the heap
+/// puts them, so a run is reproducible bit for bit, a resumed one included). It converts to
+/// and from std::vector<float> by value; an assigned vector must keep the size (the shape).
+class ParameterStorage : public std::vector<float, detail::Align64Allocator<float>> {
+  using Base = std::vector<float, detail::Align64Allocator<float>>;
+
+ public:
+  using Base::Base;
+  ParameterStorage() = default;
+  /// Copies v's values in (kShapeMismatch if the size differs: the shape is the layer's).
+  ParameterStorage& operator=(const std::vector<float>& v) {
+    FQ_CHECK(v.size() == size(), ErrorCode::kShapeMismatch,
+             detail::msg("Parameter: assigning ", v.size(), " values to a tensor of ", size()));
+    std::copy(v.begin(), v.end(), begin());
+    return *this;
+  }
+  /// A plain copy of the values.
+  operator std::vector<float>() const {  // NOLINT(google-explicit-constructor)
+    return std::vector<float>(begin(), end());
+  }
+  friend bool operator==(const ParameterStorage& a, const std::vector<float>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end());
+  }
+  friend bool operator==(const std::vector<float>& a, const ParameterStorage& b) { return b == a; }
+  friend bool operator!=(const ParameterStorage& a, const std::vector<float>& b) {
+    return !(a == b);
+  }
+  friend bool operator!=(const std::vector<float>& a, const ParameterStorage& b) {
+    return !(b == a);
+  }
+};
 
 /// Value and gradient of one trainable tensor, owned by its layer.
 class Parameter {
@@ -46,9 +81,9 @@ class Parameter {
   }
 
   const Shape& shape() const noexcept { return shape_; }
-  std::vector<float>& value() noexcept { return value_; }
-  const std::vector<float>& value() const noexcept { return value_; }
-  std::vector<float>& grad() noexcept { return grad_; }
+  ParameterStorage& value() noexcept { return value_; }
+  const ParameterStorage& value() const noexcept { return value_; }
+  ParameterStorage& grad() noexcept { return grad_; }
   void zero_grad() { std::fill(grad_.begin(), grad_.end(), 0.0f); }
 
   /// The checkpoint state (base/state.hpp): the finite values; the shape must match. The
@@ -62,7 +97,7 @@ class Parameter {
 
  private:
   Shape shape_;
-  std::vector<float> value_, grad_;
+  ParameterStorage value_, grad_;
   const char* name_ = "";
   bool weight_decay_ = true;
 };

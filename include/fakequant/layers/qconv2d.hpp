@@ -70,8 +70,8 @@ class QConv2d : public detail::QBiasedLayer<WeightQ, ActQ> {
   /// The integer parameters convert deploys, for input qparams `in`.
   template <class Arch = DefaultArch>
   Int8LayerParams int8_params(ActQParams in) const {
-    return this->template int8_params_from<Arch>(this->weight_.value(), this->bias_or_zeros(), in,
-                                                 "convert(QConv2d)");
+    return this->template int8_params_from<Arch>(this->weight_.value().data(),
+                                                 this->bias_or_zeros(), in, "convert(QConv2d)");
   }
   /// The shape of one image of this convolution on an in_h × in_w input.
   Conv2dShape conv_shape(std::int64_t in_h, std::int64_t in_w) const {

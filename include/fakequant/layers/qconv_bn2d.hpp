@@ -144,7 +144,7 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
         w_eff[i] = this->weight_.value()[i] * f;
       bias[o] = beta_.value()[o] - running_mean_[o] * f;
     }
-    return this->template int8_params_from<Arch>(w_eff, bias, in, "convert(QConvBn2d)");
+    return this->template int8_params_from<Arch>(w_eff.data(), bias, in, "convert(QConvBn2d)");
   }
   /// How many times integer arithmetic built its Int8Conv2d: once, then again only after a
   /// change of what it is built from — weight, γ, β, running statistics, ε, qparams — or of

@@ -136,7 +136,7 @@ class QLayerBase {
   }
   /// The integer parameters for effective weights w_eff (shape of the weight) and bias.
   template <class Arch>
-  Int8LayerParams int8_params_from(const std::vector<float>& w_eff, const std::vector<float>& bias,
+  Int8LayerParams int8_params_from(const float* w_eff, const std::vector<float>& bias,
                                    ActQParams in, const char* where) const {
     static_assert(kIntegerCapable,
                   "convert: the layer needs fixed (fq::FakeQuantize) or learned (LSQ, PACT) "
@@ -224,7 +224,7 @@ class QBiasedLayer : public QLayerBase<WeightQ, ActQ> {
     this->add_quantizer_sources(s);
   }
   std::vector<float> bias_or_zeros() const {
-    return has_bias_ ? bias_.value()
+    return has_bias_ ? std::vector<float>(bias_.value().begin(), bias_.value().end())
                      : std::vector<float>(static_cast<std::size_t>(this->weight_.shape()[0]), 0.0f);
   }
 

@@ -126,8 +126,8 @@ class QLinear : public detail::QBiasedLayer<WeightQ, ActQ> {
     static_assert(!kHasInputQ,
                   "QLinear::int8_params: a layer with an input quantizer deploys as an "
                   "fq::Int8FloatLinear (int8/float_linear.hpp), not through convert.");
-    return this->template int8_params_from<Arch>(this->weight_.value(), this->bias_or_zeros(), in,
-                                                 "convert(QLinear)");
+    return this->template int8_params_from<Arch>(this->weight_.value().data(),
+                                                 this->bias_or_zeros(), in, "convert(QLinear)");
   }
   /// How many times integer arithmetic built its Int8Linear: once, then again only after a
   /// change of what it is built from (layers/integer_eval.hpp).

@@ -16,8 +16,10 @@
 #ifndef FQ_LAYERS_VIT_HPP_
 #define FQ_LAYERS_VIT_HPP_
 
+#include <cstddef>  // size_t
 #include <cstdint>  // int64_t, uint64_t
 #include <random>   // mt19937, normal_distribution
+#include <string>   // string, to_string
 #include <vector>   // vector
 
 #include <fakequant/base/error.hpp>
@@ -108,6 +110,16 @@ class QPatchEmbedding {
     const Var cls = ops::expand(tape, cls_.var(tape), {b, 1, d});
     return ops::add(tape, ops::concat(tape, {cls, e}, 1), pos_.var(tape));
   }
+  /// The checkpoint state (base/state.hpp): the patch size (must match), the projection, the
+  /// class token and the positional embedding.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("qpatch_embedding");
+    v.config("patch", o_.patch);
+    v.child("proj", proj_);
+    v.child("class_token", cls_);
+    v.child("position_embedding", pos_);
+  }
   std::vector<optim::ParamRef> parameters() {
     std::vector<optim::ParamRef> p = optim::parameters_of(proj_);
     p.push_back(cls_.ref());
@@ -169,6 +181,20 @@ class QVisionTransformer {
   /// Training mode (dropout) or evaluation.
   void train(bool on) noexcept {
     for (Block& blk : blocks_) blk.train(on);
+  }
+  /// The checkpoint state (base/state.hpp): depth (must match), embedding, blocks ("block0",
+  /// "block1", ...), final norm and head.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("qvision_transformer");
+    v.config("depth", static_cast<std::int64_t>(blocks_.size()));
+    v.child("embedding", embed_);
+    for (std::size_t i = 0; i < blocks_.size(); ++i) {
+      const std::string name = "block" + std::to_string(i);
+      v.child(name.c_str(), blocks_[i]);
+    }
+    v.child("norm", norm_);
+    v.child("head", head_);
   }
   /// Every parameter: embedding, blocks, final norm, head (each layer's quantizers' after it).
   std::vector<optim::ParamRef> parameters() {

@@ -209,6 +209,21 @@ class LsqGroupQuantizer {
     for (std::size_t g = 0; g < s.size(); ++g) scale_param_[g] = SP::from_scale(s[g]);
   }
 
+  /// The checkpoint state (base/state.hpp): range, group size and layout must match; the
+  /// raw scale parameters and zero points are restored.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("lsq_group_quantizer");
+    v.config("quant_min", range_.quant_min);
+    v.config("quant_max", range_.quant_max);
+    v.config("learn_zero_point", learn_zero_point_);
+    const std::int64_t layout[5] = {layout_.outer, layout_.axis_len, layout_.inner,
+                                    layout_.group_size, layout_.groups_per_axis};
+    v.config_array("layout", layout, 5);
+    v.state_span("scale_param", scale_param_.data(), scale_param_.size(), state_finite());
+    v.state_span("zero_point", zero_point_.data(), zero_point_.size(), state_finite());
+  }
+
   /// The protocol's forward: y = the per-group fake quantization of x; mask (if not null)
   /// the in-range bits, row-major. y may be x.
   template <class Arch = DefaultArch>

@@ -113,6 +113,22 @@ class GroupObserverBase {
   }
 
  protected:
+  /// The checkpoint state both observers share (base/state.hpp): the groups (must match),
+  /// then the observed layout and the per-group min/max (as many maxima as minima).
+  template <class V>
+  void visit_base_state(V& v) {
+    v.config("group_size", group_size_);
+    v.config("axis", static_cast<std::int32_t>(axis_));
+    v.config("tail", static_cast<std::int32_t>(tail_));
+    v.state("has_data", has_data_);
+    std::int32_t rank = layout_rank_;
+    v.state("layout_rank", rank, state_in(0, kMaxRank));
+    layout_rank_ = rank;
+    visit_group_layout_state(v, "layout", layout_);
+    v.state_vector("min", min_, state_finite(), StateSize{});
+    v.state_vector("max", max_, state_finite(), StateSize{0, StateSize{}.max, "min"});
+  }
+
   /// Keeps a scan's result as the observed state.
   void store(const GroupLayout& L, int rank, std::vector<float> mn, std::vector<float> mx) {
     layout_ = L;
@@ -168,6 +184,11 @@ class GroupObserverBase {
                   "observer/minmax_observer.hpp).");
     FQ_CHECK(has_data_, ErrorCode::kInvalidState,
              msg(where, ": no tensor observed yet; observe() one first"));
+    std::int64_t groups = 0, numel = 0;  // restored state must be whole (visit_base_state)
+    FQ_CHECK(layout_counts(layout_, &groups, &numel) && layout_rank_ >= 1 &&
+                 static_cast<std::int64_t>(min_.size()) == groups && max_.size() == min_.size(),
+             ErrorCode::kInvalidState,
+             msg(where, ": the observed layout and its ", min_.size(), " min/max values disagree"));
     const int rank = layout_rank_;
     const bool same_size = Gr::kGroupSize == kRuntimeGroupSize || Gr::kGroupSize == group_size_;
     const bool same_axis =
@@ -235,6 +256,9 @@ class GroupMinMaxObserver : public detail::GroupObserverBase {
                detail::msg(kWhere, ": x of shape ", detail::shape_str(x), " has ", L.groups(),
                            " groups, the running state ", layout_.groups(),
                            " (another layout); reset() first"));
+      FQ_CHECK(min_.size() == mn.size() && max_.size() == mn.size(), ErrorCode::kInvalidState,
+               detail::msg(kWhere, ": the running state holds ", min_.size(),
+                           " min/max values for ", mn.size(), " groups"));
       for (std::size_t g = 0; g < mn.size(); ++g) {
         min_[g] = std::min(min_[g], mn[g]);
         max_[g] = std::max(max_[g], mx[g]);
@@ -265,6 +289,14 @@ class GroupMinMaxObserver : public detail::GroupObserverBase {
                   "GroupMinMaxObserver::calculate_qparams(): a RuntimeRange scheme needs the "
                   "range as the argument.");
     return calculate_qparams<Scheme>(Scheme::range::value());
+  }
+  /// The checkpoint state (base/state.hpp): the update rule (must match) and the observed
+  /// min/max.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("group_minmax_observer");
+    v.config("update", static_cast<std::int32_t>(update_));
+    visit_base_state(v);
   }
 
  private:
@@ -329,6 +361,9 @@ class GroupMseObserver : public detail::GroupObserverBase {
     FQ_CHECK(float_exact_range(range), ErrorCode::kInvalidRange,
              detail::msg(kWhere, ": the range must be float-exact (at most 2^24 levels)"));
     GroupMseQParams<Z> out;
+    FQ_CHECK(static_cast<std::int64_t>(data_.size()) == layout_.numel(), ErrorCode::kInvalidState,
+             detail::msg("GroupMseObserver::calculate_qparams: ", data_.size(),
+                         " kept values for a tensor of ", layout_.numel()));
     const std::size_t n = min_.size();
     out.scale.resize(n);
     out.zero_point.resize(n);
@@ -373,6 +408,17 @@ class GroupMseObserver : public detail::GroupObserverBase {
   void reset() {
     GroupObserverBase::reset();
     data_.clear();
+  }
+  /// The checkpoint state (base/state.hpp): the search options (must match), the observed
+  /// min/max and the kept data the search runs on.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("group_mse_observer");
+    v.config("grid", opt_.grid);
+    v.config("maxshrink", opt_.maxshrink);
+    v.config("norm", opt_.norm);
+    visit_base_state(v);
+    v.state_vector("data", data_, state_finite(), StateSize{});
   }
 
  private:

@@ -94,6 +94,17 @@ class Switchable : public Q {
   void disable_observer() noexcept { enable_observer(false); }
   bool observer_enabled() const noexcept { return observer_enabled_; }
 
+  /// The checkpoint state (base/state.hpp): the two switches, a switch change not yet applied,
+  /// then Q's state under "quantizer".
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("switchable");
+    v.state("fake_quant_enabled", fake_quant_enabled_);
+    v.state("observer_enabled", observer_enabled_);
+    v.state("pending", pending_);
+    v.child("quantizer", static_cast<Q&>(*this));
+  }
+
  private:
   /// Applies a changed observer switch; returns true if the forward must freeze after itself.
   bool apply_observer_switch() {

@@ -29,6 +29,7 @@
 #include <utility>      // move
 #include <vector>       // vector
 
+#include <fakequant/base/state.hpp>
 #include <fakequant/format/codebook.hpp>
 #include <fakequant/kernels/codebook_fake_quantize.hpp>
 #include <fakequant/kernels/fake_quantize.hpp>
@@ -135,6 +136,20 @@ class CodebookFakeQuantizer {
   /// Back to dynamic absmax.
   void unfreeze() noexcept { dynamic_ = true; }
 
+  /// The checkpoint state (base/state.hpp): the codebook and block size (must match), the
+  /// mode, the layout and the block absmax values of the last forward or the frozen ones.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("codebook_fake_quantizer");
+    v.config_array("levels", book_.levels().data(), book_.levels().size());
+    v.config_array("thresholds", book_.thresholds().data(), book_.thresholds().size());
+    v.config("block_size", block_size_);
+    v.state("dynamic", dynamic_);
+    v.state("has_layout", has_layout_);
+    detail::visit_group_layout_state(v, "layout", layout_);
+    v.state_vector("scale", scales_, state_non_negative(), StateSize{});
+  }
+
   /// y = fake quant of x (contiguous, rank >= 1; y may be x); the STE mask to `mask`.
   template <class Arch = DefaultArch>
   void forward(TensorView<const float> x, TensorView<float> y, Mask* mask = nullptr,
@@ -149,11 +164,10 @@ class CodebookFakeQuantizer {
           detail::msg(kWhere, ": x has ", L.outer, " rows of ", L.axis_len, " (blocks of ",
                       L.group_size, "), the frozen scales are for ", layout_.outer, " rows of ",
                       layout_.axis_len, "; unfreeze() or set_scales for this shape"));
-    } else {
-      FQ_CHECK(static_cast<std::int64_t>(scales_.size()) == L.groups(), ErrorCode::kShapeMismatch,
-               detail::msg(kWhere, ": x has ", L.groups(), " blocks, the frozen scales ",
-                           scales_.size()));
     }
+    FQ_CHECK(
+        static_cast<std::int64_t>(scales_.size()) == L.groups(), ErrorCode::kShapeMismatch,
+        detail::msg(kWhere, ": x has ", L.groups(), " blocks, the frozen scales ", scales_.size()));
     codebook_fake_quantize_blocks<Arch>(x, y, mask, book_, L, scales_.data(), dynamic_, path);
     layout_ = L;
     has_layout_ = true;

@@ -40,6 +40,7 @@
 #include <vector>   // vector
 
 #include <fakequant/base/error.hpp>
+#include <fakequant/base/state.hpp>
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/run_plan.hpp>
@@ -139,6 +140,19 @@ class FpFakeQuantizer {
   /// Back to current scaling: the next forward recomputes the scales from x.
   void unfreeze() noexcept { dynamic_ = true; }
 
+  /// The checkpoint state (base/state.hpp): the mode, the channel count and the scales of the
+  /// last forward or the frozen ones.
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("fp_fake_quantizer");
+    v.config("per_channel", kPerChannel);
+    v.config("format_bits", F::kBits);
+    v.config("format_exp_bits", F::kExpBits);
+    v.state("dynamic", dynamic_);
+    v.state("channels", channels_, kPerChannel ? state_in(0.0, 2147483647.0) : state_in(1.0, 1.0));
+    v.state_vector("scale", scale_, state_scale(), StateSize{});
+  }
+
   /// y = round_to_format<F, O>(x / s) * s, s dynamic or frozen; the STE mask goes to `mask`
   /// if not null. x contiguous row-major; y of x's shape, may be x.
   template <class Arch = DefaultArch>
@@ -153,6 +167,7 @@ class FpFakeQuantizer {
                  detail::msg(kWhere, ": x has ", c, " channels on axis ", kAxis, " (shape ",
                              detail::shape_str(x), "), the quantizer ", channels_,
                              dynamic_ ? "" : " (frozen)"));
+      if (!dynamic_) check_frozen_count(kWhere);
       if (dynamic_) {
         detail::check_contiguous_io(x, y, kWhere);
         std::vector<float> s(static_cast<std::size_t>(c));  // scale_ changes only on success
@@ -168,6 +183,7 @@ class FpFakeQuantizer {
         const float s = fp_dynamic_scale_per_tensor<F, Arch>(x, path);
         scale_.assign(1, s);
       }
+      if (!dynamic_) check_frozen_count(kWhere);
       fp_fake_quantize_per_tensor<F, O, Arch>(x, y, dynamic_ ? nullptr : mask, scale_[0], path);
     }
     if (dynamic_ && mask) {  // every element is in range (file comment)
@@ -184,6 +200,15 @@ class FpFakeQuantizer {
   }
 
  private:
+  // A frozen quantizer holds one scale per channel (set_scales and freeze keep it so; checked
+  // here for state restored from a checkpoint).
+  void check_frozen_count(const char* where) const {
+    FQ_CHECK(
+        static_cast<std::int64_t>(scale_.size()) == channels_ && channels_ >= 1,
+        ErrorCode::kParamCountMismatch,
+        detail::msg(where, ": ", scale_.size(), " frozen scales for ", channels_, " channels"));
+  }
+
   std::vector<float> scale_;
   std::int64_t channels_;
   bool dynamic_ = true;

@@ -27,6 +27,7 @@
 #include <vector>       // vector
 
 #include <fakequant/base/error.hpp>
+#include <fakequant/base/state.hpp>
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/group_layout.hpp>
 #include <fakequant/core/mask.hpp>
@@ -145,6 +146,25 @@ class GroupFakeQuantizer {
   /// Back to dynamic qparams (recomputed at every forward).
   void unfreeze() noexcept { dynamic_ = true; }
 
+  /// The checkpoint state (base/state.hpp): the mode, the layout and the qparams of the last
+  /// forward or the frozen ones (a dynamic quantizer recomputes them; they are saved so that
+  /// freeze() after a resume keeps the same ones).
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("group_fake_quantizer");
+    v.config("quant_min", range().quant_min);
+    v.config("quant_max", range().quant_max);
+    v.config("group_size", group_size_);
+    v.state("dynamic", dynamic_);
+    v.state("has_layout", has_layout_);
+    detail::visit_group_layout_state(v, "layout", layout_);
+    v.state_vector("scale", scale_, state_scale(), StateSize{});
+    StateCheck z = state_in(range().quant_min, range().quant_max);
+    if constexpr (Scheme::mapping::kSymmetric)
+      z = state_in(symmetric_zero_point(), symmetric_zero_point());
+    v.state_vector("zero_point", zero_point_, z, StateSize{0, StateSize{}.max, "scale"});
+  }
+
   /// y = fake_quant(x) per group (y may be x); the STE mask to `mask` if not null.
   template <class Arch = DefaultArch>
   void forward(TensorView<const float> x, TensorView<float> y, Mask* mask = nullptr,
@@ -164,6 +184,11 @@ class GroupFakeQuantizer {
                            ") differs from the frozen one (", layout_.groups(), " groups of ",
                            layout_.group_size, ", axis extent ", layout_.axis_len,
                            "); unfreeze() or set_qparams for this shape"));
+      FQ_CHECK(static_cast<std::int64_t>(scale_.size()) == L.groups() &&
+                   zero_point_.size() == scale_.size(),
+               ErrorCode::kParamCountMismatch,
+               detail::msg("GroupFakeQuantizer::forward: ", scale_.size(), " frozen scales for ",
+                           L.groups(), " groups"));
       fake_quantize_per_group<Scheme, Arch>(x, y, mask, L, scale_.data(), zero_point_.data(),
                                             range(), path);
     }

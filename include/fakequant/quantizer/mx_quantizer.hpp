@@ -28,6 +28,7 @@
 #include <vector>   // vector
 
 #include <fakequant/base/error.hpp>
+#include <fakequant/base/state.hpp>
 #include <fakequant/core/group_layout.hpp>
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
@@ -119,6 +120,20 @@ class MxFakeQuantizer {
   /// Back to dynamic exponents.
   void unfreeze() noexcept { frozen_ = false; }
 
+  /// The checkpoint state (base/state.hpp): the mode, the layout and the E8M0 codes of the
+  /// last forward or the frozen ones (codes 0..254: a checkpoint right after a forward of
+  /// NaN/Inf input, whose code is 0xFF, is refused).
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("mx_fake_quantizer");
+    v.config("block_size", BlockSize);
+    v.config("elem_max", kElemMax);
+    v.state("frozen", frozen_);
+    v.state("has_forward", has_forward_);
+    detail::visit_group_layout_state(v, "layout", layout_);
+    v.state_vector("scale_exponents", exps_, state_in(0, 254), StateSize{});
+  }
+
   /// y = MX fake quantization of x (file comment); mask receives the STE mask if not null.
   /// y may be x. @param path Isa::kAuto or Isa::kScalar (simd/arch.hpp).
   template <class Arch = DefaultArch>
@@ -130,6 +145,10 @@ class MxFakeQuantizer {
                detail::msg("MxFakeQuantizer::forward: the frozen scales are for ", layout_.groups(),
                            " blocks of ", layout_.axis_len, "-element rows; x has ", L.groups(),
                            " blocks of ", L.axis_len, "-element rows"));
+      FQ_CHECK(static_cast<std::int64_t>(exps_.size()) == L.groups(),
+               ErrorCode::kParamCountMismatch,
+               detail::msg("MxFakeQuantizer::forward: ", exps_.size(), " frozen exponents for ",
+                           L.groups(), " blocks"));
     }
     layout_ = mx_fake_quantize<Elem, ScaleMode, Arch>(x, y, BlockSize, exps_, !frozen_, mask, path);
     has_forward_ = true;

@@ -25,6 +25,7 @@
 #include <vector>   // vector
 
 #include <fakequant/base/error.hpp>
+#include <fakequant/base/state.hpp>
 #include <fakequant/core/group_layout.hpp>
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
@@ -140,6 +141,28 @@ class NvFp4FakeQuantizer {
     st_.dynamic_blocks = true;
     st_.dynamic_pts = !pts_set_;
     if (pts_set_) st_.pts = user_pts_;
+  }
+
+  /// The checkpoint state (base/state.hpp): the modes, the per-tensor scale in use and the one
+  /// the user set, the layout and the E4M3 block scales of the last forward or the frozen ones
+  /// (a checkpoint right after a forward of NaN/Inf input, whose scales are NaN, is refused).
+  template <class V>
+  void visit_state(V& v) {
+    v.kind("nvfp4_fake_quantizer");
+    v.config("two_level", kTwoLevel);
+    v.config("block_size", kBlockSize);
+    const StateCheck pts =
+        state_in(std::numeric_limits<float>::min(), std::numeric_limits<float>::max());
+    v.state("dynamic_blocks", st_.dynamic_blocks);
+    v.state("dynamic_per_tensor_scale", st_.dynamic_pts);
+    v.state("per_tensor_scale", st_.pts, pts);
+    v.state("user_per_tensor_scale", user_pts_, pts);
+    v.state("per_tensor_scale_set", pts_set_);
+    v.state("has_forward", has_forward_);
+    detail::visit_group_layout_state(v, "layout", layout_);
+    StateCheck block = state_in(0.0, 448.0);  // positive E4M3 values
+    block.scale = true;
+    v.state_vector("block_scales", st_.block_scales, block, StateSize{});
   }
 
   /// y = NVFP4 fake quantization of x; mask receives the STE mask if not null. y may be x.
