@@ -12,6 +12,8 @@
 // While the observer is on, each forward first sets s and z from the tensor's min/max (as
 // PyTorch's _LearnableFakeQuantize copies its observer's qparams): affine when the zero
 // point is learned, symmetric otherwise. With fake quantization off, y = x and dx = dy.
+// Data parallel (a SyncBatchStats scope alive, base/communicator.hpp): that min/max is the
+// global batch's (min and max over ranks), so every rank starts from the same s and z.
 // The node meets the quantizer protocol (quantizer/concept.hpp): forward(x, y, mask) and
 // backward(x, dy, mask, dx) are the above on views (the switches are read at each call: do not
 // toggle them between a forward and its backward), and forward(tape, x) is
@@ -24,6 +26,7 @@
 #include <cstdint>    // int64_t
 #include <vector>     // vector
 
+#include <fakequant/base/communicator.hpp>
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
@@ -223,6 +226,7 @@ class LearnableFakeQuant {
     const std::size_t n = scale_grad_.size();
     std::vector<float> mn(n), mx(n);
     detail::aminmax<Arch>(x, kPerChannel ? kAxis : -1, mn.data(), mx.data(), "LearnableFakeQuant");
+    detail::sync_batch_range(mn.data(), mx.data(), n);  // the global batch's (data parallel)
     const QuantRange r = q_.range();
     const auto levels = static_cast<float>(r.quant_max - r.quant_min);
     std::vector<float> scales(n), zero_points(n);
