@@ -21,6 +21,9 @@
 //   batch norm: μ = Σ_ranks Σx / Σ_ranks M, σ² = Σ_ranks Σ(x−μ)² / Σ_ranks M (double sums);
 //               backward sums Σdy and Σdy·x̂ over ranks for dx (γ, β keep their local sums:
 //               the gradient all-reduce averages them with the other parameters)
+// LearnableFakeQuant also sums the element count over ranks, so that an LSQ gradient scale
+// 1/sqrt(numel·Qp) counts the global batch's elements. Tensors every rank holds alike (the
+// layers' weights) are quantized under a ReplicatedStats scope: no reduction.
 // Without a scope (the default) each of them makes one thread-local pointer test and is
 // unchanged, bit for bit. Collectives are called outside parallel regions, on the thread that
 // runs the forward; a backward reduces over the communicator its forward saw.
@@ -101,6 +104,23 @@ class SyncBatchStats {
   SyncBatchStats(const SyncBatchStats&) = delete;
   SyncBatchStats& operator=(const SyncBatchStats&) = delete;
   ~SyncBatchStats() { detail::batch_stats_slot() = prev_; }
+
+ private:
+  Communicator* prev_;
+};
+
+/// While alive, the statistics of this thread stay local even inside a SyncBatchStats scope:
+/// for tensors every rank holds alike — the layers' weights (QAT layers quantize their weight
+/// under it) — whose statistics need no reduction and are not a shard of a global batch (an
+/// LSQ gradient scale over a weight counts its elements once, not once per rank).
+class ReplicatedStats {
+ public:
+  ReplicatedStats() noexcept : prev_(detail::batch_stats_slot()) {
+    detail::batch_stats_slot() = nullptr;
+  }
+  ReplicatedStats(const ReplicatedStats&) = delete;
+  ReplicatedStats& operator=(const ReplicatedStats&) = delete;
+  ~ReplicatedStats() { detail::batch_stats_slot() = prev_; }
 
  private:
   Communicator* prev_;
