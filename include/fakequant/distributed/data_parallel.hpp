@@ -149,6 +149,7 @@ int run_or_abort(Communicator& comm, F&& f, int error_exit_code = 3) {
     what = detail::msg("fakequant rank ", comm.rank(), ": unknown exception");
   }
   comm.abort(error_exit_code, what.c_str());
+  return error_exit_code;  // not reached: abort ends the process (a virtual [[noreturn]])
 #else
   // Without exceptions an error ends this process (base/error.hpp); the launcher ends the rest.
   (void)error_exit_code;
