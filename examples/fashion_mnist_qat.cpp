@@ -345,7 +345,7 @@ double train(const char* name, N& net, const Dataset& train_set, const Dataset& 
     fq::broadcast_state(*g_comm, net, opt);  // rank 0's network; the same network everywhere
     dp = std::make_unique<fq::DataParallel>(*g_comm, net.parameters());
   }
-  double step_secs = 0, comm_secs = 0;
+  double step_secs = 0, comm_secs = 0, grad_secs = 0;
 #endif
   std::vector<float> xb(static_cast<std::size_t>(local) * 784);
   std::vector<std::int32_t> yb(static_cast<std::size_t>(local));
@@ -375,7 +375,11 @@ double train(const char* name, N& net, const Dataset& train_set, const Dataset& 
       fq::Var loss = fq::ops::softmax_cross_entropy(tape, logits, yb.data());
       tape.backward(loss);
 #if FQ_DEMO_MPI
-      if (dp) dp->all_reduce_gradients();
+      if (dp) {
+        const auto grad_t0 = Clock::now();
+        dp->all_reduce_gradients();
+        grad_secs += seconds_since(grad_t0);
+      }
       sync.reset();
       if (g_comm) {
         step_secs += seconds_since(step_t0);
@@ -410,10 +414,13 @@ double train(const char* name, N& net, const Dataset& train_set, const Dataset& 
         double(steps_per_epoch * o.batch) / secs, seconds_since(start));
 #if FQ_DEMO_MPI
     if (g_comm) {
-      std::printf("%-9s   %d ranks: %.2f ms per step, of which %.2f ms (%.1f%%) in collectives\n",
-                  "", g_comm->size(), 1e3 * step_secs / double(steps_per_epoch),
-                  1e3 * comm_secs / double(steps_per_epoch), 100 * comm_secs / step_secs);
-      step_secs = comm_secs = 0;
+      std::printf(
+          "%-9s   %d ranks: %.2f ms per step, %.2f ms (%.1f%%) in collectives, of which the "
+          "gradient all-reduce (%zu floats) %.2f ms\n",
+          "", g_comm->size(), 1e3 * step_secs / double(steps_per_epoch),
+          1e3 * comm_secs / double(steps_per_epoch), 100 * comm_secs / step_secs, dp->bucket_size(),
+          1e3 * grad_secs / double(steps_per_epoch));
+      step_secs = comm_secs = grad_secs = 0;
     }
 #endif
     std::fflush(stdout);

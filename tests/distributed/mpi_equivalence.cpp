@@ -15,7 +15,12 @@
 //   mpi_equivalence fault         rank 1 throws at step 5 inside run_or_abort: every rank must
 //                                 end (MPI_Abort) with exit code 3 and the message, no hang
 //                                 (ctest: a timeout and the message's regular expression).
+//   mpi_equivalence bench [n]     not a test: the time of one all-reduce of n floats (default
+//                                 421,738: the Fashion-MNIST demo's parameters), median of 200
+//                                 after a barrier (docs/distributed.md, "What it costs").
 // Prints "mpi_equivalence: PASS" (rank 0) when every check held; exits non-zero otherwise.
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -116,6 +121,25 @@ int fault(fq::Communicator& comm) {
   return 0;
 }
 
+int bench(fq::Communicator& comm, std::size_t n) {
+  std::vector<float> g(n, 1.0f);
+  std::vector<double> t;
+  for (int i = 0; i < 220; ++i) {
+    std::int64_t sync = 0;  // a barrier: every rank starts the all-reduce together
+    comm.all_reduce(&sync, 1, fq::ReduceOp::kSum);
+    const auto t0 = std::chrono::steady_clock::now();
+    comm.all_reduce(g.data(), g.size(), fq::ReduceOp::kSum);
+    const std::chrono::duration<double> d = std::chrono::steady_clock::now() - t0;
+    if (i >= 20) t.push_back(d.count());  // after a warm-up
+  }
+  std::sort(t.begin(), t.end());
+  if (comm.rank() == 0)
+    std::printf(
+        "all-reduce of %zu floats over %d ranks: median %.3f ms, p10 %.3f ms, p90 %.3f ms\n", n,
+        comm.size(), 1e3 * t[t.size() / 2], 1e3 * t[t.size() / 10], 1e3 * t[t.size() * 9 / 10]);
+  return 0;
+}
+
 }  // namespace fq_mpi_test
 
 int main(int argc, char** argv) {
@@ -125,6 +149,8 @@ int main(int argc, char** argv) {
     if (mode == "equivalence") return fq_mpi_test::equivalence(comm);
     if (mode == "mismatch") return fq_mpi_test::mismatch(comm);
     if (mode == "fault") return fq_mpi_test::fault(comm);
+    if (mode == "bench")
+      return fq_mpi_test::bench(comm, argc > 2 ? std::stoul(argv[2]) : std::size_t{421738});
     std::fprintf(stderr, "usage: mpi_equivalence equivalence|mismatch|fault\n");
     return 2;
   });
