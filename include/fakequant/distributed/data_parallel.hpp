@@ -152,6 +152,7 @@ int run_or_abort(Communicator& comm, F&& f, int error_exit_code = 3) {
   return error_exit_code;  // not reached: abort ends the process (a virtual [[noreturn]])
 #else
   // Without exceptions an error ends this process (base/error.hpp); the launcher ends the rest.
+  (void)comm;
   (void)error_exit_code;
   if constexpr (std::is_void<decltype(f())>::value) {
     f();
