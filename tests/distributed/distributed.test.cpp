@@ -92,8 +92,8 @@ TEST_CASE("one rank: the synchronized training gives the local training's bits",
 }
 
 TEST_CASE("min-max observers of 2 ranks hold the range of the global batch", "[distributed]") {
-  const std::vector<float> data = normal_data(8 * 5, 3);
-  const std::vector<float> data2 = normal_data(8 * 5, 4, 1.0f);
+  const std::vector<float> data = normal_data(std::size_t{8} * 5, 3);
+  const std::vector<float> data2 = normal_data(std::size_t{8} * 5, 4, 1.0f);
   fq::PerChannelMinMaxObserver whole(0.01f, 1);
   fq::MovingAverageMinMaxObserver whole_ma;
   for (const auto* d : {&data, &data2}) {
@@ -129,8 +129,9 @@ TEST_CASE("min-max observers of 2 ranks hold the range of the global batch", "[d
 
 TEST_CASE("histograms of 3 ranks merge exactly into the global batch's", "[distributed]") {
   // Three batches with a growing range: the range grows by the global batch's extremes.
-  const std::vector<std::vector<float>> batches = {
-      normal_data(12 * 7, 5, 0.0f), normal_data(12 * 7, 6, 3.0f), normal_data(12 * 7, 7, -4.0f)};
+  const std::vector<std::vector<float>> batches = {normal_data(std::size_t{12} * 7, 5, 0.0f),
+                                                   normal_data(std::size_t{12} * 7, 6, 3.0f),
+                                                   normal_data(std::size_t{12} * 7, 7, -4.0f)};
   fq::HistogramObserver<> whole(64);
   for (const auto& b : batches) whole.observe(fq::TensorView<const float>(b.data(), {12, 7}));
   std::vector<std::vector<std::uint64_t>> counts(3);
