@@ -7,7 +7,7 @@
 //                     [--threads N] [--train-subset N] [--test-subset N] [--seed N]
 //                     [--data DIR] [--json PATH] [--svg PATH] [--check]
 //                     [--checkpoint PATH] [--resume PATH] [--stop-after N]
-//                     [--onnx PATH] [--onnx-io PREFIX]
+//                     [--onnx PATH] [--onnx-io PREFIX] [--distributed]
 //
 // The network: input fake-quant -> ConvBn(1->C1, 3x3) ReLU -> max-pool 2 -> ConvBn(C1->C2, 3x3)
 // ReLU -> max-pool 2 -> Linear(C2*7*7 -> H) ReLU -> Linear(H -> 10). Weights: per-channel
@@ -37,6 +37,14 @@
 // flags; the phase in progress refuses other epochs, batch size or learning rates), and ends bit
 // for bit as the uninterrupted run (docs/training.md, Checkpoints).
 // --stop-after N exits after N epochs (of all phases) of this process, as an interruption.
+// --distributed (under `mpirun -np N`, a build with MPI: FQ_DEMO_MPI) trains data-parallel
+// (fakequant/distributed/, docs/distributed.md): each global batch of --batch images is split
+// into N slices of batch/N, one per rank; observers and batch norm see the global batch
+// (fq::SyncBatchStats), gradients are averaged (fq::DataParallel), rank 0's networks are
+// broadcast and every rank checked to hold the same ones (fq::broadcast_state), so every rank
+// trains the model one process trains with the same flags. Calibration and evaluation run
+// whole on every rank (same data, same result); rank 0 prints, and each epoch's line adds the
+// time spent in collectives per step. Checkpoints are refused with it.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -45,6 +53,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -66,6 +75,11 @@
 
 #include "fashion_mnist_data.hpp"
 
+#if FQ_DEMO_MPI
+#include <fakequant/distributed/data_parallel.hpp>
+#include <fakequant/distributed/mpi.hpp>
+#endif
+
 namespace {
 
 constexpr const char* kProgram = "fashion_mnist_qat";
@@ -77,7 +91,7 @@ struct Options {
   double lr = 2e-3, qat_lr = 1e-4;
   std::string data = "/usr/share/datasets/fashion-mnist", json, svg, checkpoint, resume, onnx,
               onnx_io;
-  bool check = false;
+  bool check = false, distributed = false;
 };
 
 Options parse(int argc, char** argv) {
@@ -90,6 +104,7 @@ Options parse(int argc, char** argv) {
   f.add("--checkpoint", o.checkpoint).add("--resume", o.resume).add("--stop-after", o.stop_after);
   f.add("--onnx", o.onnx).add("--onnx-io", o.onnx_io);
   f.add_switch("--check", o.check);
+  f.add_switch("--distributed", o.distributed);
   f.parse(argc, argv);
   if (o.epochs < 1 || o.qat_epochs < 1 || o.batch < 2 || o.threads < 1 || o.lr <= 0 ||
       o.qat_lr <= 0)
@@ -102,6 +117,46 @@ using fmnist::Clock;
 using fmnist::Dataset;
 using fmnist::seconds_since;
 using fmnist::set_threads;
+
+// ------------------------------------------------------------------------- data parallel
+#if FQ_DEMO_MPI
+/// The communicator of --distributed, timing every collective it runs (for the epoch lines).
+class TimedCommunicator final : public fq::Communicator {
+ public:
+  explicit TimedCommunicator(fq::Communicator& c) : c_(c) {}
+  int rank() const noexcept override { return c_.rank(); }
+  int size() const noexcept override { return c_.size(); }
+  void all_reduce(float* d, std::size_t n, fq::ReduceOp op) override {
+    timed([&] { c_.all_reduce(d, n, op); });
+  }
+  void all_reduce(double* d, std::size_t n, fq::ReduceOp op) override {
+    timed([&] { c_.all_reduce(d, n, op); });
+  }
+  void all_reduce(std::int64_t* d, std::size_t n, fq::ReduceOp op) override {
+    timed([&] { c_.all_reduce(d, n, op); });
+  }
+  void broadcast(void* d, std::size_t bytes, int root) override {
+    timed([&] { c_.broadcast(d, bytes, root); });
+  }
+  [[noreturn]] void abort(int code, const char* what) noexcept override {
+    c_.abort(code, what);
+    std::abort();  // not reached (a virtual call's [[noreturn]] is not seen)
+  }
+  double seconds = 0;  ///< in collectives since the last reset
+  long calls = 0;
+
+ private:
+  template <class F>
+  void timed(F&& f) {
+    const auto t0 = Clock::now();
+    f();
+    seconds += seconds_since(t0);
+    ++calls;
+  }
+  fq::Communicator& c_;
+};
+TimedCommunicator* g_comm = nullptr;  // set by main under --distributed
+#endif
 
 // ----------------------------------------------------------------------------------- model
 constexpr long kC1 = 32, kC2 = 64, kHidden = 128;
@@ -278,8 +333,20 @@ double train(const char* name, N& net, const Dataset& train_set, const Dataset& 
     ck.state.phase = phase;
     ck.state.progress = fq::TrainingProgress{};
   }
-  std::vector<float> xb(std::size_t(o.batch) * 784);
-  std::vector<std::int32_t> yb(std::size_t(o.batch));
+  // Data parallel: this rank's slice [first, first + local) of each global batch.
+  long first = 0, local = o.batch;
+#if FQ_DEMO_MPI
+  std::unique_ptr<fq::DataParallel> dp;
+  if (g_comm) {
+    local = o.batch / g_comm->size();
+    first = local * g_comm->rank();
+    fq::broadcast_state(*g_comm, net, opt);  // rank 0's network; the same network everywhere
+    dp = std::make_unique<fq::DataParallel>(*g_comm, net.parameters());
+  }
+  double step_secs = 0, comm_secs = 0, grad_secs = 0;
+#endif
+  std::vector<float> xb(static_cast<std::size_t>(local) * 784);
+  std::vector<std::int32_t> yb(static_cast<std::size_t>(local));
   const auto start = Clock::now();
   long step = long(ck.state.progress.step);
   double acc = first_epoch == epochs ? evaluate(net, test_set, tape) : 0;
@@ -290,33 +357,70 @@ double train(const char* name, N& net, const Dataset& train_set, const Dataset& 
     long correct = 0;
     for (long s = 0; s < steps_per_epoch; ++s, ++step) {
       if (sched) sched->advance();
-      for (long i = 0; i < o.batch; ++i) {
-        const long k = order[std::size_t(s * o.batch + i)];
+      for (long i = 0; i < local; ++i) {
+        const long k = order[std::size_t(s * o.batch + first + i)];
         std::copy_n(train_set.images.data() + k * 784, 784, xb.data() + i * 784);
         yb[std::size_t(i)] = train_set.labels[std::size_t(k)];
       }
       tape.clear();
-      fq::Var logits = net.forward(tape, tape.constant(xb.data(), {o.batch, 1, 28, 28}));
+#if FQ_DEMO_MPI
+      const auto step_t0 = Clock::now();
+      const double comm_t0 = g_comm ? g_comm->seconds : 0;
+      std::unique_ptr<fq::SyncBatchStats> sync;
+      if (g_comm) sync = std::make_unique<fq::SyncBatchStats>(*g_comm);
+#endif
+      fq::Var logits = net.forward(tape, tape.constant(xb.data(), {local, 1, 28, 28}));
       fq::Var loss = fq::ops::softmax_cross_entropy(tape, logits, yb.data());
       tape.backward(loss);
+#if FQ_DEMO_MPI
+      if (dp) {
+        const auto grad_t0 = Clock::now();
+        dp->all_reduce_gradients();
+        grad_secs += seconds_since(grad_t0);
+      }
+      sync.reset();
+      if (g_comm) {
+        step_secs += seconds_since(step_t0);
+        comm_secs += g_comm->seconds - comm_t0;
+      }
+#endif
       opt.set_lr(lr_sched.lr_at(step));
       opt.step();
       opt.zero_grad();
       loss_sum += loss.value()[0];
       const auto lm = logits.mat();
-      for (long i = 0; i < o.batch; ++i) {
+      for (long i = 0; i < local; ++i) {
         Eigen::Index k;
         lm.row(i).maxCoeff(&k);
         correct += (k == yb[std::size_t(i)]);
       }
     }
     const double secs = seconds_since(t0);
+#if FQ_DEMO_MPI
+    if (g_comm) {  // the epoch's loss and accuracy over every rank's slices
+      double sums[2] = {loss_sum / double(g_comm->size()), double(correct)};
+      g_comm->all_reduce(sums, 2, fq::ReduceOp::kSum);
+      loss_sum = sums[0];
+      correct = long(sums[1]);
+    }
+#endif
     acc = evaluate(net, test_set, tape);
     std::printf(
         "%-9s epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f  %6.0f img/s  %6.1f s\n", name,
         e + 1, epochs, loss_sum / double(steps_per_epoch),
         double(correct) / double(steps_per_epoch * o.batch), acc,
         double(steps_per_epoch * o.batch) / secs, seconds_since(start));
+#if FQ_DEMO_MPI
+    if (g_comm) {
+      std::printf(
+          "%-9s   %d ranks: %.2f ms per step, %.2f ms (%.1f%%) in collectives, of which the "
+          "gradient all-reduce (%zu floats) %.2f ms\n",
+          "", g_comm->size(), 1e3 * step_secs / double(steps_per_epoch),
+          1e3 * comm_secs / double(steps_per_epoch), 100 * comm_secs / step_secs, dp->bucket_size(),
+          1e3 * grad_secs / double(steps_per_epoch));
+      step_secs = comm_secs = grad_secs = 0;
+    }
+#endif
     std::fflush(stdout);
     ck.state.progress.epoch = e + 1;
     ck.state.progress.step = step;
@@ -475,6 +579,34 @@ void ptq_and_qat(const char* tag, Net<W8>& fp32, const Dataset& train_set, const
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
+#if FQ_DEMO_MPI
+  std::unique_ptr<fq::MpiCommunicator> mpi;
+  std::unique_ptr<TimedCommunicator> timed;
+  if (o.distributed) {
+    mpi = std::make_unique<fq::MpiCommunicator>(&argc, &argv);
+    timed = std::make_unique<TimedCommunicator>(*mpi);
+    g_comm = timed.get();
+    if (o.batch % g_comm->size() != 0 || !o.checkpoint.empty() || !o.resume.empty()) {
+      if (g_comm->rank() == 0)
+        std::fprintf(stderr,
+                     "%s: --distributed needs --batch divisible by the %d ranks, and no "
+                     "--checkpoint or --resume\n",
+                     kProgram, g_comm->size());
+      return 2;
+    }
+    if (g_comm->rank() != 0 && !std::freopen("/dev/null", "w", stdout)) return 2;  // rank 0 prints
+    std::printf("data parallel: %d ranks (MPI), %d images per rank per step\n", g_comm->size(),
+                o.batch / g_comm->size());
+  }
+#else
+  if (o.distributed) {
+    std::fprintf(stderr,
+                 "%s: --distributed needs a build with MPI (FQ_DEMO_MPI; CMake finds "
+                 "MPI: apt-get install libopenmpi-dev)\n",
+                 kProgram);
+    return 2;
+  }
+#endif
   set_threads(o.threads);
   const auto start = Clock::now();
   const Dataset train_set = fmnist::load(kProgram, o.data, "train", o.train_subset);
@@ -515,6 +647,11 @@ int main(int argc, char** argv) {
     ptq_and_qat<W8>("W8A8", fp32, train_set, test_set, o, rng, ck, 1);
     ptq_and_qat<W4>("W4A8", fp32, train_set, test_set, o, rng, ck, 2);
   } catch (const fq::Error& e) {
+#if FQ_DEMO_MPI
+    // One rank's error ends every rank (the others would wait in their next collective).
+    if (g_comm)
+      g_comm->abort(2, fq::detail::msg(kProgram, " rank ", g_comm->rank(), ": ", e.what()).c_str());
+#endif
     std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
     return 2;
   }

@@ -24,6 +24,9 @@ FQ_TORCH_DEPS=(libtorch-dev)
 # The ONNX export's consumers (tests/convert/onnx_export.test.cpp, tests/onnx/): the onnx
 # package's decoder and checker (run with /usr/bin/python3).
 FQ_ONNX_DEPS=(python3-onnx)
+# Data-parallel training on MPI (fakequant/distributed/mpi.hpp, its tests and the demo's
+# --distributed): Open MPI's mpirun and headers.
+FQ_MPI_DEPS=(openmpi-bin libopenmpi-dev)
 
 # fq_install_onnx_runtime DIR: ONNX Runtime's npm package onnxruntime-node (version
 # FQ_ORT_NODE_VERSION, default the one the tests were written with) into DIR/node_modules, with

@@ -7,7 +7,7 @@
 # below (the umbrella headers fakequant.hpp and all.hpp sit on top). A folder missing from the
 # list, or another header at the top level, is an error too: the list is the map of the library.
 set(FQ_FLOORS
-  base        # config, version, error reporting, checked arithmetic
+  base        # config, version, error reporting, checked arithmetic, the Communicator interface
   policy      # plain policy tags (rounding, mapping, granularity, ...)
   scheme      # QScheme, ranges, numerics, QParams, presets
   format      # element formats: small floats (FP8/FP6/FP4), E8M0 scales, codebooks (scalar)
@@ -25,6 +25,7 @@ set(FQ_FLOORS
   int8        # integer layers and their parameters
   layers      # QAT layers
   convert     # QAT model -> integer model, model files
+  distributed # data-parallel training: network checks, state broadcast, gradient all-reduce, MPI
 )
 set(FQ_TOP_HEADERS fakequant.hpp all.hpp)
 

@@ -12,6 +12,8 @@
 // While the observer is on, each forward first sets s and z from the tensor's min/max (as
 // PyTorch's _LearnableFakeQuantize copies its observer's qparams): affine when the zero
 // point is learned, symmetric otherwise. With fake quantization off, y = x and dx = dy.
+// Data parallel (a SyncBatchStats scope alive, base/communicator.hpp): that min/max is the
+// global batch's (min and max over ranks), so every rank starts from the same s and z.
 // The node meets the quantizer protocol (quantizer/concept.hpp): forward(x, y, mask) and
 // backward(x, dy, mask, dx) are the above on views (the switches are read at each call: do not
 // toggle them between a forward and its backward), and forward(tape, x) is
@@ -19,11 +21,13 @@
 #ifndef FQ_LAYERS_LEARNABLE_FAKE_QUANT_HPP_
 #define FQ_LAYERS_LEARNABLE_FAKE_QUANT_HPP_
 
-#include <algorithm>  // max, min
-#include <cmath>      // nearbyint
-#include <cstdint>    // int64_t
-#include <vector>     // vector
+#include <algorithm>    // max, min
+#include <cmath>        // nearbyint, sqrt
+#include <cstdint>      // int64_t
+#include <type_traits>  // is_same
+#include <vector>       // vector
 
+#include <fakequant/base/communicator.hpp>
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
@@ -119,6 +123,7 @@ class LearnableFakeQuant {
                            " channels learned, the tensor has ", c));
     }
     if (observer_ && x.numel() > 0) init_from<Arch>(x);
+    sync_grad_scale(x.numel());
     if (fake_quant_) {
       q_.template forward<Arch>(x, y, mask);
       return;
@@ -145,8 +150,8 @@ class LearnableFakeQuant {
     q_.template forward_backward<Arch>(x, dy, detail::scratch_like(x, y), dx);
     if (learning_)
       for (std::size_t c = 0; c < scale_grad_.size(); ++c) {
-        scale_grad_[c] += q_.scale_grad()[c];
-        zero_point_grad_[c] += q_.zero_point_grad()[c];
+        scale_grad_[c] += q_.scale_grad()[c] * grad_rescale_;
+        zero_point_grad_[c] += q_.zero_point_grad()[c] * grad_rescale_;
       }
   }
 
@@ -217,12 +222,29 @@ class LearnableFakeQuant {
     }
   }
 
+  // Data parallel (file comment): the rescaling of the next backward's parameter gradients
+  // from this rank's element count to the global batch's; 1 without a scope or a numel-based
+  // gradient scale (and then exactly the local gradients).
+  void sync_grad_scale(std::int64_t numel) {
+    grad_rescale_ = 1.0f;
+    if constexpr (!std::is_same<typename Scheme::grad_scale, NoGradScale>::value) {
+      Communicator* comm = batch_stats_communicator();
+      if (comm == nullptr) return;
+      std::int64_t total = numel;
+      comm->all_reduce(&total, 1, ReduceOp::kSum);
+      if (numel > 0 && total > 0)
+        grad_rescale_ =
+            static_cast<float>(std::sqrt(static_cast<double>(numel) / static_cast<double>(total)));
+    }
+  }
+
   // s, z from min/max: affine [min(mn,0), max(mx,0)] -> [qmin, qmax], or symmetric.
   template <class Arch>
   void init_from(const TensorView<const float>& x) {
     const std::size_t n = scale_grad_.size();
     std::vector<float> mn(n), mx(n);
     detail::aminmax<Arch>(x, kPerChannel ? kAxis : -1, mn.data(), mx.data(), "LearnableFakeQuant");
+    detail::sync_batch_range(mn.data(), mx.data(), n);  // the global batch's (data parallel)
     const QuantRange r = q_.range();
     const auto levels = static_cast<float>(r.quant_max - r.quant_min);
     std::vector<float> scales(n), zero_points(n);
@@ -248,6 +270,7 @@ class LearnableFakeQuant {
 
   quantizer_type q_;
   bool learn_zero_point_;
+  float grad_rescale_ = 1.0f;  // sync_grad_scale
   bool observer_ = true, fake_quant_ = true, learning_ = true;
   bool sized_ = true;  ///< the channel count is fixed; visit_parameters may hand them out
   std::vector<float> scale_grad_, zero_point_grad_;

@@ -175,6 +175,9 @@ class QLayerBase {
   }
   template <class Arch>
   Var quantized(Tape& tape, const Var& w) {
+    // The weight is the same on every rank: its statistics are not reduced (data parallel,
+    // base/communicator.hpp).
+    ReplicatedStats replicated;
     return maybe_fake_quant<Arch>(tape, w, wq_);
   }
   template <class Arch>

@@ -24,6 +24,11 @@
 // A degenerate histogram (every value equal, lo == hi) holds a point mass, re-binned as a value.
 // NaN/Inf data is rejected (ErrorCode::kNonFiniteInput) before any state changes; empty
 // tensors are ignored.
+// Data parallel (a SyncBatchStats scope alive, base/communicator.hpp): the range grows to the
+// global batch's [min, max] (reduced over ranks), each rank bins its own values over that same
+// range and the new counts and the element count are summed over ranks in int64: bins are
+// assigned element by element, so the merged histogram equals, bit for bit, the one a single
+// process builds from the whole global batch, and is identical on every rank.
 #ifndef FQ_OBSERVER_HISTOGRAM_HPP_
 #define FQ_OBSERVER_HISTOGRAM_HPP_
 
@@ -35,6 +40,7 @@
 #include <type_traits>  // is_same
 #include <vector>       // vector
 
+#include <fakequant/base/communicator.hpp>
 #include <fakequant/base/state.hpp>
 #include <fakequant/core/checks.hpp>
 #include <fakequant/core/run_plan.hpp>
@@ -139,6 +145,10 @@ class Histogram {
   void add(const TensorView<const T>& x) {
     constexpr const char* kWhere = "Histogram::add";
     if (x.numel() == 0) return;
+    if (Communicator* comm = batch_stats_communicator()) {
+      add_synced<Arch>(x, *comm);
+      return;
+    }
     // Common case, one pass: bin with the current range while tracking min/max; kept if the
     // batch was inside the range (sub-histograms are discarded otherwise, nothing changed).
     if (total_ > 0 && lo_ < hi_ && x.numel() <= (std::int64_t{1} << 31)) {
@@ -235,6 +245,45 @@ class Histogram {
         mx = std::max(mx, v);
       }
     });
+  }
+
+  // add() over every rank's batch (file comment): the global range, then this rank's counts
+  // over it, summed over ranks. Errors (NaN/Inf) are raised before any collective.
+  template <class Arch, class T>
+  void add_synced(const TensorView<const T>& x, Communicator& comm) {
+    float bmin = 0.0f, bmax = 0.0f;
+    detail::aminmax<Arch>(x, -1, &bmin, &bmax, "Histogram::add");
+    double range[2] = {bmin, -static_cast<double>(bmax)};
+    if (std::is_same<T, double>::value) {
+      exact_minmax<Arch>(x, range[0], range[1]);
+      range[1] = -range[1];
+    }
+    comm.all_reduce(range, 2, ReduceOp::kMin);  // [min, -max] over ranks
+    const double dmin = range[0], dmax = -range[1];
+    std::int64_t total = x.numel();
+    grow_to(dmin, dmax);  // the same on every rank: same state, same global range
+    if (lo_ == hi_) {     // every value of every rank equals lo_
+      comm.all_reduce(&total, 1, ReduceOp::kSum);
+      counts_[0] += static_cast<std::uint64_t>(total);
+    } else {
+      const std::vector<std::uint64_t> before = counts_;
+      double mn = 0.0, mx = 0.0;
+      bool inside = false;
+      count<Arch>(x, mn, mx, inside);
+      flush();
+      // [new counts per bin, element count], summed over ranks (exact in int64).
+      std::vector<std::int64_t> added(counts_.size() + 1);
+      for (std::size_t i = 0; i < counts_.size(); ++i)
+        added[i] = static_cast<std::int64_t>(counts_[i] - before[i]);
+      added.back() = total;
+      comm.all_reduce(added.data(), added.size(), ReduceOp::kSum);
+      for (std::size_t i = 0; i < counts_.size(); ++i)
+        counts_[i] = before[i] + static_cast<std::uint64_t>(added[i]);
+      total = added.back();
+    }
+    total_ += static_cast<std::uint64_t>(total);
+    data_min_ = std::min(data_min_, dmin);
+    data_max_ = std::max(data_max_, dmax);
   }
 
   // Makes [lo_, hi_] cover [mn, mx] by the growth rule.

@@ -8,6 +8,9 @@
 //                  step is computed in double instead (PyTorch gives +-inf): still finite.
 // Double data beyond float's range is observed as +-FLT_MAX (observer/aminmax.hpp); the qparams
 // clip extreme ranges to +-FLT_MAX / 4 (scheme/qparams.hpp), so the scale is always finite.
+// Data parallel (a SyncBatchStats scope alive, base/communicator.hpp): batch_min and batch_max
+// are the minimum and maximum over every rank's batch before the update, so every rank keeps
+// the same range, that of the global batch (min and max reduce exactly).
 #ifndef FQ_OBSERVER_MINMAX_OBSERVER_HPP_
 #define FQ_OBSERVER_MINMAX_OBSERVER_HPP_
 
@@ -18,6 +21,7 @@
 #include <utility>    // forward
 #include <vector>     // vector
 
+#include <fakequant/base/communicator.hpp>
 #include <fakequant/base/state.hpp>
 #include <fakequant/core/tensor_view.hpp>
 #include <fakequant/observer/aminmax.hpp>
@@ -71,6 +75,7 @@ class MinMaxObserverBase {
     bmin_.resize(static_cast<std::size_t>(count));
     bmax_.resize(static_cast<std::size_t>(count));
     detail::aminmax<Arch>(x, ax, bmin_.data(), bmax_.data(), kWhere);
+    detail::sync_batch_range(bmin_.data(), bmax_.data(), bmin_.size());
     for (std::size_t i = 0; i < bmin_.size(); ++i) {
       const bool first = std::isinf(min_[i]) && min_[i] > 0 && std::isinf(max_[i]) && max_[i] < 0;
       if (Update::kMovingAverage && !first) {

@@ -9,12 +9,19 @@
 // Evaluation (running statistics): y = γ·(x − running_mean)/√(running_var+ε) + β;
 //   dx += dy·γ/√(running_var+ε); dγ, dβ as above with x̂ from the running statistics.
 // Channel sums: float within one image's plane, double across the batch.
+// Synchronized (a SyncBatchStats scope alive in training, base/communicator.hpp): M, Σx and
+// Σ(x−μ)² are summed over ranks in double (two all-reduces), so μ, σ² and the running
+// statistics are those of the global batch and identical on every rank; the backward sums
+// Σdy and Σdy·x̂ over ranks for dx (one all-reduce) while dγ, dβ keep this rank's sums (the
+// gradient all-reduce averages them). On one rank this path gives the local path's bits.
 #ifndef FQ_OPS_BATCH_NORM_HPP_
 #define FQ_OPS_BATCH_NORM_HPP_
 
 #include <cmath>    // isfinite, sqrt
 #include <cstdint>  // int64_t
+#include <vector>   // vector
 
+#include <fakequant/base/communicator.hpp>
 #include <fakequant/base/config.hpp>
 #include <fakequant/tape/tape.hpp>
 
@@ -27,6 +34,94 @@ struct BatchNormOptions {
   float momentum = 0.1f;
   float eps = 1e-5f;
 };
+
+namespace detail {
+
+// The synchronized training statistics (file comment): mu[ch], istd[ch] of the global batch,
+// and the running statistics updated from them. Returns the global M.
+inline std::int64_t batch_norm_global_stats(Communicator& comm, const float* x, std::int64_t n,
+                                            std::int64_t c, std::int64_t hw, std::int64_t m,
+                                            float* mu, float* istd, float* running_mean,
+                                            float* running_var, const BatchNormOptions& opt) {
+  using Block = Eigen::Map<const Eigen::ArrayXf>;
+  // [Σx per channel, M], then [Σ(x−μ)² per channel]: the sums of the local path, per rank.
+  std::vector<double> acc(static_cast<std::size_t>(c + 1));
+  FQ_PARALLEL_FOR
+  for (std::int64_t ch = 0; ch < c; ++ch) {
+    double s = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) s += Block(x + (i * c + ch) * hw, hw).sum();
+    acc[static_cast<std::size_t>(ch)] = s;
+  }
+  acc[static_cast<std::size_t>(c)] = static_cast<double>(m);
+  comm.all_reduce(acc.data(), acc.size(), ReduceOp::kSum);
+  const double mg = acc[static_cast<std::size_t>(c)];
+  FQ_CHECK(mg > 1.0, ErrorCode::kShapeMismatch,
+           fq::detail::msg("batch_norm: synchronized training needs more than one value per "
+                           "channel over all ranks, got ",
+                           mg));
+  FQ_PARALLEL_FOR
+  for (std::int64_t ch = 0; ch < c; ++ch) {
+    const auto meanf = static_cast<float>(acc[static_cast<std::size_t>(ch)] / mg);
+    double s2 = 0.0;
+    for (std::int64_t i = 0; i < n; ++i)
+      s2 += (Block(x + (i * c + ch) * hw, hw) - meanf).square().sum();
+    mu[ch] = meanf;
+    acc[static_cast<std::size_t>(ch)] = s2;
+  }
+  comm.all_reduce(acc.data(), static_cast<std::size_t>(c), ReduceOp::kSum);
+  for (std::int64_t ch = 0; ch < c; ++ch) {
+    const double var = acc[static_cast<std::size_t>(ch)] / mg;
+    istd[ch] = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(opt.eps)));
+    if (opt.update_stats) {
+      const float mo = opt.momentum;
+      running_mean[ch] = (1.0f - mo) * running_mean[ch] + mo * mu[ch];
+      running_var[ch] =
+          (1.0f - mo) * running_var[ch] + mo * static_cast<float>(var * mg / (mg - 1.0));
+    }
+  }
+  return static_cast<std::int64_t>(mg);
+}
+
+// The synchronized training backward (file comment); m is the global count.
+inline void batch_norm_backward_synced(Communicator& comm, const Var& x, const Var& gamma,
+                                       const Var& beta, const Var& y, const float* mu,
+                                       const float* istd, std::int64_t n, std::int64_t c,
+                                       std::int64_t hw, std::int64_t m) {
+  using Block = Eigen::Map<Eigen::ArrayXf>;
+  std::vector<double> acc(static_cast<std::size_t>(2 * c));  // [Σdy, Σdy·x̂] per channel
+  FQ_PARALLEL_FOR
+  for (std::int64_t ch = 0; ch < c; ++ch) {
+    double sdy = 0.0, sdyx = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t off = (i * c + ch) * hw;
+      const Block dy(y.grad() + off, hw);
+      sdy += dy.sum();
+      sdyx += (dy * (Block(x.value() + off, hw) - mu[ch])).sum();
+    }
+    const double sdyxhat = sdyx * istd[ch];
+    if (gamma.requires_grad()) gamma.grad()[ch] += static_cast<float>(sdyxhat);
+    if (beta.requires_grad()) beta.grad()[ch] += static_cast<float>(sdy);
+    acc[static_cast<std::size_t>(ch)] = sdy;
+    acc[static_cast<std::size_t>(c + ch)] = sdyxhat;
+  }
+  if (!x.requires_grad()) return;
+  comm.all_reduce(acc.data(), acc.size(), ReduceOp::kSum);
+  FQ_PARALLEL_FOR
+  for (std::int64_t ch = 0; ch < c; ++ch) {
+    const float k = gamma.value()[ch] * istd[ch];
+    const auto md = static_cast<double>(m);
+    const auto mdy = static_cast<float>(acc[static_cast<std::size_t>(ch)] / md);
+    const auto mdyx = static_cast<float>(acc[static_cast<std::size_t>(c + ch)] / md);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t off = (i * c + ch) * hw;
+      const Block dy(y.grad() + off, hw);
+      const auto xhat = (Block(x.value() + off, hw) - mu[ch]) * istd[ch];
+      Block(x.grad() + off, hw) += k * (dy - mdy - xhat * mdyx);
+    }
+  }
+}
+
+}  // namespace detail
 
 /// Batch norm; `running_mean` and `running_var` (C floats each) belong to the caller.
 inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta,
@@ -41,7 +136,10 @@ inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
   FQ_CHECK(running_mean != nullptr && running_var != nullptr, ErrorCode::kInvalidArgument,
            "batch_norm: running statistics are null");
   const std::int64_t m = n * hw;
-  FQ_CHECK(!opt.training || m > 1, ErrorCode::kShapeMismatch,
+  // Synchronized statistics (file comment) only in training: running statistics are equal on
+  // every rank already.
+  Communicator* const comm = opt.training ? batch_stats_communicator() : nullptr;
+  FQ_CHECK(!opt.training || comm != nullptr || m > 1, ErrorCode::kShapeMismatch,
            fq::detail::msg("batch_norm: training needs more than one value per channel, got ", m));
   FQ_CHECK(
       std::isfinite(opt.eps) && opt.eps > 0.0f && opt.momentum >= 0.0f && opt.momentum <= 1.0f,
@@ -54,13 +152,20 @@ inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
   float* mu = tape.scratch<float>(static_cast<std::size_t>(2 * c));
   float* istd = mu + c;
   using Block = Eigen::Map<Eigen::ArrayXf>;
+  // The global batch's statistics; m becomes the global count (used by the backward).
+  const std::int64_t m_all =
+      comm != nullptr ? detail::batch_norm_global_stats(*comm, x.value(), n, c, hw, m, mu, istd,
+                                                        running_mean, running_var, opt)
+                      : m;
   if (!opt.training)  // checked here: no error may leave the parallel loop below
     for (std::int64_t ch = 0; ch < c; ++ch)
       FQ_CHECK(running_var[ch] >= 0.0f, ErrorCode::kInvalidArgument,
                "batch_norm: a running variance is negative");
   FQ_PARALLEL_FOR
   for (std::int64_t ch = 0; ch < c; ++ch) {
-    if (opt.training) {
+    if (comm != nullptr) {
+      // mu, istd and the running statistics are set already.
+    } else if (opt.training) {
       double s = 0.0, s2 = 0.0;
       for (std::int64_t i = 0; i < n; ++i) s += Block(x.value() + (i * c + ch) * hw, hw).sum();
       const double mean = s / static_cast<double>(m);
@@ -88,7 +193,12 @@ inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
     }
   }
   if (need)
-    tape.push_backward([x, gamma, beta, y, mu, istd, n, c, hw, m, training = opt.training] {
+    tape.push_backward([x, gamma, beta, y, mu, istd, n, c, hw, m = m_all, comm,
+                        training = opt.training] {
+      if (comm != nullptr) {
+        detail::batch_norm_backward_synced(*comm, x, gamma, beta, y, mu, istd, n, c, hw, m);
+        return;
+      }
       FQ_PARALLEL_FOR
       for (std::int64_t ch = 0; ch < c; ++ch) {
         double sdy = 0.0, sdyx = 0.0;
