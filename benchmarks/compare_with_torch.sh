@@ -38,7 +38,10 @@ timed() {  # timed LOG CMD...: runs CMD pinned to $cpu, stdout to LOG, CPU share
 }
 # SUMMARY_ONLY=1: no build and no runs, only the table of the logs already in OUTDIR.
 [[ -n ${SUMMARY_ONLY:-} ]] && reps_to_run=0 || reps_to_run=$reps
-for r in $(seq 1 "$reps_to_run"); do
+# FIRST: the number of the first repetition (to add repetitions to an OUTDIR; the table reads
+# repetitions 1..FIRST+REPS-1).
+first=${FIRST:-1}
+for r in $(seq "$first" $((first + reps_to_run - 1))); do
   echo "rep $r: $(uptime)" | tee "$out/load.$r"
   timed "$out/fq.$r.log" "$build/examples/fashion_mnist_qat" "${flags[@]}"
   timed "$out/torch.$r.log" /usr/bin/python3 "$root/benchmarks/torch_fashion_mnist_qat.py" \
@@ -50,7 +53,7 @@ for r in $(seq 1 "$reps_to_run"); do
   echo "rep $r done: $(uptime)" | tee -a "$out/load.$r"
 done
 
-/usr/bin/python3 - "$out" "$reps" "$train" "$batch" <<'EOF'
+/usr/bin/python3 - "$out" $((first + reps - 1)) "$train" "$batch" <<'EOF'
 import json, re, statistics, sys
 out, reps, train, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 imgs = train // batch * batch  # images per epoch: the last partial batch is dropped
@@ -107,6 +110,10 @@ for name in runs:
     print(f"fakequant/{name}: FP32 epoch time {rat['fp32_epoch_time']:.2f}x (target <= 0.7), "
           f"QAT epoch time {rat['qat_epoch_time']:.2f}x (target <= 0.7), "
           f"INT8 img/s {rat['int8_ips']:.2f}x (target >= 1)")
+    per = [(f["fp32_s"] / t["fp32_s"], f["qat_s"] / t["qat_s"], f["int8_ips"] / t["int8_ips"])
+           for f, t in zip(runs["fakequant"], runs[name])]
+    print("  per repetition (FP32, QAT, INT8): " +
+          "; ".join(f"{a:.2f} {b:.2f} {c:.2f}" for a, b, c in per))
 for name in runs:
     a = runs[name][0]["acc"]
     print(f"{name} accuracies (rep 1): " + ", ".join(f"{k} {v:.4f}" for k, v in a.items()))
