@@ -86,6 +86,8 @@ class SingleProcessCommunicator final : public Communicator {
 namespace detail {
 // The thread's batch-statistics communicator (null: statistics stay local).
 inline Communicator*& batch_stats_slot() noexcept {
+  // Mutable by design: the scopes below set and restore it (one per thread, no sharing).
+  // NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
   thread_local Communicator* comm = nullptr;
   return comm;
 }

@@ -46,7 +46,7 @@ inline void agree_or_fail(Communicator& comm, bool ok, const std::string& messag
   comm.broadcast(&len, sizeof len, root);
   std::string text =
       comm.rank() == root ? message : std::string(static_cast<std::size_t>(len), ' ');
-  comm.broadcast(&text[0], text.size(), root);
+  comm.broadcast(text.data(), text.size(), root);
   fail(code, text);
 }
 
@@ -55,7 +55,7 @@ inline std::string broadcast_string(Communicator& comm, const std::string& s, in
   std::int64_t len = static_cast<std::int64_t>(s.size());
   comm.broadcast(&len, sizeof len, root);
   std::string out = comm.rank() == root ? s : std::string(static_cast<std::size_t>(len), ' ');
-  if (len > 0) comm.broadcast(&out[0], out.size(), root);
+  if (len > 0) comm.broadcast(out.data(), out.size(), root);
   return out;
 }
 

@@ -82,27 +82,53 @@ inline std::int64_t batch_norm_global_stats(Communicator& comm, const float* x, 
   return static_cast<std::int64_t>(mg);
 }
 
+// Channel ch of a batch-norm backward, shared by the local and the synchronized paths: the
+// batch sums Σdy and Σdy·x̂ (double), added to dβ and dγ.
+struct BnChannelSums {
+  double dy, dy_xhat;
+};
+inline BnChannelSums bn_channel_grad_sums(const Var& x, const Var& gamma, const Var& beta,
+                                          const Var& y, float mu, float istd, std::int64_t n,
+                                          std::int64_t c, std::int64_t hw, std::int64_t ch) {
+  using Block = Eigen::Map<Eigen::ArrayXf>;
+  double sdy = 0.0, sdyx = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t off = (i * c + ch) * hw;
+    const Block dy(y.grad() + off, hw);
+    sdy += dy.sum();
+    sdyx += (dy * (Block(x.value() + off, hw) - mu)).sum();
+  }
+  const double sdyxhat = sdyx * istd;
+  if (gamma.requires_grad()) gamma.grad()[ch] += static_cast<float>(sdyxhat);
+  if (beta.requires_grad()) beta.grad()[ch] += static_cast<float>(sdy);
+  return {sdy, sdyxhat};
+}
+// dx += k·(dy − mdy − x̂·mdyx) over channel ch (k = γ·istd; mdy, mdyx the means over the batch,
+// 0 in evaluation).
+inline void bn_channel_dx(const Var& x, const Var& y, float mu, float istd, float k, float mdy,
+                          float mdyx, std::int64_t n, std::int64_t c, std::int64_t hw,
+                          std::int64_t ch) {
+  using Block = Eigen::Map<Eigen::ArrayXf>;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t off = (i * c + ch) * hw;
+    const Block dy(y.grad() + off, hw);
+    const auto xhat = (Block(x.value() + off, hw) - mu) * istd;
+    Block(x.grad() + off, hw) += k * (dy - mdy - xhat * mdyx);
+  }
+}
+
 // The synchronized training backward (file comment); m is the global count.
 inline void batch_norm_backward_synced(Communicator& comm, const Var& x, const Var& gamma,
                                        const Var& beta, const Var& y, const float* mu,
                                        const float* istd, std::int64_t n, std::int64_t c,
                                        std::int64_t hw, std::int64_t m) {
-  using Block = Eigen::Map<Eigen::ArrayXf>;
   std::vector<double> acc(static_cast<std::size_t>(2 * c));  // [Σdy, Σdy·x̂] per channel
   FQ_PARALLEL_FOR
   for (std::int64_t ch = 0; ch < c; ++ch) {
-    double sdy = 0.0, sdyx = 0.0;
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::int64_t off = (i * c + ch) * hw;
-      const Block dy(y.grad() + off, hw);
-      sdy += dy.sum();
-      sdyx += (dy * (Block(x.value() + off, hw) - mu[ch])).sum();
-    }
-    const double sdyxhat = sdyx * istd[ch];
-    if (gamma.requires_grad()) gamma.grad()[ch] += static_cast<float>(sdyxhat);
-    if (beta.requires_grad()) beta.grad()[ch] += static_cast<float>(sdy);
-    acc[static_cast<std::size_t>(ch)] = sdy;
-    acc[static_cast<std::size_t>(c + ch)] = sdyxhat;
+    const BnChannelSums sums =
+        bn_channel_grad_sums(x, gamma, beta, y, mu[ch], istd[ch], n, c, hw, ch);
+    acc[static_cast<std::size_t>(ch)] = sums.dy;
+    acc[static_cast<std::size_t>(c + ch)] = sums.dy_xhat;
   }
   if (!x.requires_grad()) return;
   comm.all_reduce(acc.data(), acc.size(), ReduceOp::kSum);
@@ -112,12 +138,7 @@ inline void batch_norm_backward_synced(Communicator& comm, const Var& x, const V
     const auto md = static_cast<double>(m);
     const auto mdy = static_cast<float>(acc[static_cast<std::size_t>(ch)] / md);
     const auto mdyx = static_cast<float>(acc[static_cast<std::size_t>(c + ch)] / md);
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::int64_t off = (i * c + ch) * hw;
-      const Block dy(y.grad() + off, hw);
-      const auto xhat = (Block(x.value() + off, hw) - mu[ch]) * istd[ch];
-      Block(x.grad() + off, hw) += k * (dy - mdy - xhat * mdyx);
-    }
+    bn_channel_dx(x, y, mu[ch], istd[ch], k, mdy, mdyx, n, c, hw, ch);
   }
 }
 
@@ -193,37 +214,25 @@ inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
     }
   }
   if (need)
-    tape.push_backward([x, gamma, beta, y, mu, istd, n, c, hw, m = m_all, comm,
-                        training = opt.training] {
-      if (comm != nullptr) {
-        detail::batch_norm_backward_synced(*comm, x, gamma, beta, y, mu, istd, n, c, hw, m);
-        return;
-      }
-      FQ_PARALLEL_FOR
-      for (std::int64_t ch = 0; ch < c; ++ch) {
-        double sdy = 0.0, sdyx = 0.0;
-        for (std::int64_t i = 0; i < n; ++i) {
-          const std::int64_t off = (i * c + ch) * hw;
-          const Block dy(y.grad() + off, hw);
-          sdy += dy.sum();
-          sdyx += (dy * (Block(x.value() + off, hw) - mu[ch])).sum();
-        }
-        const double sdyxhat = sdyx * istd[ch];
-        if (gamma.requires_grad()) gamma.grad()[ch] += static_cast<float>(sdyxhat);
-        if (beta.requires_grad()) beta.grad()[ch] += static_cast<float>(sdy);
-        if (!x.requires_grad()) continue;
-        const float k = gamma.value()[ch] * istd[ch];
-        // Training: dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)); evaluation: dx = k·dy.
-        const float mdy = training ? static_cast<float>(sdy / static_cast<double>(m)) : 0.0f;
-        const float mdyx = training ? static_cast<float>(sdyxhat / static_cast<double>(m)) : 0.0f;
-        for (std::int64_t i = 0; i < n; ++i) {
-          const std::int64_t off = (i * c + ch) * hw;
-          const Block dy(y.grad() + off, hw);
-          const auto xhat = (Block(x.value() + off, hw) - mu[ch]) * istd[ch];
-          Block(x.grad() + off, hw) += k * (dy - mdy - xhat * mdyx);
-        }
-      }
-    });
+    tape.push_backward(
+        [x, gamma, beta, y, mu, istd, n, c, hw, m = m_all, comm, training = opt.training] {
+          if (comm != nullptr) {
+            detail::batch_norm_backward_synced(*comm, x, gamma, beta, y, mu, istd, n, c, hw, m);
+            return;
+          }
+          FQ_PARALLEL_FOR
+          for (std::int64_t ch = 0; ch < c; ++ch) {
+            const detail::BnChannelSums sums =
+                detail::bn_channel_grad_sums(x, gamma, beta, y, mu[ch], istd[ch], n, c, hw, ch);
+            if (!x.requires_grad()) continue;
+            const float k = gamma.value()[ch] * istd[ch];
+            // Training: dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)); evaluation: dx = k·dy.
+            const auto md = static_cast<double>(m);
+            const float mdy = training ? static_cast<float>(sums.dy / md) : 0.0f;
+            const float mdyx = training ? static_cast<float>(sums.dy_xhat / md) : 0.0f;
+            detail::bn_channel_dx(x, y, mu[ch], istd[ch], k, mdy, mdyx, n, c, hw, ch);
+          }
+        });
   return y;
 }
 
