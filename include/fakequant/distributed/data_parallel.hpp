@@ -100,33 +100,15 @@ void broadcast_state(Communicator& comm, Ts&... xs) {
   std::vector<std::uint8_t> bytes;
   std::string error;
   ErrorCode code = ErrorCode::kInvalidState;
-#if FQ_HAS_EXCEPTIONS
-  try {
-#endif
-    if (comm.rank() == kRoot) bytes = checkpoint_bytes(xs...);
-#if FQ_HAS_EXCEPTIONS
-  } catch (const Error& e) {
-    error = detail::msg("broadcast_state: rank ", comm.rank(), ": ", e.what());
-    code = e.code();
-  }
-#endif
+  constexpr const char* kWhere = "broadcast_state";
+  if (comm.rank() == kRoot)
+    detail::run_capturing_error(kWhere, comm, error, code,
+                                [&] { bytes = checkpoint_bytes(xs...); });
   detail::agree_or_fail(comm, error.empty(), error, code);
-  std::int64_t n = static_cast<std::int64_t>(bytes.size());
-  comm.broadcast(&n, sizeof n, kRoot);
-  bytes.resize(static_cast<std::size_t>(n));
-  comm.broadcast(bytes.data(), bytes.size(), kRoot);
-  if (comm.rank() != kRoot) {
-#if FQ_HAS_EXCEPTIONS
-    try {
-#endif
-      load_checkpoint_bytes(bytes, xs...);
-#if FQ_HAS_EXCEPTIONS
-    } catch (const Error& e) {
-      error = detail::msg("broadcast_state: rank ", comm.rank(), ": ", e.what());
-      code = e.code();
-    }
-#endif
-  }
+  detail::broadcast_bytes(comm, bytes, kRoot);
+  if (comm.rank() != kRoot)
+    detail::run_capturing_error(kWhere, comm, error, code,
+                                [&] { load_checkpoint_bytes(bytes, xs...); });
   detail::agree_or_fail(comm, error.empty(), error, code);
 }
 

@@ -34,6 +34,16 @@
 namespace fq {
 namespace detail {
 
+/// Broadcasts a byte container (std::string or std::vector<std::uint8_t>) from `root`: its
+/// length, then its bytes; the other ranks' `buf` is resized to match.
+template <class Bytes>
+void broadcast_bytes(Communicator& comm, Bytes& buf, int root) {
+  std::int64_t len = static_cast<std::int64_t>(buf.size());
+  comm.broadcast(&len, sizeof len, root);
+  if (comm.rank() != root) buf.resize(static_cast<std::size_t>(len));
+  if (len > 0) comm.broadcast(buf.data(), buf.size(), root);
+}
+
 /// Makes every rank agree on an error: `ok` is this rank's outcome and `message` its error.
 /// If any rank failed, every rank fails with the message of the lowest failing rank and `code`.
 inline void agree_or_fail(Communicator& comm, bool ok, const std::string& message, ErrorCode code) {
@@ -41,22 +51,30 @@ inline void agree_or_fail(Communicator& comm, bool ok, const std::string& messag
   std::int64_t first = ok ? kNone : comm.rank();
   comm.all_reduce(&first, 1, ReduceOp::kMin);
   if (first == kNone) return;
-  const int root = static_cast<int>(first);
-  std::int64_t len = static_cast<std::int64_t>(message.size());
-  comm.broadcast(&len, sizeof len, root);
-  std::string text =
-      comm.rank() == root ? message : std::string(static_cast<std::size_t>(len), ' ');
-  comm.broadcast(text.data(), text.size(), root);
+  std::string text = message;
+  broadcast_bytes(comm, text, static_cast<int>(first));
   fail(code, text);
 }
 
-/// Broadcasts a string from `root` (length, then bytes).
-inline std::string broadcast_string(Communicator& comm, const std::string& s, int root) {
-  std::int64_t len = static_cast<std::int64_t>(s.size());
-  comm.broadcast(&len, sizeof len, root);
-  std::string out = comm.rank() == root ? s : std::string(static_cast<std::size_t>(len), ' ');
-  if (len > 0) comm.broadcast(out.data(), out.size(), root);
-  return out;
+/// Runs f() on this rank; a thrown fq::Error becomes (error, code) for agree_or_fail, so that a
+/// rank's failure is every rank's (without exceptions an error ends the process, base/error.hpp).
+template <class F>
+void run_capturing_error(const char* where, Communicator& comm, std::string& error, ErrorCode& code,
+                         F&& f) {
+#if FQ_HAS_EXCEPTIONS
+  try {
+    f();
+  } catch (const Error& e) {
+    error = msg(where, ": rank ", comm.rank(), ": ", e.what());
+    code = e.code();
+  }
+#else
+  (void)where;
+  (void)comm;
+  (void)error;
+  (void)code;
+  f();
+#endif
 }
 
 /// One line per visit_state entry (file comment); `values` adds each state entry's hash.
@@ -139,7 +157,8 @@ inline void compare_with_rank0(Communicator& comm, const std::vector<std::string
                                const char* where, const char* what, ErrorCode code) {
   std::string joined;
   for (const std::string& l : mine) joined += l + '\n';
-  const std::string theirs = broadcast_string(comm, joined, 0);
+  std::string theirs = joined;
+  broadcast_bytes(comm, theirs, 0);
   std::string problem;
   if (theirs != joined) {
     std::vector<std::string> lines0;
