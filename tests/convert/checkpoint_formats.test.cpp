@@ -29,6 +29,7 @@
 #include <fakequant/quantizer/nvfp4_quantizer.hpp>
 
 #include "checkpoint_test_util.hpp"
+#include "layers/vit_test_util.hpp"
 #include "test_util.hpp"
 
 // A named namespace: the unity build puts this file in one source with other tests.
@@ -201,22 +202,14 @@ TEST_CASE("checkpoint: group observers and LSQ groups round-trip", "[checkpoint]
         }).find("'0.layout'") != std::string::npos);
 }
 
-// Sizes whose every linear layer has K divisible by 32 (the blocks' W4A8G32 groups).
+// The layer tests' small ViT, with dropout (a resumed run must draw the same masks).
 fq::VitOptions small_vit() {
-  fq::VitOptions vo;
-  vo.image = 8;
-  vo.channels = 2;
-  vo.patch = 4;
-  vo.classes = 4;
-  vo.depth = 2;
-  vo.block.dim = 32;
-  vo.block.heads = 2;
-  vo.block.mlp_hidden = 64;
+  fq::VitOptions vo = fq_test::small_vit();
   vo.block.dropout = 0.1f;
   vo.seed = 11;
   return vo;
 }
-using MixedVit = fq::QVisionTransformer<fq::W8A8Recipe, fq::W4A8G32Recipe, fq::W8A8Recipe>;
+using fq_test::MixedVit;
 
 // A ViT, its AdamW and a fixed stream of batches.
 struct VitRun {

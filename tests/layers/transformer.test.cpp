@@ -24,6 +24,7 @@
 #include <fakequant/testing/check_op_gradients.hpp>
 
 #include "layers/layers_test_util.hpp"
+#include "layers/vit_test_util.hpp"
 #include "test_util.hpp"
 
 using fq::Tape;
@@ -354,27 +355,10 @@ TEST_CASE("QPatchEmbedding: the patch projection equals a P×P convolution with 
     }
 }
 
-namespace {
-// Sizes whose every linear layer has K divisible by 32 (the group size of W4A8G32Recipe).
-fq::VitOptions small_vit() {
-  fq::VitOptions vo;
-  vo.image = 8;
-  vo.channels = 2;
-  vo.patch = 4;  // 4 tokens of 32 features
-  vo.classes = 4;
-  vo.depth = 2;
-  vo.block.dim = 32;
-  vo.block.heads = 2;
-  vo.block.mlp_hidden = 64;
-  return vo;
-}
-using MixedVit = fq::QVisionTransformer<fq::W8A8Recipe, fq::W4A8G32Recipe, fq::W8A8Recipe>;
-}  // namespace
-
 TEST_CASE("QVisionTransformer: recipes per part give mixed precision at compile time",
           "[layers][transformer]") {
   std::mt19937 rng(1);
-  MixedVit vit(small_vit(), rng);
+  fq_test::MixedVit vit(fq_test::small_vit(), rng);
   const auto x = uniform(3 * 2 * 64, 5);
   Tape tape;
   const Var y = vit.forward(tape, tape.constant(x.data(), {3, 2, 8, 8}));
@@ -465,9 +449,9 @@ TEST_CASE("transformer layers: bad sizes and inputs are refused", "[layers][tran
 TEST_CASE("QVisionTransformer: a few AdamW steps fit a small batch (loss falls)",
           "[layers][transformer]") {
   std::mt19937 rng(3);
-  fq::VitOptions vo = small_vit();
+  fq::VitOptions vo = fq_test::small_vit();
   vo.block.dropout = 0.1f;
-  MixedVit vit(vo, rng);
+  fq_test::MixedVit vit(vo, rng);
   const auto x = uniform(8 * 2 * 64, 13);
   const std::int32_t labels[8] = {0, 1, 2, 3, 0, 1, 2, 3};
   fq::optim::AdamWOptions ao;
@@ -494,7 +478,7 @@ TEST_CASE("QVisionTransformer: learnable (LSQ+) activation quantizers train with
   using Act = fq::LearnableFakeQuant<fq::TorchLsq, fq::UInt4>;
   using R = fq::QuantRecipe<fq::Int4WeightGroup32Symmetric, Act>;
   std::mt19937 rng(4);
-  fq::QVisionTransformer<R> vit(small_vit(), rng);
+  fq::QVisionTransformer<R> vit(fq_test::small_vit(), rng);
   const auto x = uniform(8 * 2 * 64, 17);
   const std::int32_t labels[8] = {0, 1, 2, 3, 3, 2, 1, 0};
   Tape tape;
