@@ -138,7 +138,9 @@ void per_tensor_cases() {
 template <class M>
 void per_channel_cases() {
   std::uint32_t seed = 900;
-  for (std::int64_t rows : {3, 64}) {
+  // 130 rows: channels innermost (axis 1), two whole blocks of kLsqBlock runs and a third
+  // of 2, swept kLsqSweep runs at a time.
+  for (std::int64_t rows : {3, 64, 130}) {
     for (std::int64_t cols : {16, 37, 1024, 1100}) {
       for (bool symmetric : {true, false}) {
         const auto n = static_cast<std::size_t>(rows * cols);

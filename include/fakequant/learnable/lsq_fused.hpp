@@ -103,13 +103,13 @@ void lsq_runs(const TensorView<const float>& x, const TensorView<const float>& d
   constexpr bool kSimd = lsq_simd_arch<M, Arch>();
   const bool simd_ok = kSimd && simd && st[0] == 1 && st[1] == 1 && st[2] == 1 && st[3] == 1;
 #if FQ_HAS_XSIMD
-  // Runs along the axis (channels innermost): per-channel parameter arrays and float block
-  // sums, flushed to double every kLsqBlock runs (each run adds one element per channel).
+  // Runs along the axis (channels innermost): per-channel parameter arrays; kLsqBlock runs are
+  // gathered and swept a batch of channels at a time (simd::lsq_block_varying).
   const bool varying_simd = simd_ok && plan.axis == plan.nd - 1;
-  const auto nc = static_cast<std::int64_t>(param_vec.size());
-  std::vector<float> blk(varying_simd ? static_cast<std::size_t>(3 * nc) : 0, 0.0f);
   const LsqParamArrays arrays(varying_simd ? param_vec : std::vector<LsqParams>());
-  std::int64_t pending = 0;
+  std::vector<float> blk(varying_simd ? 2 * param_vec.size() : 0, 0.0f);
+  simd::LsqRunPtrs block[simd::kLsqBlock];
+  std::int64_t pending = 0, run_n = 0;
 #endif
   for_each_run(plan, [&](const auto& off, std::int64_t n, std::int64_t ch, std::int64_t) {
     const float* xp = x.data() + off[0];
@@ -120,9 +120,11 @@ void lsq_runs(const TensorView<const float>& x, const TensorView<const float>& d
 #if FQ_HAS_XSIMD
       if constexpr (kSimd) {
         if (varying_simd) {
-          simd::lsq_run_varying<M, Arch>(xp, gp, yp, dxp, n, arrays, params, blk.data(), sums);
-          if (++pending == simd::kLsqBlock) {
-            simd::flush_lsq_block_sums<Arch>(blk.data(), params, sums, nc);
+          run_n = n;  // every run walks the whole axis
+          block[pending++] = simd::LsqRunPtrs{xp, gp, yp, dxp};
+          if (pending == simd::kLsqBlock) {
+            simd::lsq_block_varying<M, Arch>(block, pending, run_n, arrays, params, blk.data(),
+                                             sums);
             pending = 0;
           }
           return;
@@ -145,7 +147,8 @@ void lsq_runs(const TensorView<const float>& x, const TensorView<const float>& d
     lsq_run_scalar<Arch, M>(xp, st[0], gp, st[1], yp, st[2], dxp, st[3], n, params[c], sums[c]);
   });
 #if FQ_HAS_XSIMD
-  if (varying_simd) simd::flush_lsq_block_sums<Arch>(blk.data(), params, sums, nc);
+  if (pending > 0)
+    simd::lsq_block_varying<M, Arch>(block, pending, run_n, arrays, params, blk.data(), sums);
 #endif
 }
 
