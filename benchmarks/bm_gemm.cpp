@@ -120,7 +120,13 @@ FQ_TARGET_AMX std::int64_t peak_loop_amx(std::int64_t iters) {
     cfg.rows[t] = 16;
     cfg.colsb[t] = 64;
   }
-  _tile_loadconfig(&cfg);  // zeroes the tiles: A and B operands of zeros time the same
+  fq::detail::amx_hw_load_config(&cfg);
+  alignas(64) std::uint8_t ab[16 * 64];  // nonzero operands in tmm4..7
+  for (int i = 0; i < 16 * 64; ++i) ab[i] = static_cast<std::uint8_t>(i * 37 + 1);
+  fq::detail::amx_hw_load<4>(ab, 64);
+  fq::detail::amx_hw_load<5>(ab, 64);
+  fq::detail::amx_hw_load<6>(ab, 64);
+  fq::detail::amx_hw_load<7>(ab, 64);
   for (std::int64_t i = 0; i < iters; ++i) {
     _tile_dpbusd(0, 4, 6);
     _tile_dpbusd(1, 4, 7);

@@ -205,7 +205,12 @@ FQ_TARGET_AMX void amx_hw_dot() {
 #undef FQ_AMX_DOT_C
 #undef FQ_AMX_DOT
 }
-FQ_TARGET_AMX inline void amx_hw_load_config(const AmxTileConfig* cfg) { _tile_loadconfig(cfg); }
+// GCC's _tile_loadconfig names only 8 bytes of the configuration as its memory operand: the
+// barrier makes every byte of *cfg stored first.
+FQ_TARGET_AMX inline void amx_hw_load_config(const AmxTileConfig* cfg) {
+  __asm__ __volatile__("" ::: "memory");
+  _tile_loadconfig(cfg);
+}
 FQ_TARGET_AMX inline void amx_hw_release() { _tile_release(); }
 
 /// The real tiles (file comment). Only valid when isa_supported(Isa::kAmx).
