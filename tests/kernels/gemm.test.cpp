@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The int8 GEMM: every path this CPU runs (scalar, AVX2, AVX-512 VNNI) equals a naive int64
-// reference bit for bit, for u8 and s8 activations with zero points, odd M/N/K, K not a
-// multiple of 4 or 64, extreme values, and the int32 accumulator bound on K.
+// The int8 GEMM: every path this CPU runs (scalar, AVX2, AVX-512 VNNI, AMX-INT8) equals a
+// naive int64 reference bit for bit, for u8 and s8 activations with zero points, odd M/N/K, K
+// not a multiple of 4 or 64, extreme values, and the int32 accumulator bound on K. The AMX
+// kernel also runs on emulated tiles on every machine (gemm_amx.test.cpp).
 #include <cstdint>
 #include <random>
 #include <vector>

@@ -4,7 +4,7 @@
 //   A  activations [M, K] row-major (row stride lda), uint8 or int8, zero point za
 //   W  weights [N, K] row-major, int8, packed once (PackedWeights)
 //   C  [M, N] row-major int32 (row stride ldc):  C[m][n] = sum_k (A[m][k] - za) * W[n][k]
-// The kernels (scalar reference, AVX2, AVX-512 VNNI; all bit-identical) multiply unsigned
+// The kernels (scalar reference, AVX2, AVX-512 VNNI, AMX-INT8; all bit-identical) multiply unsigned
 // bytes by signed bytes. int8 activations are read as uint8 a + 128 (a XOR 0x80), so all
 // paths compute acc = sum_k (a + s) * w and then
 //   C = acc - (za + s) * col_sums[n],   s = 0 (uint8 A) or 128 (int8 A),
@@ -28,6 +28,7 @@
 
 #include <fakequant/base/checked.hpp>
 #include <fakequant/base/error.hpp>
+#include <fakequant/kernels/gemm_amx.hpp>
 #include <fakequant/kernels/gemm_avx2.hpp>
 #include <fakequant/kernels/gemm_avx512_vnni.hpp>
 #include <fakequant/kernels/gemm_scalar.hpp>
@@ -49,6 +50,7 @@ void gemm_raw(const std::uint8_t* a, std::int64_t m, std::int64_t lda, const Pac
     return;
   }
 #if FQ_KERNELS_X86
+  if (isa == Isa::kAmx) return gemm_raw_amx<kFlip>(a, m, lda, w, c, ldc);
   if (isa == Isa::kAvx512Vnni) return gemm_raw_avx512_vnni<kFlip>(a, m, lda, w, c, ldc);
   if (isa == Isa::kAvx2) return gemm_raw_avx2<kFlip>(a, m, lda, w, c, ldc);
 #endif

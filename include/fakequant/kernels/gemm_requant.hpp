@@ -5,8 +5,8 @@
 // with C = (A - za) * W^T as gemm.hpp. The int32 C is produced kRowChunk rows at a time into
 // a per-thread scratch buffer (so it stays in cache for the epilogue); the output strides let
 // a convolution write NCHW (channel-major) directly. The standard requantizing pipelines run
-// a bit-identical vector epilogue on the VNNI and AVX2 paths (requant_avx512.hpp,
-// requant_avx2.hpp); a strided output row is requantized into a small contiguous byte row
+// a bit-identical vector epilogue on the AMX, VNNI and AVX2 paths (requant_avx512.hpp for AMX
+// and VNNI, requant_avx2.hpp); a strided output row is requantized into a small contiguous byte row
 // first and then scattered. Other pipelines and the scalar path run the scalar stages.
 // Checked once per call, before anything is computed: the GEMM arguments (gemm.hpp), the
 // activation zero point, every stage's parameters (OutputPipeline::check: null arrays,
@@ -144,7 +144,7 @@ void gemm_requant(const A* a, std::int64_t m, std::int64_t lda, const PackedWeig
   };
 #if FQ_KERNELS_X86
   if constexpr (detail::StdRequant<Pipeline>::value) {
-    if (path == Isa::kAvx512Vnni || path == Isa::kAvx2) {
+    if (path == Isa::kAmx || path == Isa::kAvx512Vnni || path == Isa::kAvx2) {
       using S = detail::StdRequant<Pipeline>;
       constexpr std::size_t o = S::kOffset;
       const auto& rq = std::get<o>(pipeline.stages);
@@ -176,7 +176,7 @@ void gemm_requant(const A* a, std::int64_t m, std::int64_t lda, const PackedWeig
           consts.data(), consts.data() + np, consts.data() + 2 * np, consts.data() + 3 * np,
           zp.zero_point, inside(cl.lo),      inside(cl.hi)};
       auto requant_row = [&](const std::int32_t* c, Out* dst) {
-        if (path == Isa::kAvx512Vnni)
+        if (path == Isa::kAvx512Vnni || path == Isa::kAmx)  // every AMX CPU has AVX-512 VNNI
           detail::requant_row_avx512<S::kSingle>(c, n, rp, dst);
         else
           detail::requant_row_avx2<S::kSingle>(c, n, rp, dst);
