@@ -141,7 +141,7 @@ class Int8FloatLinear {
   /// be x when out_features() <= in_features() (row i of y lies within rows <= i of x, read
   /// before it is written); any other overlap is kInvalidLayout. `path`: Isa::kAuto (the best
   /// kernels), Isa::kScalar (every kernel's scalar reference: bit-identical output), or
-  /// Isa::kAvx2 / kAvx512Vnni (that GEMM kernel). Errors: m < 0 (kShapeMismatch), null
+  /// Isa::kAvx2 / kAvx512Vnni / kAmx (that GEMM kernel). Errors: m < 0 (kShapeMismatch), null
   /// pointers for m > 0 (kInvalidArgument), m · in or m · out overflowing (kOutOfMemory).
   template <class Arch = DefaultArch>
   void forward(const float* x, std::int64_t m, float* y, Isa path = Isa::kAuto) const {

@@ -8,11 +8,14 @@
 // Requantization as linear.hpp (RequantParams; per output channel o).
 // Paths (all bit-identical, tests/kernels/conv2d.test.cpp checks each against a direct
 // reference): on AVX-512 VNNI with the standard roundings, conv2d_avx512.hpp computes each
-// image and group channel-major with the requantization fused in the register tile;
-// otherwise each group of each image is unfolded (im2col.hpp) into a per-thread buffer and
-// multiplied with that group's packed weights, the epilogue writing NCHW (strided by output
-// plane). The batch overload runs n images of the packed one-image geometry in one call, so
-// per-call set-up (epilogue constants, buffers) is paid once per batch.
+// image and group channel-major with the requantization fused in the register tile; on AMX
+// the same kernel runs when a group's K = Cin/groups * kh * kw is below 64 (an AMX K step is
+// 64 bytes, so such a K would leave most of every tile product zero padding: the demo's first
+// layer has K = 9; a judgement, not measured, as no AMX machine was at hand), otherwise each group
+// of each image is unfolded (im2col.hpp) into a per-thread buffer and multiplied with that group's
+// packed weights, the epilogue writing NCHW (strided by output plane). The batch overload runs n
+// images of the packed one-image geometry in one call, so per-call set-up (epilogue constants,
+// buffers) is paid once per batch.
 #ifndef FQ_KERNELS_CONV2D_HPP_
 #define FQ_KERNELS_CONV2D_HPP_
 
@@ -27,6 +30,9 @@
 #include <fakequant/kernels/packed_weights.hpp>
 
 namespace fq {
+
+/// On AMX, a convolution whose group K is below this runs the channel-major VNNI kernel.
+inline constexpr std::int64_t kAmxMinConvK = 64;
 
 /// Conv2d weights [Cout, Cin/groups, kh, kw] (contiguous int8), packed per group for the
 /// GEMM, plus a copy as [Cout, K4] rows (K = Cin/groups * kh * kw rounded up to 4 with zeros)
@@ -150,7 +156,7 @@ void conv2d_u8(const std::uint8_t* x, std::int32_t x_zero_point, const PackedCon
   const Isa path = resolve_isa(isa, kWhere);
 #if FQ_KERNELS_X86
   if constexpr (detail::kVectorRounding<Rounding>) {
-    if (path == Isa::kAvx512Vnni) {
+    if (path == Isa::kAvx512Vnni || (path == Isa::kAmx && kg < kAmxMinConvK)) {
       detail::conv2d_u8_vnni<Arch, !std::is_same<Rounding, DoubleRounding>::value>(
           x, x_zero_point, w, rp, y, images);
       return;
