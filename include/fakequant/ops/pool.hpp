@@ -8,13 +8,18 @@
 #ifndef FQ_OPS_POOL_HPP_
 #define FQ_OPS_POOL_HPP_
 
-#include <cstdint>  // int32_t, int64_t, uint32_t
-#include <cstring>  // memcpy
-#include <limits>   // numeric_limits
+#include <cstdint>      // int32_t, int64_t, uint32_t
+#include <cstring>      // memcpy
+#include <limits>       // numeric_limits
+#include <type_traits>  // is_base_of
 
 #include <fakequant/base/config.hpp>
 #include <fakequant/simd/arch.hpp>
 #include <fakequant/tape/tape.hpp>
+
+#if FQ_HAS_XSIMD && defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace fq {
 namespace ops {
@@ -104,49 +109,61 @@ void max_pool2d_planes(const float* x, const PoolGeometry& g, float* y, std::int
   }
 }
 
-#if FQ_HAS_XSIMD
-/// max_pool2d_planes on Arch's vectors: the lanes are consecutive outputs of one plane (whose
-/// rows are shorter than a vector at the demo's 14 and 7 outputs), read by gathers at the
-/// plane's window offsets `off` (oh·ow of them); the same rule per lane as the scalar loop, so
-/// the same bits and arg-max. The tail of each plane runs the scalar loop's body.
-template <class Arch>
-void max_pool2d_planes_simd(const float* x, const PoolGeometry& g, const std::int32_t* off,
-                            float* y, std::int32_t* arg) {
-  using B = xsimd::batch<float, Arch>;
-  using I = xsimd::batch<std::int32_t, Arch>;
-  constexpr auto kW = static_cast<std::int64_t>(B::size);
-  const std::int64_t per = g.oh * g.ow, vec_end = per / kW * kW;
+#if FQ_HAS_XSIMD && defined(__AVX512F__)
+/// max_pool2d_planes<2, 2> on AVX-512 (Arch an AVX-512 architecture, this TU compiled for it),
+/// for even widths: 16 outputs of a row pair at a time, the window's four values split into
+/// even and odd columns by permutes (masked loads and stores for the short rows: 14 and 7
+/// outputs in the demo). The same rule per lane as the scalar scan, in the same window order,
+/// so the same bits and arg-max.
+inline void max_pool2d_2x2_avx512(const float* x, const PoolGeometry& g, float* y,
+                                  std::int32_t* arg) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512i lane2 =
+      _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+  const std::int64_t w = g.w, ow = g.ow;
+  // Takes v (offset o) into (bv, best) where v > bv, or v is NaN while bv is not.
+  const auto step = [](__m512 v, __m512i o, __m512* bv, __m512i* best) {
+    const __mmask16 take =
+        _mm512_cmp_ps_mask(v, *bv, _CMP_GT_OQ) |
+        (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(*bv, *bv, _CMP_ORD_Q));
+    *bv = _mm512_mask_mov_ps(*bv, take, v);
+    *best = _mm512_mask_mov_epi32(*best, take, o);
+  };
   FQ_PARALLEL_FOR
-  for (std::int64_t nc = 0; nc < g.n * g.c; ++nc) {
-    const float* xp = x + nc * g.h * g.w;
-    float* yp = y + nc * per;
-    std::int32_t* ap = arg ? arg + nc * per : nullptr;
-    for (std::int64_t o = 0; o < vec_end; o += kW) {
-      const I first = I::load_unaligned(off + o);
-      I best = first;
-      B bv = B::gather(xp, first);
-      for (std::int64_t p = 0; p < g.k; ++p)
-        for (std::int64_t q = 0; q < g.k; ++q) {
-          const I at = first + I(static_cast<std::int32_t>(p * g.w + q));
-          const B v = B::gather(xp, at);
-          const auto take = (bv == bv) & !(v <= bv);
-          bv = xsimd::select(take, v, bv);
-          const I m = xsimd::bitwise_cast<I>(xsimd::bitwise_cast(take));
-          best = (at & m) | (best & ~m);
-        }
-      bv.store_unaligned(yp + o);
-      if (ap) best.store_unaligned(ap + o);
+  for (std::int64_t nc = 0; nc < g.n * g.c; ++nc)
+    for (std::int64_t i = 0; i < g.oh; ++i) {
+      const float* r0 = x + nc * g.h * w + 2 * i * w;
+      const float* r1 = r0 + w;
+      float* yp = y + (nc * g.oh + i) * ow;
+      std::int32_t* ap = arg ? arg + (nc * g.oh + i) * ow : nullptr;
+      for (std::int64_t j = 0; j < ow; j += 16) {
+        const std::int64_t left = ow - j < 16 ? ow - j : 16;  // outputs in this step
+        const auto m_out = static_cast<__mmask16>((1u << left) - 1u);
+        const std::int64_t in_lo = 2 * left < 16 ? 2 * left : 16, in_hi = 2 * left - in_lo;
+        const auto m_lo = static_cast<__mmask16>((1u << in_lo) - 1u),
+                   m_hi = static_cast<__mmask16>((1u << in_hi) - 1u);
+        const float* p0 = r0 + 2 * j;
+        const float* p1 = r1 + 2 * j;
+        const __m512 a0 = _mm512_maskz_loadu_ps(m_lo, p0),
+                     a1 = _mm512_maskz_loadu_ps(m_hi, p0 + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(m_lo, p1),
+                     b1 = _mm512_maskz_loadu_ps(m_hi, p1 + 16);
+        const __m512i o = _mm512_add_epi32(
+            lane2, _mm512_set1_epi32(static_cast<std::int32_t>(2 * i * w + 2 * j)));
+        __m512 bv = _mm512_permutex2var_ps(a0, even, a1);
+        __m512i best = o;
+        step(_mm512_permutex2var_ps(a0, odd, a1), _mm512_add_epi32(o, _mm512_set1_epi32(1)), &bv,
+             &best);
+        const auto wi = static_cast<std::int32_t>(w);
+        step(_mm512_permutex2var_ps(b0, even, b1), _mm512_add_epi32(o, _mm512_set1_epi32(wi)), &bv,
+             &best);
+        step(_mm512_permutex2var_ps(b0, odd, b1), _mm512_add_epi32(o, _mm512_set1_epi32(wi + 1)),
+             &bv, &best);
+        _mm512_mask_storeu_ps(yp + j, m_out, bv);
+        if (ap) _mm512_mask_storeu_epi32(ap + j, m_out, best);
+      }
     }
-    for (std::int64_t o = vec_end; o < per; ++o) {
-      const std::int64_t first = off[o];
-      std::int64_t best = first;
-      float bv = xp[first];
-      for (std::int64_t p = 0; p < g.k; ++p)
-        for (std::int64_t q = 0; q < g.k; ++q) take_if_greater(xp, first + p * g.w + q, &bv, &best);
-      yp[o] = bv;
-      if (ap) ap[o] = static_cast<std::int32_t>(best);
-    }
-  }
 }
 #endif
 }  // namespace impl
@@ -165,15 +182,10 @@ Var max_pool2d(Tape& tape, const Var& x, std::int64_t k, std::int64_t s = 0) {
   Var y = tape.variable({g.n, g.c, g.oh, g.ow}, need);
   std::int32_t* arg =
       need ? tape.scratch<std::int32_t>(static_cast<std::size_t>(y.numel())) : nullptr;
-#if FQ_HAS_XSIMD
-  if constexpr (kSimdArch<Arch>) {
-    // Window offsets within a plane, for the gathers (int32: checked below).
-    if (g.h * g.w <= std::numeric_limits<std::int32_t>::max() && g.oh * g.ow >= 16) {
-      auto* off = tape.scratch<std::int32_t>(static_cast<std::size_t>(g.oh * g.ow));
-      for (std::int64_t i = 0; i < g.oh; ++i)
-        for (std::int64_t j = 0; j < g.ow; ++j)
-          off[i * g.ow + j] = static_cast<std::int32_t>(i * g.s * g.w + j * g.s);
-      impl::max_pool2d_planes_simd<Arch>(x.value(), g, off, y.value(), arg);
+#if FQ_HAS_XSIMD && defined(__AVX512F__)
+  if constexpr (std::is_base_of<xsimd::avx512f, Arch>::value) {
+    if (g.k == 2 && g.s == 2 && g.w % 2 == 0) {
+      impl::max_pool2d_2x2_avx512(x.value(), g, y.value(), arg);
       if (need) impl::push_max_pool2d_backward(tape, x, y, g, arg);
       return y;
     }
