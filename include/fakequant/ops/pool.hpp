@@ -115,8 +115,8 @@ void max_pool2d_planes(const float* x, const PoolGeometry& g, float* y, std::int
 /// even and odd columns by permutes (masked loads and stores for the short rows: 14 and 7
 /// outputs in the demo). The same rule per lane as the scalar scan, in the same window order,
 /// so the same bits and arg-max.
-inline void max_pool2d_2x2_avx512(const float* x, const PoolGeometry& g, float* y,
-                                  std::int32_t* arg) {
+template <class Arch>  // in the name, as every SIMD path (simd/arch.hpp: ODR)
+void max_pool2d_2x2_avx512(const float* x, const PoolGeometry& g, float* y, std::int32_t* arg) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __m512i lane2 =
@@ -185,7 +185,7 @@ Var max_pool2d(Tape& tape, const Var& x, std::int64_t k, std::int64_t s = 0) {
 #if FQ_HAS_XSIMD && defined(__AVX512F__)
   if constexpr (std::is_base_of<xsimd::avx512f, Arch>::value) {
     if (g.k == 2 && g.s == 2 && g.w % 2 == 0) {
-      impl::max_pool2d_2x2_avx512(x.value(), g, y.value(), arg);
+      impl::max_pool2d_2x2_avx512<Arch>(x.value(), g, y.value(), arg);
       if (need) impl::push_max_pool2d_backward(tape, x, y, g, arg);
       return y;
     }
