@@ -17,6 +17,7 @@
 
 #include <algorithm>  // max, min
 #include <cstdint>    // int64_t, uint8_t
+#include <cstring>    // memcpy
 
 #include <fakequant/base/checked.hpp>
 #include <fakequant/base/error.hpp>
@@ -109,6 +110,38 @@ template <class T>
 void im2col(const T* x, std::int64_t channels, const Conv2dShape& s, T pad_value, T* col,
             std::int64_t ldcol, Im2colLayout layout = Im2colLayout::kRowPerPosition) noexcept {
   const std::int64_t oh_n = s.out_h(), ow_n = s.out_w(), hw = s.in_h * s.in_w;
+  if (layout == Im2colLayout::kRowPerOffset && s.stride_h == 1 && s.stride_w == 1 &&
+      ow_n == s.in_w) {
+    // Stride 1, output as wide as the input ("same" padding): the rows of kernel offset (i, j)
+    // are the image shifted by (i − pad_h, j − pad_w), so one memcpy per offset over the valid
+    // rows, then the columns that wrapped around to a neighbouring row set to pad_value. The
+    // row-by-row loop below spent more time per row than copying the demo's 14 values.
+    for (std::int64_t c = 0; c < channels; ++c)
+      for (std::int64_t i = 0; i < s.kernel_h; ++i)
+        for (std::int64_t j = 0; j < s.kernel_w; ++j) {
+          T* row = col + ((c * s.kernel_h + i) * s.kernel_w + j) * ldcol;
+          std::int64_t j0, j1;
+          detail::im2col_valid_columns(j, 1, s.pad_w, s.in_w, ow_n, &j0, &j1);
+          // Valid output rows: 0 <= oh − pad_h + i < in_h.
+          const std::int64_t h0 = std::min(std::max<std::int64_t>(s.pad_h - i, 0), oh_n);
+          const std::int64_t h1 = std::max(std::min(s.in_h + s.pad_h - i, oh_n), h0);
+          for (std::int64_t e = 0; e < h0 * ow_n; ++e) row[e] = pad_value;
+          for (std::int64_t e = h1 * ow_n; e < oh_n * ow_n; ++e) row[e] = pad_value;
+          if (h1 == h0) continue;
+          // Output element e reads channel element e + shift; copy the part within [0, hw).
+          const std::int64_t shift = (i - s.pad_h) * s.in_w + (j - s.pad_w);
+          const std::int64_t e0 = std::max(h0 * ow_n, -shift), e1 = std::min(h1 * ow_n, hw - shift);
+          if (e1 > e0)
+            std::memcpy(row + e0, x + c * hw + e0 + shift,
+                        static_cast<std::size_t>(e1 - e0) * sizeof(T));
+          for (std::int64_t oh = h0; oh < h1; ++oh) {
+            T* out = row + oh * ow_n;
+            for (std::int64_t ow = 0; ow < j0; ++ow) out[ow] = pad_value;
+            for (std::int64_t ow = j1; ow < ow_n; ++ow) out[ow] = pad_value;
+          }
+        }
+    return;
+  }
   if (layout == Im2colLayout::kRowPerOffset) {
     // Row by row of the output: the valid columns of each kernel offset are one range, so the
     // inner loop is a strided copy without bounds tests.
@@ -127,7 +160,12 @@ void im2col(const T* x, std::int64_t channels, const Conv2dShape& s, T pad_value
             }
             const T* src = x + c * hw + h * s.in_w - s.pad_w + j;
             for (std::int64_t ow = 0; ow < j0; ++ow) out[ow] = pad_value;
-            for (std::int64_t ow = j0; ow < j1; ++ow) out[ow] = src[ow * s.stride_w];
+            // Stride 1: one contiguous run, a memcpy (GCC -O2 does not vectorise the strided
+            // loop, which was ~9x slower than a memcpy of its bytes: bm_train_ops).
+            if (s.stride_w == 1 && j1 > j0)
+              std::memcpy(out + j0, src + j0, static_cast<std::size_t>(j1 - j0) * sizeof(T));
+            else
+              for (std::int64_t ow = j0; ow < j1; ++ow) out[ow] = src[ow * s.stride_w];
             for (std::int64_t ow = j1; ow < ow_n; ++ow) out[ow] = pad_value;
           }
         }

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: MIT
+// bm_train_ops: the tape's memory-bound training ops at the Fashion-MNIST demo's shapes
+// (batch 128: A = [128, 32, 28, 28] after the first conv, B = [128, 64, 14, 14] after the
+// second), forward and forward+backward, each against a memcpy of the bytes it must move,
+// timed in the same benchmark (counter x_memcpy = op time / memcpy time; 1.0 is the floor of a
+// one-pass op, SetBytesProcessed reports those bytes per second).
+//   max_pool2d 2x2     fwd reads x, writes y (x/4) and the arg-max (x/4); bwd reads dy and
+//                      the arg-max, writes dx
+//   batch_norm         fwd reads x twice (statistics) then x -> y; bwd reads dy and x twice
+//   relu               fwd x -> y; bwd reads x and dy, writes dx
+//   scale_channels     axis 1 (the QConvBn2d's conv output / fold factor): as relu
+//   im2col / col2im    the conv's unfolding: reads x, writes cols (9x x) / reads cols, writes dx
+//   gradient zeroing   Tape::variable's zeroed gradient of an A-sized output
+// The forward runs with recording on (as in training), so it includes zeroing y's gradient;
+// the backward runs on that zero gradient (the kernels are branch-free: time does not depend
+// on the values). 1 thread. Buffers are filled once outside the timed loop; the tape's arena
+// is warmed by the first iterations (no page faults in the timed steady state).
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include <fakequant/kernels/im2col.hpp>
+#include <fakequant/ops/batch_norm.hpp>
+#include <fakequant/ops/conv2d.hpp>
+#include <fakequant/ops/elementwise.hpp>
+#include <fakequant/ops/pool.hpp>
+#include <fakequant/tape/tape.hpp>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// The shapes: 0 = A [128, 32, 28, 28], 1 = B [128, 64, 14, 14].
+fq::Shape shape_of(std::int64_t which) {
+  return which == 0 ? fq::Shape{128, 32, 28, 28} : fq::Shape{128, 64, 14, 14};
+}
+
+std::vector<float> random_floats(std::int64_t n, std::uint32_t seed) {
+  std::vector<float> v(static_cast<std::size_t>(n));
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  for (auto& e : v) e = nd(rng);
+  return v;
+}
+
+/// Median seconds of a memcpy of `bytes` bytes (src and dst touched before).
+double memcpy_seconds(std::size_t bytes) {
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  std::vector<double> t;
+  for (int r = 0; r < 15; ++r) {
+    const auto t0 = Clock::now();
+    std::memcpy(dst.data(), src.data(), bytes);
+    benchmark::ClobberMemory();
+    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::nth_element(t.begin(), t.begin() + 7, t.end());
+  return t[7];
+}
+
+/// Runs `body` in the timed loop and sets the counters: bytes/s of `bytes` per iteration and
+/// x_memcpy, the loop's time per iteration over a memcpy of bytes/2 (a memcpy of B bytes
+/// reads B and writes B).
+template <class F>
+void run(benchmark::State& st, std::size_t bytes, F&& body) {
+  for (int w = 0; w < 3; ++w) body();  // warm the arena: its first steps allocate
+  double secs = 0;
+  for (auto _ : st) {
+    const auto t0 = Clock::now();
+    body();
+    benchmark::ClobberMemory();
+    secs += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations()) *
+                       static_cast<std::int64_t>(bytes));
+  st.counters["x_memcpy"] = secs / static_cast<double>(st.iterations()) / memcpy_seconds(bytes / 2);
+}
+
+/// A loss whose backward runs every closure recorded since the tape's clear().
+void backward_all(fq::Tape& tape) {
+  fq::Var loss = tape.variable({}, true);
+  loss.value()[0] = 0.0f;
+  tape.backward(loss);
+}
+
+struct OpCase {
+  fq::Shape s;
+  std::int64_t n, c, hw;
+  std::vector<float> x, dxv;
+  fq::Tape tape;
+  explicit OpCase(std::int64_t which)
+      : s(shape_of(which)),
+        n(s[0]),
+        c(s[1]),
+        hw(s[2] * s[3]),
+        x(random_floats(s.numel(), 1)),
+        dxv(static_cast<std::size_t>(s.numel()), 0.0f) {}
+  std::size_t floats() const { return static_cast<std::size_t>(s.numel()); }
+  fq::Var input(bool grad) {
+    return grad ? tape.leaf(x.data(), dxv.data(), s) : tape.constant(x.data(), s);
+  }
+};
+
+// --------------------------------------------------------------------------------- max pool
+void BM_MaxPoolFwd(benchmark::State& st) {
+  OpCase k(st.range(0));
+  const std::size_t b = k.floats() * 4 + k.floats() / 4 * 4 * 3;  // x; y, its grad, arg-max
+  run(st, b, [&] {
+    k.tape.clear();
+    benchmark::DoNotOptimize(fq::ops::max_pool2d(k.tape, k.input(true), 2).value());
+  });
+}
+void BM_MaxPoolFwdBwd(benchmark::State& st) {
+  OpCase k(st.range(0));
+  const std::size_t b = k.floats() * 4 + k.floats() / 4 * 4 * 3 +     // forward
+                        k.floats() / 4 * 4 * 2 + k.floats() * 4 * 2;  // dy, arg-max; dx +=
+  run(st, b, [&] {
+    k.tape.clear();
+    fq::ops::max_pool2d(k.tape, k.input(true), 2);
+    backward_all(k.tape);
+  });
+}
+
+// ------------------------------------------------------------------------------- batch norm
+struct BnCase : OpCase {
+  std::vector<float> gamma, beta, dgamma, dbeta, rm, rv;
+  explicit BnCase(std::int64_t which)
+      : OpCase(which),
+        gamma(static_cast<std::size_t>(c), 1.5f),
+        beta(static_cast<std::size_t>(c), 0.25f),
+        dgamma(gamma.size()),
+        dbeta(gamma.size()),
+        rm(gamma.size(), 0.0f),
+        rv(gamma.size(), 1.0f) {}
+  fq::Var forward() {
+    return fq::ops::batch_norm(tape, input(true), tape.leaf(gamma.data(), dgamma.data(), {c}),
+                               tape.leaf(beta.data(), dbeta.data(), {c}), rm.data(), rv.data());
+  }
+};
+void BM_BatchNormFwd(benchmark::State& st) {
+  BnCase k(st.range(0));
+  const std::size_t b = k.floats() * 4 * 5;  // x read 3 times; y and its zeroed grad written
+  run(st, b, [&] {
+    k.tape.clear();
+    benchmark::DoNotOptimize(k.forward().value());
+  });
+}
+void BM_BatchNormFwdBwd(benchmark::State& st) {
+  BnCase k(st.range(0));
+  const std::size_t b = k.floats() * 4 * (5 + 6);  // + dy, x twice; dx read and written
+  run(st, b, [&] {
+    k.tape.clear();
+    k.forward();
+    backward_all(k.tape);
+  });
+}
+
+// ------------------------------------------------------------------------------------- relu
+void BM_ReluFwd(benchmark::State& st) {
+  OpCase k(st.range(0));
+  const std::size_t b = k.floats() * 4 * 3;  // x; y and its zeroed grad
+  run(st, b, [&] {
+    k.tape.clear();
+    benchmark::DoNotOptimize(fq::ops::relu(k.tape, k.input(true)).value());
+  });
+}
+void BM_ReluFwdBwd(benchmark::State& st) {
+  OpCase k(st.range(0));
+  const std::size_t b = k.floats() * 4 * (3 + 4);  // + x, dy, dx read and written
+  run(st, b, [&] {
+    k.tape.clear();
+    fq::ops::relu(k.tape, k.input(true));
+    backward_all(k.tape);
+  });
+}
+
+// --------------------------------------------------------------------------- scale_channels
+struct ScaleCase : OpCase {
+  std::vector<float> f, df;
+  explicit ScaleCase(std::int64_t which)
+      : OpCase(which), f(static_cast<std::size_t>(c), 0.75f), df(f.size()) {}
+  fq::Var forward() {
+    return fq::ops::scale_channels(tape, input(true), tape.leaf(f.data(), df.data(), {c}), 1,
+                                   /*divide=*/true);
+  }
+};
+void BM_ScaleChannelsFwd(benchmark::State& st) {
+  ScaleCase k(st.range(0));
+  const std::size_t b = k.floats() * 4 * 3;
+  run(st, b, [&] {
+    k.tape.clear();
+    benchmark::DoNotOptimize(k.forward().value());
+  });
+}
+void BM_ScaleChannelsFwdBwd(benchmark::State& st) {
+  ScaleCase k(st.range(0));
+  const std::size_t b = k.floats() * 4 * (3 + 4);
+  run(st, b, [&] {
+    k.tape.clear();
+    k.forward();
+    backward_all(k.tape);
+  });
+}
+
+// ---------------------------------------------------------------------------- im2col/col2im
+// The demo's convolutions, 3x3, padding 1: conv1 on [128, 1, 28, 28], conv2 on [128, 32, 14, 14].
+fq::Conv2dShape conv_of(std::int64_t which) {
+  fq::Conv2dShape g;
+  g.batch = 128;
+  g.in_channels = which == 0 ? 1 : 32;
+  g.in_h = g.in_w = which == 0 ? 28 : 14;
+  g.out_channels = which == 0 ? 32 : 64;
+  g.kernel_h = g.kernel_w = 3;
+  g.pad_h = g.pad_w = 1;
+  return g;
+}
+void BM_Im2col(benchmark::State& st) {
+  const fq::Conv2dShape g = conv_of(st.range(0));
+  const std::int64_t p = g.out_h() * g.out_w(), np = g.batch * p, k = g.group_k(),
+                     hw = g.in_h * g.in_w;
+  const std::vector<float> x = random_floats(g.batch * g.in_channels * hw, 2);
+  std::vector<float> cols(static_cast<std::size_t>(k * np));
+  const std::size_t b = (x.size() + cols.size()) * 4;
+  run(st, b, [&] {
+    for (std::int64_t n = 0; n < g.batch; ++n)
+      fq::im2col(x.data() + n * g.in_channels * hw, g.in_channels, g, 0.0f, cols.data() + n * p, np,
+                 fq::Im2colLayout::kRowPerOffset);
+  });
+}
+void BM_Col2im(benchmark::State& st) {
+  const fq::Conv2dShape g = conv_of(st.range(0));
+  const std::int64_t np = g.batch * g.out_h() * g.out_w(), k = g.group_k(), hw = g.in_h * g.in_w;
+  const std::vector<float> cols = random_floats(k * np, 3);
+  std::vector<float> dx(static_cast<std::size_t>(g.batch * g.in_channels * hw));
+  const std::size_t b = (cols.size() + 2 * dx.size()) * 4;
+  run(st, b, [&] { fq::ops::impl::col2im_add(cols.data(), g, dx.data()); });
+}
+
+// ------------------------------------------------------------------------- gradient zeroing
+void BM_TapeVariable(benchmark::State& st) {
+  fq::Tape tape;
+  const fq::Shape s = shape_of(st.range(0));
+  const auto n = static_cast<std::size_t>(s.numel());
+  run(st, n * 4 * 2, [&] {  // a memset of n floats: as a memcpy of n/2 (n read, n written)
+    tape.clear();
+    benchmark::DoNotOptimize(tape.variable(s).grad());
+  });
+}
+
+void shapes(benchmark::internal::Benchmark* b) {
+  b->ArgName("shape")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+}
+
+}  // namespace
+
+BENCHMARK(BM_MaxPoolFwd)->Apply(shapes);
+BENCHMARK(BM_MaxPoolFwdBwd)->Apply(shapes);
+BENCHMARK(BM_BatchNormFwd)->Apply(shapes);
+BENCHMARK(BM_BatchNormFwdBwd)->Apply(shapes);
+BENCHMARK(BM_ReluFwd)->Apply(shapes);
+BENCHMARK(BM_ReluFwdBwd)->Apply(shapes);
+BENCHMARK(BM_ScaleChannelsFwd)->Apply(shapes);
+BENCHMARK(BM_ScaleChannelsFwdBwd)->Apply(shapes);
+BENCHMARK(BM_Im2col)->Apply(shapes);
+BENCHMARK(BM_Col2im)->Apply(shapes);
+BENCHMARK(BM_TapeVariable)->Apply(shapes);
+BENCHMARK_MAIN();
