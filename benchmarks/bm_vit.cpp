@@ -39,8 +39,9 @@ namespace {
 // ------------------------------------------------------------------------- ViT training step
 constexpr std::int64_t kVitBatch = 64;
 
-/// Steady state before timing: a new tape's first step grows its arena block by block, the
-/// second touches the coalesced block's fresh pages (together ~20x a step on this machine).
+/// Steady state before timing: a new tape's first step grows its arena block by block,
+/// faulting in every page (the arena keeps its blocks since issue 17, so the second step no
+/// longer faults; the warm-up also fills the caches and the quantizers' observers).
 template <class F>
 void warm_up(F&& step) {
   for (int i = 0; i < 3; ++i) step();

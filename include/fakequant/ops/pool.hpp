@@ -67,9 +67,11 @@ inline void take_if_greater(const float* xp, std::int64_t o, float* bv, std::int
   *best = (o & m64) | (*best & ~m64);
 }
 
-/// dx[arg] += dy, plane by plane.
-inline void push_max_pool2d_backward(Tape& tape, const Var& x, const Var& y, const PoolGeometry& g,
-                                     const std::int32_t* arg) {
+/// dx[arg] += dy, plane by plane. Arch only names the instruction set this copy is compiled
+/// for (simd/arch.hpp: TUs with different -m flags must not share one copy).
+template <class Arch>
+void push_max_pool2d_backward(Tape& tape, const Var& x, const Var& y, const PoolGeometry& g,
+                              const std::int32_t* arg) {
   tape.push_backward([x, y, g, arg] {
     const std::int64_t per = g.oh * g.ow;
     FQ_PARALLEL_FOR
@@ -84,7 +86,7 @@ inline void push_max_pool2d_backward(Tape& tape, const Var& x, const Var& y, con
 /// within the plane. The window K and stride S are compile-time constants when > 0 (the
 /// demo's 2x2 pooling: the window unrolled), else g.k and g.s. The window is scanned in
 /// row-major order with the same rule either way, so the results do not depend on the path.
-template <std::int64_t K, std::int64_t S>
+template <class Arch, std::int64_t K, std::int64_t S>
 void max_pool2d_planes(const float* x, const PoolGeometry& g, float* y, std::int32_t* arg) {
   const std::int64_t k = K > 0 ? K : g.k, s = S > 0 ? S : g.s, w = g.w, ow = g.ow;
   FQ_PARALLEL_FOR
@@ -110,8 +112,8 @@ void max_pool2d_planes(const float* x, const PoolGeometry& g, float* y, std::int
 }
 
 #if FQ_HAS_XSIMD && defined(__AVX512F__)
-/// max_pool2d_planes<2, 2> on AVX-512 (Arch an AVX-512 architecture, this TU compiled for it),
-/// for even widths: 16 outputs of a row pair at a time, the window's four values split into
+/// max_pool2d_planes<Arch, 2, 2> on AVX-512 (Arch an AVX-512 architecture, this TU compiled for
+/// it), for even widths: 16 outputs of a row pair at a time, the window's four values split into
 /// even and odd columns by permutes (masked loads and stores for the short rows: 14 and 7
 /// outputs in the demo). The same rule per lane as the scalar scan, in the same window order,
 /// so the same bits and arg-max.
@@ -186,18 +188,18 @@ Var max_pool2d(Tape& tape, const Var& x, std::int64_t k, std::int64_t s = 0) {
   if constexpr (std::is_base_of<xsimd::avx512f, Arch>::value) {
     if (g.k == 2 && g.s == 2 && g.w % 2 == 0) {
       impl::max_pool2d_2x2_avx512<Arch>(x.value(), g, y.value(), arg);
-      if (need) impl::push_max_pool2d_backward(tape, x, y, g, arg);
+      if (need) impl::push_max_pool2d_backward<Arch>(tape, x, y, g, arg);
       return y;
     }
   }
 #endif
   if (g.k == 2 && g.s == 2)
-    impl::max_pool2d_planes<2, 2>(x.value(), g, y.value(), arg);
+    impl::max_pool2d_planes<Arch, 2, 2>(x.value(), g, y.value(), arg);
   else if (g.k == 3 && g.s == 2)
-    impl::max_pool2d_planes<3, 2>(x.value(), g, y.value(), arg);
+    impl::max_pool2d_planes<Arch, 3, 2>(x.value(), g, y.value(), arg);
   else
-    impl::max_pool2d_planes<0, 0>(x.value(), g, y.value(), arg);
-  if (need) impl::push_max_pool2d_backward(tape, x, y, g, arg);
+    impl::max_pool2d_planes<Arch, 0, 0>(x.value(), g, y.value(), arg);
+  if (need) impl::push_max_pool2d_backward<Arch>(tape, x, y, g, arg);
   return y;
 }
 
