@@ -21,31 +21,43 @@
 
 #include "test_util.hpp"
 
-TEST_CASE("max_pool2d_u8: every window and stride (fixed and run-time paths) equals a direct max",
+TEST_CASE("max_pool2d_u8: every window, stride and ISA path equals a direct max",
           "[int8][bit_exact]") {
   std::mt19937 rng(12);
   std::uniform_int_distribution<int> u(0, 255);
-  for (const auto& ks : {std::pair<int, int>{2, 2}, {3, 2}, {3, 1}, {2, 1}, {1, 1}, {4, 3}, {5, 2}})
-    for (const auto& hw : {std::pair<int, int>{7, 9}, {8, 8}, {5, 14}}) {
-      const std::int64_t k = ks.first, s = ks.second, h = hw.first, w = hw.second, nc = 3;
-      if (k > h || k > w) continue;
-      std::vector<std::uint8_t> x(static_cast<std::size_t>(nc * h * w));
-      for (auto& v : x) v = static_cast<std::uint8_t>(u(rng));
-      const std::int64_t oh = (h - k) / s + 1, ow = (w - k) / s + 1;
-      std::vector<std::uint8_t> y(static_cast<std::size_t>(nc * oh * ow));
-      fq::max_pool2d_u8(x.data(), nc, h, w, k, s, y.data());
-      for (std::int64_t c = 0; c < nc; ++c)
-        for (std::int64_t i = 0; i < oh; ++i)
-          for (std::int64_t j = 0; j < ow; ++j) {
-            int m = -1;
-            for (std::int64_t p = 0; p < k; ++p)
-              for (std::int64_t q = 0; q < k; ++q)
-                m = std::max(m,
-                             int(x[static_cast<std::size_t>((c * h + i * s + p) * w + j * s + q)]));
-            INFO("k " << k << " s " << s << " h " << h << " w " << w);
-            REQUIRE(int(y[static_cast<std::size_t>((c * oh + i) * ow + j)]) == m);
-          }
-    }
+  // Widths around the AVX-512 2x2 path's 32-output step (w = 64, 65, 66: one full step and a
+  // tail of 0 or 1 output; 130: five steps, 28: the demo), odd heights and widths (the last row
+  // or column is dropped), planes of 1 x w.
+  const std::pair<int, int> sizes[] = {{7, 9},  {8, 8},  {5, 14},  {28, 28}, {14, 14}, {3, 64},
+                                       {4, 65}, {5, 66}, {2, 130}, {9, 2},   {2, 3},   {1, 1}};
+  for (const fq::Isa isa : fq::supported_isas())
+    for (const auto& ks :
+         {std::pair<int, int>{2, 2}, {3, 2}, {3, 1}, {2, 1}, {1, 1}, {4, 3}, {5, 2}})
+      for (const auto& hw : sizes) {
+        const std::int64_t k = ks.first, s = ks.second, h = hw.first, w = hw.second, nc = 3;
+        if (k > h || k > w) continue;
+        std::vector<std::uint8_t> x(static_cast<std::size_t>(nc * h * w));
+        for (auto& v : x) v = static_cast<std::uint8_t>(u(rng));
+        x[0] = 255;  // the extremes in a window
+        x[1] = 0;
+        const std::int64_t oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+        // One guard byte past the output: a store past it would be seen.
+        std::vector<std::uint8_t> y(static_cast<std::size_t>(nc * oh * ow + 1), 77);
+        fq::max_pool2d_u8(x.data(), nc, h, w, k, s, y.data(), isa);
+        CHECK(y.back() == 77);
+        for (std::int64_t c = 0; c < nc; ++c)
+          for (std::int64_t i = 0; i < oh; ++i)
+            for (std::int64_t j = 0; j < ow; ++j) {
+              int m = -1;
+              for (std::int64_t p = 0; p < k; ++p)
+                for (std::int64_t q = 0; q < k; ++q)
+                  m = std::max(
+                      m, int(x[static_cast<std::size_t>((c * h + i * s + p) * w + j * s + q)]));
+              INFO("isa " << fq::to_string(isa) << " k " << k << " s " << s << " h " << h << " w "
+                          << w);
+              REQUIRE(int(y[static_cast<std::size_t>((c * oh + i) * ow + j)]) == m);
+            }
+      }
   std::vector<std::uint8_t> x(8 * 3), y(8);
   CHECK(fq_test::error_code_of([&] { fq::max_pool2d_u8(x.data(), 1, 2, 2, 3, 1, y.data()); }) ==
         fq::ErrorCode::kShapeMismatch);

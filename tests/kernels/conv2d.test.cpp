@@ -5,6 +5,7 @@
 // both roundings, with and without bias, per-tensor and per-channel multipliers, ReLU and
 // narrowed output ranges; through both the batched shape and the batch-count overload.
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <random>
 #include <sstream>
@@ -72,7 +73,8 @@ struct ConvCase {
                       ((o * cig + c) * s.kernel_h + u) * s.kernel_w + v)];
                   acc += (xv - x_zp) * wv;
                 }
-            REQUIRE(acc == static_cast<std::int32_t>(acc));  // no saturation in the sums
+            // The bias add saturates in int32 (output_stages.hpp).
+            acc = std::min<std::int64_t>(std::max<std::int64_t>(acc, INT32_MIN), INT32_MAX);
             const fq::QuantizedMultiplier qm =
                 mult[static_cast<std::size_t>(rp.multiplier_count == 1 ? 0 : o)];
             std::int32_t q = Rounding::apply(static_cast<std::int32_t>(acc), qm);
@@ -184,6 +186,57 @@ TEST_CASE("conv2d_u8: the demo's shapes and small K", "[kernels][bit_exact]") {
     c.rp.out_max = t % 2 == 0 ? 200 : 255;
     check_all_isas<fq::SingleRounding<fq::RoundHalfEven>>(c, t++);
   }
+}
+
+TEST_CASE("conv2d_u8: the AVX-512 epilogue in int32 and its bound, t = 0", "[kernels][bit_exact]") {
+  // The channel-major path adds bias and sum in int32 when |sum| <= K4 · 255 · 128 keeps it in
+  // int32 (conv_bias_exact32), else in int64 with saturation. All inputs 255 with z_x = 0 and
+  // constant weights -128 or 127 reach the sum's extremes, so a bias one past the bound would
+  // wrap in int32: x = INT32_MIN requantizes to -64 (out 36), a wrapped one to +64 (out 164).
+  // K = 4 (1x1, 4 channels): K4 = K, bound = 130560.
+  const std::int64_t bound = 4 * 255 * 128;
+  ConvCase c;
+  c.s.batch = 2;
+  c.s.in_channels = 4;
+  c.s.out_channels = 7;
+  c.s.kernel_h = c.s.kernel_w = 1;
+  c.s.in_h = 5;
+  c.s.in_w = 19;  // P = 95: full and partial vectors
+  c.x_zp = 0;
+  c.x.assign(static_cast<std::size_t>(2 * 4 * 5 * 19), 255);
+  struct Channel {
+    int w;
+    std::int64_t bias;
+    fq::QuantizedMultiplier m;
+  };
+  const fq::QuantizedMultiplier big{1 << 30, -24};  // t = 55: x / 2^25 (INT32_MIN -> -64)
+  const Channel ch[] = {
+      {-128, INT32_MIN + bound, big},      // at the bound: int32, sum + bias = INT32_MIN exactly
+      {-128, INT32_MIN + bound - 1, big},  // one past: int64, saturates to INT32_MIN
+      {127, INT32_MAX - bound, big},       // at the bound: int32
+      {127, INT32_MAX - 100, big},         // past it: int64, saturates to INT32_MAX
+      {0, 37, {2, 31}},                    // t = 0: q = 2 · 37 = 74
+      {1, -999, {3, 31}},                  // t = 0, odd product: 3 · (1020 - 999) = 63
+      {-3, 5000, fq::quantize_multiplier(0.003)},  // an ordinary channel
+  };
+  for (const Channel& k : ch) {
+    for (int i = 0; i < 4; ++i) c.w.push_back(static_cast<std::int8_t>(k.w));
+    c.bias.push_back(static_cast<std::int32_t>(k.bias));
+    c.mult.push_back(k.m);
+  }
+  c.rp.bias = c.bias.data();
+  c.rp.multipliers = c.mult.data();
+  c.rp.multiplier_count = 7;
+  c.rp.out_zero_point = 100;
+  const std::vector<std::uint8_t> ref = c.reference<fq::SingleRounding<fq::RoundHalfEven>>();
+  const std::int64_t p = 5 * 19;
+  const int expect[] = {36, 36, 164, 164, 174, 163};
+  for (int o = 0; o < 6; ++o) {
+    INFO("channel " << o);
+    CHECK(int(ref[static_cast<std::size_t>(o * p)]) == expect[o]);  // the reference itself
+  }
+  check_all_isas<fq::SingleRounding<fq::RoundHalfEven>>(c, 0);
+  check_all_isas<fq::DoubleRounding>(c, 1);
 }
 
 TEST_CASE("conv2d_u8: zero images and a negative count", "[kernels]") {

@@ -5,7 +5,10 @@
 //   y[o][p] = clamp(requant(sum_k (col[k][p] - z_x) * W[o][k] + bias[o], M[o]) + z_y, lo, hi)
 // for one image and one group (k = (c * kh + i) * kw + j, p = oh * out_w + ow), the same
 // numbers as im2col + gemm_requant (conv2d.hpp) bit for bit: the int32 sum is exact (K bound
-// of gemm.hpp) and the epilogue is requant8 of requant_avx512.hpp.
+// of gemm.hpp) and the epilogue is requant8 of requant_avx512.hpp — or, with single rounding,
+// for a channel whose folded bias keeps sum + bias inside int32 (|sum| <= K4 · 255 · 128: every
+// real layer), the same arithmetic on the int32 lanes as they are (conv_store16_exact32: no
+// saturation, no widening of the accumulators; the epilogue was half the demo's conv time).
 // Why channel-major: NCHW wants 16 consecutive positions of one channel in a vector. So the
 // activations are the vector operand of vpdpbusd (u8: positions in lanes, four k per lane)
 // and the weights the broadcast one (s8, four k of one channel): the accumulators hold
@@ -128,6 +131,58 @@ FQ_TARGET_AVX512VNNI_INLINE void conv_store16(__m512i acc, const ConvEpilogue& e
   _mm_mask_storeu_epi8(y, mask, _mm_unpacklo_epi64(q0, q1));  // q in [lo, hi]: exact bytes
 }
 
+/// True when raw sum + bias cannot leave int32 for any raw sum with |sum| <= bound: the
+/// saturation of requant8 is then the identity and the bias add can be done in int32.
+inline bool conv_bias_exact32(std::int64_t bias, std::int64_t bound) noexcept {
+  return bias >= std::int64_t{-2147483647 - 1} + bound && bias <= std::int64_t{2147483647} - bound;
+}
+
+/// One output channel's constants for conv_store16_exact32 (single rounding).
+struct ConvRow32 {
+  __m512i bias;        ///< int32 lanes: the folded bias
+  __m512i mult;        ///< int64 lanes: m
+  __m512i t;           ///< int64 lanes: t = 31 - shift
+  __m512i round;       ///< int64 lanes: 2^(t-1) - 1 (0 if t = 0)
+  __m512i odd_bit;     ///< int64 lanes: 1 if t > 0, else 0 (t = 0: q = p, no tie to break)
+  __m512i q_lo, q_hi;  ///< int64 lanes: lo - z_y and hi - z_y
+  __m512i zp;          ///< int32 lanes: z_y
+};
+
+FQ_TARGET_AVX512VNNI_INLINE ConvRow32 conv_row32(const ConvEpilogue& e, std::int64_t o) {
+  const __m512i t = _mm512_set1_epi64(e.c0[o]);
+  return ConvRow32{_mm512_set1_epi32(static_cast<std::int32_t>(e.bias[o])),
+                   _mm512_set1_epi64(e.mult[o]),
+                   t,
+                   _mm512_set1_epi64(e.c1[o]),
+                   _mm512_min_epi64(t, _mm512_set1_epi64(1)),
+                   _mm512_set1_epi64(std::int64_t{e.lo} - e.zero_point),
+                   _mm512_set1_epi64(std::int64_t{e.hi} - e.zero_point),
+                   _mm512_set1_epi32(e.zero_point)};
+}
+
+/// requant8 (single rounding) of 8 products p = x · m in int64 lanes, clamped to
+/// [lo - z_y, hi - z_y] (the zero point is added afterwards, in int32).
+FQ_TARGET_AVX512VNNI_INLINE __m512i conv_round8(__m512i p, const ConvRow32& r) {
+  const __m512i odd = _mm512_and_si512(_mm512_srav_epi64(p, r.t), r.odd_bit);
+  const __m512i q = _mm512_srav_epi64(_mm512_add_epi64(p, _mm512_add_epi64(r.round, odd)), r.t);
+  return _mm512_min_epi64(_mm512_max_epi64(q, r.q_lo), r.q_hi);
+}
+
+/// conv_store16 (single rounding) when conv_bias_exact32 holds, on the 16 int32 lanes as they
+/// are: x = acc + bias in int32 (exact), the products of the even and the odd lanes by two
+/// vpmuldq (no widening), clamp(q, lo - z_y, hi - z_y) in int64 — equal to clamp(q + z_y, lo,
+/// hi) - z_y — then the halves blended back into int32 lanes, z_y added and narrowed to bytes
+/// (in [lo, hi]: exact). The same bytes as conv_store16<true>, in about two thirds of the
+/// instructions (tests/kernels/conv2d.test.cpp covers both sides of the bound).
+FQ_TARGET_AVX512VNNI_INLINE void conv_store16_exact32(__m512i acc, const ConvRow32& r,
+                                                      std::uint8_t* y, __mmask16 mask) {
+  const __m512i x = _mm512_add_epi32(acc, r.bias);
+  const __m512i even = conv_round8(_mm512_mul_epi32(x, r.mult), r);
+  const __m512i odd = conv_round8(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), r.mult), r);
+  const __m512i q = _mm512_mask_blend_epi32(__mmask16(0xAAAA), even, _mm512_slli_epi64(odd, 32));
+  _mm_mask_storeu_epi8(y, mask, _mm512_cvtepi32_epi8(_mm512_add_epi32(q, r.zp)));
+}
+
 /// R channels x NP * 16 positions over all k groups, requantized into y (row stride p).
 template <int R, int NP, bool kSingle>
 FQ_TARGET_AVX512VNNI void conv_tile_vnni(const std::uint8_t* col4, std::int64_t p16,
@@ -154,13 +209,31 @@ FQ_TARGET_AVX512VNNI void conv_tile_vnni(const std::uint8_t* col4, std::int64_t 
   }
   const __m512i zp = _mm512_set1_epi64(e.zero_point), lo = _mm512_set1_epi64(e.lo),
                 hi = _mm512_set1_epi64(e.hi);
+  // |raw sum| <= K4 · 255 · 128 (u8 times s8; the padded k have zero weights).
+  const std::int64_t bound = kg * 4 * 255 * 128;
   FQ_UNROLL
-  for (int r = 0; r < R; ++r) FQ_UNROLL
-  for (int v = 0; v < NP; ++v) {
-    const std::int64_t q = p0 + std::int64_t{v} * 16, rem = p - q;
-    if (rem <= 0) continue;
-    const __mmask16 mask = rem >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << rem) - 1u);
-    conv_store16<kSingle>(acc[r][v], e, o0 + r, zp, lo, hi, y + (o0 + r) * p + q, mask);
+  for (int r = 0; r < R; ++r) {
+    const std::int64_t o = o0 + r;
+    if (kSingle && conv_bias_exact32(e.bias[o], bound)) {
+      const ConvRow32 row = conv_row32(e, o);
+      FQ_UNROLL
+      for (int v = 0; v < NP; ++v) {
+        const std::int64_t q = p0 + std::int64_t{v} * 16, rem = p - q;
+        if (rem <= 0) continue;
+        const __mmask16 mask =
+            rem >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << rem) - 1u);
+        conv_store16_exact32(acc[r][v], row, y + o * p + q, mask);
+      }
+      continue;
+    }
+    FQ_UNROLL
+    for (int v = 0; v < NP; ++v) {
+      const std::int64_t q = p0 + std::int64_t{v} * 16, rem = p - q;
+      if (rem <= 0) continue;
+      const __mmask16 mask =
+          rem >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << rem) - 1u);
+      conv_store16<kSingle>(acc[r][v], e, o, zp, lo, hi, y + o * p + q, mask);
+    }
   }
 }
 
