@@ -10,38 +10,12 @@
 #include <fakequant/kernels/gemm.hpp>
 
 #include "catch.hpp"
+#include "kernels/gemm_test_util.hpp"
 
 namespace {
 
-template <class A>
-std::vector<std::int32_t> naive_gemm(const std::vector<A>& a, std::int64_t m, std::int64_t lda,
-                                     const std::vector<std::int8_t>& w, std::int64_t n,
-                                     std::int64_t k, std::int32_t za) {
-  std::vector<std::int32_t> c(static_cast<std::size_t>(m * n));
-  for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t j = 0; j < n; ++j) {
-      std::int64_t s = 0;
-      for (std::int64_t kk = 0; kk < k; ++kk)
-        s += (std::int64_t(a[static_cast<std::size_t>(i * lda + kk)]) - za) *
-             w[static_cast<std::size_t>(j * k + kk)];
-      REQUIRE(s >= INT32_MIN);
-      REQUIRE(s <= INT32_MAX);
-      c[static_cast<std::size_t>(i * n + j)] = static_cast<std::int32_t>(s);
-    }
-  return c;
-}
-
-template <class A>
-std::vector<A> random_bytes(std::size_t n, std::mt19937& rng, bool extreme) {
-  std::uniform_int_distribution<int> d(std::numeric_limits<A>::min(),
-                                       std::numeric_limits<A>::max());
-  std::vector<A> v(n);
-  for (auto& x : v)
-    x = static_cast<A>(
-        extreme ? (d(rng) & 1 ? std::numeric_limits<A>::max() : std::numeric_limits<A>::min())
-                : d(rng));
-  return v;
-}
+using fq_kernels_test::naive_gemm;
+using fq_kernels_test::random_bytes;
 
 template <class A>
 void run_gemm(const A* a, std::int64_t m, std::int64_t lda, const fq::PackedWeights& w,

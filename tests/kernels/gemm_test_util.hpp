@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+// tests/kernels/gemm_test_util.hpp: what the int8 GEMM tests share — random (or extreme)
+// operands and the naive int64 reference every path must equal bit for bit.
+#ifndef FQ_TESTS_KERNELS_GEMM_TEST_UTIL_HPP_
+#define FQ_TESTS_KERNELS_GEMM_TEST_UTIL_HPP_
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "catch.hpp"
+
+namespace fq_kernels_test {
+
+/// n values of A, uniform over A's range or (extreme) each its minimum or maximum.
+template <class A>
+std::vector<A> random_bytes(std::size_t n, std::mt19937& rng, bool extreme) {
+  std::uniform_int_distribution<int> d(std::numeric_limits<A>::min(),
+                                       std::numeric_limits<A>::max());
+  std::vector<A> v(n);
+  for (auto& x : v)
+    x = static_cast<A>(
+        extreme ? (d(rng) & 1 ? std::numeric_limits<A>::max() : std::numeric_limits<A>::min())
+                : d(rng));
+  return v;
+}
+
+/// C [m, n] = sum_k (A[i][k] - za) * W[j][k] in int64 (A row stride lda, W [n, k]); each sum
+/// must fit int32, as the kernels' K bound promises.
+template <class A>
+std::vector<std::int32_t> naive_gemm(const std::vector<A>& a, std::int64_t m, std::int64_t lda,
+                                     const std::vector<std::int8_t>& w, std::int64_t n,
+                                     std::int64_t k, std::int32_t za) {
+  std::vector<std::int32_t> c(static_cast<std::size_t>(m * n));
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      std::int64_t s = 0;
+      for (std::int64_t kk = 0; kk < k; ++kk)
+        s += (std::int64_t(a[static_cast<std::size_t>(i * lda + kk)]) - za) *
+             w[static_cast<std::size_t>(j * k + kk)];
+      REQUIRE(s >= std::numeric_limits<std::int32_t>::min());
+      REQUIRE(s <= std::numeric_limits<std::int32_t>::max());
+      c[static_cast<std::size_t>(i * n + j)] = static_cast<std::int32_t>(s);
+    }
+  return c;
+}
+
+}  // namespace fq_kernels_test
+
+#endif  // FQ_TESTS_KERNELS_GEMM_TEST_UTIL_HPP_
