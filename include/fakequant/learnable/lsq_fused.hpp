@@ -147,8 +147,10 @@ void lsq_runs(const TensorView<const float>& x, const TensorView<const float>& d
     lsq_run_scalar<Arch, M>(xp, st[0], gp, st[1], yp, st[2], dxp, st[3], n, params[c], sums[c]);
   });
 #if FQ_HAS_XSIMD
-  if (pending > 0)
-    simd::lsq_block_varying<M, Arch>(block, pending, run_n, arrays, params, blk.data(), sums);
+  if constexpr (kSimd) {
+    if (pending > 0)
+      simd::lsq_block_varying<M, Arch>(block, pending, run_n, arrays, params, blk.data(), sums);
+  }
 #endif
 }
 
