@@ -30,6 +30,7 @@
 #define FQ_KERNELS_GEMM_AMX_HPP_
 
 #include <algorithm>  // min, max
+#include <cstddef>    // ptrdiff_t
 #include <cstdint>    // int8_t, int32_t, int64_t, uint8_t
 #include <cstring>    // memcpy, memset, memcmp
 
@@ -38,6 +39,9 @@
 
 namespace fq {
 namespace detail {
+
+/// Bytes of a full tile (16 rows x 64 bytes): the second tile's offset in the scratch buffers.
+inline constexpr std::ptrdiff_t kAmxTileBytes = std::ptrdiff_t{16} * 64;
 
 /// The configuration of a block with r0 / r1 rows in its upper / lower tile row and c0 / c1
 /// columns in its left / right tile column (r1, c1 may be 0: those tiles stay unconfigured).
@@ -101,7 +105,7 @@ void gemm_raw_amx_with(Tiles& t, const std::uint8_t* a, std::int64_t m, std::int
         std::memset(b_tail, 0, sizeof b_tail);
         std::memcpy(b_tail, b0 + steps * 16 * 64, static_cast<std::size_t>(tail_groups * 64));
         if (c1 > 0)
-          std::memcpy(b_tail + 16 * 64, b1 + steps * 16 * 64,
+          std::memcpy(b_tail + kAmxTileBytes, b1 + steps * 16 * 64,
                       static_cast<std::size_t>(tail_groups * 64));
       }
       for (std::int64_t i0 = ic; i0 < ie; i0 += 32) {
@@ -130,13 +134,13 @@ void gemm_raw_amx_with(Tiles& t, const std::uint8_t* a, std::int64_t m, std::int
         }
         if (tail_groups > 0) {
           std::memset(a_tail, 0, sizeof a_tail);
-          for (int r = 0; r < r0 + r1; ++r)
+          for (std::int64_t r = 0; r < r0 + r1; ++r)
             std::memcpy(a_tail + r * 64, a0 + r * lda + steps * 64,
                         static_cast<std::size_t>(tail_bytes));
           t.template load<4>(a_tail, 64);
-          if (lower) t.template load<5>(a_tail + 16 * 64, 64);
+          if (lower) t.template load<5>(a_tail + kAmxTileBytes, 64);
           t.template load<6>(b_tail, 64);
-          if (right) t.template load<7>(b_tail + 16 * 64, 64);
+          if (right) t.template load<7>(b_tail + kAmxTileBytes, 64);
           amx_block_step<kFlip>(t, lower, right);
         }
         std::int32_t* cb = c + i0 * ldc + j0;

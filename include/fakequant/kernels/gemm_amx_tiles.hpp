@@ -24,6 +24,7 @@
 #define FQ_KERNELS_GEMM_AMX_TILES_HPP_
 
 #include <array>    // array
+#include <cstddef>  // ptrdiff_t, size_t
 #include <cstdint>  // int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
 #include <cstring>  // memcpy, memset
 
@@ -47,7 +48,8 @@ struct AmxTileConfig {
 };
 static_assert(sizeof(AmxTileConfig) == 64, "the ldtilecfg operand is 64 bytes");
 
-inline constexpr int kAmxTiles = 8, kAmxMaxRows = 16, kAmxMaxColsb = 64;
+inline constexpr int kAmxTiles = 8, kAmxMaxRows = 16;
+inline constexpr std::ptrdiff_t kAmxMaxColsb = 64;  // a byte offset factor: pointer-sized
 
 /// The plain C++ model of the tiles (file comment).
 class AmxEmulatedTiles {
@@ -103,7 +105,7 @@ class AmxEmulatedTiles {
   }
 
   /// Row r of tile t as bytes (tests).
-  const std::uint8_t* row(int t, int r) const noexcept {
+  const std::uint8_t* row(int t, std::ptrdiff_t r) const noexcept {
     return tiles_[static_cast<std::size_t>(t)].data() + r * kAmxMaxColsb;
   }
 
@@ -124,13 +126,13 @@ class AmxEmulatedTiles {
              msg("AMX emulator: ", op, ": operand shapes disagree (C ", m, "x", n4, ", A ",
                  int(cfg_.rows[a]), "x", ka, ", B ", int(cfg_.rows[b]), "x", int(cfg_.colsb[b]),
                  " bytes); the hardware would raise #UD"));
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n4 / 4; ++j) {
+    for (std::ptrdiff_t i = 0; i < m; ++i)
+      for (std::ptrdiff_t j = 0; j < n4 / 4; ++j) {
         std::int32_t acc;
         std::memcpy(&acc, row(c, i) + 4 * j, 4);
         std::uint32_t sum = static_cast<std::uint32_t>(acc);  // wraps as the hardware's int32
-        for (int k = 0; k < ka / 4; ++k)
-          for (int q = 0; q < 4; ++q) {
+        for (std::ptrdiff_t k = 0; k < ka / 4; ++k)
+          for (std::ptrdiff_t q = 0; q < 4; ++q) {
             const std::uint8_t av = row(a, i)[4 * k + q];
             const std::int32_t x = signed_a ? std::int32_t(static_cast<std::int8_t>(av)) : av;
             const std::int32_t y = static_cast<std::int8_t>(row(b, k)[4 * j + q]);
@@ -192,12 +194,12 @@ template <int C, int A, int B, bool kSigned>
 FQ_TARGET_AMX void amx_hw_dot() {
   static_assert(C >= 0 && C < 4 && (A == 4 || A == 5) && (B == 6 || B == 7),
                 "AmxHardwareTiles: C in tmm0..3, A in tmm4..5, B in tmm6..7");
-#define FQ_AMX_DOT(c, a, b)                   \
-  if constexpr (C == c && A == a && B == b) { \
-    if constexpr (kSigned)                    \
-      _tile_dpbssd(c, a, b);                  \
-    else                                      \
-      _tile_dpbusd(c, a, b);                  \
+#define FQ_AMX_DOT(c, a, b)                         \
+  if constexpr (C == (c) && A == (a) && B == (b)) { \
+    if constexpr (kSigned)                          \
+      _tile_dpbssd(c, a, b);                        \
+    else                                            \
+      _tile_dpbusd(c, a, b);                        \
   }
 #define FQ_AMX_DOT_C(c) \
   FQ_AMX_DOT(c, 4, 6) FQ_AMX_DOT(c, 4, 7) FQ_AMX_DOT(c, 5, 6) FQ_AMX_DOT(c, 5, 7)
@@ -215,8 +217,8 @@ FQ_TARGET_AMX inline void amx_hw_release() { _tile_release(); }
 
 /// The real tiles (file comment). Only valid when isa_supported(Isa::kAmx).
 struct AmxHardwareTiles {
-  void load_config(const AmxTileConfig& cfg) { amx_hw_load_config(&cfg); }
-  void release() { amx_hw_release(); }
+  static void load_config(const AmxTileConfig& cfg) { amx_hw_load_config(&cfg); }
+  static void release() { amx_hw_release(); }
   template <int T>
   void zero() {
     amx_hw_zero<T>();
