@@ -16,29 +16,13 @@
 #include <fakequant/fakequant.hpp>
 #include <fakequant/int8/model.hpp>
 
+#include "../examples/fashion_mnist_net.hpp"
+
 namespace {
 
-constexpr std::int64_t kC1 = 32, kC2 = 64, kHidden = 128, kBatch = 500;
+constexpr std::int64_t kBatch = 500;
 
-struct Net {
-  explicit Net(std::mt19937& rng)
-      : c1(1, kC1, 3, rng, fq::ops::Conv2dOptions::make(1, 1), fq::Activation::kReLU),
-        c2(kC1, kC2, 3, rng, fq::ops::Conv2dOptions::make(1, 1), fq::Activation::kReLU),
-        fc1(kC2 * 7 * 7, kHidden, rng, fq::Activation::kReLU),
-        fc2(kHidden, 10, rng) {}
-  fq::Var forward(fq::Tape& t, const fq::Var& x) {
-    fq::Var h = in.forward(t, x);
-    h = pool.forward(t, c1.forward(t, h));
-    h = pool.forward(t, c2.forward(t, h));
-    return fc2.forward(t, fc1.forward(t, flatten.forward(t, h)));
-  }
-  fq::ActQuant<fq::DefaultActFakeQuant> in;
-  fq::QConvBn2d<fq::DefaultWeightFakeQuant, fq::DefaultActFakeQuant> c1, c2;
-  fq::QLinear<fq::DefaultWeightFakeQuant, fq::DefaultActFakeQuant> fc1;
-  fq::QLinear<fq::DefaultWeightFakeQuant, fq::NoFakeQuant> fc2;
-  fq::MaxPool2d pool{2};
-  fq::Flatten flatten;
-};
+using Net = fmnist::Net<fq::DefaultWeightFakeQuant>;  // the demo's network, W8A8
 
 // Fashion-MNIST-like images: pixels in [0, 1], about half of them 0 (background).
 std::vector<float> images(std::int64_t n, std::mt19937& rng) {
@@ -61,12 +45,9 @@ struct Fixture {
       const std::vector<float> xb = images(32, rng);
       net.forward(tape, tape.constant(xb.data(), {32, 1, 28, 28}));
     }
-    net.c1.train(false);
-    net.c2.train(false);
-    fq::for_each_quantizer_of([](auto& q) { q.enable_observer(false); }, net.in, net.c1, net.c2,
-                              net.fc1, net.fc2);
-    return fq::convert_sequential(net.in, {1, 28, 28}, net.c1, net.pool, net.c2, net.pool,
-                                  net.flatten, net.fc1, net.fc2);
+    net.train(false);
+    net.set_quant(false, true);
+    return net.convert();
   }
   std::mt19937 rng;
   Net net;

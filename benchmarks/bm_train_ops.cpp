@@ -237,8 +237,42 @@ void BM_Col2im(benchmark::State& st) {
   const std::vector<float> cols = random_floats(k * np, 3);
   std::vector<float> dx(static_cast<std::size_t>(g.batch * g.in_channels * hw));
   const std::size_t b = (cols.size() + 2 * dx.size()) * 4;
-  run(st, b, [&] { fq::ops::impl::col2im_add(cols.data(), g, dx.data()); });
+  const std::int64_t p = g.out_h() * g.out_w(), chw = g.in_channels * hw;
+  run(st, b, [&] {  // image by image, as conv2d's backward (cols here: the batch's, row stride np)
+    for (std::int64_t n = 0; n < g.batch; ++n)
+      fq::ops::impl::col2im_add(cols.data() + n * p, np, g, dx.data() + n * chw);
+  });
 }
+
+// ------------------------------------------------------------------------------ conv2d
+// The whole op at the demo's two convolutions (no bias, as before batch norm), forward and
+// forward+backward with x and w requiring gradients. Counter GFLOPS: the GEMMs' 2·O·K·N·P per
+// product (one forward, two backward); x_memcpy as above, of x, w, cols and y.
+void conv_bench(benchmark::State& st, bool backward) {
+  const fq::Conv2dShape g = conv_of(st.range(0));
+  const std::int64_t np = g.batch * g.out_h() * g.out_w(), k = g.group_k();
+  const fq::Shape xs{g.batch, g.in_channels, g.in_h, g.in_w},
+      ws{g.out_channels, g.in_channels, g.kernel_h, g.kernel_w};
+  std::vector<float> x = random_floats(xs.numel(), 4), w = random_floats(ws.numel(), 5);
+  std::vector<float> dx(x.size()), dw(w.size());
+  fq::Tape tape;
+  const auto opt = fq::ops::Conv2dOptions::make(1, 1);
+  const std::size_t b =
+      (x.size() + w.size() + static_cast<std::size_t>(k * np + g.out_channels * np)) * 4;
+  run(st, b, [&] {
+    tape.clear();
+    fq::Var xv = backward ? tape.leaf(x.data(), dx.data(), xs) : tape.constant(x.data(), xs);
+    fq::Var wv = tape.leaf(w.data(), dw.data(), ws);
+    fq::Var y = fq::ops::conv2d(tape, xv, wv, fq::Var(), opt);
+    benchmark::DoNotOptimize(y.value());
+    if (backward) backward_all(tape);
+  });
+  const double flops = 2.0 * double(g.out_channels) * double(k) * double(np) * (backward ? 3 : 1);
+  st.counters["GFLOPS"] =
+      benchmark::Counter(flops * double(st.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+}
+void BM_Conv2dFwd(benchmark::State& st) { conv_bench(st, false); }
+void BM_Conv2dFwdBwd(benchmark::State& st) { conv_bench(st, true); }
 
 // ------------------------------------------------------------------------- gradient zeroing
 void BM_TapeVariable(benchmark::State& st) {
@@ -268,4 +302,6 @@ BENCHMARK(BM_ScaleChannelsFwdBwd)->Apply(shapes);
 BENCHMARK(BM_Im2col)->Apply(shapes);
 BENCHMARK(BM_Col2im)->Apply(shapes);
 BENCHMARK(BM_TapeVariable)->Apply(shapes);
+BENCHMARK(BM_Conv2dFwd)->Apply(shapes);
+BENCHMARK(BM_Conv2dFwdBwd)->Apply(shapes);
 BENCHMARK_MAIN();

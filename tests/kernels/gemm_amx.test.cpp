@@ -191,19 +191,10 @@ TEST_CASE("gemm AMX (emulated tiles): equals the naive reference", "[kernels][am
 }
 
 TEST_CASE("gemm AMX (emulated tiles): the int32 accumulator bound on K", "[kernels][amx]") {
-  const std::int64_t k = fq::kMaxGemmK;
-  std::vector<std::uint8_t> a(static_cast<std::size_t>(k), 255);
-  std::vector<std::int8_t> as(static_cast<std::size_t>(k), -128);
-  std::vector<std::int8_t> w(static_cast<std::size_t>(2 * k), -128);
-  for (std::int64_t i = 0; i < k; ++i) w[static_cast<std::size_t>(k + i)] = 127;
-  const fq::PackedWeights pw(w.data(), 2, k, k);
-  std::int32_t c[2];
-  run_emulated(a.data(), 1, k, pw, c, 2, 0);
-  CHECK(c[0] == -k * 255 * 128);
-  CHECK(c[1] == k * 255 * 127);
-  run_emulated(as.data(), 1, k, pw, c, 2, 127);  // (a - za) = -255
-  CHECK(c[0] == k * 255 * 128);
-  CHECK(c[1] == -k * 255 * 127);
+  fq_kernels_test::check_accumulator_bound(
+      [](const auto* a, const fq::PackedWeights& pw, std::int32_t* c, std::int32_t za) {
+        run_emulated(a, 1, fq::kMaxGemmK, pw, c, 2, za);
+      });
 }
 
 TEST_CASE("gemm AMX (hardware tiles): equals the naive reference", "[kernels][amx][bit_exact]") {

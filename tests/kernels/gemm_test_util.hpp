@@ -10,6 +10,8 @@
 #include <random>
 #include <vector>
 
+#include <fakequant/kernels/packed_weights.hpp>
+
 #include "catch.hpp"
 
 namespace fq_kernels_test {
@@ -45,6 +47,26 @@ std::vector<std::int32_t> naive_gemm(const std::vector<A>& a, std::int64_t m, st
       c[static_cast<std::size_t>(i * n + j)] = static_cast<std::int32_t>(s);
     }
   return c;
+}
+
+/// The extreme sums at K = fq::kMaxGemmK, through run(a, pw, c, za) computing C [1, 2] = (A [1, K]
+/// − za) · Wᵀ for a const std::uint8_t* or const std::int8_t* A: u8 A of 255 with za = 0 and s8
+/// A of −128 with za = 127 (a − za = −255), against W rows of −128 and of 127.
+template <class Run>
+void check_accumulator_bound(Run&& run) {
+  const std::int64_t k = fq::kMaxGemmK;
+  std::vector<std::uint8_t> a(static_cast<std::size_t>(k), 255);
+  std::vector<std::int8_t> as(static_cast<std::size_t>(k), -128);
+  std::vector<std::int8_t> w(static_cast<std::size_t>(2 * k), -128);
+  for (std::int64_t i = 0; i < k; ++i) w[static_cast<std::size_t>(k + i)] = 127;
+  const fq::PackedWeights pw(w.data(), 2, k, k);
+  std::int32_t c[2];
+  run(static_cast<const std::uint8_t*>(a.data()), pw, c, 0);
+  CHECK(c[0] == -k * 255 * 128);
+  CHECK(c[1] == k * 255 * 127);
+  run(static_cast<const std::int8_t*>(as.data()), pw, c, 127);
+  CHECK(c[0] == k * 255 * 128);
+  CHECK(c[1] == -k * 255 * 127);
 }
 
 }  // namespace fq_kernels_test

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -84,6 +85,98 @@ TEST_CASE("conv2d: forward equals the direct sum", "[ops]") {
               }
           CHECK(y.value()[((n * 4 + o) * 3 + i) * 4 + j] == Approx(s).margin(1e-5));
         }
+}
+
+namespace {
+/// conv2d's y, dx, dw and db for upstream gradient dy, summed in double by the definition.
+struct ConvReference {
+  std::vector<double> y, dx, dw, db;
+  ConvReference(const GradInput& x, const GradInput& w, const GradInput& b, const fq::Shape& ys,
+                const std::vector<float>& dy, const fq::ops::Conv2dOptions& o)
+      : y(std::size_t(ys.numel())), dx(x.value.size()), dw(w.value.size()), db(b.value.size()) {
+    const std::int64_t n_n = x.shape[0], c_n = x.shape[1], h = x.shape[2], wd = x.shape[3],
+                       o_n = w.shape[0], cg = w.shape[1], kh = w.shape[2], kw = w.shape[3],
+                       og = o_n / o.groups, oh = ys[2], ow = ys[3];
+    for (std::int64_t n = 0; n < n_n; ++n)
+      for (std::int64_t oc = 0; oc < o_n; ++oc)
+        for (std::int64_t i = 0; i < oh; ++i)
+          for (std::int64_t j = 0; j < ow; ++j) {
+            const auto yi = std::size_t(((n * o_n + oc) * oh + i) * ow + j);
+            double s = b.value[std::size_t(oc)];
+            db[std::size_t(oc)] += dy[yi];
+            for (std::int64_t c = 0; c < cg; ++c)
+              for (std::int64_t p = 0; p < kh; ++p)
+                for (std::int64_t q = 0; q < kw; ++q) {
+                  const std::int64_t yy = i * o.stride_h - o.pad_h + p,
+                                     xx = j * o.stride_w - o.pad_w + q;
+                  if (yy < 0 || yy >= h || xx < 0 || xx >= wd) continue;
+                  const auto xi = std::size_t(((n * c_n + (oc / og) * cg + c) * h + yy) * wd + xx);
+                  const auto wi = std::size_t(((oc * cg + c) * kh + p) * kw + q);
+                  s += double(w.value[wi]) * x.value[xi];
+                  dx[xi] += double(w.value[wi]) * dy[yi];
+                  dw[wi] += double(x.value[xi]) * dy[yi];
+                }
+            y[yi] = s;
+          }
+  }
+};
+
+/// The largest |got − want| / (1 + |want|), with `base` (the gradient before) added to want.
+double max_rel_error(const float* got, const std::vector<double>& want, float base) {
+  double e = 0;
+  for (std::size_t i = 0; i < want.size(); ++i)
+    e = std::max(e, std::abs(double(got[i]) - (want[i] + base)) / (1.0 + std::abs(want[i])));
+  return e;
+}
+}  // namespace
+
+TEST_CASE("conv2d: batches of many image chunks, pointwise and strided, against the definition",
+          "[ops]") {
+  // Batches not a multiple of conv2d's chunk count (and below it); a pointwise (1x1, stride 1,
+  // no padding) grouped convolution, whose unfolding is the image itself; a 1x1 one with a
+  // stride (unfolded); a stride-3 width (col2im's strided loop). Each with every subset of
+  // x and w needing gradients, leaves whose gradients start non-zero (conv2d adds to them).
+  struct Case {
+    fq::Shape x, w;
+    fq::ops::Conv2dOptions opt;
+  };
+  const Case cases[] = {
+      {{19, 3, 5, 6}, {4, 3, 3, 3}, fq::ops::Conv2dOptions::make(1, 1)},
+      {{33, 4, 4, 3}, {6, 2, 1, 1}, fq::ops::Conv2dOptions::make(1, 0, 2)},
+      {{5, 2, 5, 4}, {3, 2, 1, 1}, fq::ops::Conv2dOptions::make(2, 0)},
+      {{17, 2, 7, 8}, {2, 2, 3, 2}, {2, 3, 1, 2, 1}},
+      {{3, 2, 3, 3}, {2, 1, 3, 3}, fq::ops::Conv2dOptions::make(1, 2, 2)},
+  };
+  std::uint32_t seed = 100;
+  for (const Case& c : cases)
+    for (int needs = 1; needs < 4; ++needs) {  // bit 0: x, bit 1: w; the bias always
+      CAPTURE(c.x.str(), c.w.str(), needs);
+      GradInput x(c.x, ++seed), w(c.w, ++seed), b({c.w[0]}, ++seed);
+      const float base = 0.25f;
+      for (auto* in : {&x, &w, &b}) in->grad.assign(in->value.size(), base);
+      Tape tape;
+      const Var xv = (needs & 1) ? tape.leaf(x.value.data(), x.grad.data(), x.shape)
+                                 : tape.constant(x.value.data(), x.shape);
+      const Var wv = (needs & 2) ? tape.leaf(w.value.data(), w.grad.data(), w.shape)
+                                 : tape.constant(w.value.data(), w.shape);
+      const Var bv = tape.leaf(b.value.data(), b.grad.data(), b.shape);
+      const Var y = fq::ops::conv2d(tape, xv, wv, bv, c.opt);
+      const GradInput r(y.shape(), ++seed);  // loss = mean(y ⊙ r): dy = r / numel
+      const Var loss =
+          fq::ops::mean(tape, fq::ops::mul(tape, y, tape.constant(r.value.data(), r.shape)));
+      tape.backward(loss);
+      std::vector<float> dy(r.value);
+      for (float& v : dy) v /= float(y.numel());
+      const ConvReference ref(x, w, b, y.shape(), dy, c.opt);
+      CHECK(max_rel_error(y.value(), ref.y, 0.0f) < 1e-5);
+      CHECK(max_rel_error(b.grad.data(), ref.db, base) < 1e-5);
+      if (needs & 1) CHECK(max_rel_error(x.grad.data(), ref.dx, base) < 1e-5);
+      if (needs & 2) CHECK(max_rel_error(w.grad.data(), ref.dw, base) < 1e-5);
+      if (!(needs & 1))
+        CHECK(std::all_of(x.grad.begin(), x.grad.end(), [&](float v) { return v == base; }));
+      if (!(needs & 2))
+        CHECK(std::all_of(w.grad.begin(), w.grad.end(), [&](float v) { return v == base; }));
+    }
 }
 
 TEST_CASE("element-wise ops, pooling, batch norm and cross-entropy: gradients", "[ops]") {

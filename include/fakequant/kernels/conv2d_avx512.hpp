@@ -214,25 +214,19 @@ FQ_TARGET_AVX512VNNI void conv_tile_vnni(const std::uint8_t* col4, std::int64_t 
   FQ_UNROLL
   for (int r = 0; r < R; ++r) {
     const std::int64_t o = o0 + r;
-    if (kSingle && conv_bias_exact32(e.bias[o], bound)) {
-      const ConvRow32 row = conv_row32(e, o);
-      FQ_UNROLL
-      for (int v = 0; v < NP; ++v) {
-        const std::int64_t q = p0 + std::int64_t{v} * 16, rem = p - q;
-        if (rem <= 0) continue;
-        const __mmask16 mask =
-            rem >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << rem) - 1u);
-        conv_store16_exact32(acc[r][v], row, y + o * p + q, mask);
-      }
-      continue;
-    }
+    // The epilogue is chosen once per channel row (the branch below is loop-invariant).
+    const bool exact32 = kSingle && conv_bias_exact32(e.bias[o], bound);
+    const ConvRow32 row = exact32 ? conv_row32(e, o) : ConvRow32{};
     FQ_UNROLL
     for (int v = 0; v < NP; ++v) {
       const std::int64_t q = p0 + std::int64_t{v} * 16, rem = p - q;
       if (rem <= 0) continue;
       const __mmask16 mask =
           rem >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << rem) - 1u);
-      conv_store16<kSingle>(acc[r][v], e, o, zp, lo, hi, y + o * p + q, mask);
+      if (exact32)
+        conv_store16_exact32(acc[r][v], row, y + o * p + q, mask);
+      else
+        conv_store16<kSingle>(acc[r][v], e, o, zp, lo, hi, y + o * p + q, mask);
     }
   }
 }
