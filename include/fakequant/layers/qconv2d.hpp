@@ -55,7 +55,8 @@ class QConv2d : public detail::QBiasedLayer<WeightQ, ActQ> {
         return detail::integer_forward<Arch>(tape, x, integer_layer<Arch>(x.size(2), x.size(3)));
       }
     const Var wq = this->template quantized<Arch>(tape, this->weight_.var(tape));
-    return this->template finish<Arch>(tape, ops::conv2d(tape, x, wq, this->bias_var(tape), opt_));
+    return this->template finish<Arch>(tape,
+                                       ops::conv2d<Arch>(tape, x, wq, this->bias_var(tape), opt_));
   }
   const ops::Conv2dOptions& options() const noexcept { return opt_; }
   /// The checkpoint state (base/state.hpp): weight, bias, quantizers; options must match.

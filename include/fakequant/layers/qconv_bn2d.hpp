@@ -80,7 +80,8 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
       }
     const Var f = ops::bn_fold_factor(tape, gamma_.var(tape), running_var_.data(), bn_.eps);
     const Var w = ops::scale_channels(tape, this->weight_.var(tape), f, 0);
-    const Var conv = ops::conv2d(tape, x, this->template quantized<Arch>(tape, w), Var(), opt_);
+    const Var conv =
+        ops::conv2d<Arch>(tape, x, this->template quantized<Arch>(tape, w), Var(), opt_);
     const Var z = ops::scale_channels(tape, conv, f, 1, /*divide=*/true);
     ops::BatchNormOptions o = bn_;
     o.training = training_ && !bn_frozen_;

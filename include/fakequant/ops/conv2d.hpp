@@ -7,7 +7,10 @@
 //   pad_w + q] (zero outside the image). The geometry is the kernels' fq::Conv2dShape and the
 //   unfolding their im2col (kernels/im2col.hpp, one row per kernel offset: cols_n [C·KH·KW, P],
 //   P = OH·OW); image by image, one GEMM per group W_g [O/g, K] · cols_n,g [K, P] into y's
-//   [O, P] block of the image (the bias added after: the GEMM's sum, then one rounding).
+//   [O, P] block of the image (the bias added after: the GEMM's sum, then one rounding). The
+//   products with the weights (forward, and Wᵀ·dY) run on fq::sgemm where Arch has FMA (the
+//   weights packed once per batch; each output one fused chain in K order, kernels/sgemm.hpp),
+//   else on Eigen; dW on Eigen.
 // Gradient: dW_g += Σ_n dY_n,g · cols_n,gᵀ; dcols_n,g = W_gᵀ · dY_n,g scattered back (col2im)
 //   into dx_n; db[o] += Σ dy[:, o, :, :]. cols_n is unfolded again in the backward (cheaper than
 //   keeping the batch's: it stays in cache). The batch runs in chunks of images
@@ -16,11 +19,13 @@
 #ifndef FQ_OPS_CONV2D_HPP_
 #define FQ_OPS_CONV2D_HPP_
 
-#include <cstdint>  // int64_t
+#include <algorithm>  // fill_n, max, min
+#include <cstdint>    // int64_t
 
 #include <fakequant/base/checked.hpp>
 #include <fakequant/base/config.hpp>
 #include <fakequant/kernels/im2col.hpp>
+#include <fakequant/kernels/sgemm.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -114,15 +119,90 @@ inline const float* conv_unfold(const float* x, std::int64_t n, const Conv2dShap
   return cols;
 }
 
+/// C [m, n] (row stride n) = (accumulate ? C : 0) + A · B, B [kd, n] row-major (row stride n),
+/// A the weights of a group, wg [og, kg] row-major: A = wg (m = og, kd = kg) or A = wgᵀ
+/// (transposed: m = kg, kd = og). With kSgemmSimd<Arch>, fq::sgemm_packed on `packed` (A packed
+/// by sgemm_pack_a once per batch; C only written, fused chains); else Eigen's product.
+template <class Arch>
+void conv_weight_product(std::int64_t m, std::int64_t n, std::int64_t kd, const float* wg,
+                         bool transposed, const float* packed, const float* b, float* c,
+                         bool accumulate, float* workspace) {
+  if constexpr (kSgemmSimd<Arch>) {
+    (void)wg, (void)transposed;
+    sgemm_packed<Arch>(m, n, kd, packed, SgemmOperand{b, n, 1}, c, n, accumulate, workspace);
+  } else {
+    (void)packed, (void)workspace;
+    using CMat = Eigen::Map<const RowMatrixXf>;
+    const CMat bm(b, kd, n);
+    Eigen::Map<RowMatrixXf> cm(c, m, n);
+    if (transposed) {
+      const CMat wm(wg, kd, m);
+      if (accumulate)
+        cm.noalias() += wm.transpose() * bm;
+      else
+        cm.noalias() = wm.transpose() * bm;
+    } else {
+      const CMat wm(wg, m, kd);
+      if (accumulate)
+        cm.noalias() += wm * bm;
+      else
+        cm.noalias() = wm * bm;
+    }
+  }
+}
+
+/// Packs every group's weights (or their transposes) for conv_weight_product: group gi at
+/// packed + gi · sgemm_packed_a_size<Arch>(m, kd). Nothing without kSgemmSimd<Arch>.
+template <class Arch>
+void conv_pack_weights(const float* w, const Conv2dShape& g, bool transposed, float* packed) {
+  if constexpr (kSgemmSimd<Arch>) {
+    const std::int64_t og = g.out_channels / g.groups, kg = g.group_k(), m = transposed ? kg : og,
+                       kd = transposed ? og : kg, size = sgemm_packed_a_size<Arch>(m, kd);
+    for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+      const float* wg = w + gi * og * kg;
+      sgemm_pack_a<Arch>(m, kd, transposed ? SgemmOperand{wg, 1, kg} : SgemmOperand{wg, kg, 1},
+                         packed + gi * size);
+    }
+  } else {
+    (void)w, (void)g, (void)transposed, (void)packed;
+  }
+}
+
+/// Where conv2d's arena scratch keeps what, in floats. Per chunk of images: the unfolded image
+/// [C·KH·KW, P] (none when pointwise), the GEMM's packing workspace, and for the backward the
+/// unfolding's gradient, a partial dW [O, K] and a partial db [O]. After the chunks: the weights
+/// packed for the forward's product and (x needing a gradient) their transposes for the
+/// backward's (kSgemmSimd<Arch> only).
+struct ConvScratch {
+  std::int64_t chunks = 0, cols = 0, workspace = 0, per_chunk = 0, packed_w = 0, packed_wt = 0;
+  std::int64_t total() const noexcept { return chunks * per_chunk + packed_w + packed_wt; }
+};
+template <class Arch>
+ConvScratch conv_scratch(const Conv2dShape& g, bool need, bool dx_needed) noexcept {
+  const std::int64_t p_n = g.out_h() * g.out_w(), k = g.group_k(), og = g.out_channels / g.groups;
+  ConvScratch s;
+  s.chunks = std::min(g.batch, kConvChunks);
+  s.cols = conv_is_pointwise(g) ? 0 : g.groups * k * p_n;
+  if constexpr (kSgemmSimd<Arch>) {
+    s.workspace = std::max(sgemm_workspace_size<Arch>(p_n, k), sgemm_workspace_size<Arch>(p_n, og));
+    s.packed_w = g.groups * sgemm_packed_a_size<Arch>(og, k);
+    s.packed_wt = dx_needed ? g.groups * sgemm_packed_a_size<Arch>(k, og) : 0;
+  }
+  s.per_chunk = s.cols + s.workspace + (need ? s.cols + g.out_channels * (k + 1) : 0);
+  return s;
+}
+
 /// The first image of chunk c of `chunks` over a batch of n images.
 inline std::int64_t conv_chunk_begin(std::int64_t c, std::int64_t chunks, std::int64_t n) noexcept {
   return c * n / chunks;
 }
 }  // namespace impl
 
-/// 2-D convolution; see the file comment. Pass a default-constructed Var for no bias.
-inline Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b = Var(),
-                  const Conv2dOptions& opt = {}) {
+/// 2-D convolution; see the file comment. Pass a default-constructed Var for no bias. Arch: the
+/// instruction set of the products with the weights (fq::sgemm where it has FMA; simd/arch.hpp).
+template <class Arch = DefaultArch>
+Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b = Var(),
+           const Conv2dOptions& opt = {}) {
   const bool has_bias = b.value() != nullptr;
   fq::detail::check_tape(tape, {&x, &w}, "conv2d");
   if (has_bias) fq::detail::check_tape(tape, {&b}, "conv2d");
@@ -135,52 +215,59 @@ inline Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b = Var(),
   Var y = tape.variable({g.batch, g.out_channels, g.out_h(), g.out_w()}, need);
   if (y.numel() == 0) return y;
 
-  using Mat = Eigen::Map<RowMatrixXf>;
-  using CMat = Eigen::Map<const RowMatrixXf>;
-  // Per chunk of images, in the arena: the unfolded image [C·KH·KW, P] (none when pointwise);
-  // for the backward also its gradient (same size), a partial dW [O, K] and a partial db [O].
-  // An image's unfolding is small (the demo's second conv: 225 KB), so it is produced and
-  // consumed while in cache, and each image's GEMM writes its NCHW output in place.
-  const std::int64_t p_n = g.out_h() * g.out_w(), k = g.group_k(), og = g.out_channels / g.groups,
-                     chunks = std::min(g.batch, impl::kConvChunks),
-                     cols_n = impl::conv_is_pointwise(g) ? 0 : g.groups * k * p_n,
-                     per_chunk = cols_n + (need ? cols_n + g.out_channels * (k + 1) : 0);
-  float* const scratch = tape.scratch<float>(static_cast<std::size_t>(chunks * per_chunk));
+  // The arena scratch (impl::ConvScratch). An image's unfolding is small (the demo's second
+  // conv: 225 KB), so it is produced and consumed while in cache, and each image's GEMM writes
+  // its NCHW output in place.
+  const std::int64_t p_n = g.out_h() * g.out_w(), k = g.group_k(), og = g.out_channels / g.groups;
+  const impl::ConvScratch sc = impl::conv_scratch<Arch>(g, need, need && x.requires_grad());
+  const std::int64_t chunks = sc.chunks, cols_n = sc.cols, per_chunk = sc.per_chunk;
+  float* const scratch = tape.scratch<float>(static_cast<std::size_t>(sc.total()));
+  float* const packed_w = scratch + chunks * per_chunk;
   const float* const xv = x.value();
   const float* const wv = w.value();
   const float* const bv = b.value();
   float* const yv = y.value();
+  impl::conv_pack_weights<Arch>(wv, g, false, packed_w);
+  const std::int64_t pw_g = sc.packed_w / g.groups;
   FQ_PARALLEL_FOR
   for (std::int64_t c = 0; c < chunks; ++c)
     for (std::int64_t n = impl::conv_chunk_begin(c, chunks, g.batch);
          n < impl::conv_chunk_begin(c + 1, chunks, g.batch); ++n) {
-      const float* cn = impl::conv_unfold(xv, n, g, scratch + c * per_chunk);
+      float* const cols = scratch + c * per_chunk;
+      const float* cn = impl::conv_unfold(xv, n, g, cols);
       float* yn = yv + n * g.out_channels * p_n;
       for (std::int64_t gi = 0; gi < g.groups; ++gi)
-        Mat(yn + gi * og * p_n, og, p_n).noalias() =
-            CMat(wv + gi * og * k, og, k) * CMat(cn + gi * k * p_n, k, p_n);
+        impl::conv_weight_product<Arch>(og, p_n, k, wv + gi * og * k, false, packed_w + gi * pw_g,
+                                        cn + gi * k * p_n, yn + gi * og * p_n, false,
+                                        cols + cols_n);
       if (has_bias)
         for (std::int64_t o = 0; o < g.out_channels; ++o)
           for (std::int64_t i = 0; i < p_n; ++i) yn[o * p_n + i] += bv[o];
     }
   if (need)
-    tape.push_backward([x, w, b, y, g, scratch, chunks, cols_n, per_chunk, has_bias] {
+    tape.push_backward([x, w, b, y, g, scratch, sc, has_bias] {
+      using Mat = Eigen::Map<RowMatrixXf>;
+      using CMat = Eigen::Map<const RowMatrixXf>;
       const std::int64_t p_n_ = g.out_h() * g.out_w(), k_ = g.group_k(), o_n = g.out_channels,
                          og_ = o_n / g.groups, cg_ = g.in_channels / g.groups, hw = g.in_h * g.in_w;
       const bool wg = w.requires_grad(), xg = x.requires_grad(), bg = has_bias && b.requires_grad();
+      const std::int64_t pwt_g = sc.packed_wt / g.groups;
+      float* const packed_wt = scratch + sc.chunks * sc.per_chunk + sc.packed_w;
+      if (xg) impl::conv_pack_weights<Arch>(w.value(), g, true, packed_wt);
       FQ_PARALLEL_FOR
-      for (std::int64_t c = 0; c < chunks; ++c) {
-        float* const cols = scratch + c * per_chunk;
-        float* const dcols = cols + cols_n;
-        float* const dw = dcols + cols_n;
+      for (std::int64_t c = 0; c < sc.chunks; ++c) {
+        float* const cols = scratch + c * sc.per_chunk;
+        float* const ws = cols + sc.cols;
+        float* const dcols = ws + sc.workspace;
+        float* const dw = dcols + sc.cols;
         float* const db = dw + o_n * k_;
         std::fill_n(dw, o_n * (k_ + 1), 0.0f);  // dw and db
-        for (std::int64_t n = impl::conv_chunk_begin(c, chunks, g.batch);
-             n < impl::conv_chunk_begin(c + 1, chunks, g.batch); ++n) {
+        for (std::int64_t n = impl::conv_chunk_begin(c, sc.chunks, g.batch);
+             n < impl::conv_chunk_begin(c + 1, sc.chunks, g.batch); ++n) {
           const float* dyn = y.grad() + n * o_n * p_n_;
           if (bg)
             Eigen::Map<Eigen::ArrayXf>(db, o_n) += CMat(dyn, o_n, p_n_).rowwise().sum().array();
-          if (wg) {
+          if (wg) {  // Eigen: its transposed-B packing is as fast as fq::sgemm's here
             const float* cn = impl::conv_unfold(x.value(), n, g, cols);
             for (std::int64_t gi = 0; gi < g.groups; ++gi)
               Mat(dw + gi * og_ * k_, og_, k_).noalias() +=
@@ -188,21 +275,20 @@ inline Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b = Var(),
                   CMat(cn + gi * k_ * p_n_, k_, p_n_).transpose();
           }
           if (!xg) continue;
+          // dcols_g = W_gᵀ · dY_g; pointwise: the unfolding is x itself (k_ = cg_, p_n_ = hw),
+          // so the product adds to dx directly.
           float* dxn = x.grad() + n * g.in_channels * hw;
-          for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-            const auto dcols_g = CMat(w.value() + gi * og_ * k_, og_, k_).transpose() *
-                                 CMat(dyn + gi * og_ * p_n_, og_, p_n_);
-            if (cols_n == 0)  // pointwise: the unfolding is x itself, k_ = cg_ and p_n_ = hw
-              Mat(dxn + gi * cg_ * hw, cg_, hw).noalias() += dcols_g;
-            else
-              Mat(dcols + gi * k_ * p_n_, k_, p_n_).noalias() = dcols_g;
-          }
-          if (cols_n != 0) impl::col2im_add(dcols, p_n_, g, dxn);
+          for (std::int64_t gi = 0; gi < g.groups; ++gi)
+            impl::conv_weight_product<Arch>(
+                k_, p_n_, og_, w.value() + gi * og_ * k_, true, packed_wt + gi * pwt_g,
+                dyn + gi * og_ * p_n_, sc.cols == 0 ? dxn + gi * cg_ * hw : dcols + gi * k_ * p_n_,
+                sc.cols == 0, ws);
+          if (sc.cols != 0) impl::col2im_add(dcols, p_n_, g, dxn);
         }
       }
       // The chunks' partial sums, in chunk order.
-      for (std::int64_t c = 0; c < chunks; ++c) {
-        const float* dw = scratch + c * per_chunk + 2 * cols_n;
+      for (std::int64_t c = 0; c < sc.chunks; ++c) {
+        const float* dw = scratch + c * sc.per_chunk + 2 * sc.cols + sc.workspace;
         if (wg) w.grad_array() += Eigen::Map<const Eigen::ArrayXf>(dw, o_n * k_);
         if (bg) b.grad_array() += Eigen::Map<const Eigen::ArrayXf>(dw + o_n * k_, o_n);
       }

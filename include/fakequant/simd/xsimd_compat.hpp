@@ -80,6 +80,49 @@ FQ_INLINE xsimd::batch<T, A> no_contract(xsimd::batch<T, A> v) noexcept {
 #endif
 }
 
+/// True if a*b+c can be computed with one rounding on batches of architecture A.
+// The trailing `false` closes the preprocessor-selected disjunction.
+// NOLINTBEGIN(readability-simplify-boolean-expr)
+template <class A>
+inline constexpr bool kHaveFusedMulAdd =
+#if XSIMD_WITH_AVX512F
+    std::is_base_of<xsimd::avx512f, A>::value ||
+#endif
+#if defined(__FMA__) && XSIMD_WITH_AVX
+    std::is_base_of<xsimd::avx, A>::value ||
+#endif
+#if defined(__FMA__) && XSIMD_WITH_SSE2
+    std::is_base_of<xsimd::sse2, A>::value ||
+#endif
+    false;
+// NOLINTEND(readability-simplify-boolean-expr)
+
+/// a*b+c rounded once (only where kHaveFusedMulAdd<A>).
+template <class A>
+FQ_INLINE xsimd::batch<float, A> fused_mul_add(const xsimd::batch<float, A>& a,
+                                               const xsimd::batch<float, A>& b,
+                                               const xsimd::batch<float, A>& c) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of<xsimd::avx512f, A>::value) {
+    return _mm512_fmadd_ps(a, b, c);
+  } else
+#endif
+#if defined(__FMA__) && XSIMD_WITH_AVX
+      if constexpr (std::is_base_of<xsimd::avx, A>::value) {
+    return _mm256_fmadd_ps(a, b, c);
+  } else
+#endif
+#if defined(__FMA__) && XSIMD_WITH_SSE2
+      if constexpr (std::is_base_of<xsimd::sse2, A>::value) {
+    return _mm_fmadd_ps(a, b, c);
+  } else
+#endif
+  {
+    static_assert(kHaveFusedMulAdd<A>, "fused_mul_add: no fused multiply-add on this arch.");
+    return a * b + c;
+  }
+}
+
 }  // namespace simd
 }  // namespace fq
 
