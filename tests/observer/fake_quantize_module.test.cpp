@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Tests of FakeQuantize: observer and fake-quant switches, as PyTorch's module.
+#include <algorithm>
 #include <vector>
 
 #include <fakequant/observer/fake_quantize_module.hpp>
+#include <fakequant/ops/elementwise.hpp>
+#include <fakequant/ops/fake_quant.hpp>
 #include <fakequant/scheme/presets.hpp>
 
 #include "catch.hpp"
@@ -88,5 +91,32 @@ TEST_CASE("FakeQuantize: an empty tensor is a no-op, per tensor and per channel"
     fqm.forward(TensorView<const float>(buf.data(), {2, 0}), TensorView<float>(out.data(), {2, 0}),
                 &m);
     CHECK(m.numel() == 0);
+  }
+}
+
+TEST_CASE("FakeQuantize off: ops::fake_quant is the identity, without a node", "[observer][ops]") {
+  std::vector<float> x = {-1.5f, 0.25f, 3.0f, 7.75f}, dx(4, 0.5f);
+  for (int mode = 0; mode < 3; ++mode) {  // 0: both off, 1: observer on, 2: fake quant on
+    CAPTURE(mode);
+    fq::FakeQuantize<fq::Uint8ActPerTensorAffine, fq::MinMaxObserver> q;
+    q.enable_observer(mode == 1);
+    q.enable_fake_quant(mode == 2);
+    if (mode == 2) {  // qparams from an observation: scale 9.25 / 255
+      fq::Tape t0;
+      q.enable_observer(true);
+      fq::ops::fake_quant(t0, t0.constant(x.data(), {4}), q);
+      q.enable_observer(false);
+    }
+    CHECK(q.is_identity() == (mode == 0));
+    fq::Tape t;
+    const fq::Var xv = t.leaf(x.data(), dx.data(), {4});
+    const fq::Var y = fq::ops::fake_quant(t, xv, q);
+    CHECK((y.value() == x.data()) == (mode == 0));  // the identity returns x itself
+    CHECK(t.node_count() == (mode == 0 ? 0u : 1u));
+    if (mode == 1) CHECK(q.calibrated());        // the observer ran
+    if (mode == 2) CHECK(y.value()[1] != x[1]);  // 0.25 is not on the grid of step 9.25/255
+    std::fill(dx.begin(), dx.end(), 0.5f);
+    t.backward(fq::ops::mean(t, y));
+    for (float g : dx) CHECK(g == 0.5f + 0.25f);  // dy = 1/4 passes (every x is in range)
   }
 }

@@ -128,3 +128,16 @@ TEST_CASE("Switchable on the tape: ops::fake_quant sees the switch", "[formats][
   fq::Var y = fq::ops::fake_quant(tape, tape.leaf(x.data(), gx.data(), {8, 64}), q);
   CHECK(std::memcmp(y.value(), x.data(), x.size() * sizeof(float)) == 0);
 }
+
+TEST_CASE("Switchable off: ops::fake_quant returns x itself", "[observer][ops]") {
+  fq::Switchable<fq::Int4WeightGroup32Symmetric> s;
+  std::vector<float> x(64, 0.3f);
+  fq::Tape t;
+  const fq::Var xv = t.constant(x.data(), {2, 32});
+  s.enable_fake_quant(false);
+  CHECK(s.is_identity());
+  CHECK(fq::ops::fake_quant(t, xv, s).value() == x.data());
+  s.enable_fake_quant(true);
+  CHECK_FALSE(s.is_identity());
+  CHECK(fq::ops::fake_quant(t, xv, s).value() != x.data());
+}

@@ -179,6 +179,47 @@ TEST_CASE("conv2d: batches of many image chunks, pointwise and strided, against 
     }
 }
 
+TEST_CASE("conv2d_divided: scale_channels(conv2d) in one op, gradients included", "[ops]") {
+  GradInput d({4}, 31, 0.5f, 2.0f);
+  for (const auto& opt :
+       {fq::ops::Conv2dOptions::make(1, 1), fq::ops::Conv2dOptions{2, 1, 0, 1, 2}}) {
+    GradInput x({3, 2, 5, 6}, 32), w({4, 2 / opt.groups, 3, 3}, 33);
+    check_grad({x, w, d}, [opt](Tape& t, std::vector<Var>& v) {
+      return fq::ops::conv2d_divided(t, v[0], v[1], v[2], opt);
+    });
+    // The same forward bits and (to rounding) gradients as the two ops it fuses, on a batch of
+    // several image chunks.
+    GradInput xb({21, 2, 5, 6}, 34);
+    std::vector<float> g1[3], g2[3];
+    std::vector<float> y1, y2;
+    for (int pass = 0; pass < 2; ++pass) {
+      auto& gr = pass == 0 ? g1 : g2;
+      gr[0].assign(xb.value.size(), 0.0f);
+      gr[1].assign(w.value.size(), 0.0f);
+      gr[2].assign(d.value.size(), 0.0f);
+      Tape t;
+      const Var xv = t.leaf(xb.value.data(), gr[0].data(), xb.shape),
+                wv = t.leaf(w.value.data(), gr[1].data(), w.shape),
+                dv = t.leaf(d.value.data(), gr[2].data(), d.shape);
+      const Var y = pass == 0 ? fq::ops::conv2d_divided(t, xv, wv, dv, opt)
+                              : fq::ops::scale_channels(t, fq::ops::conv2d(t, xv, wv, Var(), opt),
+                                                        dv, 1, /*divide=*/true);
+      (pass == 0 ? y1 : y2).assign(y.value(), y.value() + y.numel());
+      t.backward(fq::ops::mean(t, fq::ops::mul(t, y, y)));
+    }
+    CHECK(y1 == y2);
+    for (int i = 0; i < 3; ++i)
+      for (std::size_t e = 0; e < g1[i].size(); ++e)
+        CHECK(g1[i][e] == Approx(g2[i][e]).epsilon(1e-4).margin(1e-6));
+  }
+  Tape t;
+  GradInput x({1, 2, 4, 4}, 35), w({3, 2, 3, 3}, 36);
+  CHECK_THROWS_WITH(fq::ops::conv2d_divided(t, t.constant(x.value.data(), x.shape),
+                                            t.constant(w.value.data(), w.shape),
+                                            t.constant(d.value.data(), d.shape)),
+                    Catch::Contains("4 divisors for 3 output channels"));
+}
+
 TEST_CASE("element-wise ops, pooling, batch norm and cross-entropy: gradients", "[ops]") {
   GradInput a({3, 4, 4, 4}, 11, -2, 8), b({3, 4, 4, 4}, 12);
   check_grad({a}, [](Tape& t, std::vector<Var>& v) { return fq::ops::relu(t, v[0]); });

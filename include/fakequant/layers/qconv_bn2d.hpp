@@ -80,9 +80,9 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
       }
     const Var f = ops::bn_fold_factor(tape, gamma_.var(tape), running_var_.data(), bn_.eps);
     const Var w = ops::scale_channels(tape, this->weight_.var(tape), f, 0);
-    const Var conv =
-        ops::conv2d<Arch>(tape, x, this->template quantized<Arch>(tape, w), Var(), opt_);
-    const Var z = ops::scale_channels(tape, conv, f, 1, /*divide=*/true);
+    // z = conv(x, Wq) / f in one pass over the conv's output (ops::conv2d_divided).
+    const Var z =
+        ops::conv2d_divided<Arch>(tape, x, this->template quantized<Arch>(tape, w), f, opt_);
     ops::BatchNormOptions o = bn_;
     o.training = training_ && !bn_frozen_;
     o.update_stats = o.training;

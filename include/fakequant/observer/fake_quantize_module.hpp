@@ -127,6 +127,9 @@ class FakeQuantize {
   void disable_fake_quant() noexcept { fake_quant_enabled_ = false; }
   bool observer_enabled() const noexcept { return observer_enabled_; }
   bool fake_quant_enabled() const noexcept { return fake_quant_enabled_; }
+  /// True when forward is the identity (fake quantization and observer both off, so y = x and
+  /// an all-ones mask): ops::fake_quant then returns x itself, with no copy and no backward.
+  bool is_identity() const noexcept { return !fake_quant_enabled_ && !observer_enabled_; }
   /// True once the quantizer has qparams from observed data or set_qparams (file comment).
   bool calibrated() const noexcept { return quantizer_.has_qparams(); }
 

@@ -61,6 +61,10 @@ class Switchable : public Q {
   using Q::Q;
   Switchable() = default;
 
+  /// True while fake quantization is off: forward is then the identity (ops::fake_quant returns
+  /// x itself).
+  bool is_identity() const noexcept { return !fake_quant_enabled_; }
+
   /// y = Q(x), or y = x with an all-ones mask while fake quantization is off.
   template <class Arch = DefaultArch>
   void forward(TensorView<const float> x, TensorView<float> y, Mask* mask = nullptr) {

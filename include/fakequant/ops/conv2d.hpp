@@ -170,15 +170,17 @@ void conv_pack_weights(const float* w, const Conv2dShape& g, bool transposed, fl
 
 /// Where conv2d's arena scratch keeps what, in floats. Per chunk of images: the unfolded image
 /// [C·KH·KW, P] (none when pointwise), the GEMM's packing workspace, and for the backward the
-/// unfolding's gradient, a partial dW [O, K] and a partial db [O]. After the chunks: the weights
+/// unfolding's gradient, a partial dW [O, K], a partial db [O] and (conv2d_divided) the
+/// image's dy / d [O, P] and a partial dd [O]. After the chunks: the weights
 /// packed for the forward's product and (x needing a gradient) their transposes for the
 /// backward's (kSgemmSimd<Arch> only).
 struct ConvScratch {
   std::int64_t chunks = 0, cols = 0, workspace = 0, per_chunk = 0, packed_w = 0, packed_wt = 0;
+  std::int64_t dy = 0;  // conv2d_divided, per chunk: an image's dy / d [O, P], a partial dd [O]
   std::int64_t total() const noexcept { return chunks * per_chunk + packed_w + packed_wt; }
 };
 template <class Arch>
-ConvScratch conv_scratch(const Conv2dShape& g, bool need, bool dx_needed) noexcept {
+ConvScratch conv_scratch(const Conv2dShape& g, bool need, bool dx_needed, bool divided) noexcept {
   const std::int64_t p_n = g.out_h() * g.out_w(), k = g.group_k(), og = g.out_channels / g.groups;
   ConvScratch s;
   s.chunks = std::min(g.batch, kConvChunks);
@@ -188,7 +190,8 @@ ConvScratch conv_scratch(const Conv2dShape& g, bool need, bool dx_needed) noexce
     s.packed_w = g.groups * sgemm_packed_a_size<Arch>(og, k);
     s.packed_wt = dx_needed ? g.groups * sgemm_packed_a_size<Arch>(k, og) : 0;
   }
-  s.per_chunk = s.cols + s.workspace + (need ? s.cols + g.out_channels * (k + 1) : 0);
+  s.dy = need && divided ? g.out_channels * (p_n + 1) : 0;
+  s.per_chunk = s.cols + s.workspace + (need ? s.cols + g.out_channels * (k + 1) : 0) + s.dy;
   return s;
 }
 
@@ -198,62 +201,73 @@ inline std::int64_t conv_chunk_begin(std::int64_t c, std::int64_t chunks, std::i
 }
 }  // namespace impl
 
-/// 2-D convolution; see the file comment. Pass a default-constructed Var for no bias. Arch: the
-/// instruction set of the products with the weights (fq::sgemm where it has FMA; simd/arch.hpp).
-template <class Arch = DefaultArch>
-Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b = Var(),
-           const Conv2dOptions& opt = {}) {
-  const bool has_bias = b.value() != nullptr;
-  fq::detail::check_tape(tape, {&x, &w}, "conv2d");
-  if (has_bias) fq::detail::check_tape(tape, {&b}, "conv2d");
-  const Conv2dShape g = conv2d_shape(x.shape(), w.shape(), opt, "conv2d");
-  FQ_CHECK(!has_bias || b.numel() == g.out_channels, ErrorCode::kShapeMismatch,
-           fq::detail::msg("conv2d: bias ", b.shape().str(), " must have ", g.out_channels,
-                           " elements"));
-  const bool need = has_bias ? fq::detail::needs_grad(tape, {&x, &w, &b})
-                             : fq::detail::needs_grad(tape, {&x, &w});
+namespace impl {
+/// conv2d (d null) and conv2d_divided.
+template <class Arch>
+Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
+           const Conv2dOptions& opt, const char* op) {
+  const bool has_bias = b.value() != nullptr, divided = d.value() != nullptr;
+  fq::detail::check_tape(tape, {&x, &w}, op);
+  if (has_bias) fq::detail::check_tape(tape, {&b}, op);
+  if (divided) fq::detail::check_tape(tape, {&d}, op);
+  const Conv2dShape g = conv2d_shape(x.shape(), w.shape(), opt, op);
+  FQ_CHECK(
+      !has_bias || b.numel() == g.out_channels, ErrorCode::kShapeMismatch,
+      fq::detail::msg(op, ": bias ", b.shape().str(), " must have ", g.out_channels, " elements"));
+  FQ_CHECK(
+      !divided || d.numel() == g.out_channels, ErrorCode::kParamCountMismatch,
+      fq::detail::msg(op, ": ", d.numel(), " divisors for ", g.out_channels, " output channels"));
+  const bool need = fq::detail::needs_grad(tape, {&x, &w}) ||
+                    (has_bias && fq::detail::needs_grad(tape, {&b})) ||
+                    (divided && fq::detail::needs_grad(tape, {&d}));
   Var y = tape.variable({g.batch, g.out_channels, g.out_h(), g.out_w()}, need);
   if (y.numel() == 0) return y;
 
-  // The arena scratch (impl::ConvScratch). An image's unfolding is small (the demo's second
+  // The arena scratch (ConvScratch). An image's unfolding is small (the demo's second
   // conv: 225 KB), so it is produced and consumed while in cache, and each image's GEMM writes
   // its NCHW output in place.
   const std::int64_t p_n = g.out_h() * g.out_w(), k = g.group_k(), og = g.out_channels / g.groups;
-  const impl::ConvScratch sc = impl::conv_scratch<Arch>(g, need, need && x.requires_grad());
+  const ConvScratch sc = conv_scratch<Arch>(g, need, need && x.requires_grad(), divided);
   const std::int64_t chunks = sc.chunks, cols_n = sc.cols, per_chunk = sc.per_chunk;
   float* const scratch = tape.scratch<float>(static_cast<std::size_t>(sc.total()));
   float* const packed_w = scratch + chunks * per_chunk;
   const float* const xv = x.value();
   const float* const wv = w.value();
   const float* const bv = b.value();
+  const float* const dv = d.value();
   float* const yv = y.value();
-  impl::conv_pack_weights<Arch>(wv, g, false, packed_w);
+  conv_pack_weights<Arch>(wv, g, false, packed_w);
   const std::int64_t pw_g = sc.packed_w / g.groups;
   FQ_PARALLEL_FOR
   for (std::int64_t c = 0; c < chunks; ++c)
-    for (std::int64_t n = impl::conv_chunk_begin(c, chunks, g.batch);
-         n < impl::conv_chunk_begin(c + 1, chunks, g.batch); ++n) {
+    for (std::int64_t n = conv_chunk_begin(c, chunks, g.batch);
+         n < conv_chunk_begin(c + 1, chunks, g.batch); ++n) {
       float* const cols = scratch + c * per_chunk;
-      const float* cn = impl::conv_unfold(xv, n, g, cols);
+      const float* cn = conv_unfold(xv, n, g, cols);
       float* yn = yv + n * g.out_channels * p_n;
       for (std::int64_t gi = 0; gi < g.groups; ++gi)
-        impl::conv_weight_product<Arch>(og, p_n, k, wv + gi * og * k, false, packed_w + gi * pw_g,
-                                        cn + gi * k * p_n, yn + gi * og * p_n, false,
-                                        cols + cols_n);
+        conv_weight_product<Arch>(og, p_n, k, wv + gi * og * k, false, packed_w + gi * pw_g,
+                                  cn + gi * k * p_n, yn + gi * og * p_n, false, cols + cols_n);
       if (has_bias)
         for (std::int64_t o = 0; o < g.out_channels; ++o)
           for (std::int64_t i = 0; i < p_n; ++i) yn[o * p_n + i] += bv[o];
+      if (divided)  // while in cache; as scale_channels(·, d, 1, true): times 1 / d
+        for (std::int64_t o = 0; o < g.out_channels; ++o) {
+          const float inv = 1.0f / dv[o];
+          for (std::int64_t i = 0; i < p_n; ++i) yn[o * p_n + i] *= inv;
+        }
     }
   if (need)
-    tape.push_backward([x, w, b, y, g, scratch, sc, has_bias] {
+    tape.push_backward([x, w, b, d, y, g, scratch, sc, has_bias, divided] {
       using Mat = Eigen::Map<RowMatrixXf>;
       using CMat = Eigen::Map<const RowMatrixXf>;
       const std::int64_t p_n_ = g.out_h() * g.out_w(), k_ = g.group_k(), o_n = g.out_channels,
                          og_ = o_n / g.groups, cg_ = g.in_channels / g.groups, hw = g.in_h * g.in_w;
-      const bool wg = w.requires_grad(), xg = x.requires_grad(), bg = has_bias && b.requires_grad();
+      const bool wg = w.requires_grad(), xg = x.requires_grad(), bg = has_bias && b.requires_grad(),
+                 dg = divided && d.requires_grad();
       const std::int64_t pwt_g = sc.packed_wt / g.groups;
       float* const packed_wt = scratch + sc.chunks * sc.per_chunk + sc.packed_w;
-      if (xg) impl::conv_pack_weights<Arch>(w.value(), g, true, packed_wt);
+      if (xg) conv_pack_weights<Arch>(w.value(), g, true, packed_wt);
       FQ_PARALLEL_FOR
       for (std::int64_t c = 0; c < sc.chunks; ++c) {
         float* const cols = scratch + c * sc.per_chunk;
@@ -261,14 +275,32 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b = Var(),
         float* const dcols = ws + sc.workspace;
         float* const dw = dcols + sc.cols;
         float* const db = dw + o_n * k_;
+        float* const dyd = db + o_n;  // divided: this image's dy / d
+        float* const dd = dyd + o_n * p_n_;
         std::fill_n(dw, o_n * (k_ + 1), 0.0f);  // dw and db
-        for (std::int64_t n = impl::conv_chunk_begin(c, sc.chunks, g.batch);
-             n < impl::conv_chunk_begin(c + 1, sc.chunks, g.batch); ++n) {
+        if (divided) std::fill_n(dd, o_n, 0.0f);
+        for (std::int64_t n = conv_chunk_begin(c, sc.chunks, g.batch);
+             n < conv_chunk_begin(c + 1, sc.chunks, g.batch); ++n) {
           const float* dyn = y.grad() + n * o_n * p_n_;
+          if (divided) {  // y = c / d: dc = dy / d, dd = −Σ dy · c / d² = −Σ dy · y / d
+            const float* yn = y.value() + n * o_n * p_n_;
+            for (std::int64_t o = 0; o < o_n; ++o) {
+              const float dvo = d.value()[o], inv = 1.0f / dvo;
+              const float* dr = dyn + o * p_n_;
+              if (dg) {
+                const float dot = (Eigen::Map<const Eigen::ArrayXf>(dr, p_n_) *
+                                   Eigen::Map<const Eigen::ArrayXf>(yn + o * p_n_, p_n_))
+                                      .sum();
+                dd[o] -= dot / dvo;
+              }
+              for (std::int64_t i = 0; i < p_n_; ++i) dyd[o * p_n_ + i] = dr[i] * inv;
+            }
+            dyn = dyd;
+          }
           if (bg)
             Eigen::Map<Eigen::ArrayXf>(db, o_n) += CMat(dyn, o_n, p_n_).rowwise().sum().array();
           if (wg) {  // Eigen: its transposed-B packing is as fast as fq::sgemm's here
-            const float* cn = impl::conv_unfold(x.value(), n, g, cols);
+            const float* cn = conv_unfold(x.value(), n, g, cols);
             for (std::int64_t gi = 0; gi < g.groups; ++gi)
               Mat(dw + gi * og_ * k_, og_, k_).noalias() +=
                   CMat(dyn + gi * og_ * p_n_, og_, p_n_) *
@@ -279,11 +311,11 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b = Var(),
           // so the product adds to dx directly.
           float* dxn = x.grad() + n * g.in_channels * hw;
           for (std::int64_t gi = 0; gi < g.groups; ++gi)
-            impl::conv_weight_product<Arch>(
-                k_, p_n_, og_, w.value() + gi * og_ * k_, true, packed_wt + gi * pwt_g,
-                dyn + gi * og_ * p_n_, sc.cols == 0 ? dxn + gi * cg_ * hw : dcols + gi * k_ * p_n_,
-                sc.cols == 0, ws);
-          if (sc.cols != 0) impl::col2im_add(dcols, p_n_, g, dxn);
+            conv_weight_product<Arch>(k_, p_n_, og_, w.value() + gi * og_ * k_, true,
+                                      packed_wt + gi * pwt_g, dyn + gi * og_ * p_n_,
+                                      sc.cols == 0 ? dxn + gi * cg_ * hw : dcols + gi * k_ * p_n_,
+                                      sc.cols == 0, ws);
+          if (sc.cols != 0) col2im_add(dcols, p_n_, g, dxn);
         }
       }
       // The chunks' partial sums, in chunk order.
@@ -291,9 +323,30 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b = Var(),
         const float* dw = scratch + c * sc.per_chunk + 2 * sc.cols + sc.workspace;
         if (wg) w.grad_array() += Eigen::Map<const Eigen::ArrayXf>(dw, o_n * k_);
         if (bg) b.grad_array() += Eigen::Map<const Eigen::ArrayXf>(dw + o_n * k_, o_n);
+        if (dg)
+          d.grad_array() += Eigen::Map<const Eigen::ArrayXf>(dw + o_n * (k_ + 1) + o_n * p_n_, o_n);
       }
     });
   return y;
+}
+}  // namespace impl
+
+/// 2-D convolution; see the file comment. Pass a default-constructed Var for no bias. Arch: the
+/// instruction set of the products with the weights (fq::sgemm where it has FMA; simd/arch.hpp).
+template <class Arch = DefaultArch>
+Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b = Var(),
+           const Conv2dOptions& opt = {}) {
+  return impl::conv2d<Arch>(tape, x, w, b, Var(), opt, "conv2d");
+}
+
+/// conv2d(x, w, b) divided per output channel by d [O]: y[n, o] = conv2d(x, w, b)[n, o] · (1 /
+/// d[o]), the bits of scale_channels(conv2d(x, w, b), d, 1, /*divide=*/true) without the extra
+/// pass over y (QConvBn2d's z = conv(x, W·f) / f). Gradient: with c = conv2d(x, w, b), dc =
+/// dy / d (then conv2d's gradient), dd[o] = −Σ dy · c / d[o]² computed as −Σ dy · y / d[o].
+template <class Arch = DefaultArch>
+Var conv2d_divided(Tape& tape, const Var& x, const Var& w, const Var& d,
+                   const Conv2dOptions& opt = {}) {
+  return impl::conv2d<Arch>(tape, x, w, Var(), d, opt, "conv2d_divided");
 }
 
 }  // namespace ops

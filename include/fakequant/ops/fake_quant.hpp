@@ -15,6 +15,9 @@
 //   in fq::fake_quantize_backward (docs/numerics.md, "The backward").
 // The STE mask lives in the tape (Tape::scratch_mask), so one quantizer may appear in several
 // nodes of a step (their parameter gradients add up).
+// A quantizer whose q.is_identity() is true (FakeQuantize with fake quantization and observer
+// off, Switchable with fake quantization off: y = x, all-ones mask) is not run: fake_quant
+// returns x itself, so an FP32 phase pays no copy and no pass-through backward.
 //
 // Q meets the quantizer protocol (quantizer/concept.hpp, checked with a static_assert), e.g.
 // fq::FakeQuantizer<Scheme>, fq::FakeQuantize<Scheme, Observer>, fq::LsqQuantizer, fq::Pact,
@@ -111,6 +114,12 @@ void add_masked(const float* dy, const Mask& mask, float* dx) {
       dx[base + j] += dy[base + j] * static_cast<float>((bits >> j) & 1u);
   }
 }
+/// True if Q has is_identity() (file comment).
+template <class Q, class = void>
+struct has_is_identity : std::false_type {};
+template <class Q>
+struct has_is_identity<Q, std::void_t<decltype(bool(std::declval<const Q&>().is_identity()))>>
+    : std::true_type {};
 }  // namespace impl
 
 template <class Arch = DefaultArch, class Q>
@@ -121,6 +130,8 @@ Var fake_quant(Tape& tape, const Var& x, Q& q) {
     constexpr bool kParams = has_learnable_parameters_v<Q>;
     constexpr bool kBackwardX = fq::detail::has_backward_x_dy<Q>::value;
     fq::detail::check_tape(tape, {&x}, "fake_quant");
+    if constexpr (impl::has_is_identity<Q>::value && !kParams)
+      if (q.is_identity()) return x;
     // Parameter gradients are wanted whenever the tape records (file comment).
     const bool need = fq::detail::needs_grad(tape, {&x}) || (kParams && tape.recording());
     Var y = tape.variable(x.shape(), need);
