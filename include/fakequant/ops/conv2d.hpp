@@ -15,7 +15,8 @@
 //   into dx_n; db[o] += Σ dy[:, o, :, :]. cols_n is unfolded again in the backward (cheaper than
 //   keeping the batch's: it stays in cache). The batch runs in chunks of images
 //   (impl::kConvChunks) with partial dW and db summed in chunk order: the same bits for any
-//   thread count.
+//   thread count. conv2d_divided is conv2d followed by a division per output channel, done on
+//   each image's output while in cache.
 #ifndef FQ_OPS_CONV2D_HPP_
 #define FQ_OPS_CONV2D_HPP_
 
@@ -266,6 +267,7 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
       const bool wg = w.requires_grad(), xg = x.requires_grad(), bg = has_bias && b.requires_grad(),
                  dg = divided && d.requires_grad();
       const std::int64_t pwt_g = sc.packed_wt / g.groups;
+      const bool pointwise = conv_is_pointwise(g);
       float* const packed_wt = scratch + sc.chunks * sc.per_chunk + sc.packed_w;
       if (xg) conv_pack_weights<Arch>(w.value(), g, true, packed_wt);
       FQ_PARALLEL_FOR
@@ -313,9 +315,9 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
           for (std::int64_t gi = 0; gi < g.groups; ++gi)
             conv_weight_product<Arch>(k_, p_n_, og_, w.value() + gi * og_ * k_, true,
                                       packed_wt + gi * pwt_g, dyn + gi * og_ * p_n_,
-                                      sc.cols == 0 ? dxn + gi * cg_ * hw : dcols + gi * k_ * p_n_,
-                                      sc.cols == 0, ws);
-          if (sc.cols != 0) col2im_add(dcols, p_n_, g, dxn);
+                                      pointwise ? dxn + gi * cg_ * hw : dcols + gi * k_ * p_n_,
+                                      pointwise, ws);
+          if (!pointwise) col2im_add(dcols, p_n_, g, dxn);
         }
       }
       // The chunks' partial sums, in chunk order.
