@@ -362,12 +362,26 @@ TEST_CASE("ops: conv2d geometry whose sizes overflow is refused", "[ops]") {
   };
   CHECK(conv(std::int64_t{1} << 62, 1) == ErrorCode::kOutOfMemory);  // H + 2·pad overflows
   CHECK(conv(std::int64_t{1} << 40, 1) == ErrorCode::kOutOfMemory);  // OH·OW overflows
-  CHECK(conv(std::int64_t{1} << 30, 1) == ErrorCode::kOutOfMemory);  // the unfolded input does
+  CHECK(conv(std::int64_t{1} << 30, 1) == ErrorCode::kOutOfMemory);  // one image's unfolding does
   CHECK(conv(1, 0) == ErrorCode::kInvalidArgument);
   CHECK(conv(-1, 1) == ErrorCode::kInvalidArgument);
   CHECK_THROWS_WITH(fq::ops::conv2d(tape, xv, wv, Var(), fq::ops::Conv2dOptions::make(1, 1, 0)),
                     Catch::Contains("groups 0"));
   CHECK(conv(1, 1) == ErrorCode{});  // the same op with a sane geometry runs
+}
+
+TEST_CASE("ops: conv2d refuses a scratch beyond int64 before allocating", "[ops]") {
+  // 16 images of 4x4 padded by 2^28: one image's unfolding (4 x ~2^58 floats) and the output
+  // (16 x ~2^58) fit int64, but 16 chunks of two unfoldings each (the backward's) do not.
+  GradInput x({16, 1, 4, 4}, 1), w({1, 1, 2, 2}, 2);
+  Tape tape;
+  const Var xv = tape.leaf(x.value.data(), x.grad.data(), x.shape),
+            wv = tape.constant(w.value.data(), w.shape);
+  const auto opt = fq::ops::Conv2dOptions::make(1, std::int64_t{1} << 28);
+  CHECK(fq_test::error_code_of([&] { fq::ops::conv2d(tape, xv, wv, Var(), opt); }) ==
+        fq::ErrorCode::kOutOfMemory);
+  CHECK_THROWS_WITH(fq::ops::conv2d(tape, xv, wv, Var(), opt),
+                    Catch::Contains("conv2d: the convolution's scratch overflows"));
 }
 
 TEST_CASE("ops: batch-norm eps must be finite and > 0", "[ops]") {

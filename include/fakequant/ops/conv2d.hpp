@@ -42,7 +42,8 @@ struct Conv2dOptions {
 
 /// The geometry of conv2d(x, w, opt), batch included, checked: bad options are
 /// kInvalidArgument, mismatched shapes kShapeMismatch, sizes beyond int64 (of one image:
-/// fq::detail::check_conv2d_shape; of the batch's unfolded input and output) kOutOfMemory.
+/// fq::detail::check_conv2d_shape; of the batch's output) kOutOfMemory. (conv2d unfolds an image
+/// at a time: impl::conv_scratch bounds its scratch.)
 inline Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Conv2dOptions& opt,
                                 const char* op) {
   FQ_CHECK(x.rank == 4 && w.rank == 4, ErrorCode::kShapeMismatch,
@@ -61,11 +62,8 @@ inline Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Conv2dOpti
   const Conv2dShape s{x[0], x[1],         x[2],         x[3],      w[0],      w[2],
                       w[3], opt.stride_h, opt.stride_w, opt.pad_h, opt.pad_w, opt.groups};
   fq::detail::check_conv2d_shape(s, op);
-  // Bounds on the buffers: y [N, O, OH, OW] and the batch's unfolded input (conv2d itself
-  // unfolds a chunk of images at a time).
   using fq::detail::checked_mul;
   const std::int64_t np = checked_mul(s.batch, s.out_h() * s.out_w(), op, "the output pixel count");
-  checked_mul(s.group_k() * s.groups, np, op, "the unfolded input (im2col) size");
   checked_mul(s.out_channels, np, op, "the output size");
   return s;
 }
@@ -120,39 +118,32 @@ inline const float* conv_unfold(const float* x, std::int64_t n, const Conv2dShap
   return cols;
 }
 
-/// C [m, n] (row stride n) = (accumulate ? C : 0) + A · B, B [kd, n] row-major (row stride n),
-/// A the weights of a group, wg [og, kg] row-major: A = wg (m = og, kd = kg) or A = wgᵀ
-/// (transposed: m = kg, kd = og). With kSgemmSimd<Arch>, fq::sgemm_packed on `packed` (A packed
-/// by sgemm_pack_a once per batch; C only written, fused chains); else Eigen's product.
-template <class Arch>
-void conv_weight_product(std::int64_t m, std::int64_t n, std::int64_t kd, const float* wg,
-                         bool transposed, const float* packed, const float* b, float* c,
-                         bool accumulate, float* workspace) {
-  if constexpr (kSgemmSimd<Arch>) {
-    (void)wg, (void)transposed;
-    sgemm_packed<Arch>(m, n, kd, packed, SgemmOperand{b, n, 1}, c, n, accumulate, workspace);
+/// C [m, n] (row stride n) = (accumulate ? C : 0) + A · B on Eigen, B [kd, n] row-major (row
+/// stride n), A the weights of a group, wg [og, kg] row-major: A = wg (m = og, kd = kg) or
+/// A = wgᵀ (transposed: m = kg, kd = og). The product with the weights where Arch has no FMA
+/// (with it: fq::sgemm_packed on the weights packed by conv_pack_weights).
+inline void conv_weight_product_eigen(std::int64_t m, std::int64_t n, std::int64_t kd,
+                                      const float* wg, bool transposed, const float* b, float* c,
+                                      bool accumulate) {
+  using CMat = Eigen::Map<const RowMatrixXf>;
+  const CMat bm(b, kd, n);
+  Eigen::Map<RowMatrixXf> cm(c, m, n);
+  if (transposed) {
+    const CMat wm(wg, kd, m);
+    if (accumulate)
+      cm.noalias() += wm.transpose() * bm;
+    else
+      cm.noalias() = wm.transpose() * bm;
   } else {
-    (void)packed, (void)workspace;
-    using CMat = Eigen::Map<const RowMatrixXf>;
-    const CMat bm(b, kd, n);
-    Eigen::Map<RowMatrixXf> cm(c, m, n);
-    if (transposed) {
-      const CMat wm(wg, kd, m);
-      if (accumulate)
-        cm.noalias() += wm.transpose() * bm;
-      else
-        cm.noalias() = wm.transpose() * bm;
-    } else {
-      const CMat wm(wg, m, kd);
-      if (accumulate)
-        cm.noalias() += wm * bm;
-      else
-        cm.noalias() = wm * bm;
-    }
+    const CMat wm(wg, m, kd);
+    if (accumulate)
+      cm.noalias() += wm * bm;
+    else
+      cm.noalias() = wm * bm;
   }
 }
 
-/// Packs every group's weights (or their transposes) for conv_weight_product: group gi at
+/// Packs every group's weights (or their transposes) for fq::sgemm_packed: group gi at
 /// packed + gi · sgemm_packed_a_size<Arch>(m, kd). Nothing without kSgemmSimd<Arch>.
 template <class Arch>
 void conv_pack_weights(const float* w, const Conv2dShape& g, bool transposed, float* packed) {
@@ -180,19 +171,32 @@ struct ConvScratch {
   std::int64_t dy = 0;  // conv2d_divided, per chunk: an image's dy / d [O, P], a partial dd [O]
   std::int64_t total() const noexcept { return chunks * per_chunk + packed_w + packed_wt; }
 };
+/// The sizes for geometry g (checked by conv2d_shape), each and their total within int64 or
+/// kOutOfMemory naming `op` (a chunk needs about two unfolded images: a single image that fits
+/// int64 does not make that fit).
 template <class Arch>
-ConvScratch conv_scratch(const Conv2dShape& g, bool need, bool dx_needed, bool divided) noexcept {
+ConvScratch conv_scratch(const Conv2dShape& g, bool need, bool dx_needed, bool divided,
+                         const char* op) {
   const std::int64_t p_n = g.out_h() * g.out_w(), k = g.group_k(), og = g.out_channels / g.groups;
+  constexpr const char* kWhat = "the convolution's scratch";
+  auto mul = [&](std::int64_t a, std::int64_t b) {
+    return fq::detail::checked_mul(a, b, op, kWhat);
+  };
+  auto add = [&](std::int64_t a, std::int64_t b) {
+    return fq::detail::checked_add(a, b, op, kWhat);
+  };
   ConvScratch s;
   s.chunks = std::min(g.batch, kConvChunks);
-  s.cols = conv_is_pointwise(g) ? 0 : g.groups * k * p_n;
+  s.cols = conv_is_pointwise(g) ? 0 : mul(mul(g.groups, k), p_n);
   if constexpr (kSgemmSimd<Arch>) {
     s.workspace = std::max(sgemm_workspace_size<Arch>(p_n, k), sgemm_workspace_size<Arch>(p_n, og));
-    s.packed_w = g.groups * sgemm_packed_a_size<Arch>(og, k);
-    s.packed_wt = dx_needed ? g.groups * sgemm_packed_a_size<Arch>(k, og) : 0;
+    s.packed_w = mul(g.groups, sgemm_packed_a_size<Arch>(og, k));
+    s.packed_wt = dx_needed ? mul(g.groups, sgemm_packed_a_size<Arch>(k, og)) : 0;
   }
-  s.dy = need && divided ? g.out_channels * (p_n + 1) : 0;
-  s.per_chunk = s.cols + s.workspace + (need ? s.cols + g.out_channels * (k + 1) : 0) + s.dy;
+  s.dy = need && divided ? mul(g.out_channels, add(p_n, 1)) : 0;
+  const std::int64_t backward = need ? add(s.cols, mul(g.out_channels, add(k, 1))) : 0;
+  s.per_chunk = add(add(add(s.cols, s.workspace), backward), s.dy);
+  add(add(mul(s.chunks, s.per_chunk), s.packed_w), s.packed_wt);  // total()
   return s;
 }
 
@@ -221,14 +225,13 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
   const bool need = fq::detail::needs_grad(tape, {&x, &w}) ||
                     (has_bias && fq::detail::needs_grad(tape, {&b})) ||
                     (divided && fq::detail::needs_grad(tape, {&d}));
+  // The arena scratch (ConvScratch), sized before anything is allocated. An image's unfolding
+  // is small (the demo's second conv: 225 KB), so it is produced and consumed while in cache,
+  // and each image's GEMM writes its NCHW output in place.
+  const ConvScratch sc = conv_scratch<Arch>(g, need, need && x.requires_grad(), divided, op);
   Var y = tape.variable({g.batch, g.out_channels, g.out_h(), g.out_w()}, need);
   if (y.numel() == 0) return y;
-
-  // The arena scratch (ConvScratch). An image's unfolding is small (the demo's second
-  // conv: 225 KB), so it is produced and consumed while in cache, and each image's GEMM writes
-  // its NCHW output in place.
   const std::int64_t p_n = g.out_h() * g.out_w(), k = g.group_k(), og = g.out_channels / g.groups;
-  const ConvScratch sc = conv_scratch<Arch>(g, need, need && x.requires_grad(), divided);
   const std::int64_t chunks = sc.chunks, cols_n = sc.cols, per_chunk = sc.per_chunk;
   float* const scratch = tape.scratch<float>(static_cast<std::size_t>(sc.total()));
   float* const packed_w = scratch + chunks * per_chunk;
@@ -246,9 +249,15 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
       float* const cols = scratch + c * per_chunk;
       const float* cn = conv_unfold(xv, n, g, cols);
       float* yn = yv + n * g.out_channels * p_n;
-      for (std::int64_t gi = 0; gi < g.groups; ++gi)
-        conv_weight_product<Arch>(og, p_n, k, wv + gi * og * k, false, packed_w + gi * pw_g,
-                                  cn + gi * k * p_n, yn + gi * og * p_n, false, cols + cols_n);
+      for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+        const float* cg = cn + gi * k * p_n;
+        float* yg = yn + gi * og * p_n;
+        if constexpr (kSgemmSimd<Arch>)
+          sgemm_packed<Arch>(og, p_n, k, packed_w + gi * pw_g, SgemmOperand{cg, p_n, 1}, yg, p_n,
+                             false, cols + cols_n);
+        else
+          conv_weight_product_eigen(og, p_n, k, wv + gi * og * k, false, cg, yg, false);
+      }
       if (has_bias)
         for (std::int64_t o = 0; o < g.out_channels; ++o)
           for (std::int64_t i = 0; i < p_n; ++i) yn[o * p_n + i] += bv[o];
@@ -312,11 +321,16 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
           // dcols_g = W_gᵀ · dY_g; pointwise: the unfolding is x itself (k_ = cg_, p_n_ = hw),
           // so the product adds to dx directly.
           float* dxn = x.grad() + n * g.in_channels * hw;
-          for (std::int64_t gi = 0; gi < g.groups; ++gi)
-            conv_weight_product<Arch>(k_, p_n_, og_, w.value() + gi * og_ * k_, true,
-                                      packed_wt + gi * pwt_g, dyn + gi * og_ * p_n_,
-                                      pointwise ? dxn + gi * cg_ * hw : dcols + gi * k_ * p_n_,
-                                      pointwise, ws);
+          for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+            const float* dyg = dyn + gi * og_ * p_n_;
+            float* out = pointwise ? dxn + gi * cg_ * hw : dcols + gi * k_ * p_n_;
+            if constexpr (kSgemmSimd<Arch>)
+              sgemm_packed<Arch>(k_, p_n_, og_, packed_wt + gi * pwt_g, SgemmOperand{dyg, p_n_, 1},
+                                 out, p_n_, pointwise, ws);
+            else
+              conv_weight_product_eigen(k_, p_n_, og_, w.value() + gi * og_ * k_, true, dyg, out,
+                                        pointwise);
+          }
           if (!pointwise) col2im_add(dcols, p_n_, g, dxn);
         }
       }
