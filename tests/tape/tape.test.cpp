@@ -55,6 +55,23 @@ TEST_CASE("Arena: 64-byte alignment, rewind, and no growth once a step's size is
   CHECK(a.allocate_array<float>(10) == f);  // the rewound memory is handed out again
 }
 
+TEST_CASE("Arena: a block of 2 MiB or more is 2 MiB-aligned on Linux (huge pages)", "[tape]") {
+  constexpr std::size_t kHuge = std::size_t{2} << 20;
+  fq::Arena a(kHuge + 100);  // rounded up to 4 MiB: a second such request fits the same block
+  char* p = static_cast<char*>(a.allocate(kHuge));
+  char* q = static_cast<char*>(a.allocate(kHuge));
+#if defined(__linux__)
+  CHECK(reinterpret_cast<std::uintptr_t>(p) % kHuge == 0);
+  CHECK(q == p + kHuge);
+  CHECK(a.block_count() == 1);
+#else
+  CHECK(a.block_count() == 2);
+#endif
+  p[0] = q[kHuge - 1] = 1;  // all of it is usable
+  fq::Arena small(1000);    // small blocks stay 64-byte aligned, unrounded
+  CHECK(reinterpret_cast<std::uintptr_t>(small.allocate(10)) % 64 == 0);
+}
+
 TEST_CASE("Tape: backward accumulates into leaves; clear() reuses the arena", "[tape]") {
   std::vector<float> w = {1, 2, 3, 4, 5, 6}, dw(6, 0.0f), x = {1, -1, 2};
   Tape tape;
