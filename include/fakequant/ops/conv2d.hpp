@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// fakequant/ops/conv2d.hpp: conv2d — 2-D convolution (NCHW) on a Tape, by im2col + Eigen GEMM.
+// fakequant/ops/conv2d.hpp: conv2d — 2-D convolution (NCHW) on a Tape, by im2col + GEMM.
 //
 // Forward: x [N, C, H, W], w [O, C/groups, KH, KW], b [O] (optional) ->
 //   y [N, O, OH, OW], OH = (H + 2·pad_h − KH) / stride_h + 1 (likewise OW),
