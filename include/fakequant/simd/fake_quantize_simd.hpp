@@ -178,6 +178,18 @@ FQ_INLINE std::int64_t fq_run_batches(const T* x, T* y, std::int64_t n, F&& fq,
     return fq(cur, in);
   };
   if (with_mask) {
+    // While a whole word and one batch more remain, every look-ahead load is in the run: no
+    // test per batch.
+    for (; i + 64 + W <= n; i += 64) {
+      std::uint64_t word = 0;
+      for (std::int64_t k = 0; k < kPerWord; ++k) {
+        const B cur = next;
+        next = B::load_unaligned(x + i + (k + 1) * W);
+        fq(cur, in).store_unaligned(y + i + k * W);
+        word |= in << (k * W);
+      }
+      bw.put(word, 64);
+    }
     for (; i + 64 <= n; i += 64) {
       std::uint64_t word = 0;
       for (std::int64_t k = 0; k < kPerWord; ++k) {
