@@ -159,6 +159,28 @@ void BM_BatchNormFwdBwd(benchmark::State& st) {
   });
 }
 
+// relu(batch_norm(x)) as two ops and as one (ops::batch_norm_relu), forward and backward.
+void BM_BatchNormThenReluFwdBwd(benchmark::State& st) {
+  BnCase k(st.range(0));
+  const std::size_t b = k.floats() * 4 * (5 + 6);  // batch norm's bytes only: the pair's cost
+  run(st, b, [&] {
+    k.tape.clear();
+    fq::ops::relu(k.tape, k.forward());
+    backward_all(k.tape);
+  });
+}
+void BM_BatchNormReluFwdBwd(benchmark::State& st) {
+  BnCase k(st.range(0));
+  const std::size_t b = k.floats() * 4 * (5 + 6);
+  run(st, b, [&] {
+    k.tape.clear();
+    fq::ops::batch_norm_relu(
+        k.tape, k.input(true), k.tape.leaf(k.gamma.data(), k.dgamma.data(), {k.c}),
+        k.tape.leaf(k.beta.data(), k.dbeta.data(), {k.c}), k.rm.data(), k.rv.data());
+    backward_all(k.tape);
+  });
+}
+
 // ------------------------------------------------------------------------------------- relu
 void BM_ReluFwd(benchmark::State& st) {
   OpCase k(st.range(0));
@@ -295,6 +317,8 @@ BENCHMARK(BM_MaxPoolFwd)->Apply(shapes);
 BENCHMARK(BM_MaxPoolFwdBwd)->Apply(shapes);
 BENCHMARK(BM_BatchNormFwd)->Apply(shapes);
 BENCHMARK(BM_BatchNormFwdBwd)->Apply(shapes);
+BENCHMARK(BM_BatchNormThenReluFwdBwd)->Apply(shapes);
+BENCHMARK(BM_BatchNormReluFwdBwd)->Apply(shapes);
 BENCHMARK(BM_ReluFwd)->Apply(shapes);
 BENCHMARK(BM_ReluFwdBwd)->Apply(shapes);
 BENCHMARK(BM_ScaleChannelsFwd)->Apply(shapes);

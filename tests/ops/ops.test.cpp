@@ -259,6 +259,65 @@ TEST_CASE("element-wise ops, pooling, batch norm and cross-entropy: gradients", 
   });
 }
 
+namespace {
+// relu(batch_norm(x)) (or relu6) as two ops or as batch_norm_relu: y, the gradients of x, γ
+// and β of L = mean(y ⊙ r), and the running statistics, as one vector of floats.
+std::vector<float> bn_relu_run(bool fused, const fq::Shape& shape, bool training, float hi,
+                               std::uint32_t seed) {
+  const std::int64_t c = shape[1];
+  GradInput x(shape, seed, -3, 5), gamma({c}, seed + 1, 2, 8), beta({c}, seed + 2, -1, 1),
+      r(shape, seed + 3);
+  std::vector<float> rm(static_cast<std::size_t>(c), 0.25f), rv(rm.size(), 1.5f);
+  fq::ops::BatchNormOptions o;
+  o.training = training;
+  Tape tape;
+  const Var xv = tape.leaf(x.value.data(), x.grad.data(), shape),
+            g = tape.leaf(gamma.value.data(), gamma.grad.data(), {c}),
+            b = tape.leaf(beta.value.data(), beta.grad.data(), {c});
+  const bool relu6 = hi == 6.0f;
+  Var y;
+  if (fused) {
+    y = fq::ops::batch_norm_relu(tape, xv, g, b, rm.data(), rv.data(), o, hi);
+  } else {
+    const Var z = fq::ops::batch_norm(tape, xv, g, b, rm.data(), rv.data(), o);
+    y = relu6 ? fq::ops::relu6(tape, z) : fq::ops::relu(tape, z);
+  }
+  tape.backward(fq::ops::mean(tape, fq::ops::mul(tape, y, tape.constant(r.value.data(), shape))));
+  std::vector<float> out(y.value(), y.value() + y.numel());
+  for (const auto* v : {&x.grad, &gamma.grad, &beta.grad, &rm, &rv})
+    out.insert(out.end(), v->begin(), v->end());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("batch_norm_relu: relu(batch_norm) and relu6 bit for bit, forward and backward",
+          "[ops]") {
+  std::uint32_t seed = 700;
+  // Planes of 25 floats (not a whole number of cache lines: misaligned planes), 16, and 1.
+  for (const fq::Shape& shape :
+       {fq::Shape{4, 3, 5, 5}, fq::Shape{3, 2, 4, 4}, fq::Shape{6, 5}, fq::Shape{2, 4, 7, 9}})
+    for (bool training : {true, false})
+      for (float hi : {std::numeric_limits<float>::infinity(), 6.0f}) {
+        INFO("shape " << shape.str() << " training " << training << " hi " << hi);
+        const auto two = bn_relu_run(false, shape, training, hi, seed);
+        const auto one = bn_relu_run(true, shape, training, hi, seed);
+        ++seed;
+        CHECK(fq_test::first_bit_mismatch(one, two) == -1);
+        const auto n = static_cast<std::size_t>(shape.numel());
+        CHECK(std::count(two.begin(), two.begin() + static_cast<std::ptrdiff_t>(n), 0.0f) > 0);
+        if (hi == 6.0f)
+          CHECK(std::count(two.begin(), two.begin() + static_cast<std::ptrdiff_t>(n), 6.0f) > 0);
+      }
+  Tape tape;
+  GradInput x({2, 2}, 1), g({2}, 2), b({2}, 3);
+  std::vector<float> rm(2, 0.0f), rv(2, 1.0f);
+  CHECK_THROWS_WITH(
+      fq::ops::batch_norm_relu(tape, tape.constant(x.value.data(), {2, 2}),
+                               tape.constant(g.value.data(), {2}),
+                               tape.constant(b.value.data(), {2}), rm.data(), rv.data(), {}, 0.0f),
+      Catch::Contains("batch_norm_relu: the clamp's upper bound must be > 0"));
+}
+
 TEST_CASE("batch_norm: training statistics and running updates follow PyTorch", "[ops]") {
   GradInput x({4, 2, 3, 3}, 21, -1, 3), gamma({2}, 22), beta({2}, 23);
   std::vector<float> rm = {0.5f, -0.5f}, rv = {2.0f, 0.5f};

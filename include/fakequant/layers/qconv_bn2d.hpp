@@ -15,6 +15,7 @@
 #include <cmath>    // isfinite, sqrt
 #include <cstddef>  // size_t
 #include <cstdint>  // int64_t, uint64_t
+#include <limits>   // numeric_limits
 #include <random>   // mt19937
 #include <vector>   // vector
 
@@ -86,9 +87,17 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
     ops::BatchNormOptions o = bn_;
     o.training = training_ && !bn_frozen_;
     o.update_stats = o.training;
-    return this->template finish<Arch>(
-        tape, ops::batch_norm(tape, z, gamma_.var(tape), beta_.var(tape), running_mean_.data(),
-                              running_var_.data(), o));
+    const Var gamma = gamma_.var(tape), beta = beta_.var(tape);
+    float* const rm = running_mean_.data();
+    float* const rv = running_var_.data();
+    if (this->act_ == Activation::kNone)
+      return this->template finish<Arch>(tape,
+                                         ops::batch_norm<Arch>(tape, z, gamma, beta, rm, rv, o));
+    // The activation fused into batch norm (ops::batch_norm_relu: the same bits).
+    const float hi =
+        this->act_ == Activation::kReLU6 ? 6.0f : std::numeric_limits<float>::infinity();
+    return this->template finish_activated<Arch>(
+        tape, ops::batch_norm_relu<Arch>(tape, z, gamma, beta, rm, rv, o, hi));
   }
 
   /// Training mode (batch statistics unless frozen) or evaluation (running statistics).

@@ -182,7 +182,12 @@ class QLayerBase {
   }
   template <class Arch>
   Var finish(Tape& tape, const Var& y) {
-    return maybe_fake_quant<Arch>(tape, activate(tape, y, act_), aq_);
+    return finish_activated<Arch>(tape, activate(tape, y, act_));
+  }
+  /// finish for an op that applied the activation itself (a fused op).
+  template <class Arch>
+  Var finish_activated(Tape& tape, const Var& y) {
+    return maybe_fake_quant<Arch>(tape, y, aq_);
   }
 
   Parameter weight_;

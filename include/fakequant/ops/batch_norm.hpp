@@ -9,6 +9,13 @@
 // Evaluation (running statistics): y = γ·(x − running_mean)/√(running_var+ε) + β;
 //   dx += dy·γ/√(running_var+ε); dγ, dβ as above with x̂ from the running statistics.
 // Channel sums: float within one image's plane, double across the batch.
+// batch_norm_relu fuses clamp(·, 0, hi) (relu, hi = +inf; relu6, hi = 6) into the op: y =
+//   min(max(γ·x̂ + β, 0), hi), clamped in place (no second output and no second zeroed
+//   gradient); the backward uses dy·[0 < y < hi] (y the clamped output: the same test as on
+//   the normalised value) in place of dy, made in one pass as clamped_relu's backward makes it
+//   but stored into an arena buffer instead of added to the separate op's zeroed gradient (an
+//   arena buffer too: the per-plane sums take the same path). Forward and gradients are bit
+//   for bit those of relu(batch_norm(…)) or relu6.
 // Synchronized (a SyncBatchStats scope alive in training, base/communicator.hpp): M, Σx and
 // Σ(x−μ)² are summed over ranks in double (two all-reduces), so μ, σ² and the running
 // statistics are those of the global batch and identical on every rank; the backward sums
@@ -17,12 +24,15 @@
 #ifndef FQ_OPS_BATCH_NORM_HPP_
 #define FQ_OPS_BATCH_NORM_HPP_
 
-#include <cmath>    // isfinite, sqrt
-#include <cstdint>  // int64_t
-#include <vector>   // vector
+#include <algorithm>  // max
+#include <cmath>      // isfinite, sqrt
+#include <cstdint>    // int64_t
+#include <limits>     // numeric_limits
+#include <vector>     // vector
 
 #include <fakequant/base/communicator.hpp>
 #include <fakequant/base/config.hpp>
+#include <fakequant/ops/elementwise.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -87,14 +97,15 @@ inline std::int64_t batch_norm_global_stats(Communicator& comm, const float* x, 
 struct BnChannelSums {
   double dy, dy_xhat;
 };
+// dy_all: the gradient reaching the normalisation (y's, or batch_norm_relu's masked one).
 inline BnChannelSums bn_channel_grad_sums(const Var& x, const Var& gamma, const Var& beta,
-                                          const Var& y, float mu, float istd, std::int64_t n,
+                                          const float* dy_all, float mu, float istd, std::int64_t n,
                                           std::int64_t c, std::int64_t hw, std::int64_t ch) {
-  using Block = Eigen::Map<Eigen::ArrayXf>;
+  using Block = Eigen::Map<const Eigen::ArrayXf>;
   double sdy = 0.0, sdyx = 0.0;
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t off = (i * c + ch) * hw;
-    const Block dy(y.grad() + off, hw);
+    const Block dy(dy_all + off, hw);
     sdy += dy.sum();
     sdyx += (dy * (Block(x.value() + off, hw) - mu)).sum();
   }
@@ -105,13 +116,13 @@ inline BnChannelSums bn_channel_grad_sums(const Var& x, const Var& gamma, const 
 }
 // dx += k·(dy − mdy − x̂·mdyx) over channel ch (k = γ·istd; mdy, mdyx the means over the batch,
 // 0 in evaluation).
-inline void bn_channel_dx(const Var& x, const Var& y, float mu, float istd, float k, float mdy,
-                          float mdyx, std::int64_t n, std::int64_t c, std::int64_t hw,
+inline void bn_channel_dx(const Var& x, const float* dy_all, float mu, float istd, float k,
+                          float mdy, float mdyx, std::int64_t n, std::int64_t c, std::int64_t hw,
                           std::int64_t ch) {
   using Block = Eigen::Map<Eigen::ArrayXf>;
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t off = (i * c + ch) * hw;
-    const Block dy(y.grad() + off, hw);
+    const Eigen::Map<const Eigen::ArrayXf> dy(dy_all + off, hw);
     const auto xhat = (Block(x.value() + off, hw) - mu) * istd;
     Block(x.grad() + off, hw) += k * (dy - mdy - xhat * mdyx);
   }
@@ -119,14 +130,14 @@ inline void bn_channel_dx(const Var& x, const Var& y, float mu, float istd, floa
 
 // The synchronized training backward (file comment); m is the global count.
 inline void batch_norm_backward_synced(Communicator& comm, const Var& x, const Var& gamma,
-                                       const Var& beta, const Var& y, const float* mu,
+                                       const Var& beta, const float* dy, const float* mu,
                                        const float* istd, std::int64_t n, std::int64_t c,
                                        std::int64_t hw, std::int64_t m) {
   std::vector<double> acc(static_cast<std::size_t>(2 * c));  // [Σdy, Σdy·x̂] per channel
   FQ_PARALLEL_FOR
   for (std::int64_t ch = 0; ch < c; ++ch) {
     const BnChannelSums sums =
-        bn_channel_grad_sums(x, gamma, beta, y, mu[ch], istd[ch], n, c, hw, ch);
+        bn_channel_grad_sums(x, gamma, beta, dy, mu[ch], istd[ch], n, c, hw, ch);
     acc[static_cast<std::size_t>(ch)] = sums.dy;
     acc[static_cast<std::size_t>(c + ch)] = sums.dy_xhat;
   }
@@ -138,35 +149,36 @@ inline void batch_norm_backward_synced(Communicator& comm, const Var& x, const V
     const auto md = static_cast<double>(m);
     const auto mdy = static_cast<float>(acc[static_cast<std::size_t>(ch)] / md);
     const auto mdyx = static_cast<float>(acc[static_cast<std::size_t>(c + ch)] / md);
-    bn_channel_dx(x, y, mu[ch], istd[ch], k, mdy, mdyx, n, c, hw, ch);
+    bn_channel_dx(x, dy, mu[ch], istd[ch], k, mdy, mdyx, n, c, hw, ch);
   }
 }
 
-}  // namespace detail
-
-/// Batch norm; `running_mean` and `running_var` (C floats each) belong to the caller.
-inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta,
-                      float* running_mean, float* running_var, const BatchNormOptions& opt = {}) {
-  fq::detail::check_tape(tape, {&x, &gamma, &beta}, "batch_norm");
+// batch_norm (clamp false) and batch_norm_relu (clamp to [0, hi]); op names the caller.
+template <class Arch>
+Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, float* running_mean,
+               float* running_var, const BatchNormOptions& opt, bool clamp, float hi,
+               const char* op) {
+  fq::detail::check_tape(tape, {&x, &gamma, &beta}, op);
   FQ_CHECK(x.shape().rank == 2 || x.shape().rank == 4, ErrorCode::kShapeMismatch,
-           fq::detail::msg("batch_norm: x ", x.shape().str(), " must be [N, C] or [N, C, H, W]"));
+           fq::detail::msg(op, ": x ", x.shape().str(), " must be [N, C] or [N, C, H, W]"));
   const std::int64_t n = x.size(0), c = x.size(1),
                      hw = x.numel() / std::max<std::int64_t>(n * c, 1);
   FQ_CHECK(gamma.numel() == c && beta.numel() == c, ErrorCode::kParamCountMismatch,
-           fq::detail::msg("batch_norm: gamma and beta need ", c, " elements"));
+           fq::detail::msg(op, ": gamma and beta need ", c, " elements"));
   FQ_CHECK(running_mean != nullptr && running_var != nullptr, ErrorCode::kInvalidArgument,
-           "batch_norm: running statistics are null");
+           fq::detail::msg(op, ": running statistics are null"));
+  FQ_CHECK(!clamp || hi > 0.0f, ErrorCode::kInvalidArgument,
+           fq::detail::msg(op, ": the clamp's upper bound must be > 0, got ", hi));
   const std::int64_t m = n * hw;
   // Synchronized statistics (file comment) only in training: running statistics are equal on
   // every rank already.
   Communicator* const comm = opt.training ? batch_stats_communicator() : nullptr;
   FQ_CHECK(!opt.training || comm != nullptr || m > 1, ErrorCode::kShapeMismatch,
-           fq::detail::msg("batch_norm: training needs more than one value per channel, got ", m));
-  FQ_CHECK(
-      std::isfinite(opt.eps) && opt.eps > 0.0f && opt.momentum >= 0.0f && opt.momentum <= 1.0f,
-      ErrorCode::kInvalidArgument,
-      fq::detail::msg("batch_norm: eps must be finite and > 0 and momentum in [0, 1], got eps ",
-                      opt.eps, " and momentum ", opt.momentum));
+           fq::detail::msg(op, ": training needs more than one value per channel, got ", m));
+  FQ_CHECK(std::isfinite(opt.eps) && opt.eps > 0.0f && opt.momentum >= 0.0f && opt.momentum <= 1.0f,
+           ErrorCode::kInvalidArgument,
+           fq::detail::msg(op, ": eps must be finite and > 0 and momentum in [0, 1], got eps ",
+                           opt.eps, " and momentum ", opt.momentum));
   const bool need = fq::detail::needs_grad(tape, {&x, &gamma, &beta});
   Var y = tape.variable(x.shape(), need);
   // Per channel: the mean used and 1/sqrt(var + eps).
@@ -181,7 +193,7 @@ inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
   if (!opt.training)  // checked here: no error may leave the parallel loop below
     for (std::int64_t ch = 0; ch < c; ++ch)
       FQ_CHECK(running_var[ch] >= 0.0f, ErrorCode::kInvalidArgument,
-               "batch_norm: a running variance is negative");
+               fq::detail::msg(op, ": a running variance is negative"));
   FQ_PARALLEL_FOR
   for (std::int64_t ch = 0; ch < c; ++ch) {
     if (comm != nullptr) {
@@ -213,27 +225,54 @@ inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
       Block(y.value() + off, hw) = Block(x.value() + off, hw) * a + bb;
     }
   }
+  if (clamp) y.array() = y.array().max(0.0f).min(hi);  // clamped_relu's expression, in place
+  // The masked gradient (file comment): written whole by the backward, so not zeroed.
+  float* const buf =
+      need && clamp ? tape.scratch<float>(static_cast<std::size_t>(x.numel())) : nullptr;
   if (need)
     tape.push_backward(
-        [x, gamma, beta, y, mu, istd, n, c, hw, m = m_all, comm, training = opt.training] {
+        [x, gamma, beta, y, mu, istd, n, c, hw, m = m_all, comm, training = opt.training, hi, buf] {
+          if (buf != nullptr)  // clamped_relu's backward into a zeroed gradient, as a store
+            ops::impl::clamped_relu_backward<Arch, false>(y.value(), y.grad(), buf, y.numel(), hi);
+          const float* const dy = buf != nullptr ? buf : y.grad();
           if (comm != nullptr) {
-            detail::batch_norm_backward_synced(*comm, x, gamma, beta, y, mu, istd, n, c, hw, m);
+            batch_norm_backward_synced(*comm, x, gamma, beta, dy, mu, istd, n, c, hw, m);
             return;
           }
           FQ_PARALLEL_FOR
           for (std::int64_t ch = 0; ch < c; ++ch) {
-            const detail::BnChannelSums sums =
-                detail::bn_channel_grad_sums(x, gamma, beta, y, mu[ch], istd[ch], n, c, hw, ch);
+            const BnChannelSums sums =
+                bn_channel_grad_sums(x, gamma, beta, dy, mu[ch], istd[ch], n, c, hw, ch);
             if (!x.requires_grad()) continue;
             const float k = gamma.value()[ch] * istd[ch];
             // Training: dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)); evaluation: dx = k·dy.
             const auto md = static_cast<double>(m);
             const float mdy = training ? static_cast<float>(sums.dy / md) : 0.0f;
             const float mdyx = training ? static_cast<float>(sums.dy_xhat / md) : 0.0f;
-            detail::bn_channel_dx(x, y, mu[ch], istd[ch], k, mdy, mdyx, n, c, hw, ch);
+            bn_channel_dx(x, dy, mu[ch], istd[ch], k, mdy, mdyx, n, c, hw, ch);
           }
         });
   return y;
+}
+}  // namespace detail
+
+/// Batch norm; `running_mean` and `running_var` (C floats each) belong to the caller. Arch: the
+/// instruction set of batch_norm_relu's masked gradient (none here).
+template <class Arch = DefaultArch>
+Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, float* running_mean,
+               float* running_var, const BatchNormOptions& opt = {}) {
+  return detail::batch_norm<Arch>(tape, x, gamma, beta, running_mean, running_var, opt, false, 0.0f,
+                                  "batch_norm");
+}
+
+/// relu(batch_norm(…)) in one op (hi = +inf; hi = 6 for relu6; file comment): the same bits,
+/// without the activation's own pass over the output, its gradient buffer and its backward.
+template <class Arch = DefaultArch>
+Var batch_norm_relu(Tape& tape, const Var& x, const Var& gamma, const Var& beta,
+                    float* running_mean, float* running_var, const BatchNormOptions& opt = {},
+                    float hi = std::numeric_limits<float>::infinity()) {
+  return detail::batch_norm<Arch>(tape, x, gamma, beta, running_mean, running_var, opt, true, hi,
+                                  "batch_norm_relu");
 }
 
 /// The folding factor γ/√(running_var + ε) of QAT batch-norm folding, as a Var: its gradient

@@ -29,11 +29,12 @@ namespace ops {
 
 namespace impl {
 /// dx[i] += [0 < x[i] < hi] ? dy[i] : 0, adding +0 where the gradient is cut (as the Eigen
-/// select it replaces). Branch-free: the signs of activations are close to random, and a
+/// select it replaces); kAccumulate false: dx[i] = 0 + that (the bits of adding it to a zeroed
+/// dx, without reading dx). Branch-free: the signs of activations are close to random, and a
 /// branch per element, mispredicted half the time, made the backward ~15x slower than a
 /// memcpy of its bytes (bm_train_ops). The SIMD loop selects dy or +0 as the scalar one
 /// does, so both give the same bits.
-template <class Arch>
+template <class Arch, bool kAccumulate = true>
 void clamped_relu_backward(const float* x, const float* dy, float* dx, std::int64_t n,
                            float hi) noexcept {
   std::int64_t i = 0;
@@ -45,7 +46,7 @@ void clamped_relu_backward(const float* x, const float* dy, float* dx, std::int6
     for (; i + kW <= n; i += kW) {
       const B v = B::load_unaligned(x + i);
       const B d = xsimd::select((v > zero) & (v < top), B::load_unaligned(dy + i), zero);
-      (B::load_unaligned(dx + i) + d).store_unaligned(dx + i);
+      ((kAccumulate ? B::load_unaligned(dx + i) : zero) + d).store_unaligned(dx + i);
     }
   }
 #endif
@@ -59,7 +60,7 @@ void clamped_relu_backward(const float* x, const float* dy, float* dx, std::int6
     bits &= 0u - keep;
     float d = 0.0f;
     std::memcpy(&d, &bits, sizeof d);
-    dx[i] += d;
+    dx[i] = (kAccumulate ? dx[i] : 0.0f) + d;
   }
 }
 
