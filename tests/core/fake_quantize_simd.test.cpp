@@ -37,6 +37,10 @@ void check_per_tensor(std::int64_t n, float s, std::int32_t z, fq::QuantRange r,
   INFO("n " << n << " first mismatch " << fq_test::first_bit_mismatch(ya, ys));
   REQUIRE(fq_test::first_bit_mismatch(ya, ys) == -1);
   REQUIRE(ma.words() == ms.words());
+  std::vector<T> yn(x.size());  // without a mask: the run loop's other branch
+  fq::fake_quantize_per_tensor<N>(TensorView<const T>(x.data(), {n}), TensorView<T>(yn.data(), {n}),
+                                  nullptr, s, z, r, Isa::kAuto);
+  REQUIRE(fq_test::first_bit_mismatch(yn, ys) == -1);
   // Backward: dy with specials, both paths.
   auto dy = fq_test::make_fq_input<T>(static_cast<std::size_t>(n), 1.0f, -3, 3, 0, seed + 1);
   std::vector<T> da(x.size()), ds(x.size());

@@ -263,10 +263,11 @@ namespace {
 // relu(batch_norm(x)) (or relu6) as two ops or as batch_norm_relu: y, the gradients of x, γ
 // and β of L = mean(y ⊙ r), and the running statistics, as one vector of floats.
 std::vector<float> bn_relu_run(bool fused, const fq::Shape& shape, bool training, float hi,
-                               std::uint32_t seed) {
+                               std::uint32_t seed, bool nan = false) {
   const std::int64_t c = shape[1];
   GradInput x(shape, seed, -3, 5), gamma({c}, seed + 1, 2, 8), beta({c}, seed + 2, -1, 1),
       r(shape, seed + 3);
+  if (nan) x.value[1] = std::numeric_limits<float>::quiet_NaN();  // channel 0 of image 0
   std::vector<float> rm(static_cast<std::size_t>(c), 0.25f), rv(rm.size(), 1.5f);
   fq::ops::BatchNormOptions o;
   o.training = training;
@@ -282,7 +283,8 @@ std::vector<float> bn_relu_run(bool fused, const fq::Shape& shape, bool training
     const Var z = fq::ops::batch_norm(tape, xv, g, b, rm.data(), rv.data(), o);
     y = relu6 ? fq::ops::relu6(tape, z) : fq::ops::relu(tape, z);
   }
-  tape.backward(fq::ops::mean(tape, fq::ops::mul(tape, y, tape.constant(r.value.data(), shape))));
+  if (!nan)  // (a NaN output makes a NaN loss, which the tape refuses)
+    tape.backward(fq::ops::mean(tape, fq::ops::mul(tape, y, tape.constant(r.value.data(), shape))));
   std::vector<float> out(y.value(), y.value() + y.numel());
   for (const auto* v : {&x.grad, &gamma.grad, &beta.grad, &rm, &rv})
     out.insert(out.end(), v->begin(), v->end());
@@ -308,6 +310,11 @@ TEST_CASE("batch_norm_relu: relu(batch_norm) and relu6 bit for bit, forward and 
         if (hi == 6.0f)
           CHECK(std::count(two.begin(), two.begin() + static_cast<std::ptrdiff_t>(n), 6.0f) > 0);
       }
+  // A NaN input: its channel's statistics and outputs are NaN or clamped alike (forward only).
+  for (bool training : {true, false})
+    CHECK(fq_test::first_bit_mismatch(
+              bn_relu_run(true, {3, 2, 4, 4}, training, 6.0f, 900, true),
+              bn_relu_run(false, {3, 2, 4, 4}, training, 6.0f, 900, true)) == -1);
   Tape tape;
   GradInput x({2, 2}, 1), g({2}, 2), b({2}, 3);
   std::vector<float> rm(2, 0.0f), rv(2, 1.0f);

@@ -171,39 +171,31 @@ FQ_INLINE std::int64_t fq_run_batches(const T* x, T* y, std::int64_t n, F&& fq,
   std::int64_t i = 0;
   std::uint64_t in = 0;
   B next = B::load_unaligned(x);
-  // The batch at i is in `next`; returns its y after loading the batch at i + W (if any).
-  auto step = [&](std::int64_t at) {
+  // The batch at i is in `next`; returns its y after loading the batch at i + W (if any:
+  // `ahead` true says it is, so that the loops below test it once per word, not per batch).
+  auto step = [&](std::int64_t at, bool ahead) {
     const B cur = next;
-    if (at + 2 * W <= n) next = B::load_unaligned(x + at + W);
+    if (ahead || at + 2 * W <= n) next = B::load_unaligned(x + at + W);
     return fq(cur, in);
   };
   if (with_mask) {
-    // While a whole word and one batch more remain, every look-ahead load is in the run: no
-    // test per batch.
-    for (; i + 64 + W <= n; i += 64) {
+    auto word_at = [&](std::int64_t at, bool ahead) {
       std::uint64_t word = 0;
       for (std::int64_t k = 0; k < kPerWord; ++k) {
-        const B cur = next;
-        next = B::load_unaligned(x + i + (k + 1) * W);
-        fq(cur, in).store_unaligned(y + i + k * W);
+        step(at + k * W, ahead).store_unaligned(y + at + k * W);
         word |= in << (k * W);
       }
       bw.put(word, 64);
-    }
-    for (; i + 64 <= n; i += 64) {
-      std::uint64_t word = 0;
-      for (std::int64_t k = 0; k < kPerWord; ++k) {
-        step(i + k * W).store_unaligned(y + i + k * W);
-        word |= in << (k * W);
-      }
-      bw.put(word, 64);
-    }
+    };
+    for (; i + 64 + W <= n; i += 64) word_at(i, true);
+    for (; i + 64 <= n; i += 64) word_at(i, false);
     for (; i + W <= n; i += W) {
-      step(i).store_unaligned(y + i);
+      step(i, false).store_unaligned(y + i);
       bw.put(in, static_cast<int>(W));
     }
   } else {
-    for (; i + W <= n; i += W) step(i).store_unaligned(y + i);
+    for (; i + 2 * W <= n; i += W) step(i, true).store_unaligned(y + i);
+    for (; i + W <= n; i += W) step(i, false).store_unaligned(y + i);
   }
   return i;
 }
