@@ -256,13 +256,12 @@ Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
 }
 }  // namespace detail
 
-/// Batch norm; `running_mean` and `running_var` (C floats each) belong to the caller. Arch: the
-/// instruction set of batch_norm_relu's masked gradient (none here).
-template <class Arch = DefaultArch>
-Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, float* running_mean,
-               float* running_var, const BatchNormOptions& opt = {}) {
-  return detail::batch_norm<Arch>(tape, x, gamma, beta, running_mean, running_var, opt, false, 0.0f,
-                                  "batch_norm");
+/// Batch norm; `running_mean` and `running_var` (C floats each) belong to the caller.
+inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta,
+                      float* running_mean, float* running_var, const BatchNormOptions& opt = {}) {
+  // (Arch is used only by batch_norm_relu's masked gradient.)
+  return detail::batch_norm<DefaultArch>(tape, x, gamma, beta, running_mean, running_var, opt,
+                                         false, 0.0f, "batch_norm");
 }
 
 /// relu(batch_norm(…)) in one op (hi = +inf; hi = 6 for relu6; file comment): the same bits,

@@ -168,8 +168,8 @@ void conv_pack_weights(const float* w, const Conv2dShape& g, bool transposed, fl
 /// backward's (kSgemmSimd<Arch> only).
 struct ConvScratch {
   std::int64_t chunks = 0, cols = 0, workspace = 0, per_chunk = 0, packed_w = 0, packed_wt = 0;
-  std::int64_t dy = 0;  // conv2d_divided, per chunk: an image's dy / d [O, P], a partial dd [O]
-  std::int64_t total() const noexcept { return chunks * per_chunk + packed_w + packed_wt; }
+  std::int64_t dy = 0;     // conv2d_divided, per chunk: an image's dy / d [O, P], a partial dd [O]
+  std::int64_t total = 0;  // chunks · per_chunk + packed_w + packed_wt
 };
 /// The sizes for geometry g (checked by conv2d_shape), each and their total within int64 or
 /// kOutOfMemory naming `op` (a chunk needs about two unfolded images: a single image that fits
@@ -196,7 +196,7 @@ ConvScratch conv_scratch(const Conv2dShape& g, bool need, bool dx_needed, bool d
   s.dy = need && divided ? mul(g.out_channels, add(p_n, 1)) : 0;
   const std::int64_t backward = need ? add(s.cols, mul(g.out_channels, add(k, 1))) : 0;
   s.per_chunk = add(add(add(s.cols, s.workspace), backward), s.dy);
-  add(add(mul(s.chunks, s.per_chunk), s.packed_w), s.packed_wt);  // total()
+  s.total = add(add(mul(s.chunks, s.per_chunk), s.packed_w), s.packed_wt);
   return s;
 }
 
@@ -233,7 +233,7 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
   if (y.numel() == 0) return y;
   const std::int64_t p_n = g.out_h() * g.out_w(), k = g.group_k(), og = g.out_channels / g.groups;
   const std::int64_t chunks = sc.chunks, cols_n = sc.cols, per_chunk = sc.per_chunk;
-  float* const scratch = tape.scratch<float>(static_cast<std::size_t>(sc.total()));
+  float* const scratch = tape.scratch<float>(static_cast<std::size_t>(sc.total));
   float* const packed_w = scratch + chunks * per_chunk;
   const float* const xv = x.value();
   const float* const wv = w.value();
