@@ -114,9 +114,12 @@ void max_pool2d_planes(const float* x, const PoolGeometry& g, float* y, std::int
 #if FQ_HAS_XSIMD && defined(__AVX512F__)
 /// max_pool2d_planes<Arch, 2, 2> on AVX-512 (Arch an AVX-512 architecture, this TU compiled for
 /// it), for even widths: 16 outputs of a row pair at a time, the window's four values split into
-/// even and odd columns by permutes (masked loads and stores for the short rows: 14 and 7
-/// outputs in the demo). The same rule per lane as the scalar scan, in the same window order,
-/// so the same bits and arg-max.
+/// even and odd columns by permutes, masked stores for the short rows (14 and 7 outputs in the
+/// demo). Loads are whole vectors wherever 32 floats from the row start lie inside x (the lanes
+/// past the row read the next row or plane and are never stored): an AVX-512 masked load costs
+/// about 8 plain ones on AMD Zen 5 (docs/benchmarks.md), so only the tensor's last rows use
+/// them. The same rule per lane as the scalar scan, in the same window order, so the same bits
+/// and arg-max.
 template <class Arch>  // in the name, as every SIMD path (simd/arch.hpp: ODR)
 void max_pool2d_2x2_avx512(const float* x, const PoolGeometry& g, float* y, std::int32_t* arg) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -124,6 +127,7 @@ void max_pool2d_2x2_avx512(const float* x, const PoolGeometry& g, float* y, std:
   const __m512i lane2 =
       _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
   const std::int64_t w = g.w, ow = g.ow;
+  const float* const end = x + g.n * g.c * g.h * w;
   // Takes v (offset o) into (bv, best) where v > bv, or v is NaN while bv is not.
   const auto step = [](__m512 v, __m512i o, __m512* bv, __m512i* best) {
     const __mmask16 take =
@@ -142,15 +146,19 @@ void max_pool2d_2x2_avx512(const float* x, const PoolGeometry& g, float* y, std:
       for (std::int64_t j = 0; j < ow; j += 16) {
         const std::int64_t left = ow - j < 16 ? ow - j : 16;  // outputs in this step
         const auto m_out = static_cast<__mmask16>((1u << left) - 1u);
-        const std::int64_t in_lo = 2 * left < 16 ? 2 * left : 16, in_hi = 2 * left - in_lo;
-        const auto m_lo = static_cast<__mmask16>((1u << in_lo) - 1u),
-                   m_hi = static_cast<__mmask16>((1u << in_hi) - 1u);
         const float* p0 = r0 + 2 * j;
         const float* p1 = r1 + 2 * j;
-        const __m512 a0 = _mm512_maskz_loadu_ps(m_lo, p0),
-                     a1 = _mm512_maskz_loadu_ps(m_hi, p0 + 16);
-        const __m512 b0 = _mm512_maskz_loadu_ps(m_lo, p1),
-                     b1 = _mm512_maskz_loadu_ps(m_hi, p1 + 16);
+        __m512 a0, a1, b0, b1;
+        if (end - p1 >= 32) {
+          a0 = _mm512_loadu_ps(p0), a1 = _mm512_loadu_ps(p0 + 16);
+          b0 = _mm512_loadu_ps(p1), b1 = _mm512_loadu_ps(p1 + 16);
+        } else {
+          const std::int64_t in_lo = 2 * left < 16 ? 2 * left : 16, in_hi = 2 * left - in_lo;
+          const auto m_lo = static_cast<__mmask16>((1u << in_lo) - 1u),
+                     m_hi = static_cast<__mmask16>((1u << in_hi) - 1u);
+          a0 = _mm512_maskz_loadu_ps(m_lo, p0), a1 = _mm512_maskz_loadu_ps(m_hi, p0 + 16);
+          b0 = _mm512_maskz_loadu_ps(m_lo, p1), b1 = _mm512_maskz_loadu_ps(m_hi, p1 + 16);
+        }
         const __m512i o = _mm512_add_epi32(
             lane2, _mm512_set1_epi32(static_cast<std::int32_t>(2 * i * w + 2 * j)));
         __m512 bv = _mm512_permutex2var_ps(a0, even, a1);
