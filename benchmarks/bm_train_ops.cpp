@@ -24,6 +24,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <fakequant/kernels/col2im.hpp>
 #include <fakequant/kernels/im2col.hpp>
 #include <fakequant/ops/batch_norm.hpp>
 #include <fakequant/ops/conv2d.hpp>
@@ -262,7 +263,7 @@ void BM_Col2im(benchmark::State& st) {
   const std::int64_t p = g.out_h() * g.out_w(), chw = g.in_channels * hw;
   run(st, b, [&] {  // image by image, as conv2d's backward (cols here: the batch's, row stride np)
     for (std::int64_t n = 0; n < g.batch; ++n)
-      fq::ops::impl::col2im_add(cols.data() + n * p, np, g, dx.data() + n * chw);
+      fq::col2im_add(cols.data() + n * p, np, g, dx.data() + n * chw);
   });
 }
 

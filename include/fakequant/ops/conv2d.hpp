@@ -6,11 +6,11 @@
 //   y[n, o, i, j] = b[o] + Σ_{c∈group(o), p, q} w[o, c, p, q] · x[n, c, i·s_h − pad_h + p, j·s_w −
 //   pad_w + q] (zero outside the image). The geometry is the kernels' fq::Conv2dShape and the
 //   unfolding their im2col (kernels/im2col.hpp, one row per kernel offset: cols_n [C·KH·KW, P],
-//   P = OH·OW); image by image, one GEMM per group W_g [O/g, K] · cols_n,g [K, P] into y's
-//   [O, P] block of the image (the bias added after: the GEMM's sum, then one rounding). The
-//   products with the weights (forward, and Wᵀ·dY) run on fq::sgemm where Arch has FMA (the
-//   weights packed once per batch; each output one fused chain in K order, kernels/sgemm.hpp),
-//   else on Eigen; dW on Eigen.
+//   P = OH·OW; its adjoint: kernels/col2im.hpp); image by image, one GEMM per group
+//   W_g [O/g, K] · cols_n,g [K, P] into y's [O, P] block of the image (the bias added after:
+//   the GEMM's sum, then one rounding). The products with the weights (forward, and Wᵀ·dY) run
+//   on fq::sgemm where Arch has FMA (the weights packed once per batch; each output one fused
+//   chain in K order, kernels/sgemm.hpp), else on Eigen; dW on Eigen.
 // Gradient: dW_g += Σ_n dY_n,g · cols_n,gᵀ; dcols_n,g = W_gᵀ · dY_n,g scattered back (col2im)
 //   into dx_n; db[o] += Σ dy[:, o, :, :]. cols_n is unfolded again in the backward (cheaper than
 //   keeping the batch's: it stays in cache). The batch runs in chunks of images
@@ -25,6 +25,7 @@
 
 #include <fakequant/base/checked.hpp>
 #include <fakequant/base/config.hpp>
+#include <fakequant/kernels/col2im.hpp>
 #include <fakequant/kernels/im2col.hpp>
 #include <fakequant/kernels/sgemm.hpp>
 #include <fakequant/tape/tape.hpp>
@@ -79,34 +80,6 @@ constexpr std::int64_t kConvChunks = 16;
 inline bool conv_is_pointwise(const Conv2dShape& g) noexcept {
   return g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
          g.pad_w == 0;
-}
-
-/// The adjoint of im2col for one image: dx[c, y, x] += every dcols [C·KH·KW, OH·OW] entry
-/// (row stride ld) that im2col read from it. The loop order fixes the summation order of each
-/// dx element: kernel offsets (c, p, q) in order, then output rows.
-inline void col2im_add(const float* dcols, std::int64_t ld, const Conv2dShape& g, float* dx) {
-  const std::int64_t oh = g.out_h(), ow = g.out_w();
-  for (std::int64_t c = 0; c < g.in_channels; ++c)
-    for (std::int64_t p = 0; p < g.kernel_h; ++p)
-      for (std::int64_t q = 0; q < g.kernel_w; ++q) {
-        const float* row = dcols + ((c * g.kernel_h + p) * g.kernel_w + q) * ld;
-        std::int64_t j0, j1;
-        fq::detail::im2col_valid_columns(q, g.stride_w, g.pad_w, g.in_w, ow, &j0, &j1);
-        float* dxc = dx + c * g.in_h * g.in_w;
-        for (std::int64_t i = 0; i < oh; ++i) {
-          const std::int64_t yy = i * g.stride_h - g.pad_h + p;
-          if (yy < 0 || yy >= g.in_h) continue;
-          // Output column j reads input column j·stride − pad + q, valid for j in [j0, j1).
-          const std::int64_t x0 = yy * g.in_w + j0 * g.stride_w - g.pad_w + q;
-          const float* d = row + i * ow;
-          if (g.stride_w == 1) {  // contiguous: the compiler's vector loop
-            float* dr = dxc + x0;
-            for (std::int64_t j = 0; j < j1 - j0; ++j) dr[j] += d[j0 + j];
-          } else {
-            for (std::int64_t j = j0; j < j1; ++j) dxc[x0 + (j - j0) * g.stride_w] += d[j];
-          }
-        }
-      }
 }
 
 /// The unfolded matrix [C·KH·KW, OH·OW] of image n of x: im2col into cols, or the image itself
@@ -331,7 +304,7 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
               conv_weight_product_eigen(k_, p_n_, og_, w.value() + gi * og_ * k_, true, dyg, out,
                                         pointwise);
           }
-          if (!pointwise) col2im_add(dcols, p_n_, g, dxn);
+          if (!pointwise) col2im_add<Arch>(dcols, p_n_, g, dxn);
         }
       }
       // The chunks' partial sums, in chunk order.
