@@ -43,7 +43,12 @@ inline void col2im_add_scalar(const float* dcols, std::int64_t ld, const Conv2dS
           // Output column j reads input column j·stride − pad + q, valid for j in [j0, j1).
           const std::int64_t x0 = yy * g.in_w + j0 * g.stride_w - g.pad_w + q;
           const float* d = row + i * ow;
-          for (std::int64_t j = j0; j < j1; ++j) dxc[x0 + (j - j0) * g.stride_w] += d[j];
+          if (g.stride_w == 1) {  // contiguous: the compiler's vector loop (the same adds)
+            float* dr = dxc + x0;
+            for (std::int64_t j = 0; j < j1 - j0; ++j) dr[j] += d[j0 + j];
+          } else {
+            for (std::int64_t j = j0; j < j1; ++j) dxc[x0 + (j - j0) * g.stride_w] += d[j];
+          }
         }
       }
 }
@@ -68,8 +73,9 @@ void col2im_add_rows(const float* dcols, std::int64_t ld, const Conv2dShape& g, 
       for (std::int64_t x0 = 0; x0 < g.in_w; x0 += kW) {
         const std::int64_t n = std::min(kW, g.in_w - x0);  // dx lanes of this vector
         float* const out = dxr + x0;
-        // Lanes past n belong to the next row (or image): loaded and stored back unchanged,
-        // unless past dx's end, where the vector goes through tmp.
+        // Lanes past n belong to the next rows (of this channel or the next): loaded and
+        // stored back unchanged, before their own turn; past dx's end the vector goes through
+        // tmp.
         const bool whole = dx_end - out >= kW;
         B acc;
         if (whole) {
