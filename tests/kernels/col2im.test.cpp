@@ -36,7 +36,9 @@ std::vector<fq::Conv2dShape> geometries() {
             g.stride_w = sw;
             g.pad_h = pad;
             g.pad_w = (pad + k) % 3;
-            if (g.out_h() >= 1 && g.out_w() >= 1) out.push_back(g);
+            // The kernel within the padded input (check_conv2d_shape's rule).
+            if (g.in_h + 2 * g.pad_h >= g.kernel_h && g.in_w + 2 * g.pad_w >= g.kernel_w)
+              out.push_back(g);
           }
   return out;
 }
@@ -129,4 +131,38 @@ TEST_CASE("col2im_add: the SIMD kernel gives the scalar reference's bits", "[ker
   d[4] = -0.0f;  // the centre tap is the only one that reads the pixel
   fq::col2im_add(d.data(), 1, g, dx.data());
   CHECK(bits(dx[0]) == bits(-0.0f));
+}
+
+TEST_CASE("col2im_add: a bad geometry, row stride or buffer is an error", "[kernels]") {
+  std::vector<float> d(64, 1.0f), dx(16, 0.0f);
+  fq::Conv2dShape g;  // 1 channel, 4x4, 3x3 kernel, padding 1: 16 outputs
+  g.in_h = g.in_w = 4;
+  g.kernel_h = g.kernel_w = 3;
+  g.pad_h = g.pad_w = 1;
+  std::vector<float> big(9 * 16, 0.5f);
+  CHECK_NOTHROW(fq::col2im_add(big.data(), 16, g, dx.data()));
+  CHECK(dx[5] == 4.5f);  // an inner pixel: all nine taps
+  // The error's code, or 0 when the call succeeds.
+  const auto code = [&](const fq::Conv2dShape& s, std::int64_t ld, const float* src, float* dst) {
+    try {
+      fq::col2im_add(src, ld, s, dst);
+    } catch (const fq::Error& e) {
+      return static_cast<int>(e.code());
+    }
+    return 0;
+  };
+  const auto as_int = [](fq::ErrorCode c) { return static_cast<int>(c); };
+  fq::Conv2dShape zero_kernel = g;
+  zero_kernel.kernel_w = 0;
+  CHECK(code(zero_kernel, 16, big.data(), dx.data()) == as_int(fq::ErrorCode::kShapeMismatch));
+  fq::Conv2dShape too_big = g;
+  too_big.kernel_h = 7;  // larger than the padded 6x6 input
+  CHECK(code(too_big, 16, big.data(), dx.data()) == as_int(fq::ErrorCode::kShapeMismatch));
+  CHECK(code(g, 15, big.data(), dx.data()) ==
+        as_int(fq::ErrorCode::kInvalidArgument));  // ld < OH·OW
+  CHECK(code(g, 16, nullptr, dx.data()) == as_int(fq::ErrorCode::kInvalidArgument));
+  CHECK(code(g, 16, big.data(), nullptr) == as_int(fq::ErrorCode::kInvalidArgument));
+  // Nine rows of a stride near INT64_MAX: dcols itself does not fit int64.
+  CHECK(code(g, std::int64_t{1} << 61, big.data(), dx.data()) ==
+        as_int(fq::ErrorCode::kOutOfMemory));
 }

@@ -19,6 +19,8 @@
 #include <algorithm>  // max, min
 #include <cstdint>    // int64_t
 
+#include <fakequant/base/checked.hpp>
+#include <fakequant/base/error.hpp>
 #include <fakequant/kernels/im2col.hpp>
 #include <fakequant/simd/arch.hpp>
 
@@ -120,20 +122,40 @@ void col2im_add_rows(const float* dcols, std::int64_t ld, const Conv2dShape& g, 
 #endif
 }  // namespace detail
 
-/// dx (one image, C·H·W floats) += the adjoint of im2col (Im2colLayout::kRowPerOffset) of dcols
-/// [C·KH·KW, OH·OW], row stride ld >= OH·OW (file comment). Arch: the instruction set (the
-/// scalar loop for ScalarArch or stride_w != 1). Shape validated by the caller.
-template <class Arch = DefaultArch>
-void col2im_add(const float* dcols, std::int64_t ld, const Conv2dShape& g, float* dx) {
+namespace detail {
+/// col2im_add without its checks (conv2d's backward, on a geometry conv2d_shape checked).
+template <class Arch>
+void col2im_add_unchecked(const float* dcols, std::int64_t ld, const Conv2dShape& g, float* dx) {
 #if FQ_HAS_XSIMD
   if constexpr (kSimdArch<Arch>) {
     if (g.stride_w == 1) {
-      detail::col2im_add_rows<Arch>(dcols, ld, g, dx);
+      col2im_add_rows<Arch>(dcols, ld, g, dx);
       return;
     }
   }
 #endif
-  detail::col2im_add_scalar(dcols, ld, g, dx);
+  col2im_add_scalar(dcols, ld, g, dx);
+}
+}  // namespace detail
+
+/// dx (one image, C·H·W floats) += the adjoint of im2col (Im2colLayout::kRowPerOffset) of dcols
+/// [C·KH·KW, OH·OW], row stride ld >= OH·OW (file comment). Arch: the instruction set (the
+/// scalar loop for ScalarArch or stride_w != 1). A bad geometry (detail::check_conv2d_shape), a
+/// row stride below OH·OW or null buffers are fq::Error; so is a dcols beyond int64 elements.
+template <class Arch = DefaultArch>
+void col2im_add(const float* dcols, std::int64_t ld, const Conv2dShape& g, float* dx) {
+  constexpr const char* kWhere = "col2im_add";
+  detail::check_conv2d_shape(g, kWhere);
+  const std::int64_t p = g.out_h() * g.out_w();  // within int64: checked above
+  FQ_CHECK(ld >= p, ErrorCode::kInvalidArgument,
+           detail::msg(kWhere, ": the row stride ", ld, " is below OH·OW = ", p));
+  const std::int64_t rows = detail::checked_mul(
+      detail::checked_mul(g.in_channels, g.kernel_h, kWhere, "the unfolded rows"), g.kernel_w,
+      kWhere, "the unfolded rows");
+  detail::checked_add(detail::checked_mul(rows - 1, ld, kWhere, "dcols"), p, kWhere, "dcols");
+  FQ_CHECK(dcols != nullptr && dx != nullptr, ErrorCode::kInvalidArgument,
+           detail::msg(kWhere, ": dcols or dx is null"));
+  detail::col2im_add_unchecked<Arch>(dcols, ld, g, dx);
 }
 
 }  // namespace fq

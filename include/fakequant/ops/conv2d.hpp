@@ -304,7 +304,7 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
               conv_weight_product_eigen(k_, p_n_, og_, w.value() + gi * og_ * k_, true, dyg, out,
                                         pointwise);
           }
-          if (!pointwise) col2im_add<Arch>(dcols, p_n_, g, dxn);
+          if (!pointwise) fq::detail::col2im_add_unchecked<Arch>(dcols, p_n_, g, dxn);
         }
       }
       // The chunks' partial sums, in chunk order.
