@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <fakequant/base/aligned.hpp>
 #include <fakequant/fakequant.hpp>
 #include <fakequant/kernels/im2col.hpp>
 #include <fakequant/ops/ops.hpp>
@@ -323,6 +324,41 @@ TEST_CASE("batch_norm_relu: relu(batch_norm) and relu6 bit for bit, forward and 
                                tape.constant(g.value.data(), {2}),
                                tape.constant(b.value.data(), {2}), rm.data(), rv.data(), {}, 0.0f),
       Catch::Contains("batch_norm_relu: the clamp's upper bound must be > 0"));
+}
+
+TEST_CASE("batch_norm: the same bits wherever x lies in memory", "[ops]") {
+  // Planes of 25 and 49 floats: every copy below starts at a different offset within a cache
+  // line, which changed the last bit of Eigen's unaligned sums (and so of μ, σ², y and dx).
+  for (const fq::Shape& shape : {fq::Shape{4, 3, 5, 5}, fq::Shape{2, 2, 7, 7}})
+    for (bool relu : {false, true}) {
+      const std::int64_t c = shape[1];
+      GradInput x(shape, 41, -3, 5), gamma({c}, 42, 2, 8), beta({c}, 43, -1, 1), r(shape, 44);
+      std::vector<float> first;
+      for (std::int64_t offset = 0; offset < 16; ++offset) {
+        // x and its gradient at `offset` floats into 64-byte aligned storage.
+        std::vector<float, fq::detail::Align64Allocator<float>> xs(x.value.size() + 16),
+            dxs(xs.size());
+        std::copy(x.value.begin(), x.value.end(), xs.begin() + offset);
+        std::vector<float> dg(gamma.value.size()), db(dg.size()), rm(dg.size(), 0.25f),
+            rv(dg.size(), 1.5f);
+        Tape tape;
+        const Var xv = tape.leaf(xs.data() + offset, dxs.data() + offset, shape),
+                  g = tape.leaf(gamma.value.data(), dg.data(), {c}),
+                  b = tape.leaf(beta.value.data(), db.data(), {c});
+        const Var y = relu ? fq::ops::batch_norm_relu(tape, xv, g, b, rm.data(), rv.data())
+                           : fq::ops::batch_norm(tape, xv, g, b, rm.data(), rv.data());
+        tape.backward(
+            fq::ops::mean(tape, fq::ops::mul(tape, y, tape.constant(r.value.data(), shape))));
+        std::vector<float> out(y.value(), y.value() + y.numel());
+        out.insert(out.end(), dxs.begin() + offset, dxs.begin() + offset + shape.numel());
+        for (const auto* v : {&dg, &db, &rm, &rv}) out.insert(out.end(), v->begin(), v->end());
+        INFO("shape " << shape.str() << " relu " << relu << " offset " << offset);
+        if (offset == 0)
+          first = out;
+        else
+          CHECK(fq_test::first_bit_mismatch(out, first) == -1);
+      }
+    }
 }
 
 TEST_CASE("batch_norm: training statistics and running updates follow PyTorch", "[ops]") {

@@ -8,7 +8,8 @@
 //   Gradient: dβ += Σdy, dγ += Σdy·x̂, dx += γ/(M·√(σ²+ε)) · (M·dy − Σdy − x̂·Σdy·x̂).
 // Evaluation (running statistics): y = γ·(x − running_mean)/√(running_var+ε) + β;
 //   dx += dy·γ/√(running_var+ε); dγ, dβ as above with x̂ from the running statistics.
-// Channel sums: float within one image's plane, double across the batch.
+// Channel sums: float within one image's plane (core/ordered_sum.hpp: an order fixed by the plane
+// size, so the results do not depend on where x lies), double across the batch.
 // batch_norm_relu fuses clamp(·, 0, hi) (relu, hi = +inf; relu6, hi = 6) into the op: y =
 //   min(max(γ·x̂ + β, 0), hi), clamped in place (no second output and no second zeroed
 //   gradient); the backward uses dy·[0 < y < hi] (y the clamped output: the same test as on
@@ -32,6 +33,7 @@
 
 #include <fakequant/base/communicator.hpp>
 #include <fakequant/base/config.hpp>
+#include <fakequant/core/ordered_sum.hpp>
 #include <fakequant/ops/elementwise.hpp>
 #include <fakequant/tape/tape.hpp>
 
@@ -47,19 +49,30 @@ struct BatchNormOptions {
 
 namespace detail {
 
+// Per-plane sums in an order that depends on hw alone, not on the plane's address
+// (core/ordered_sum.hpp): a tensor gives the same statistics wherever it lies.
+inline float plane_sum(const float* p, std::int64_t hw) noexcept {
+  return fq::detail::ordered_sum(hw, [p](std::int64_t k) { return p[k]; });
+}
+inline float plane_sum_sq_dev(const float* p, std::int64_t hw, float mean) noexcept {
+  return fq::detail::ordered_sum(hw, [p, mean](std::int64_t k) {
+    const float d = p[k] - mean;
+    return d * d;
+  });
+}
+
 // The synchronized training statistics (file comment): mu[ch], istd[ch] of the global batch,
 // and the running statistics updated from them. Returns the global M.
 inline std::int64_t batch_norm_global_stats(Communicator& comm, const float* x, std::int64_t n,
                                             std::int64_t c, std::int64_t hw, std::int64_t m,
                                             float* mu, float* istd, float* running_mean,
                                             float* running_var, const BatchNormOptions& opt) {
-  using Block = Eigen::Map<const Eigen::ArrayXf>;
   // [Σx per channel, M], then [Σ(x−μ)² per channel]: the sums of the local path, per rank.
   std::vector<double> acc(static_cast<std::size_t>(c + 1));
   FQ_PARALLEL_FOR
   for (std::int64_t ch = 0; ch < c; ++ch) {
     double s = 0.0;
-    for (std::int64_t i = 0; i < n; ++i) s += Block(x + (i * c + ch) * hw, hw).sum();
+    for (std::int64_t i = 0; i < n; ++i) s += plane_sum(x + (i * c + ch) * hw, hw);
     acc[static_cast<std::size_t>(ch)] = s;
   }
   acc[static_cast<std::size_t>(c)] = static_cast<double>(m);
@@ -73,8 +86,7 @@ inline std::int64_t batch_norm_global_stats(Communicator& comm, const float* x, 
   for (std::int64_t ch = 0; ch < c; ++ch) {
     const auto meanf = static_cast<float>(acc[static_cast<std::size_t>(ch)] / mg);
     double s2 = 0.0;
-    for (std::int64_t i = 0; i < n; ++i)
-      s2 += (Block(x + (i * c + ch) * hw, hw) - meanf).square().sum();
+    for (std::int64_t i = 0; i < n; ++i) s2 += plane_sum_sq_dev(x + (i * c + ch) * hw, hw, meanf);
     mu[ch] = meanf;
     acc[static_cast<std::size_t>(ch)] = s2;
   }
@@ -101,13 +113,13 @@ struct BnChannelSums {
 inline BnChannelSums bn_channel_grad_sums(const Var& x, const Var& gamma, const Var& beta,
                                           const float* dy_all, float mu, float istd, std::int64_t n,
                                           std::int64_t c, std::int64_t hw, std::int64_t ch) {
-  using Block = Eigen::Map<const Eigen::ArrayXf>;
   double sdy = 0.0, sdyx = 0.0;
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t off = (i * c + ch) * hw;
-    const Block dy(dy_all + off, hw);
-    sdy += dy.sum();
-    sdyx += (dy * (Block(x.value() + off, hw) - mu)).sum();
+    const float* dy = dy_all + off;
+    const float* xp = x.value() + off;
+    sdy += plane_sum(dy, hw);
+    sdyx += fq::detail::ordered_sum(hw, [&](std::int64_t k) { return dy[k] * (xp[k] - mu); });
   }
   const double sdyxhat = sdyx * istd;
   if (gamma.requires_grad()) gamma.grad()[ch] += static_cast<float>(sdyxhat);
@@ -200,11 +212,11 @@ Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
       // mu, istd and the running statistics are set already.
     } else if (opt.training) {
       double s = 0.0, s2 = 0.0;
-      for (std::int64_t i = 0; i < n; ++i) s += Block(x.value() + (i * c + ch) * hw, hw).sum();
+      for (std::int64_t i = 0; i < n; ++i) s += plane_sum(x.value() + (i * c + ch) * hw, hw);
       const double mean = s / static_cast<double>(m);
       const auto meanf = static_cast<float>(mean);
       for (std::int64_t i = 0; i < n; ++i)
-        s2 += (Block(x.value() + (i * c + ch) * hw, hw) - meanf).square().sum();
+        s2 += plane_sum_sq_dev(x.value() + (i * c + ch) * hw, hw, meanf);
       const double var = s2 / static_cast<double>(m);
       mu[ch] = static_cast<float>(mean);
       istd[ch] = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(opt.eps)));
