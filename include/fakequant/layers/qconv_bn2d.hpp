@@ -91,7 +91,8 @@ class QConvBn2d : public detail::QLayerBase<WeightQ, ActQ> {
     float* const rm = running_mean_.data();
     float* const rv = running_var_.data();
     if (this->act_ == Activation::kNone)
-      return this->template finish<Arch>(tape, ops::batch_norm(tape, z, gamma, beta, rm, rv, o));
+      return this->template finish<Arch>(tape,
+                                         ops::batch_norm<Arch>(tape, z, gamma, beta, rm, rv, o));
     // The activation fused into batch norm (ops::batch_norm_relu: the same bits).
     const float hi =
         this->act_ == Activation::kReLU6 ? 6.0f : std::numeric_limits<float>::infinity();

@@ -8,7 +8,7 @@
 //   Gradient: dβ += Σdy, dγ += Σdy·x̂, dx += γ/(M·√(σ²+ε)) · (M·dy − Σdy − x̂·Σdy·x̂).
 // Evaluation (running statistics): y = γ·(x − running_mean)/√(running_var+ε) + β;
 //   dx += dy·γ/√(running_var+ε); dγ, dβ as above with x̂ from the running statistics.
-// Channel sums: float within one image's plane (core/ordered_sum.hpp: an order fixed by the plane
+// Channel sums: float within one image's plane (detail::plane_reduce: an order fixed by the plane
 // size, so the results do not depend on where x lies), double across the batch.
 // batch_norm_relu fuses clamp(·, 0, hi) (relu, hi = +inf; relu6, hi = 6) into the op: y =
 //   min(max(γ·x̂ + β, 0), hi), clamped in place (no second output and no second zeroed
@@ -35,6 +35,7 @@
 #include <fakequant/base/config.hpp>
 #include <fakequant/core/ordered_sum.hpp>
 #include <fakequant/ops/elementwise.hpp>
+#include <fakequant/simd/arch.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -49,30 +50,77 @@ struct BatchNormOptions {
 
 namespace detail {
 
-// Per-plane sums in an order that depends on hw alone, not on the plane's address
-// (core/ordered_sum.hpp): a tensor gives the same statistics wherever it lies.
-inline float plane_sum(const float* p, std::int64_t hw) noexcept {
-  return fq::detail::ordered_sum(hw, [p](std::int64_t k) { return p[k]; });
+// A plane's sum Σ_k term(k) over hw floats in an order fixed by hw alone, never by the plane's
+// address (Eigen's unaligned sums peel to an aligned packet: the bits moved with x's place in
+// the arena). Kind 0: Σ a; 1: Σ (a − m)²; 2: Σ b·(a − m). SIMD: two vectors of running sums
+// over the whole pairs of batches (a last whole batch into the first), their sum reduced by
+// xsimd::hadd, then the remaining terms in index order; ScalarArch: core/ordered_sum.hpp.
+template <class Arch, int Kind>
+float plane_reduce(const float* a, const float* b, float m, std::int64_t hw) noexcept {
+  const auto term = [&](std::int64_t k) {
+    if constexpr (Kind == 0) {
+      return a[k];
+    } else if constexpr (Kind == 1) {
+      const float d = a[k] - m;
+      return d * d;
+    } else {
+      return b[k] * (a[k] - m);
+    }
+  };
+#if FQ_HAS_XSIMD
+  if constexpr (kSimdArch<Arch>) {
+    using B = xsimd::batch<float, Arch>;
+    constexpr auto kW = static_cast<std::int64_t>(B::size);
+    const auto vterm = [&](std::int64_t k) {
+      const B v = B::load_unaligned(a + k);
+      if constexpr (Kind == 0) {
+        return v;
+      } else if constexpr (Kind == 1) {
+        const B d = v - B(m);
+        return d * d;
+      } else {
+        return B::load_unaligned(b + k) * (v - B(m));
+      }
+    };
+    B s0(0.0f), s1(0.0f);
+    std::int64_t k = 0;
+    for (; k + 2 * kW <= hw; k += 2 * kW) {
+      s0 += vterm(k);
+      s1 += vterm(k + kW);
+    }
+    if (k + kW <= hw) {
+      s0 += vterm(k);
+      k += kW;
+    }
+    float s = xsimd::hadd(s0 + s1);
+    for (; k < hw; ++k) s += term(k);
+    return s;
+  }
+#endif
+  return fq::detail::ordered_sum(hw, term);
 }
-inline float plane_sum_sq_dev(const float* p, std::int64_t hw, float mean) noexcept {
-  return fq::detail::ordered_sum(hw, [p, mean](std::int64_t k) {
-    const float d = p[k] - mean;
-    return d * d;
-  });
+template <class Arch>
+float plane_sum(const float* p, std::int64_t hw) noexcept {
+  return plane_reduce<Arch, 0>(p, nullptr, 0.0f, hw);
+}
+template <class Arch>
+float plane_sum_sq_dev(const float* p, std::int64_t hw, float mean) noexcept {
+  return plane_reduce<Arch, 1>(p, nullptr, mean, hw);
 }
 
 // The synchronized training statistics (file comment): mu[ch], istd[ch] of the global batch,
 // and the running statistics updated from them. Returns the global M.
-inline std::int64_t batch_norm_global_stats(Communicator& comm, const float* x, std::int64_t n,
-                                            std::int64_t c, std::int64_t hw, std::int64_t m,
-                                            float* mu, float* istd, float* running_mean,
-                                            float* running_var, const BatchNormOptions& opt) {
+template <class Arch>
+std::int64_t batch_norm_global_stats(Communicator& comm, const float* x, std::int64_t n,
+                                     std::int64_t c, std::int64_t hw, std::int64_t m, float* mu,
+                                     float* istd, float* running_mean, float* running_var,
+                                     const BatchNormOptions& opt) {
   // [Σx per channel, M], then [Σ(x−μ)² per channel]: the sums of the local path, per rank.
   std::vector<double> acc(static_cast<std::size_t>(c + 1));
   FQ_PARALLEL_FOR
   for (std::int64_t ch = 0; ch < c; ++ch) {
     double s = 0.0;
-    for (std::int64_t i = 0; i < n; ++i) s += plane_sum(x + (i * c + ch) * hw, hw);
+    for (std::int64_t i = 0; i < n; ++i) s += plane_sum<Arch>(x + (i * c + ch) * hw, hw);
     acc[static_cast<std::size_t>(ch)] = s;
   }
   acc[static_cast<std::size_t>(c)] = static_cast<double>(m);
@@ -86,7 +134,8 @@ inline std::int64_t batch_norm_global_stats(Communicator& comm, const float* x, 
   for (std::int64_t ch = 0; ch < c; ++ch) {
     const auto meanf = static_cast<float>(acc[static_cast<std::size_t>(ch)] / mg);
     double s2 = 0.0;
-    for (std::int64_t i = 0; i < n; ++i) s2 += plane_sum_sq_dev(x + (i * c + ch) * hw, hw, meanf);
+    for (std::int64_t i = 0; i < n; ++i)
+      s2 += plane_sum_sq_dev<Arch>(x + (i * c + ch) * hw, hw, meanf);
     mu[ch] = meanf;
     acc[static_cast<std::size_t>(ch)] = s2;
   }
@@ -110,16 +159,17 @@ struct BnChannelSums {
   double dy, dy_xhat;
 };
 // dy_all: the gradient reaching the normalisation (y's, or batch_norm_relu's masked one).
-inline BnChannelSums bn_channel_grad_sums(const Var& x, const Var& gamma, const Var& beta,
-                                          const float* dy_all, float mu, float istd, std::int64_t n,
-                                          std::int64_t c, std::int64_t hw, std::int64_t ch) {
+template <class Arch>
+BnChannelSums bn_channel_grad_sums(const Var& x, const Var& gamma, const Var& beta,
+                                   const float* dy_all, float mu, float istd, std::int64_t n,
+                                   std::int64_t c, std::int64_t hw, std::int64_t ch) {
   double sdy = 0.0, sdyx = 0.0;
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t off = (i * c + ch) * hw;
     const float* dy = dy_all + off;
     const float* xp = x.value() + off;
-    sdy += plane_sum(dy, hw);
-    sdyx += fq::detail::ordered_sum(hw, [&](std::int64_t k) { return dy[k] * (xp[k] - mu); });
+    sdy += plane_sum<Arch>(dy, hw);
+    sdyx += plane_reduce<Arch, 2>(xp, dy, mu, hw);
   }
   const double sdyxhat = sdyx * istd;
   if (gamma.requires_grad()) gamma.grad()[ch] += static_cast<float>(sdyxhat);
@@ -141,15 +191,15 @@ inline void bn_channel_dx(const Var& x, const float* dy_all, float mu, float ist
 }
 
 // The synchronized training backward (file comment); m is the global count.
-inline void batch_norm_backward_synced(Communicator& comm, const Var& x, const Var& gamma,
-                                       const Var& beta, const float* dy, const float* mu,
-                                       const float* istd, std::int64_t n, std::int64_t c,
-                                       std::int64_t hw, std::int64_t m) {
+template <class Arch>
+void batch_norm_backward_synced(Communicator& comm, const Var& x, const Var& gamma, const Var& beta,
+                                const float* dy, const float* mu, const float* istd, std::int64_t n,
+                                std::int64_t c, std::int64_t hw, std::int64_t m) {
   std::vector<double> acc(static_cast<std::size_t>(2 * c));  // [Σdy, Σdy·x̂] per channel
   FQ_PARALLEL_FOR
   for (std::int64_t ch = 0; ch < c; ++ch) {
     const BnChannelSums sums =
-        bn_channel_grad_sums(x, gamma, beta, dy, mu[ch], istd[ch], n, c, hw, ch);
+        bn_channel_grad_sums<Arch>(x, gamma, beta, dy, mu[ch], istd[ch], n, c, hw, ch);
     acc[static_cast<std::size_t>(ch)] = sums.dy;
     acc[static_cast<std::size_t>(c + ch)] = sums.dy_xhat;
   }
@@ -199,8 +249,8 @@ Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
   using Block = Eigen::Map<Eigen::ArrayXf>;
   // The global batch's statistics; m becomes the global count (used by the backward).
   const std::int64_t m_all =
-      comm != nullptr ? detail::batch_norm_global_stats(*comm, x.value(), n, c, hw, m, mu, istd,
-                                                        running_mean, running_var, opt)
+      comm != nullptr ? detail::batch_norm_global_stats<Arch>(*comm, x.value(), n, c, hw, m, mu,
+                                                              istd, running_mean, running_var, opt)
                       : m;
   if (!opt.training)  // checked here: no error may leave the parallel loop below
     for (std::int64_t ch = 0; ch < c; ++ch)
@@ -212,11 +262,11 @@ Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
       // mu, istd and the running statistics are set already.
     } else if (opt.training) {
       double s = 0.0, s2 = 0.0;
-      for (std::int64_t i = 0; i < n; ++i) s += plane_sum(x.value() + (i * c + ch) * hw, hw);
+      for (std::int64_t i = 0; i < n; ++i) s += plane_sum<Arch>(x.value() + (i * c + ch) * hw, hw);
       const double mean = s / static_cast<double>(m);
       const auto meanf = static_cast<float>(mean);
       for (std::int64_t i = 0; i < n; ++i)
-        s2 += plane_sum_sq_dev(x.value() + (i * c + ch) * hw, hw, meanf);
+        s2 += plane_sum_sq_dev<Arch>(x.value() + (i * c + ch) * hw, hw, meanf);
       const double var = s2 / static_cast<double>(m);
       mu[ch] = static_cast<float>(mean);
       istd[ch] = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(opt.eps)));
@@ -248,13 +298,13 @@ Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
             ops::impl::clamped_relu_backward<Arch, false>(y.value(), y.grad(), buf, y.numel(), hi);
           const float* const dy = buf != nullptr ? buf : y.grad();
           if (comm != nullptr) {
-            batch_norm_backward_synced(*comm, x, gamma, beta, dy, mu, istd, n, c, hw, m);
+            batch_norm_backward_synced<Arch>(*comm, x, gamma, beta, dy, mu, istd, n, c, hw, m);
             return;
           }
           FQ_PARALLEL_FOR
           for (std::int64_t ch = 0; ch < c; ++ch) {
             const BnChannelSums sums =
-                bn_channel_grad_sums(x, gamma, beta, dy, mu[ch], istd[ch], n, c, hw, ch);
+                bn_channel_grad_sums<Arch>(x, gamma, beta, dy, mu[ch], istd[ch], n, c, hw, ch);
             if (!x.requires_grad()) continue;
             const float k = gamma.value()[ch] * istd[ch];
             // Training: dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)); evaluation: dx = k·dy.
@@ -268,12 +318,13 @@ Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
 }
 }  // namespace detail
 
-/// Batch norm; `running_mean` and `running_var` (C floats each) belong to the caller.
-inline Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta,
-                      float* running_mean, float* running_var, const BatchNormOptions& opt = {}) {
-  // (Arch is used only by batch_norm_relu's masked gradient.)
-  return detail::batch_norm<DefaultArch>(tape, x, gamma, beta, running_mean, running_var, opt,
-                                         false, 0.0f, "batch_norm");
+/// Batch norm; `running_mean` and `running_var` (C floats each) belong to the caller. Arch: the
+/// instruction set of the per-plane sums (simd/arch.hpp).
+template <class Arch = DefaultArch>
+Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, float* running_mean,
+               float* running_var, const BatchNormOptions& opt = {}) {
+  return detail::batch_norm<Arch>(tape, x, gamma, beta, running_mean, running_var, opt, false, 0.0f,
+                                  "batch_norm");
 }
 
 /// relu(batch_norm(…)) in one op (hi = +inf; hi = 6 for relu6; file comment): the same bits,
