@@ -3,7 +3,6 @@
 // around the 16-lane blocks, and the same bits wherever the data lies (Eigen's unaligned sum
 // does not give that).
 #include <cstdint>
-#include <cstring>
 #include <random>
 #include <vector>
 
@@ -11,14 +10,7 @@
 #include <fakequant/core/ordered_sum.hpp>
 
 #include "catch.hpp"
-
-namespace {
-std::uint32_t bits(float v) {
-  std::uint32_t b;
-  std::memcpy(&b, &v, sizeof b);
-  return b;
-}
-}  // namespace
+#include "test_util.hpp"
 
 TEST_CASE("ordered_sum: lanes of 16, pairwise, then the tail in order", "[core]") {
   std::mt19937 rng(5);
@@ -39,7 +31,7 @@ TEST_CASE("ordered_sum: lanes of 16, pairwise, then the tail in order", "[core]"
     const float got =
         fq::detail::ordered_sum(n, [&](std::int64_t i) { return v[static_cast<std::size_t>(i)]; });
     INFO("n " << n);
-    CHECK(bits(got) == bits(want));
+    CHECK(fq_test::bits_of(got) == fq_test::bits_of(want));
   }
 }
 
@@ -49,13 +41,13 @@ TEST_CASE("ordered_sum: the same bits at every address", "[core]") {
   std::vector<float> v(25);
   for (float& e : v) e = nd(rng);
   std::vector<float, fq::detail::Align64Allocator<float>> buf(v.size() + 16);
-  std::uint32_t first = 0;
+  std::uint64_t first = 0;
   for (std::size_t off = 0; off < 16; ++off) {
     std::copy(v.begin(), v.end(), buf.begin() + static_cast<std::ptrdiff_t>(off));
     const float* p = buf.data() + off;
     const float s = fq::detail::ordered_sum(25, [p](std::int64_t i) { return p[i]; });
-    if (off == 0) first = bits(s);
+    if (off == 0) first = fq_test::bits_of(s);
     INFO("offset " << off);
-    CHECK(bits(s) == first);
+    CHECK(fq_test::bits_of(s) == first);
   }
 }

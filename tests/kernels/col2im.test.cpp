@@ -7,7 +7,6 @@
 // exactly, so ASan sees any read or write past them.
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -16,6 +15,7 @@
 #include <fakequant/kernels/im2col.hpp>
 
 #include "catch.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -41,12 +41,6 @@ std::vector<fq::Conv2dShape> geometries() {
               out.push_back(g);
           }
   return out;
-}
-
-std::uint32_t bits(float v) {
-  std::uint32_t b;
-  std::memcpy(&b, &v, sizeof b);
-  return b;
 }
 
 }  // namespace
@@ -116,8 +110,8 @@ TEST_CASE("col2im_add: the SIMD kernel gives the scalar reference's bits", "[ker
           REQUIRE(std::isnan(a[i]));  // the compiler may swap in a commutative add
           REQUIRE(std::isnan(s[i]));
         } else {
-          REQUIRE(bits(a[i]) == bits(b[i]));
-          REQUIRE(bits(s[i]) == bits(b[i]));
+          REQUIRE(fq_test::bits_of(a[i]) == fq_test::bits_of(b[i]));
+          REQUIRE(fq_test::bits_of(s[i]) == fq_test::bits_of(b[i]));
         }
       }
     }
@@ -130,7 +124,7 @@ TEST_CASE("col2im_add: the SIMD kernel gives the scalar reference's bits", "[ker
   std::vector<float> d(9, 5.0f), dx{-0.0f};
   d[4] = -0.0f;  // the centre tap is the only one that reads the pixel
   fq::col2im_add(d.data(), 1, g, dx.data());
-  CHECK(bits(dx[0]) == bits(-0.0f));
+  CHECK(fq_test::bits_of(dx[0]) == fq_test::bits_of(-0.0f));
 }
 
 TEST_CASE("col2im_add: a bad geometry, row stride or buffer is an error", "[kernels]") {
