@@ -4,7 +4,7 @@
 //
 // Eigen's reductions over an unaligned Map (a plane of a tape buffer) add a scalar prologue up
 // to the first aligned packet, so the same values at another address round differently (a
-// 25-float sum changes its last bit at 6 of 16 offsets): batch norm's statistics would then
+// 25-float sum changes its last bit at 5 of 16 offsets): batch norm's statistics would then
 // depend on where the arena placed x. ordered_sum fixes the order by index alone:
 //   s_j = Σ_{b} f(16·b + j) over the whole blocks of 16, lanes j = 0..15 (one vector of
 //         running sums: the compiler vectorizes the lanes with unaligned loads),
