@@ -182,3 +182,32 @@ TEST_CASE("kd_kl_div, distillation_loss: bad input is refused with its error cod
   CHECK(kd(freed, tv, 2.0f) == ErrorCode::kInvalidState);
   CHECK(dl(sv, freed, ok, 2.0f, 0.5f) == ErrorCode::kInvalidState);
 }
+
+TEST_CASE("kd_kl_div, distillation_loss: identical samples get identical gradient bits",
+          "[ops][distill]") {
+  // Rows of K = 10, 37 and 100 logits start at many float offsets mod 16; every sample is the
+  // same (student row, teacher row, label), so every row of ds must have the first row's bits.
+  for (std::int64_t k : {10, 37, 100})
+    for (bool with_ce : {false, true}) {
+      INFO("K " << k << " with CE " << with_ce);
+      const std::int64_t n = 33;
+      const auto ku = std::size_t(k);
+      std::vector<float> s(std::size_t(n) * ku), t(s.size()), ds(s.size(), 0.0f);
+      for (std::size_t e = 0; e < s.size(); ++e) {
+        const auto j = float(e % ku);
+        s[e] = std::sin(1.3f * j) * 4.0f;
+        t[e] = std::cos(0.7f * j) * 5.0f;
+      }
+      const std::vector<std::int32_t> labels(std::size_t(n), std::int32_t(k / 2));
+      Tape tape;
+      const Var sv = tape.leaf(s.data(), ds.data(), {n, k}), tv = tape.constant(t.data(), {n, k});
+      const Var l = with_ce ? fq::ops::distillation_loss(tape, sv, tv, labels.data(), 2.0f, 0.7f)
+                            : fq::ops::kd_kl_div(tape, sv, tv, 2.0f);
+      tape.backward(l);
+      std::size_t bad = 0;
+      for (std::size_t e = ku; e < ds.size(); ++e)
+        bad += fq_test::bits_of(ds[e]) != fq_test::bits_of(ds[e % ku]);
+      CHECK(bad == 0);
+      CHECK(std::isfinite(l.value()[0]));
+    }
+}

@@ -206,3 +206,29 @@ TEST_CASE("layer_norm, rms_norm: bad input is refused with its error code", "[op
   CHECK(rms(freed, Var()) == ErrorCode::kInvalidState);
   CHECK_THROWS_WITH(fq::ops::layer_norm(tape, xv, g4v, Var()), Catch::Contains("layer_norm"));
 }
+
+TEST_CASE("layer_norm, rms_norm: identical rows get identical bits wherever they lie",
+          "[ops][norm]") {
+  // Rows of 37 and 100 floats start at every offset mod 16; 16 and 64 are aligned rows; with
+  // and without gamma (and beta).
+  for (std::int64_t d : {16, 37, 64, 100})
+    for (bool affine : {false, true}) {
+      INFO("D " << d << " affine " << affine);
+      const auto du = static_cast<std::size_t>(d);
+      std::vector<float> gamma(du), beta(du), dg(du), db(du);
+      for (std::size_t j = 0; j < gamma.size(); ++j) {
+        gamma[j] = 0.5f + 0.01f * float(j);
+        beta[j] = 0.1f - 0.003f * float(j);
+      }
+      const fq::Shape s{33, d};
+      fq_test::check_copies_bitwise(s, [&](Tape& t, const Var& x) {
+        const Var g = affine ? t.leaf(gamma.data(), dg.data(), {d}) : Var();
+        const Var b = affine ? t.leaf(beta.data(), db.data(), {d}) : Var();
+        return fq::ops::layer_norm(t, x, g, b);
+      });
+      fq_test::check_copies_bitwise(s, [&](Tape& t, const Var& x) {
+        const Var g = affine ? t.leaf(gamma.data(), dg.data(), {d}) : Var();
+        return fq::ops::rms_norm(t, x, g);
+      });
+    }
+}

@@ -563,3 +563,64 @@ TEST_CASE("im2col: both layouts, float and uint8, equal the window definition", 
         REQUIRE(ct[static_cast<std::size_t>(col * ldt + pos)] == -1.0f);
   }
 }
+
+TEST_CASE("softmax_cross_entropy: identical samples get identical gradient bits wherever they lie",
+          "[ops]") {
+  // Rows of K = 10 (the demo), 37 and 100 logits start at many float offsets mod 16.
+  for (std::int64_t k : {10, 37, 100}) {
+    INFO("K " << k);
+    const std::int64_t n = 33;
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.0f, 3.0f);
+    std::vector<float> row(std::size_t(k), 0.0f);
+    for (float& v : row) v = nd(rng);
+    std::vector<float> x(std::size_t(n * k)), dx(x.size(), 0.0f);
+    for (std::size_t e = 0; e < x.size(); ++e) x[e] = row[e % std::size_t(k)];
+    const std::vector<std::int32_t> labels(std::size_t(n), std::int32_t(k / 3));
+    Tape tape;
+    const Var l =
+        fq::ops::softmax_cross_entropy(tape, tape.leaf(x.data(), dx.data(), {n, k}), labels.data());
+    tape.backward(l);
+    std::size_t bad = 0;
+    for (std::size_t e = std::size_t(k); e < dx.size(); ++e)
+      bad += fq_test::bits_of(dx[e]) != fq_test::bits_of(dx[e % std::size_t(k)]);
+    CHECK(bad == 0);
+    CHECK(dx[std::size_t(k / 3)] < 0.0f);  // the label's probability is below 1
+  }
+}
+
+TEST_CASE("conv2d, conv2d_divided: identical planes give identical bias and divisor gradients",
+          "[ops]") {
+  // Every output channel has the same weights, bias and divisor, so every plane of y and dy is
+  // the same (conv2d with a bias, conv2d_divided with divisors); planes of 7·7 = 49 floats start at
+  // every offset mod 16 (channel o at 49·o), so db[o] and dd[o] (sums over the planes) must all
+  // have channel 0's bits.
+  const std::int64_t oc = 16;
+  GradInput x({2, 3, 7, 7}, 41);
+  std::vector<float> w(std::size_t(oc) * 27), b(std::size_t(oc), 0.25f), d(std::size_t(oc), 1.5f);
+  for (std::size_t e = 0; e < w.size(); ++e) w[e] = 0.1f * float(int(e % 27) - 13);
+  for (bool divided : {false, true}) {
+    INFO("divided " << divided);
+    std::vector<float> db(b.size(), 0.0f), dd(d.size(), 0.0f);
+    Tape t;
+    const Var xv = t.constant(x.value.data(), x.shape), wv = t.constant(w.data(), {oc, 3, 3, 3});
+    const Var bv = t.leaf(b.data(), db.data(), {oc}), dv = t.leaf(d.data(), dd.data(), {oc});
+    const auto opt = fq::ops::Conv2dOptions::make(1, 1);
+    const Var y =
+        divided ? fq::ops::conv2d_divided(t, xv, wv, dv, opt) : fq::ops::conv2d(t, xv, wv, bv, opt);
+    const std::size_t plane = 49;
+    const Var l = fq::custom_op(
+        t, {y}, {}, [](float* out) { *out = 0.0f; },
+        [y, plane](const float*, const float* g) {
+          for (std::int64_t e = 0; e < y.numel(); ++e)
+            y.grad()[e] += g[0] * std::sin(0.37f * float(std::size_t(e) % plane));
+        });
+    t.backward(l);
+    const std::vector<float>& g = divided ? dd : db;  // conv2d_divided has no bias
+    for (std::size_t o = 1; o < g.size(); ++o) {
+      INFO("channel " << o);
+      CHECK(fq_test::bits_of(g[o]) == fq_test::bits_of(g[0]));
+    }
+    CHECK(g[0] != 0.0f);
+  }
+}

@@ -375,3 +375,15 @@ TEST_CASE("scale and mul: forward and gradients", "[ops][elementwise]") {
   Tape other;
   CHECK(error_code_of([&] { fq::ops::mul(other, x, x); }) == ErrorCode::kInvalidArgument);
 }
+
+TEST_CASE("mean over the last axis: identical rows get identical bits wherever they lie",
+          "[ops][shape]") {
+  // Rows of 37 floats start at every offset mod 16.
+  const std::int64_t rows = 33, n = 37;
+  std::vector<float> x(std::size_t(rows * n));
+  for (std::size_t e = 0; e < x.size(); ++e) x[e] = std::sin(0.9f * float(e % std::size_t(n)));
+  Tape tape;
+  const Var y = fq::ops::mean(tape, tape.constant(x.data(), {rows, n}), 1);
+  for (std::int64_t r = 1; r < rows; ++r)
+    CHECK(fq_test::bits_of(y.value()[r]) == fq_test::bits_of(y.value()[0]));
+}

@@ -274,3 +274,21 @@ TEST_CASE("softmax, log_softmax: rows across and beyond a block (2048 elements),
     }
   }
 }
+
+TEST_CASE("softmax, log_softmax: identical slices get identical bits wherever they lie",
+          "[ops][softmax]") {
+  // Rows of 7 (the short-row loops), 37 and 100 (blocks of rows: 37·r covers every float
+  // offset mod 16), 3000 (a row longer than a block), and middle and first axes.
+  struct Case {
+    fq::Shape shape;
+    int axis;
+  };
+  for (const Case& c : {Case{{40, 7}, -1}, Case{{33, 37}, -1}, Case{{45, 100}, -1},
+                        Case{{3, 3000}, -1}, Case{{9, 5, 3}, 1}, Case{{7, 13, 1}, 1}})
+    for (bool log : {false, true}) {
+      INFO("shape " << c.shape.str() << " axis " << c.axis << " log " << log);
+      fq_test::check_copies_bitwise(c.shape, [&](Tape& t, const Var& x) {
+        return log ? fq::ops::log_softmax(t, x, c.axis) : fq::ops::softmax(t, x, c.axis);
+      });
+    }
+}

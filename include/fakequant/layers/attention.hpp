@@ -168,7 +168,7 @@ class QMultiHeadAttention {
     if constexpr (std::is_same<typename R::matmul, NoFakeQuant>::value) {
       // Float Q, K, V: read in place from qkv, O written merged (no layout copies).
       const Var s = detail::head_scores(tape, qkv, heads_, inv_sqrt_dh);
-      const Var p = detail::maybe_fake_quant<Arch>(tape, ops::softmax(tape, s, -1), p_q_);
+      const Var p = detail::maybe_fake_quant<Arch>(tape, ops::softmax<Arch>(tape, s, -1), p_q_);
       return proj_.template forward<Arch>(tape, detail::head_mix(tape, p, qkv, heads_));
     } else {
       const Var heads = detail::qkv_heads(tape, qkv, heads_);
@@ -176,7 +176,7 @@ class QMultiHeadAttention {
       const Var k = detail::maybe_fake_quant<Arch>(tape, detail::qkv_part(heads, 1), k_q_);
       const Var v = detail::maybe_fake_quant<Arch>(tape, detail::qkv_part(heads, 2), v_q_);
       const Var s = ops::matmul(tape, q, k, false, true, inv_sqrt_dh);
-      const Var p = detail::maybe_fake_quant<Arch>(tape, ops::softmax(tape, s, -1), p_q_);
+      const Var p = detail::maybe_fake_quant<Arch>(tape, ops::softmax<Arch>(tape, s, -1), p_q_);
       const Var o = ops::matmul(tape, p, v);
       return proj_.template forward<Arch>(tape, ops::merge_heads(tape, o));
     }

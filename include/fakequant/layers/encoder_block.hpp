@@ -53,9 +53,12 @@ class QEncoderBlock {
 
   template <class Arch = DefaultArch>
   Var forward(Tape& tape, const Var& x) {
-    const Var h =
-        ops::add(tape, x, drop(tape, attn_.template forward<Arch>(tape, ln1_.forward(tape, x))));
-    return ops::add(tape, h, drop(tape, mlp_.template forward<Arch>(tape, ln2_.forward(tape, h))));
+    const Var h = ops::add(
+        tape, x,
+        drop(tape, attn_.template forward<Arch>(tape, ln1_.template forward<Arch>(tape, x))));
+    return ops::add(
+        tape, h,
+        drop(tape, mlp_.template forward<Arch>(tape, ln2_.template forward<Arch>(tape, h))));
   }
   /// Training mode (dropout on) or evaluation.
   void train(bool on) noexcept { training_ = on; }

@@ -41,8 +41,9 @@ class LayerNorm {
         eps_(eps) {
     gamma_.fill(1.0f);
   }
+  template <class Arch = DefaultArch>
   Var forward(Tape& tape, const Var& x) {
-    return ops::layer_norm(tape, x, gamma_.var(tape), beta_.var(tape), eps_);
+    return ops::layer_norm<Arch>(tape, x, gamma_.var(tape), beta_.var(tape), eps_);
   }
   std::vector<optim::ParamRef> parameters() { return {gamma_.ref(), beta_.ref()}; }
   template <class F>
@@ -72,7 +73,10 @@ class RmsNorm {
         eps_(eps) {
     gamma_.fill(1.0f);
   }
-  Var forward(Tape& tape, const Var& x) { return ops::rms_norm(tape, x, gamma_.var(tape), eps_); }
+  template <class Arch = DefaultArch>
+  Var forward(Tape& tape, const Var& x) {
+    return ops::rms_norm<Arch>(tape, x, gamma_.var(tape), eps_);
+  }
   std::vector<optim::ParamRef> parameters() { return {gamma_.ref()}; }
   template <class F>
   void for_each_quantizer(F&&) {}

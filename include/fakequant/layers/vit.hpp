@@ -174,7 +174,7 @@ class QVisionTransformer {
   Var forward(Tape& tape, const Var& x) {
     Var z = embed_.template forward<Arch>(tape, x);
     for (Block& blk : blocks_) z = blk.template forward<Arch>(tape, z);
-    z = norm_.forward(tape, z);
+    z = norm_.template forward<Arch>(tape, z);
     const Var cls = ops::reshape(tape, ops::slice(tape, z, 1, 0, 1), {z.size(0), o_.block.dim});
     return head_.template forward<Arch>(tape, cls);
   }

@@ -36,6 +36,7 @@
 #include <fakequant/core/ordered_sum.hpp>
 #include <fakequant/ops/elementwise.hpp>
 #include <fakequant/simd/arch.hpp>
+#include <fakequant/simd/ordered_reduce.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -51,10 +52,7 @@ struct BatchNormOptions {
 namespace detail {
 
 // A plane's sum Σ_k term(k) over hw floats in an order fixed by hw alone, never by the plane's
-// address (Eigen's unaligned sums peel to an aligned packet: the bits moved with x's place in
-// the arena). Kind 0: Σ a; 1: Σ (a − m)²; 2: Σ b·(a − m). SIMD: two vectors of running sums
-// over the whole pairs of batches (a last whole batch into the first), their sum reduced by
-// xsimd::hadd, then the remaining terms in index order; ScalarArch: core/ordered_sum.hpp.
+// address (simd/ordered_reduce.hpp). Kind 0: Σ a; 1: Σ (a − m)²; 2: Σ b·(a − m).
 template <class Arch, int Kind>
 float plane_reduce(const float* a, const float* b, float m, std::int64_t hw) noexcept {
   const auto term = [&](std::int64_t k) {
@@ -70,7 +68,6 @@ float plane_reduce(const float* a, const float* b, float m, std::int64_t hw) noe
 #if FQ_HAS_XSIMD
   if constexpr (kSimdArch<Arch>) {
     using B = xsimd::batch<float, Arch>;
-    constexpr auto kW = static_cast<std::int64_t>(B::size);
     const auto vterm = [&](std::int64_t k) {
       const B v = B::load_unaligned(a + k);
       if constexpr (Kind == 0) {
@@ -82,19 +79,7 @@ float plane_reduce(const float* a, const float* b, float m, std::int64_t hw) noe
         return B::load_unaligned(b + k) * (v - B(m));
       }
     };
-    B s0(0.0f), s1(0.0f);
-    std::int64_t k = 0;
-    for (; k + 2 * kW <= hw; k += 2 * kW) {
-      s0 += vterm(k);
-      s1 += vterm(k + kW);
-    }
-    if (k + kW <= hw) {
-      s0 += vterm(k);
-      k += kW;
-    }
-    float s = xsimd::hadd(s0 + s1);
-    for (; k < hw; ++k) s += term(k);
-    return s;
+    return simd::ordered_sum<Arch>(hw, vterm, term);
   }
 #endif
   return fq::detail::ordered_sum(hw, term);

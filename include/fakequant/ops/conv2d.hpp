@@ -28,6 +28,7 @@
 #include <fakequant/kernels/col2im.hpp>
 #include <fakequant/kernels/im2col.hpp>
 #include <fakequant/kernels/sgemm.hpp>
+#include <fakequant/simd/ordered_reduce.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -272,17 +273,15 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
               const float dvo = d.value()[o], inv = 1.0f / dvo;
               const float* dr = dyn + o * p_n_;
               if (dg) {
-                const float dot = (Eigen::Map<const Eigen::ArrayXf>(dr, p_n_) *
-                                   Eigen::Map<const Eigen::ArrayXf>(yn + o * p_n_, p_n_))
-                                      .sum();
-                dd[o] -= dot / dvo;
+                dd[o] -= simd::ordered_dot<Arch>(dr, yn + o * p_n_, p_n_) / dvo;
               }
               for (std::int64_t i = 0; i < p_n_; ++i) dyd[o * p_n_ + i] = dr[i] * inv;
             }
             dyn = dyd;
           }
-          if (bg)
-            Eigen::Map<Eigen::ArrayXf>(db, o_n) += CMat(dyn, o_n, p_n_).rowwise().sum().array();
+          if (bg)  // a plane's sum in an order fixed by its size (simd/ordered_reduce.hpp)
+            for (std::int64_t o = 0; o < o_n; ++o)
+              db[o] += simd::ordered_sum<Arch>(dyn + o * p_n_, p_n_);
           if (wg) {  // Eigen: its transposed-B packing is as fast as fq::sgemm's here
             const float* cn = conv_unfold(x.value(), n, g, cols);
             for (std::int64_t gi = 0; gi < g.groups; ++gi)

@@ -13,7 +13,9 @@
 // kept as a float pair hi + lo (hi = f32(μ), lo = f32(μ − hi)) and x − μ is formed as (x − hi) −
 // lo: exact when x is near μ, where PyTorch's float Welford and its x·r − μ·r lose the spread
 // (docs/numerics.md). Other reductions (the gradient's means, dγ, dβ) accumulate in float, as
-// PyTorch's. The backward keeps hi, lo and r per row in tape scratch and recomputes x̂.
+// PyTorch's; a row's means in an order fixed by D (simd/ordered_reduce.hpp), so a row's
+// gradient does not depend on where the row lies. The backward keeps hi, lo and r per row in
+// tape scratch and recomputes x̂. Arch: the instruction set of those sums; leave the default.
 #ifndef FQ_OPS_NORM_HPP_
 #define FQ_OPS_NORM_HPP_
 
@@ -21,6 +23,8 @@
 #include <cstdint>  // int64_t
 
 #include <fakequant/base/config.hpp>
+#include <fakequant/simd/arch.hpp>
+#include <fakequant/simd/ordered_reduce.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -46,6 +50,31 @@ double row_sum_double(const float* x, std::int64_t d, double shift) {
   return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
 }
 
+/// Σ_k g_k (kXhat false) or Σ_k g_k·x̂_k (kXhat true) over a row of d, with g = dy·γ (kGamma)
+/// or dy and x̂ = ((x − hi) − lo)·r (rms_norm: hi = lo = 0, which leaves x·r unchanged), in the
+/// order of simd::ordered_sum.
+template <class Arch, bool kGamma, bool kXhat>
+float grad_row_sum(const float* dy, const float* gamma, const float* x, float hi, float lo, float r,
+                   std::int64_t d) noexcept {
+  const auto term = [&](std::int64_t k) {
+    const float g = kGamma ? dy[k] * gamma[k] : dy[k];
+    return kXhat ? g * (((x[k] - hi) - lo) * r) : g;
+  };
+#if FQ_HAS_XSIMD
+  if constexpr (kSimdArch<Arch>) {
+    using B = xsimd::batch<float, Arch>;
+    const auto vterm = [&](std::int64_t k) {
+      B g = B::load_unaligned(dy + k);
+      if constexpr (kGamma) g = g * B::load_unaligned(gamma + k);
+      if constexpr (kXhat) g = g * (((B::load_unaligned(x + k) - B(hi)) - B(lo)) * B(r));
+      return g;
+    };
+    return simd::ordered_sum<Arch>(d, vterm, term);
+  }
+#endif
+  return fq::detail::ordered_sum(d, term);
+}
+
 /// Whether an optional parameter (gamma, beta) was given: Var() stands for none.
 inline bool has_param(const Var& v) noexcept { return v.tape() != nullptr || v.value() != nullptr; }
 
@@ -69,8 +98,8 @@ inline std::int64_t check_norm_args(const Tape& tape, const Var& x, const Var& p
 }  // namespace impl
 
 /// y = (x − mean) / √(var + eps) · gamma + beta over the last axis; gamma, beta [D] or Var().
-inline Var layer_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta,
-                      float eps = 1e-5f) {
+template <class Arch = DefaultArch>
+Var layer_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, float eps = 1e-5f) {
   const bool has_g = impl::has_param(gamma), has_b = impl::has_param(beta);
   const std::int64_t d = impl::check_norm_args(tape, x, gamma, "gamma", eps, "layer_norm");
   impl::check_norm_args(tape, x, beta, "beta", eps, "layer_norm");
@@ -122,12 +151,21 @@ inline Var layer_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
         const auto xhat = ((xr - hi) - lo) * r;
         if (x.requires_grad()) {
           Row dx(x.grad() + i * d, d);
+          const float* gv = gamma.value();
+          const float* xv = x.value() + i * d;
+          const float* dyv = y.grad() + i * d;
           if (has_g) {
-            const auto g = dy * CRow(gamma.value(), d);
-            const float mg = g.sum() * inv_d, mgx = (g * xhat).sum() * inv_d;
+            const auto g = dy * CRow(gv, d);
+            const float mg =
+                impl::grad_row_sum<Arch, true, false>(dyv, gv, xv, hi, lo, r, d) * inv_d;
+            const float mgx =
+                impl::grad_row_sum<Arch, true, true>(dyv, gv, xv, hi, lo, r, d) * inv_d;
             dx += r * (g - mg - xhat * mgx);
           } else {
-            const float mg = dy.sum() * inv_d, mgx = (dy * xhat).sum() * inv_d;
+            const float mg =
+                impl::grad_row_sum<Arch, false, false>(dyv, gv, xv, hi, lo, r, d) * inv_d;
+            const float mgx =
+                impl::grad_row_sum<Arch, false, true>(dyv, gv, xv, hi, lo, r, d) * inv_d;
             dx += r * (dy - mg - xhat * mgx);
           }
         }
@@ -139,7 +177,8 @@ inline Var layer_norm(Tape& tape, const Var& x, const Var& gamma, const Var& bet
 }
 
 /// y = x / √(mean(x²) + eps) · gamma over the last axis; gamma [D] or Var().
-inline Var rms_norm(Tape& tape, const Var& x, const Var& gamma, float eps = 1e-6f) {
+template <class Arch = DefaultArch>
+Var rms_norm(Tape& tape, const Var& x, const Var& gamma, float eps = 1e-6f) {
   const bool has_g = impl::has_param(gamma);
   const std::int64_t d = impl::check_norm_args(tape, x, gamma, "gamma", eps, "rms_norm");
   const bool need =
@@ -174,11 +213,19 @@ inline Var rms_norm(Tape& tape, const Var& x, const Var& gamma, float eps = 1e-6
         const auto xhat = xr * r;
         if (x.requires_grad()) {
           Row dx(x.grad() + i * d, d);
+          const float* gv = gamma.value();
+          const float* xv = x.value() + i * d;
+          const float* dyv = y.grad() + i * d;
           if (has_g) {
-            const auto g = dy * CRow(gamma.value(), d);
-            dx += r * (g - xhat * ((g * xhat).sum() * inv_d));
+            const auto g = dy * CRow(gv, d);
+            dx += r *
+                  (g - xhat * (impl::grad_row_sum<Arch, true, true>(dyv, gv, xv, 0.0f, 0.0f, r, d) *
+                               inv_d));
           } else {
-            dx += r * (dy - xhat * ((dy * xhat).sum() * inv_d));
+            dx +=
+                r *
+                (dy - xhat * (impl::grad_row_sum<Arch, false, true>(dyv, gv, xv, 0.0f, 0.0f, r, d) *
+                              inv_d));
           }
         }
         if (has_g && gamma.requires_grad()) Row(gamma.grad(), d) += dy * xhat;

@@ -31,6 +31,7 @@
 #include <Eigen/Core>
 
 #include <fakequant/base/checked.hpp>
+#include <fakequant/core/ordered_sum.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -301,7 +302,9 @@ inline Var mean(Tape& tape, const Var& x, int axis) {
   for (std::int64_t o = 0; o < outer; ++o) {
     const float* src = x.value() + o * n * inner;
     if (inner == 1) {
-      y.value()[o] = ConstRow(src, n).sum() / nf;
+      // An order fixed by n (core/ordered_sum.hpp): Eigen's sum() over an unaligned row
+      // would round by the row's address.
+      y.value()[o] = fq::detail::ordered_sum(n, [src](std::int64_t k) { return src[k]; }) / nf;
     } else {
       Row acc(y.value() + o * inner, inner);
       acc = ConstRow(src, inner);

@@ -5,28 +5,31 @@
 //   softmax:     e = exp(x − m), s = Σe, y = e·(1/s)         dx += y ⊙ (dy − Σ dy ⊙ y)
 //   log_softmax: z = x − m,      s = Σexp(z), y = z − log(s)  dx += dy − exp(y)·Σ dy
 // Subtracting the max keeps exp from overflowing (rows of ±80 or 1e4 are fine). Sums are in
-// float (Eigen's vectorised reduction), except on last-axis rows of at most kShortRow = 32
-// (attention's keys): there the max and softmax's sums are plain sequential loops, as Eigen's
-// per-row setup costs more than such a row. log_softmax subtracts m and log(s) one after the
-// other: PyTorch's x − (m + log s) rounds m + log s to the ulp of m first (≈ 1e-3 at 1e4), so on
-// large offsets ours is the more accurate of the two (docs/numerics.md). A row holding +inf or
-// only −inf gives NaN, as PyTorch; a −inf among finite values gets probability 0. Every exp
-// result below FLT_MIN (x − m < −87.34) is flushed to 0: Eigen's SSE/AVX2 exp clamps its
-// argument at −88.38 and returns 2.9e-39 there, exp(−inf) included, where AVX-512 returns 0 —
-// flushing gives masked entries an exact 0 (and a 0 gradient) on every instruction set.
-// Last axis: one contiguous row per slice, rows in parallel (FQ_PARALLEL_FOR). Other axes: the
-// slices of one outer block are walked row by row with vector operations across the `inner`
-// trailing elements, with 2·inner floats of tape scratch for the running max and sum.
-// A scalar (rank 0) has no axis: every axis is refused (ErrorCode::kInvalidAxis).
+// float, in an order fixed by the row length (simd/ordered_reduce.hpp), except on last-axis rows
+// of at most kShortRow = 32 (attention's keys): there the max and softmax's sums are plain
+// sequential loops, as a reduction's setup costs more than such a row. Every exp is the same
+// batch function (simd::exp_flushed), so a row's result does not depend on where it lies in
+// memory or in the batch (Eigen's exp and sums over unaligned rows did, by an ulp). log_softmax
+// subtracts m and log(s) one after the other: PyTorch's x − (m + log s) rounds m + log s to the ulp
+// of m first (≈ 1e-3 at 1e4), so on large offsets ours is the more accurate of the two
+// (docs/numerics.md). A row holding +inf or only −inf gives NaN, as PyTorch; a −inf among finite
+// values gets probability 0. Every exp result below FLT_MIN (x − m < −87.34) is flushed to 0, so
+// masked entries get an exact 0 (and a 0 gradient) on every instruction set. Last axis: one
+// contiguous row per slice, rows in parallel (FQ_PARALLEL_FOR). Other axes: the slices of one outer
+// block are walked row by row with vector operations across the `inner` trailing elements, with
+// 3·inner floats of tape scratch for the running max, sum and exp. Arch: the instruction set of the
+// exp and the sums (simd/arch.hpp); leave the default. A scalar (rank 0) has no axis: every axis is
+// refused (ErrorCode::kInvalidAxis).
 #ifndef FQ_OPS_SOFTMAX_HPP_
 #define FQ_OPS_SOFTMAX_HPP_
 
 #include <algorithm>  // max, min
 #include <cmath>      // log
 #include <cstdint>    // int64_t
-#include <limits>     // numeric_limits
 
 #include <fakequant/base/config.hpp>
+#include <fakequant/simd/arch.hpp>
+#include <fakequant/simd/ordered_reduce.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -35,13 +38,6 @@ namespace ops {
 namespace impl {
 constexpr std::int64_t kSoftmaxBlock = 2048;  // elements per block of rows (8 KiB, in L1)
 constexpr std::int64_t kShortRow = 32;        // rows up to this length (attention's T): plain loops
-
-/// exp(z) over n floats (in place when z == e), results below FLT_MIN flushed to 0.
-inline void exp_flushed(const float* z, float* e, std::int64_t n) {
-  Eigen::Map<Eigen::ArrayXf>(e, n) = Eigen::Map<const Eigen::ArrayXf>(z, n).exp();
-  constexpr float kMin = std::numeric_limits<float>::min();
-  for (std::int64_t i = 0; i < n; ++i) e[i] = e[i] < kMin ? 0.0f : e[i];  // a vector blend
-}
 
 /// The extents around `axis`: outer (before), n (the axis) and inner (after).
 struct AxisSplit {
@@ -62,14 +58,15 @@ inline AxisSplit split_axis(const Var& x, int axis, const char* op) {
   return s;
 }
 
-/// The forward of softmax (log = false) or log_softmax (log = true); buf: 2·inner floats.
-inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool log, float* buf) {
+/// The forward of softmax (log = false) or log_softmax (log = true); buf: 3·inner floats.
+template <class Arch>
+void softmax_forward(const float* x, float* y, const AxisSplit& s, bool log, float* buf) {
   using Row = Eigen::Map<Eigen::ArrayXf>;
   using CRow = Eigen::Map<const Eigen::ArrayXf>;
   const std::int64_t n = s.n, in = s.inner;
   if (in == 1) {
     // Rows in blocks of about kSoftmaxBlock elements: the exp runs once over the whole block,
-    // so Eigen's scalar head and tail (std::exp) are paid per block, not per short row.
+    // so its padded last batch is paid per block, not per short row.
     const std::int64_t rows_per_block = std::max<std::int64_t>(1, kSoftmaxBlock / n);
     const std::int64_t blocks = (s.outer + rows_per_block - 1) / rows_per_block;
     FQ_PARALLEL_FOR
@@ -89,20 +86,20 @@ inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool l
           Row(y + r * n, n) = CRow(x + r * n, n) - CRow(x + r * n, n).maxCoeff();  // z = x − m
       if (log && n <= kSoftmaxBlock) {
         alignas(64) float e[kSoftmaxBlock];
-        exp_flushed(y + r0 * n, e, len);
+        simd::exp_flushed<Arch>(y + r0 * n, e, len);
         for (std::int64_t r = 0; r < rows; ++r)
-          Row(y + (r0 + r) * n, n) -= std::log(CRow(e + r * n, n).sum());
+          Row(y + (r0 + r) * n, n) -= std::log(simd::ordered_sum<Arch>(e + r * n, n));
       } else if (log) {  // one row longer than a block: its exp summed piecewise
         alignas(64) float e[kSoftmaxBlock];
         float sum = 0.0f;
         for (std::int64_t c = 0; c < n; c += kSoftmaxBlock) {
           const std::int64_t m = std::min(kSoftmaxBlock, n - c);
-          exp_flushed(y + r0 * n + c, e, m);
-          sum += CRow(e, m).sum();
+          simd::exp_flushed<Arch>(y + r0 * n + c, e, m);
+          sum += simd::ordered_sum<Arch>(e, m);
         }
         Row(y + r0 * n, n) -= std::log(sum);
       } else {
-        exp_flushed(y + r0 * n, y + r0 * n, len);
+        simd::exp_flushed<Arch>(y + r0 * n, y + r0 * n, len);
         for (std::int64_t r = r0; r < r0 + rows; ++r) {
           float* yr = y + r * n;
           if (n <= kShortRow) {
@@ -111,14 +108,14 @@ inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool l
             const float inv = 1.0f / sum;
             for (std::int64_t j = 0; j < n; ++j) yr[j] *= inv;
           } else {
-            Row(yr, n) *= 1.0f / Row(yr, n).sum();
+            Row(yr, n) *= 1.0f / simd::ordered_sum<Arch>(yr, n);
           }
         }
       }
     }
     return;
   }
-  Row mx(buf, in), sum(buf + in, in);
+  Row mx(buf, in), sum(buf + in, in), e(buf + 2 * in, in);
   for (std::int64_t o = 0; o < s.outer; ++o) {
     const float* xb = x + o * n * in;
     float* yb = y + o * n * in;
@@ -129,14 +126,15 @@ inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool l
       Row yr(yb + r * in, in);
       yr = CRow(xb + r * in, in) - mx;
       if (log) {
-        sum += yr.exp();  // s only: a subnormal term cannot change it
+        simd::exp_flushed<Arch>(yb + r * in, e.data(), in);  // s >= 1: the flush changes no s
+        sum += e;
       } else {
-        exp_flushed(yb + r * in, yb + r * in, in);
+        simd::exp_flushed<Arch>(yb + r * in, yb + r * in, in);
         sum += yr;
       }
     }
     if (log) {
-      sum = sum.log();
+      for (std::int64_t j = 0; j < in; ++j) sum[j] = std::log(sum[j]);  // one function per lane
       for (std::int64_t r = 0; r < n; ++r) Row(yb + r * in, in) -= sum;
     } else {
       sum = 1.0f / sum;
@@ -145,9 +143,10 @@ inline void softmax_forward(const float* x, float* y, const AxisSplit& s, bool l
   }
 }
 
-/// dx += the gradient of softmax / log_softmax given y and dy; buf: 2·inner floats.
-inline void softmax_backward(const float* y, const float* dy, float* dx, const AxisSplit& s,
-                             bool log, float* buf) {
+/// dx += the gradient of softmax / log_softmax given y and dy; buf: 3·inner floats.
+template <class Arch>
+void softmax_backward(const float* y, const float* dy, float* dx, const AxisSplit& s, bool log,
+                      float* buf) {
   using Row = Eigen::Map<Eigen::ArrayXf>;
   using CRow = Eigen::Map<const Eigen::ArrayXf>;
   const std::int64_t n = s.n, in = s.inner;
@@ -164,7 +163,7 @@ inline void softmax_backward(const float* y, const float* dy, float* dx, const A
         continue;
       }
       const CRow yr(y + o * n, n), g(dy + o * n, n);
-      Row(dx + o * n, n) += yr * (g - (g * yr).sum());
+      Row(dx + o * n, n) += yr * (g - simd::ordered_dot<Arch>(dy + o * n, y + o * n, n));
     }
     return;
   }
@@ -177,16 +176,16 @@ inline void softmax_backward(const float* y, const float* dy, float* dx, const A
       alignas(64) float e[kSoftmaxBlock];
       for (std::int64_t c = 0; c < rows * n; c += kSoftmaxBlock) {     // rows·n <= block unless
         const std::int64_t m = std::min(kSoftmaxBlock, rows * n - c);  // one long row
-        exp_flushed(y + r0 * n + c, e, m);
+        simd::exp_flushed<Arch>(y + r0 * n + c, e, m);
         if (n > kSoftmaxBlock) {
-          const float gs = CRow(dy + r0 * n, n).sum();
+          const float gs = simd::ordered_sum<Arch>(dy + r0 * n, n);
           Row(dx + r0 * n + c, m) += CRow(dy + r0 * n + c, m) - CRow(e, m) * gs;
           continue;
         }
         for (std::int64_t r = 0; r < rows; ++r) {
           const std::int64_t off = (r0 + r) * n;
           const CRow g(dy + off, n);
-          Row(dx + off, n) += g - CRow(e + r * n, n) * g.sum();
+          Row(dx + off, n) += g - CRow(e + r * n, n) * simd::ordered_sum<Arch>(dy + off, n);
         }
       }
     }
@@ -207,7 +206,7 @@ inline void softmax_backward(const float* y, const float* dy, float* dx, const A
       const std::int64_t off = base + r * in;
       const CRow yr(y + off, in), g(dy + off, in);
       if (log) {
-        exp_flushed(y + off, e.data(), in);
+        simd::exp_flushed<Arch>(y + off, e.data(), in);
         Row(dx + off, in) += g - e * acc;
       } else
         Row(dx + off, in) += yr * (g - acc);
@@ -215,29 +214,33 @@ inline void softmax_backward(const float* y, const float* dy, float* dx, const A
   }
 }
 
-inline Var softmax_op(Tape& tape, const Var& x, int axis, bool log, const char* op) {
+template <class Arch>
+Var softmax_op(Tape& tape, const Var& x, int axis, bool log, const char* op) {
   fq::detail::check_tape(tape, {&x}, op);
   const AxisSplit s = split_axis(x, axis, op);
   const bool need = fq::detail::needs_grad(tape, {&x});
   Var y = tape.variable(x.shape(), need);
   if (x.numel() == 0) return y;
-  float* buf = s.inner > 1 ? tape.scratch<float>(static_cast<std::size_t>(2 * s.inner)) : nullptr;
-  softmax_forward(x.value(), y.value(), s, log, buf);
+  float* buf = s.inner > 1 ? tape.scratch<float>(static_cast<std::size_t>(3 * s.inner)) : nullptr;
+  softmax_forward<Arch>(x.value(), y.value(), s, log, buf);
   if (need)
-    tape.push_backward(
-        [x, y, s, log, buf] { softmax_backward(y.value(), y.grad(), x.grad(), s, log, buf); });
+    tape.push_backward([x, y, s, log, buf] {
+      softmax_backward<Arch>(y.value(), y.grad(), x.grad(), s, log, buf);
+    });
   return y;
 }
 }  // namespace impl
 
 /// Softmax along `axis` (default: the last), numerically stable.
-inline Var softmax(Tape& tape, const Var& x, int axis = -1) {
-  return impl::softmax_op(tape, x, axis, false, "softmax");
+template <class Arch = DefaultArch>
+Var softmax(Tape& tape, const Var& x, int axis = -1) {
+  return impl::softmax_op<Arch>(tape, x, axis, false, "softmax");
 }
 
 /// log(softmax(x)) along `axis` (default: the last), computed as (x − max) − log Σ exp(x − max).
-inline Var log_softmax(Tape& tape, const Var& x, int axis = -1) {
-  return impl::softmax_op(tape, x, axis, true, "log_softmax");
+template <class Arch = DefaultArch>
+Var log_softmax(Tape& tape, const Var& x, int axis = -1) {
+  return impl::softmax_op<Arch>(tape, x, axis, true, "log_softmax");
 }
 
 }  // namespace ops
