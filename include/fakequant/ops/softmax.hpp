@@ -4,22 +4,25 @@
 // For each slice x along `axis` (negative axes count from the end), with m = max(x):
 //   softmax:     e = exp(x − m), s = Σe, y = e·(1/s)         dx += y ⊙ (dy − Σ dy ⊙ y)
 //   log_softmax: z = x − m,      s = Σexp(z), y = z − log(s)  dx += dy − exp(y)·Σ dy
-// Subtracting the max keeps exp from overflowing (rows of ±80 or 1e4 are fine). Sums are in
-// float, in an order fixed by the row length (simd/ordered_reduce.hpp), except on last-axis rows
-// of at most kShortRow = 32 (attention's keys): there the max and softmax's sums are plain
-// sequential loops, as a reduction's setup costs more than such a row. Every exp is the same
-// batch function (simd::exp_flushed), so a row's result does not depend on where it lies in
-// memory or in the batch (Eigen's exp and sums over unaligned rows did, by an ulp). log_softmax
-// subtracts m and log(s) one after the other: PyTorch's x − (m + log s) rounds m + log s to the ulp
-// of m first (≈ 1e-3 at 1e4), so on large offsets ours is the more accurate of the two
-// (docs/numerics.md). A row holding +inf or only −inf gives NaN, as PyTorch; a −inf among finite
-// values gets probability 0. Every exp result below FLT_MIN (x − m < −87.34) is flushed to 0, so
-// masked entries get an exact 0 (and a 0 gradient) on every instruction set. Last axis: one
-// contiguous row per slice, rows in parallel (FQ_PARALLEL_FOR). Other axes: the slices of one outer
-// block are walked row by row with vector operations across the `inner` trailing elements, with
-// 3·inner floats of tape scratch for the running max, sum and exp. Arch: the instruction set of the
-// exp and the sums (simd/arch.hpp); leave the default. A scalar (rank 0) has no axis: every axis is
-// refused (ErrorCode::kInvalidAxis).
+// Subtracting the max keeps exp from overflowing (rows of ±80 or 1e4 are fine). log_softmax
+// subtracts m and log(s) one after the other: PyTorch's x − (m + log s) rounds m + log s to the
+// ulp of m first (≈ 1e-3 at 1e4), so on large offsets ours is the more accurate of the two
+// (docs/numerics.md). A row holding +inf or only −inf gives NaN, as PyTorch; a −inf among
+// finite values gets probability 0.
+//
+// Sums are in float, in an order fixed by the row length (simd/ordered_reduce.hpp), except on
+// last-axis rows of at most kShortRow = 32 (attention's keys): there the max and softmax's sums
+// are plain sequential loops, as a reduction's setup costs more than such a row. Every exp is
+// the same batch function (simd::exp_flushed), so a row's result does not depend on where it
+// lies in memory or in the batch (Eigen's exp and sums over unaligned rows did, by an ulp).
+// Every exp result below FLT_MIN (x − m < −87.34) is flushed to 0, so masked entries get an
+// exact 0 (and a 0 gradient) on every instruction set. Arch: the instruction set of the exp and
+// the sums (simd/arch.hpp); leave the default.
+//
+// Last axis: one contiguous row per slice, rows in parallel (FQ_PARALLEL_FOR). Other axes: the
+// slices of one outer block are walked row by row with vector operations across the `inner`
+// trailing elements, with 3·inner floats of tape scratch for the running max, sum and exp. A
+// scalar (rank 0) has no axis: every axis is refused (ErrorCode::kInvalidAxis).
 #ifndef FQ_OPS_SOFTMAX_HPP_
 #define FQ_OPS_SOFTMAX_HPP_
 
