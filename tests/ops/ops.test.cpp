@@ -608,12 +608,12 @@ TEST_CASE("conv2d, conv2d_divided: identical planes give identical bias and divi
     const auto opt = fq::ops::Conv2dOptions::make(1, 1);
     const Var y =
         divided ? fq::ops::conv2d_divided(t, xv, wv, dv, opt) : fq::ops::conv2d(t, xv, wv, bv, opt);
-    const std::size_t plane = 49;
+    constexpr std::size_t kPlane = 49;
     const Var l = fq::custom_op(
         t, {y}, {}, [](float* out) { *out = 0.0f; },
-        [y, plane](const float*, const float* g) {
+        [y](const float*, const float* g) {
           for (std::int64_t e = 0; e < y.numel(); ++e)
-            y.grad()[e] += g[0] * std::sin(0.37f * float(std::size_t(e) % plane));
+            y.grad()[e] += g[0] * std::sin(0.37f * float(std::size_t(e) % kPlane));
         });
     t.backward(l);
     const std::vector<float>& g = divided ? dd : db;  // conv2d_divided has no bias
