@@ -624,3 +624,66 @@ TEST_CASE("conv2d, conv2d_divided: identical planes give identical bias and divi
     CHECK(g[0] != 0.0f);
   }
 }
+
+namespace {
+// check_first_writer (testing/check_op_gradients.hpp) with the report on failure.
+void check_first_writer(std::vector<GradInput> in,
+                        const std::function<Var(Tape&, std::vector<Var>&)>& f) {
+  const fq::testing::CheckResult r = fq::testing::check_first_writer(in, f);
+  INFO(r.report());
+  CHECK(r.passed());
+  CHECK(r.checked("op_gradient_first_writer") > 0);
+}
+}  // namespace
+
+TEST_CASE("first writer: ops that store an input's whole gradient give the gradient of adding",
+          "[ops][first_writer]") {
+  // Ops away from finite differences (max, rounding) and inputs shared within one op; the
+  // smooth ops go through the same comparison in check_grad.
+  GradInput x({2, 3, 9, 7}, 41, -2, 2);
+  check_first_writer({x}, [](Tape& t, std::vector<Var>& v) {
+    return fq::ops::max_pool2d(t, v[0], 3, 2);  // overlapping windows: several dy per dx
+  });
+  check_first_writer({x}, [](Tape& t, std::vector<Var>& v) {
+    return fq::ops::max_pool2d(t, v[0], 2);  // a row and a column no window covers
+  });
+  GradInput gamma({3}, 42, 0.5f, 1.5f), beta({3}, 43);
+  for (bool training : {true, false}) {
+    check_first_writer({x, gamma, beta}, [training](Tape& t, std::vector<Var>& v) {
+      std::vector<float> rm(3, 0.1f), rv(3, 0.9f);
+      fq::ops::BatchNormOptions o;
+      o.training = training;
+      o.update_stats = false;
+      return fq::ops::batch_norm_relu(t, v[0], v[1], v[2], rm.data(), rv.data(), o);
+    });
+  }
+  // x and γ, β one Var (γ, β a reshape of x [1, C]): batch norm must not claim x's gradient.
+  check_first_writer({GradInput({1, 4}, 44)}, [](Tape& t, std::vector<Var>& v) {
+    std::vector<float> rm(4, 0.0f), rv(4, 1.0f);
+    fq::ops::BatchNormOptions o;
+    o.training = false;
+    const Var g = v[0].reshape({4});
+    return fq::ops::batch_norm(t, v[0], g, g, rm.data(), rv.data(), o);
+  });
+  // linear(x, x) and conv2d(x, w) with x = w: the second gradient adds to the first's store.
+  check_grad({GradInput({5, 5}, 45)},
+             [](Tape& t, std::vector<Var>& v) { return fq::ops::linear(t, v[0], v[0]); });
+  check_grad({GradInput({2, 2, 1, 1}, 46)}, [](Tape& t, std::vector<Var>& v) {
+    return fq::ops::conv2d(t, v[0], v[0]);  // pointwise: dx is the product itself
+  });
+  check_grad({GradInput({2, 2, 3, 3}, 47)}, [](Tape& t, std::vector<Var>& v) {
+    return fq::ops::conv2d(t, v[0], v[0], Var(), fq::ops::Conv2dOptions::make(1, 1));
+  });
+  // The masked STE and a learnable quantizer's own backward (its dx written in place).
+  fq::FakeQuantizer<fq::Int8WeightPerChannelSymmetric> pc(3);
+  pc.set_qparams(std::vector<float>{0.01f, 0.02f, 0.005f}, std::vector<std::int32_t>{0, 0, 0});
+  check_first_writer({GradInput({3, 50}, 48, -2, 2)}, [&pc](Tape& t, std::vector<Var>& v) {
+    return fq::ops::fake_quant(t, v[0], pc);
+  });
+  fq::LsqQuantizer<fq::TorchLsq> lsq(fq::QuantRange{0, 255}, 1);
+  lsq.set_scale(0.013f);
+  lsq.set_zero_point(70.0f);
+  check_first_writer({GradInput({3, 40}, 49, -1.5f, 2.5f)}, [&lsq](Tape& t, std::vector<Var>& v) {
+    return fq::ops::fake_quant(t, v[0], lsq);
+  });
+}

@@ -267,3 +267,116 @@ TEST_CASE("Tape and Arena: sizes that overflow are refused", "[tape]") {
   CHECK(error_code_of([&] { fq::Arena a2(std::numeric_limits<std::size_t>::max()); }) ==
         ErrorCode::kOutOfMemory);
 }
+
+namespace {
+// Fills the memory the tape's next variables will take with NaN (the arena reuses it).
+void poison(Tape& t, std::size_t floats) {
+  std::fill_n(t.scratch<float>(floats), floats, std::numeric_limits<float>::quiet_NaN());
+  t.clear();
+}
+bool all_equal(const float* p, std::int64_t n, float v) {
+  return std::all_of(p, p + n, [v](float e) { return e == v; });
+}
+}  // namespace
+
+TEST_CASE("Tape: a gradient reads as zeros until written; its first writer stores",
+          "[tape][first_writer]") {
+  Tape t;
+  poison(t, 4096);
+  Var v = t.variable({100});
+  CHECK(all_equal(v.grad(), 100, 0.0f));  // zero-filled by the first read
+  CHECK_FALSE(v.claim_grad().overwrite);  // already written (with zeros)
+
+  Var u = t.variable({10, 10});
+  const fq::GradWrite c = u.claim_grad();
+  CHECK(c.overwrite);
+  REQUIRE(c.data != nullptr);
+  std::fill_n(c.data, 100, 5.0f);
+  CHECK(all_equal(u.grad(), 100, 5.0f));  // no zeros written after the claim
+  CHECK_FALSE(u.claim_grad().overwrite);  // one first writer only
+  CHECK(u.claim_grad().data == c.data);
+
+  // A reshape is the same gradient: one claim between them.
+  Var w = t.variable({4, 5});
+  Var r = w.reshape({20});
+  CHECK(w.shares_grad(r));
+  CHECK_FALSE(w.shares_grad(u));
+  CHECK(r.claim_grad().overwrite);
+  CHECK_FALSE(w.claim_grad().overwrite);
+
+  // The caller's memory (a leaf) is always added to; no gradient: nothing to claim.
+  std::vector<float> val(8, 1.0f), g(8, 3.0f);
+  Var leaf = t.leaf(val.data(), g.data(), {8});
+  CHECK_FALSE(leaf.shares_grad(leaf));
+  CHECK_FALSE(leaf.claim_grad().overwrite);
+  CHECK(leaf.claim_grad().data == g.data());
+  CHECK(g[0] == 3.0f);
+  Var none = t.variable({8}, false);
+  CHECK(none.claim_grad().data == nullptr);
+  CHECK_FALSE(none.claim_grad().overwrite);
+  {
+    fq::NoGradGuard ng(t);
+    CHECK(t.variable({8}).claim_grad().data == nullptr);
+  }
+}
+
+TEST_CASE("Tape: a gradient zero-filled from several threads at once", "[tape][first_writer]") {
+  Tape t;
+  constexpr std::int64_t kN = std::int64_t{1} << 20;
+  for (int round = 0; round < 4; ++round) {
+    poison(t, static_cast<std::size_t>(kN) + 64);
+    Var v = t.variable({kN});
+    std::vector<int> ok(4, 0);
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < ok.size(); ++i)
+      threads.emplace_back([&v, &ok, i] { ok[i] = all_equal(v.grad(), kN, 0.0f) ? 1 : 0; });
+    for (std::thread& th : threads) th.join();
+    CHECK(std::count(ok.begin(), ok.end(), 1) == 4);
+    t.clear();
+  }
+}
+
+TEST_CASE("Tape: two consumers of one variable, the storing one first or second",
+          "[tape][first_writer]") {
+  // h = copy(x); loss = Σ linear(h, w) + Σ 2·h, recorded in both orders. linear stores dh when
+  // its closure runs first (it was recorded last) and adds when the other ran first.
+  const std::int64_t rows = 4, in = 6, out = 3;
+  std::vector<float> x(static_cast<std::size_t>(rows * in)), w(static_cast<std::size_t>(out * in));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.25f * static_cast<float>(i % 7) - 0.5f;
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = 0.125f * static_cast<float>(i % 5) - 0.25f;
+  std::vector<float> expect(x.size());
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t j = 0; j < in; ++j) {
+      float s = 0.0f;
+      for (std::int64_t o = 0; o < out; ++o) s += w[static_cast<std::size_t>(o * in + j)];
+      expect[static_cast<std::size_t>(r * in + j)] = s + 2.0f;
+    }
+  auto sum = [](Tape& t, const Var& y, float k) {
+    return fq::custom_op(
+        t, {y}, {}, [&](float* l) { *l = k * y.array().sum(); },
+        [y, k](const float*, const float* dl) { y.grad_array() += k * dl[0]; });
+  };
+  for (bool linear_last : {false, true}) {
+    INFO("linear recorded last: " << linear_last);
+    Tape t;
+    poison(t, 1 << 14);
+    std::vector<float> dx(x.size(), 0.0f);
+    const Var xl = t.leaf(x.data(), dx.data(), {rows, in});
+    const Var wl = t.leaf(w.data(), nullptr, {out, in});
+    const Var h = fq::custom_op(
+        t, {xl}, xl.shape(), [&](float* y) { std::copy_n(x.data(), x.size(), y); },
+        [xl](const float*, const float* dy) {
+          xl.grad_array() += Eigen::Map<const Eigen::ArrayXf>(dy, xl.numel());
+        });
+    Var a, b;
+    if (linear_last) {
+      b = sum(t, h, 2.0f);
+      a = sum(t, fq::ops::linear(t, h, wl), 1.0f);
+    } else {
+      a = sum(t, fq::ops::linear(t, h, wl), 1.0f);
+      b = sum(t, h, 2.0f);
+    }
+    t.backward(fq::ops::add(t, a, b));
+    for (std::size_t i = 0; i < dx.size(); ++i) CHECK(dx[i] == Approx(expect[i]).epsilon(1e-6));
+  }
+}

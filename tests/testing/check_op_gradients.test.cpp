@@ -81,3 +81,48 @@ TEST_CASE("check_op_gradients refuses bad settings and inputs", "[testing_kit]")
   CHECK_THROWS_AS(fq::testing::check_op_gradients(in, op, bad), fq::Error);
   CHECK_THROWS_AS(OpInput({2, 2}, std::vector<float>{1.0f, 2.0f}), fq::Error);
 }
+
+namespace {
+/// y = 3·x as a custom op whose backward claims x's gradient (tape/grad_state.hpp). Bug 0:
+/// none; 1: leaves element 1 unwritten when it stores; 2: stores even when it must add.
+Var triple_claiming(Tape& t, const Var& x, int bug) {
+  return fq::custom_op(
+      t, {x}, x.shape(),
+      [&](float* y) {
+        for (std::int64_t i = 0; i < x.numel(); ++i) y[i] = 3.0f * x.value()[i];
+      },
+      [x, bug](const float*, const float* dy) {
+        const fq::GradWrite dx = x.claim_grad();
+        for (std::int64_t i = 0; i < x.numel(); ++i) {
+          if (dx.overwrite && bug == 1 && i == 1) continue;
+          if (dx.overwrite || bug == 2)
+            dx.data[i] = 3.0f * dy[i];
+          else
+            dx.data[i] += 3.0f * dy[i];
+        }
+      });
+}
+}  // namespace
+
+TEST_CASE(
+    "check_first_writer: an op that claims a gradient must write it whole and add after "
+    "another writer",
+    "[testing_kit]") {
+  for (int bug : {0, 1, 2}) {
+    INFO("bug " << bug);
+    std::vector<OpInput> in{{{2, 5}, 4}};
+    const auto build = [bug](Tape& t, std::vector<Var>& v) {
+      return triple_claiming(t, v[0], bug);
+    };
+    const auto r = fq::testing::check_first_writer(in, build);
+    INFO(r.report());
+    CHECK(r.checked("op_gradient_first_writer") == 20);  // two rounds of 10
+    CHECK(r.passed() == (bug == 0));
+    if (bug == 1) CHECK(r.failure_count("op_gradient_first_writer") == 1);   // element 1: NaN
+    if (bug == 2) CHECK(r.failure_count("op_gradient_first_writer") == 10);  // 0.5 lost
+    // check_op_gradients runs the same comparison (the op is linear: differences are exact).
+    const auto g = fq::testing::check_op_gradients(in, build);
+    CHECK(g.passed() == (bug == 0));
+    CHECK(g.failure_count("op_gradient") == 0);
+  }
+}

@@ -15,11 +15,13 @@
 // relative accuracy (PyTorch float32 gives 0 there; the difference is < 1e-6 absolute).
 // For very negative x the erf form gives 0·x (1 + erf cancels), as PyTorch. silu(x) for
 // x < −88: exp(−x) overflows to +inf and y = −0, σ = 0, as PyTorch.
-// The backward recomputes σ from x in chunks of a stack buffer: no memory kept per element.
+// Forward and backward run in chunks of stack buffers, zero-padded to whole packets (no memory
+// kept per element; an element's bits do not depend on where it lies: impl::for_padded_chunks).
+// dx is stored, not added, when the op is its first writer (tape/grad_state.hpp).
 #ifndef FQ_OPS_ACTIVATION_HPP_
 #define FQ_OPS_ACTIVATION_HPP_
 
-#include <algorithm>                           // min
+#include <algorithm>                           // copy_n, fill, min
 #include <cstdint>                             // int64_t
 #include <unsupported/Eigen/SpecialFunctions>  // ArrayBase::erf
 
@@ -38,12 +40,37 @@ constexpr float kSqrt1_2 = 0.70710678118654752440f;  // 1/√2
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;  // 1/√(2π) (PyTorch: 2/√π · 1/√2 · ½)
 constexpr float kSqrt2OverPi = 0.79788456080286535588f;  // √(2/π)  (PyTorch: √2 · 2/√π · ½)
 constexpr float kGeluKappa = 0.044715f;
-constexpr std::int64_t kActChunk = 256;  // elements per stack buffer in the backward
+constexpr std::int64_t kActChunk = 256;  // elements per stack buffer
+constexpr std::int64_t kActPad = 16;     // the widest packet (AVX-512 floats)
 
-/// Calls f(offset, length) over [0, n) in chunks of at most kActChunk.
+using AChunk = Eigen::Map<Eigen::ArrayXf, Eigen::Aligned64>;
+
+/// Calls f(o, n, p) over [0, n) in chunks of at most kActChunk, with the chunk of `a` (and of
+/// `b` when not null) copied into the 64-byte-aligned buffers ab (bb) and zero-padded to p =
+/// n rounded up to kActPad. Eigen then runs every element through the same packet code: no
+/// scalar head or tail, whose exp and erf differ from the packet ones in the last bit, so an
+/// element's bits depend on neither its address nor its place (docs/numerics.md).
 template <class F>
-void for_chunks(std::int64_t n, F&& f) {
-  for (std::int64_t o = 0; o < n; o += kActChunk) f(o, std::min(kActChunk, n - o));
+void for_padded_chunks(std::int64_t n, const float* a, float* ab, const float* b, float* bb,
+                       F&& f) {
+  for (std::int64_t o = 0; o < n; o += kActChunk) {
+    const std::int64_t m = std::min(kActChunk, n - o), p = (m + kActPad - 1) / kActPad * kActPad;
+    std::copy_n(a + o, m, ab);
+    std::fill(ab + m, ab + p, 0.0f);
+    if (b != nullptr) {
+      std::copy_n(b + o, m, bb);
+      std::fill(bb + m, bb + p, 0.0f);
+    }
+    f(o, m, p);
+  }
+}
+
+/// dx[o, o + m) (+)= r[0, m): stored when the op is dx's first writer (tape/grad_state.hpp).
+inline void write_chunk(GradWrite dx, std::int64_t o, std::int64_t m, const float* r) {
+  if (dx.overwrite)
+    std::copy_n(r, m, dx.data + o);
+  else
+    for (std::int64_t i = 0; i < m; ++i) dx.data[o + i] += r[i];
 }
 }  // namespace impl
 
@@ -56,42 +83,59 @@ inline Var gelu(Tape& tape, const Var& x, GeluApprox approx = GeluApprox::kNone)
   const bool need = fq::detail::needs_grad(tape, {&x});
   Var y = tape.variable(x.shape(), need);
   if (x.numel() == 0) return y;
-  const auto xv = x.array();
-  if (approx == GeluApprox::kNone)
-    y.array() = xv * 0.5f * (1.0f + (xv * impl::kSqrt1_2).erf());
-  else  // 0.5·x·(1 + tanh(u)) = x·σ(2u): no cancellation of 1 + tanh(u) for u << 0
-    y.array() =
-        xv / (1.0f + (-2.0f * impl::kSqrt2OverPi * (xv + impl::kGeluKappa * (xv * xv * xv))).exp());
+  {
+    alignas(64) float xb[impl::kActChunk];
+    alignas(64) float yb[impl::kActChunk];
+    impl::for_padded_chunks(
+        x.numel(), x.value(), xb, nullptr, nullptr,
+        [&](std::int64_t o, std::int64_t m, std::int64_t p) {
+          const impl::AChunk xv(xb, p);
+          impl::AChunk yv(yb, p);
+          if (approx == GeluApprox::kNone)
+            yv = xv * 0.5f * (1.0f + (xv * impl::kSqrt1_2).erf());
+          else  // 0.5·x·(1 + tanh(u)) = x·σ(2u): no cancellation of 1 + tanh(u) for u << 0
+            yv = xv /
+                 (1.0f +
+                  (-2.0f * impl::kSqrt2OverPi * (xv + impl::kGeluKappa * (xv * xv * xv))).exp());
+          std::copy_n(yb, m, y.value() + o);
+        });
+  }
   if (need)
     tape.push_backward([x, y, approx] {
-      using Chunk = Eigen::Map<Eigen::ArrayXf>;
-      using CChunk = Eigen::Map<const Eigen::ArrayXf>;
-      if (approx == GeluApprox::kNone) {
-        // x·φ(x) with x clamped at ±14 (beyond, |x·φ(x)| < 1e-41): Eigen's SSE/AVX2 exp returns
-        // 2.9e-39, not 0, for arguments below −88.38, which x = −1e30 would scale up to ~1e-9.
-        const auto xa = x.array();
-        const auto xp = xa.max(-14.0f).min(14.0f);
-        x.grad_array() += y.grad_array() * (0.5f * (1.0f + (xa * impl::kSqrt1_2).erf()) +
-                                            xp * (impl::kInvSqrt2Pi * (xp * xp * -0.5f).exp()));
-        return;
-      }
-      // With e = exp(−2u) and s = σ(2u) = 1/(1 + e): 0.5·(1 + t) = s and 1 − t² = 4·e·s², both
-      // without cancellation. e is capped at 1e30 so that e·s² stays finite (s = 0 otherwise),
-      // and x at ±10 so that x³ cannot overflow (beyond, the derivative is 1 or < 1e-27).
       alignas(64) float xb[impl::kActChunk];
+      alignas(64) float db[impl::kActChunk];  // dy, then dx
       alignas(64) float eb[impl::kActChunk];
       alignas(64) float sb[impl::kActChunk];
-      impl::for_chunks(x.numel(), [&](std::int64_t o, std::int64_t n) {
-        const CChunk dy(y.grad() + o, n);
-        Chunk xc(xb, n), e(eb, n), s(sb, n);
-        xc = CChunk(x.value() + o, n).max(-10.0f).min(10.0f);
-        const auto x2 = xc * xc;
-        e = (-2.0f * impl::kSqrt2OverPi * (xc + impl::kGeluKappa * (x2 * xc))).exp().min(1e30f);
-        s = 1.0f / (1.0f + e);
-        Chunk(x.grad() + o, n) +=
-            dy * (s + (2.0f * xc) * (e * s * s) *
-                          (impl::kSqrt2OverPi * (1.0f + 3.0f * impl::kGeluKappa * x2)));
-      });
+      const GradWrite dx = x.claim_grad();
+      impl::for_padded_chunks(
+          x.numel(), x.value(), xb, y.grad(), db,
+          [&](std::int64_t o, std::int64_t m, std::int64_t p) {
+            const impl::AChunk xa(xb, p);
+            impl::AChunk d(db, p);
+            if (approx == GeluApprox::kNone) {
+              // x·φ(x) with x clamped at ±14 (beyond, |x·φ(x)| < 1e-41): Eigen's SSE/AVX2 exp
+              // returns 2.9e-39, not 0, for arguments below −88.38, which x = −1e30 would scale up
+              // to ~1e-9.
+              const auto xp = xa.max(-14.0f).min(14.0f);
+              d = d * (0.5f * (1.0f + (xa * impl::kSqrt1_2).erf()) +
+                       xp * (impl::kInvSqrt2Pi * (xp * xp * -0.5f).exp()));
+            } else {
+              // With e = exp(−2u) and s = σ(2u) = 1/(1 + e): 0.5·(1 + t) = s and 1 − t² = 4·e·s²,
+              // both without cancellation. e is capped at 1e30 so that e·s² stays finite (s = 0
+              // otherwise), and x at ±10 so that x³ cannot overflow (beyond, the derivative is 1
+              // or < 1e-27).
+              impl::AChunk xc(xb, p), e(eb, p), s(sb, p);
+              xc = xc.max(-10.0f).min(10.0f);
+              const auto x2 = xc * xc;
+              e = (-2.0f * impl::kSqrt2OverPi * (xc + impl::kGeluKappa * (x2 * xc)))
+                      .exp()
+                      .min(1e30f);
+              s = 1.0f / (1.0f + e);
+              d = d * (s + (2.0f * xc) * (e * s * s) *
+                               (impl::kSqrt2OverPi * (1.0f + 3.0f * impl::kGeluKappa * x2)));
+            }
+            impl::write_chunk(dx, o, m, db);
+          });
     });
   return y;
 }
@@ -102,16 +146,30 @@ inline Var silu(Tape& tape, const Var& x) {
   const bool need = fq::detail::needs_grad(tape, {&x});
   Var y = tape.variable(x.shape(), need);
   if (x.numel() == 0) return y;
-  y.array() = x.array() / (1.0f + (-x.array()).exp());
+  {
+    alignas(64) float xb[impl::kActChunk];
+    alignas(64) float yb[impl::kActChunk];
+    impl::for_padded_chunks(x.numel(), x.value(), xb, nullptr, nullptr,
+                            [&](std::int64_t o, std::int64_t m, std::int64_t p) {
+                              const impl::AChunk xv(xb, p);
+                              impl::AChunk(yb, p) = xv / (1.0f + (-xv).exp());
+                              std::copy_n(yb, m, y.value() + o);
+                            });
+  }
   if (need)
     tape.push_backward([x, y] {
-      alignas(64) float buf[impl::kActChunk];
-      impl::for_chunks(x.numel(), [&](std::int64_t o, std::int64_t n) {
-        const Eigen::Map<const Eigen::ArrayXf> xc(x.value() + o, n), dy(y.grad() + o, n);
-        Eigen::Map<Eigen::ArrayXf> s(buf, n);
-        s = 1.0f / (1.0f + (-xc).exp());
-        Eigen::Map<Eigen::ArrayXf>(x.grad() + o, n) += dy * s * (1.0f + xc * (1.0f - s));
-      });
+      alignas(64) float xb[impl::kActChunk];
+      alignas(64) float db[impl::kActChunk];  // dy, then dx
+      alignas(64) float sb[impl::kActChunk];
+      const GradWrite dx = x.claim_grad();
+      impl::for_padded_chunks(x.numel(), x.value(), xb, y.grad(), db,
+                              [&](std::int64_t o, std::int64_t m, std::int64_t p) {
+                                const impl::AChunk xc(xb, p);
+                                impl::AChunk d(db, p), s(sb, p);
+                                s = 1.0f / (1.0f + (-xc).exp());
+                                d = d * s * (1.0f + xc * (1.0f - s));
+                                impl::write_chunk(dx, o, m, db);
+                              });
     });
   return y;
 }

@@ -8,6 +8,7 @@
 //   Gradient: dβ += Σdy, dγ += Σdy·x̂, dx += γ/(M·√(σ²+ε)) · (M·dy − Σdy − x̂·Σdy·x̂).
 // Evaluation (running statistics): y = γ·(x − running_mean)/√(running_var+ε) + β;
 //   dx += dy·γ/√(running_var+ε); dγ, dβ as above with x̂ from the running statistics.
+//   dx is stored, not added, when this op is its first writer (tape/grad_state.hpp).
 // Channel sums: float within one image's plane (detail::plane_reduce: an order fixed by the plane
 // size, so the results do not depend on where x lies), double across the batch.
 // batch_norm_relu fuses clamp(·, 0, hi) (relu, hi = +inf; relu6, hi = 6) into the op: y =
@@ -161,18 +162,27 @@ BnChannelSums bn_channel_grad_sums(const Var& x, const Var& gamma, const Var& be
   if (beta.requires_grad()) beta.grad()[ch] += static_cast<float>(sdy);
   return {sdy, sdyxhat};
 }
-// dx += k·(dy − mdy − x̂·mdyx) over channel ch (k = γ·istd; mdy, mdyx the means over the batch,
-// 0 in evaluation).
-inline void bn_channel_dx(const Var& x, const float* dy_all, float mu, float istd, float k,
-                          float mdy, float mdyx, std::int64_t n, std::int64_t c, std::int64_t hw,
-                          std::int64_t ch) {
+// dx (+)= k·(dy − mdy − x̂·mdyx) over channel ch (k = γ·istd; mdy, mdyx the means over the
+// batch, 0 in evaluation); stored when this op is dx's first writer (tape/grad_state.hpp).
+inline void bn_channel_dx(const Var& x, GradWrite dx, const float* dy_all, float mu, float istd,
+                          float k, float mdy, float mdyx, std::int64_t n, std::int64_t c,
+                          std::int64_t hw, std::int64_t ch) {
   using Block = Eigen::Map<Eigen::ArrayXf>;
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t off = (i * c + ch) * hw;
     const Eigen::Map<const Eigen::ArrayXf> dy(dy_all + off, hw);
     const auto xhat = (Block(x.value() + off, hw) - mu) * istd;
-    Block(x.grad() + off, hw) += k * (dy - mdy - xhat * mdyx);
+    if (dx.overwrite)
+      Block(dx.data + off, hw) = k * (dy - mdy - xhat * mdyx);
+    else
+      Block(dx.data + off, hw) += k * (dy - mdy - xhat * mdyx);
   }
+}
+// x's gradient for bn_channel_dx, claimed outside the parallel loops. Not claimed when γ or β
+// shares it (reshaped views of one Var): their per-channel sums add into it during the loop.
+inline GradWrite bn_claim_dx(const Var& x, const Var& gamma, const Var& beta) {
+  if (x.shares_grad(gamma) || x.shares_grad(beta)) return {x.grad(), false};
+  return x.claim_grad();
 }
 
 // The synchronized training backward (file comment); m is the global count.
@@ -190,13 +200,14 @@ void batch_norm_backward_synced(Communicator& comm, const Var& x, const Var& gam
   }
   if (!x.requires_grad()) return;
   comm.all_reduce(acc.data(), acc.size(), ReduceOp::kSum);
+  const GradWrite dx = bn_claim_dx(x, gamma, beta);
   FQ_PARALLEL_FOR
   for (std::int64_t ch = 0; ch < c; ++ch) {
     const float k = gamma.value()[ch] * istd[ch];
     const auto md = static_cast<double>(m);
     const auto mdy = static_cast<float>(acc[static_cast<std::size_t>(ch)] / md);
     const auto mdyx = static_cast<float>(acc[static_cast<std::size_t>(c + ch)] / md);
-    bn_channel_dx(x, dy, mu[ch], istd[ch], k, mdy, mdyx, n, c, hw, ch);
+    bn_channel_dx(x, dx, dy, mu[ch], istd[ch], k, mdy, mdyx, n, c, hw, ch);
   }
 }
 
@@ -286,6 +297,7 @@ Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
             batch_norm_backward_synced<Arch>(*comm, x, gamma, beta, dy, mu, istd, n, c, hw, m);
             return;
           }
+          const GradWrite dx = x.requires_grad() ? bn_claim_dx(x, gamma, beta) : GradWrite{};
           FQ_PARALLEL_FOR
           for (std::int64_t ch = 0; ch < c; ++ch) {
             const BnChannelSums sums =
@@ -296,7 +308,7 @@ Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
             const auto md = static_cast<double>(m);
             const float mdy = training ? static_cast<float>(sums.dy / md) : 0.0f;
             const float mdyx = training ? static_cast<float>(sums.dy_xhat / md) : 0.0f;
-            bn_channel_dx(x, dy, mu[ch], istd[ch], k, mdy, mdyx, n, c, hw, ch);
+            bn_channel_dx(x, dx, dy, mu[ch], istd[ch], k, mdy, mdyx, n, c, hw, ch);
           }
         });
   return y;

@@ -15,8 +15,9 @@
 //   into dx_n; db[o] += Σ dy[:, o, :, :]. cols_n is unfolded again in the backward (cheaper than
 //   keeping the batch's: it stays in cache). The batch runs in chunks of images
 //   (impl::kConvChunks) with partial dW and db summed in chunk order: the same bits for any
-//   thread count. conv2d_divided is conv2d followed by a division per output channel, done on
-//   each image's output while in cache.
+//   thread count. dx and dW are stored, not added, when this op is their first writer
+//   (tape/grad_state.hpp). conv2d_divided is conv2d followed by a division per output channel, done
+//   on each image's output while in cache.
 #ifndef FQ_OPS_CONV2D_HPP_
 #define FQ_OPS_CONV2D_HPP_
 
@@ -253,6 +254,10 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
       const bool pointwise = conv_is_pointwise(g);
       float* const packed_wt = scratch + sc.chunks * sc.per_chunk + sc.packed_w;
       if (xg) conv_pack_weights<Arch>(w.value(), g, true, packed_wt);
+      // dx is written image by image: as its first writer (tape/grad_state.hpp) this op stores
+      // the pointwise product and zeroes an image's dx just before col2im adds into it.
+      const GradWrite dx_all = x.claim_grad();
+      const float* const dy_all = y.grad();
       FQ_PARALLEL_FOR
       for (std::int64_t c = 0; c < sc.chunks; ++c) {
         float* const cols = scratch + c * sc.per_chunk;
@@ -266,7 +271,7 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
         if (divided) std::fill_n(dd, o_n, 0.0f);
         for (std::int64_t n = conv_chunk_begin(c, sc.chunks, g.batch);
              n < conv_chunk_begin(c + 1, sc.chunks, g.batch); ++n) {
-          const float* dyn = y.grad() + n * o_n * p_n_;
+          const float* dyn = dy_all + n * o_n * p_n_;
           if (divided) {  // y = c / d: dc = dy / d, dd = −Σ dy · c / d² = −Σ dy · y / d
             const float* yn = y.value() + n * o_n * p_n_;
             for (std::int64_t o = 0; o < o_n; ++o) {
@@ -292,24 +297,34 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& b, const Var& d,
           if (!xg) continue;
           // dcols_g = W_gᵀ · dY_g; pointwise: the unfolding is x itself (k_ = cg_, p_n_ = hw),
           // so the product adds to dx directly.
-          float* dxn = x.grad() + n * g.in_channels * hw;
+          float* dxn = dx_all.data + n * g.in_channels * hw;
+          const bool add_to_dx = pointwise && !dx_all.overwrite;
           for (std::int64_t gi = 0; gi < g.groups; ++gi) {
             const float* dyg = dyn + gi * og_ * p_n_;
             float* out = pointwise ? dxn + gi * cg_ * hw : dcols + gi * k_ * p_n_;
             if constexpr (kSgemmSimd<Arch>)
               sgemm_packed<Arch>(k_, p_n_, og_, packed_wt + gi * pwt_g, SgemmOperand{dyg, p_n_, 1},
-                                 out, p_n_, pointwise, ws);
+                                 out, p_n_, add_to_dx, ws);
             else
               conv_weight_product_eigen(k_, p_n_, og_, w.value() + gi * og_ * k_, true, dyg, out,
-                                        pointwise);
+                                        add_to_dx);
           }
-          if (!pointwise) fq::detail::col2im_add_unchecked<Arch>(dcols, p_n_, g, dxn);
+          if (!pointwise) {
+            if (dx_all.overwrite) std::fill_n(dxn, g.in_channels * hw, 0.0f);
+            fq::detail::col2im_add_unchecked<Arch>(dcols, p_n_, g, dxn);
+          }
         }
       }
-      // The chunks' partial sums, in chunk order.
+      // The chunks' partial sums, in chunk order; dw is stored by its first writer.
+      const GradWrite dw_all = w.claim_grad();
       for (std::int64_t c = 0; c < sc.chunks; ++c) {
         const float* dw = scratch + c * sc.per_chunk + 2 * sc.cols + sc.workspace;
-        if (wg) w.grad_array() += Eigen::Map<const Eigen::ArrayXf>(dw, o_n * k_);
+        if (wg && c == 0 && dw_all.overwrite)
+          Eigen::Map<Eigen::ArrayXf>(dw_all.data, o_n * k_) =
+              Eigen::Map<const Eigen::ArrayXf>(dw, o_n * k_);
+        else if (wg)
+          Eigen::Map<Eigen::ArrayXf>(dw_all.data, o_n * k_) +=
+              Eigen::Map<const Eigen::ArrayXf>(dw, o_n * k_);
         if (bg) b.grad_array() += Eigen::Map<const Eigen::ArrayXf>(dw + o_n * k_, o_n);
         if (dg)
           d.grad_array() += Eigen::Map<const Eigen::ArrayXf>(dw + o_n * (k_ + 1) + o_n * p_n_, o_n);

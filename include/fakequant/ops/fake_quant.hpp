@@ -7,7 +7,8 @@
 //   LSQ/PACT/LearnableFakeQuant with their learned parameters (learnable/, layers/).
 // Gradient: dx = q.backward(x, dy, mask) when q has that form (LSQ, PACT: their gradients need
 //   x), else q.backward(dy, mask): dy·[x in range] (masked STE) or dy (pass-through); dx is
-//   added into x's gradient when x has one. A quantizer with learnable parameters
+//   added into x's gradient when x has one (stored, when this node is that gradient's first
+//   writer: tape/grad_state.hpp). A quantizer with learnable parameters
 //   (visit_parameters) accumulates their gradients in its backward, so its node records a
 //   backward whenever the tape records, even if x needs no gradient.
 //   The masked STE is one rule everywhere: dy times the mask bit as a real multiplication
@@ -98,20 +99,26 @@ void backward_on(Q& q, TensorView<const float> x, TensorView<const float> dy, co
     q.backward(x, dy, mask, dx);
 }
 
-/// dx[i] += dy[i] * bit i of the mask: the masked STE of fq::fake_quantize_backward (ATen's
-/// dY * mask: a NaN or infinite dy at a masked position gives NaN, not 0), accumulated in one
-/// pass. The sum also quiets a signaling NaN, as mask_multiply does there. A Var is
+/// dx[i] (+)= dy[i] * bit i of the mask: the masked STE of fq::fake_quantize_backward (ATen's
+/// dY * mask: a NaN or infinite dy at a masked position gives NaN, not 0), stored when
+/// kStore (the gradient's first writer, tape/grad_state.hpp) and accumulated otherwise, in
+/// one pass. The product quiets a signaling NaN, as mask_multiply does there. A Var is
 /// contiguous and row-major, so the mask's visiting order is the memory order. Arch: the
 /// caller's architecture tag (the loop is vectorised for its flags, simd/arch.hpp).
-template <class Arch>
-void add_masked(const float* dy, const Mask& mask, float* dx) {
+template <class Arch, bool kStore>
+void write_masked(const float* dy, const Mask& mask, float* dx) {
   const std::int64_t n = mask.numel();
   const std::uint64_t* words = mask.words().data();
   for (std::int64_t base = 0; base < n; base += 64) {
     const std::uint64_t bits = words[base / 64];
     const std::int64_t m = n - base < 64 ? n - base : 64;
-    for (std::int64_t j = 0; j < m; ++j)
-      dx[base + j] += dy[base + j] * static_cast<float>((bits >> j) & 1u);
+    for (std::int64_t j = 0; j < m; ++j) {
+      const float v = dy[base + j] * static_cast<float>((bits >> j) & 1u);
+      if constexpr (kStore)
+        dx[base + j] = v;
+      else
+        dx[base + j] += v;
+    }
   }
 }
 /// True if Q has is_identity() (file comment).
@@ -143,20 +150,29 @@ Var fake_quant(Tape& tape, const Var& x, Q& q) {
     Mask* mask = &tape.scratch_mask();
     impl::forward_on<Arch>(q, x.cview(), y.view(), mask);
     if constexpr (impl::has_masked_ste<Q>::value && !kBackwardX && !kParams) {
-      tape.push_backward([x, y, mask] { impl::add_masked<Arch>(y.grad(), *mask, x.grad()); });
+      tape.push_backward([x, y, mask] {
+        const GradWrite dx = x.claim_grad();
+        if (dx.overwrite)
+          impl::write_masked<Arch, true>(y.grad(), *mask, dx.data);
+        else
+          impl::write_masked<Arch, false>(y.grad(), *mask, dx.data);
+      });
     } else {
       Q* qp = &q;
       tape.push_backward([x, y, mask, qp] {
-        // The quantizer's own backward writes dx (and accumulates its parameters' gradients);
-        // add dx into x's gradient.
-        float* tmp = x.tape()->scratch<float>(static_cast<std::size_t>(x.numel()));
-        Var t(x.tape(), tmp, nullptr, x.shape());
+        // The quantizer's own backward writes dx (and accumulates its parameters' gradients):
+        // straight into x's gradient when this op is its first writer, else into scratch that
+        // is then added.
+        const GradWrite dx = x.claim_grad();
+        float* out =
+            dx.overwrite ? dx.data : x.tape()->scratch<float>(static_cast<std::size_t>(x.numel()));
+        const Var t(x.tape(), out, nullptr, x.shape());
         const TensorView<const float> dy(y.grad_view());
         if constexpr (kBackwardX)
           impl::backward_on<Arch>(*qp, x.cview(), dy, *mask, t.view());
         else
           impl::backward_on<Arch>(*qp, dy, *mask, t.view());
-        if (x.requires_grad()) x.grad_array() += t.array();
+        if (x.requires_grad() && !dx.overwrite) x.grad_array() += t.array();
       });
     }
     return y;

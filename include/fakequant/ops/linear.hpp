@@ -3,7 +3,8 @@
 //
 // Forward: x [..., in] (rank >= 2), w [out, in], b [out] (optional) -> y [..., out],
 //   y = x wᵀ + b, the leading dims of x flattened into N rows (a Map: no copy; one Eigen GEMM).
-// Gradient: dx += dy w; dw += dyᵀ x; db += Σ_n dy[n, :] (sums over every leading dim).
+// Gradient: dx += dy w; dw += dyᵀ x; db += Σ_n dy[n, :] (sums over every leading dim). dx and
+//   dw are stored, not added, when this op is their first writer (tape/grad_state.hpp).
 // As PyTorch's F.linear, except that a rank-1 x is refused (reshape it to [1, in]).
 #ifndef FQ_OPS_LINEAR_HPP_
 #define FQ_OPS_LINEAR_HPP_
@@ -47,9 +48,22 @@ inline Var linear(Tape& tape, const Var& x, const Var& w, const Var& b = Var()) 
   if (need)
     tape.push_backward([x, w, b, y, has_bias, rows, in, out] {
       const Mat dY(y.grad(), rows, out);
-      if (x.requires_grad()) Mat(x.grad(), rows, in).noalias() += dY * Mat(w.value(), out, in);
-      if (w.requires_grad())
-        Mat(w.grad(), out, in).noalias() += dY.transpose() * Mat(x.value(), rows, in);
+      // dX and dW are written whole: stored by their first writer (tape/grad_state.hpp). Each
+      // is claimed just before it is written, so x and w may be the same Var.
+      if (const GradWrite dx = x.claim_grad(); dx.data != nullptr) {
+        Mat dX(dx.data, rows, in);
+        if (dx.overwrite)
+          dX.noalias() = dY * Mat(w.value(), out, in);
+        else
+          dX.noalias() += dY * Mat(w.value(), out, in);
+      }
+      if (const GradWrite dw = w.claim_grad(); dw.data != nullptr) {
+        Mat dW(dw.data, out, in);
+        if (dw.overwrite)
+          dW.noalias() = dY.transpose() * Mat(x.value(), rows, in);
+        else
+          dW.noalias() += dY.transpose() * Mat(x.value(), rows, in);
+      }
       if (has_bias && b.requires_grad()) b.grad_array() += dY.colwise().sum().transpose().array();
     });
   return y;

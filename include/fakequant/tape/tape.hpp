@@ -11,7 +11,10 @@
 //   tape.clear();                               // ready for the next step; memory is reused
 //
 // An op computes its output in its forward call and pushes one closure that, given the
-// output's gradient, accumulates (+=) the gradients of its inputs. Only variables that
+// output's gradient, accumulates (+=) the gradients of its inputs — or, when it writes an
+// input's whole gradient and is the first to write it, stores (=) it: a gradient the tape
+// allocates gets its zeros only when first read or added to (tape/grad_state.hpp, the
+// first-writer protocol; Var::claim_grad). Only variables that
 // require a gradient (grad() != nullptr) receive one; when no input requires one, or
 // recording is off (NoGradGuard), no closure is pushed and the output has no gradient.
 // One call registers a user's own kernel: fq::custom_op (tape/custom_op.hpp).
@@ -47,6 +50,7 @@
 #include <fakequant/core/mask.hpp>
 #include <fakequant/core/tensor_view.hpp>
 #include <fakequant/tape/arena.hpp>
+#include <fakequant/tape/grad_state.hpp>
 
 namespace fq {
 
@@ -105,8 +109,20 @@ class Var {
 
   Tape* tape() const noexcept { return tape_; }
   float* value() const noexcept { return value_; }
-  /// The gradient, or nullptr when this variable does not require one.
-  float* grad() const noexcept { return grad_; }
+  /// The gradient, or nullptr when this variable does not require one. A tape gradient that
+  /// no op has written yet is zero-filled by this call (tape/grad_state.hpp).
+  float* grad() const noexcept {
+    if (state_ != nullptr && !state_->live()) state_->materialize();
+    return grad_;
+  }
+  /// For an op whose backward writes every element of this gradient (tape/grad_state.hpp):
+  /// the gradient, and whether the op is its first writer and must store (=) rather than add.
+  /// Call once, outside parallel regions, before touching the gradient. Null data when this
+  /// variable does not require a gradient.
+  GradWrite claim_grad() const noexcept { return {grad_, state_ != nullptr && state_->claim()}; }
+  /// Whether both are views of one tape gradient (e.g. one a reshape of the other): an op that
+  /// claims one must not let the other add into it meanwhile.
+  bool shares_grad(const Var& o) const noexcept { return state_ != nullptr && state_ == o.state_; }
   bool requires_grad() const noexcept { return grad_ != nullptr; }
   const Shape& shape() const noexcept { return shape_; }
   std::int64_t numel() const noexcept { return shape_.numel(); }
@@ -114,13 +130,13 @@ class Var {
 
   /// The value as a [shape[0], numel / shape[0]] row-major matrix (a vector is one row).
   Eigen::Map<RowMatrixXf> mat() const { return {value_, rows(), cols()}; }
-  Eigen::Map<RowMatrixXf> grad_mat() const { return {grad_, rows(), cols()}; }
+  Eigen::Map<RowMatrixXf> grad_mat() const { return {grad(), rows(), cols()}; }
   ArrayMap array() const { return {value_, numel()}; }
-  ArrayMap grad_array() const { return {grad_, numel()}; }
+  ArrayMap grad_array() const { return {grad(), numel()}; }
   /// Strided views for the fake-quant kernels (rank 0 is seen as rank 1).
   TensorView<const float> cview() const { return make_view<const float>(value_); }
   TensorView<float> view() const { return make_view<float>(value_); }
-  TensorView<float> grad_view() const { return make_view<float>(grad_); }
+  TensorView<float> grad_view() const { return make_view<float>(grad()); }
 
   /// The same memory seen with another shape of equal size (no copy, no tape node: the
   /// gradient is shared too). E.g. flatten [N,C,H,W] to [N, C*H*W].
@@ -128,7 +144,9 @@ class Var {
     FQ_CHECK(s.numel() == numel(), ErrorCode::kShapeMismatch,
              detail::msg("Var::reshape: ", shape_.str(), " has ", numel(), " elements, ", s.str(),
                          " has ", s.numel()));
-    return Var(tape_, value_, grad_, s, generation_);
+    Var r(tape_, value_, grad_, s, generation_);
+    r.state_ = state_;
+    return r;
   }
   /// The tape generation this variable's memory belongs to (0: the caller's memory).
   std::uint64_t generation() const noexcept { return generation_; }
@@ -163,6 +181,7 @@ class Var {
   float* grad_ = nullptr;
   Shape shape_;
   std::uint64_t generation_ = 0;
+  detail::GradState* state_ = nullptr;  // null: the caller's memory, always live
 };
 
 /// The tape: see the file comment. Not thread-safe; use one tape per thread.
@@ -176,13 +195,18 @@ class Tape {
   Tape& operator=(const Tape&) = delete;
   ~Tape() { destroy_nodes(0); }
 
-  /// A new variable with uninitialised value and (if recording and `requires_grad`) a zeroed
-  /// gradient, both in the arena.
+  /// A new variable with uninitialised value and (if recording and `requires_grad`) a
+  /// gradient that reads as zeros, both in the arena. The zeros are written on the gradient's
+  /// first use, or never if an op writes it whole first (tape/grad_state.hpp).
   Var variable(Shape shape, bool requires_grad = true) {
     const auto n = static_cast<std::size_t>(shape.numel());
     float* v = arena_.allocate_array<float>(n);
-    float* g = requires_grad && recording_ ? arena_.allocate_zeroed<float>(n) : nullptr;
-    return Var(this, v, g, shape, generation());
+    Var r(this, v, nullptr, shape, generation());
+    if (requires_grad && recording_) {
+      r.grad_ = arena_.allocate_array<float>(n);
+      r.state_ = new (arena_.allocate(sizeof(detail::GradState))) detail::GradState(r.grad_, n);
+    }
+    return r;
   }
   /// A parameter: views of memory the caller owns. Gradients are accumulated into `grad`
   /// (pass nullptr for a frozen parameter); the caller zeroes it between steps.
