@@ -10,11 +10,15 @@
 //   relu               fwd x -> y; bwd reads x and dy, writes dx
 //   scale_channels     axis 1 (the QConvBn2d's conv output / fold factor): as relu
 //   im2col / col2im    the conv's unfolding: reads x, writes cols (9x x) / reads cols, writes dx
-//   gradient zeroing   Tape::variable's zeroed gradient of an A-sized output
-// The forward runs with recording on (as in training), so it includes zeroing y's gradient;
-// the backward runs on that zero gradient (the kernels are branch-free: time does not depend
-// on the values). 1 thread. Buffers are filled once outside the timed loop; the tape's arena
-// is warmed by the first iterations (no page faults in the timed steady state).
+//   gradient zeroing   the zeros of an A-sized tape gradient, written on first use
+//   conv block chain   the demo's two conv blocks (conv, batch_norm_relu, 2x2 max pool) fwd+bwd
+//                      on the tape, intermediates as in training: each gradient stored by its
+//                      first writer or zeroed on first use (tape/grad_state.hpp); x_memcpy of
+//                      the activations (each conv's, pool's output and their gradients)
+// The forward runs with recording on (as in training); y's gradient reads as zeros in the
+// backward, which writes the zeros on that first read (the kernels are branch-free: time does
+// not depend on the values). 1 thread. Buffers are filled once outside the timed loop; the tape's
+// arena is warmed by the first iterations (no page faults in the timed steady state).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -304,7 +308,38 @@ void BM_TapeVariable(benchmark::State& st) {
   const auto n = static_cast<std::size_t>(s.numel());
   run(st, n * 4 * 2, [&] {  // a memset of n floats: as a memcpy of n/2 (n read, n written)
     tape.clear();
-    benchmark::DoNotOptimize(tape.variable(s).grad());
+    benchmark::DoNotOptimize(tape.variable(s).grad());  // grad(): the zeros' first use
+  });
+}
+
+// ------------------------------------------------------------------------ conv block chain
+// The demo's feature extractor: [conv 3x3 pad 1, batch_norm_relu, max_pool2d 2] twice, from
+// the 28x28 images (no gradient) to [128, 64, 7, 7]. Range 0 only (the argument is ignored).
+void BM_ConvBlocksFwdBwd(benchmark::State& st) {
+  const fq::Conv2dShape g1 = conv_of(0), g2 = conv_of(1);
+  const fq::Shape xs{128, 1, 28, 28}, w1s{32, 1, 3, 3}, w2s{64, 32, 3, 3};
+  std::vector<float> x = random_floats(xs.numel(), 6), w1 = random_floats(w1s.numel(), 7),
+                     w2 = random_floats(w2s.numel(), 8), dw1(w1.size()), dw2(w2.size());
+  std::vector<float> gamma(64, 1.0f), beta(64, 0.0f), dgamma(64), dbeta(64), rm(64), rv(64, 1.0f);
+  fq::Tape tape;
+  const auto opt = fq::ops::Conv2dOptions::make(1, 1);
+  auto block = [&](const fq::Var& in, std::vector<float>& w, std::vector<float>& dw,
+                   const fq::Shape& ws) {
+    const std::int64_t c = ws[0];
+    const fq::Var y = fq::ops::conv2d(tape, in, tape.leaf(w.data(), dw.data(), ws), fq::Var(), opt);
+    const fq::Var z =
+        fq::ops::batch_norm_relu(tape, y, tape.leaf(gamma.data(), dgamma.data(), {c}),
+                                 tape.leaf(beta.data(), dbeta.data(), {c}), rm.data(), rv.data());
+    return fq::ops::max_pool2d(tape, z, 2);
+  };
+  const auto a1 = static_cast<std::size_t>(g1.batch * g1.out_channels * g1.out_h() * g1.out_w()),
+             a2 = static_cast<std::size_t>(g2.batch * g2.out_channels * g2.out_h() * g2.out_w());
+  const std::size_t b = (a1 + a1 / 4 + a2 + a2 / 4) * 4 * 2;  // values and gradients
+  run(st, b, [&] {
+    tape.clear();
+    const fq::Var h = block(tape.constant(x.data(), xs), w1, dw1, w1s);
+    benchmark::DoNotOptimize(block(h, w2, dw2, w2s).value());
+    backward_all(tape);
   });
 }
 
@@ -329,4 +364,5 @@ BENCHMARK(BM_Col2im)->Apply(shapes);
 BENCHMARK(BM_TapeVariable)->Apply(shapes);
 BENCHMARK(BM_Conv2dFwd)->Apply(shapes);
 BENCHMARK(BM_Conv2dFwdBwd)->Apply(shapes);
+BENCHMARK(BM_ConvBlocksFwdBwd)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_MAIN();

@@ -11,6 +11,9 @@
 //   mean:  y = Σ x / numel (a scalar); dx += dy / numel
 //   scale_channels: y[.., c, ..] = x[.., c, ..] · s[c] (or / s[c]) along `axis`;
 //          dx += dy · s[c] (or dy / s[c]); ds[c] += Σ dy·x (or −Σ dy·x / s[c]²)
+// An input gradient written whole (relu's, relu6's, scale's, mul's, scale_channels' dx, add's
+// da and same-shape db) is stored, not added, when the op is its first writer
+// (tape/grad_state.hpp); each is claimed just before it is written, so a and b may be one Var.
 #ifndef FQ_OPS_ELEMENTWISE_HPP_
 #define FQ_OPS_ELEMENTWISE_HPP_
 
@@ -72,9 +75,24 @@ Var clamped_relu(Tape& tape, const Var& x, float hi, const char* op) {
   Var y = tape.variable(x.shape(), need);
   y.array() = x.array().max(0.0f).min(hi);
   if (need)
-    tape.push_backward(
-        [x, y, hi] { clamped_relu_backward<Arch>(x.value(), y.grad(), x.grad(), x.numel(), hi); });
+    tape.push_backward([x, y, hi] {
+      const GradWrite dx = x.claim_grad();
+      if (dx.overwrite)
+        clamped_relu_backward<Arch, false>(x.value(), y.grad(), dx.data, x.numel(), hi);
+      else
+        clamped_relu_backward<Arch>(x.value(), y.grad(), dx.data, x.numel(), hi);
+    });
   return y;
+}
+
+/// dst (+)= expr over n floats: stored when `w` is the first writer (tape/grad_state.hpp).
+template <class Expr>
+void write_grad(GradWrite w, std::int64_t n, const Expr& expr) {
+  Eigen::Map<Eigen::ArrayXf> dst(w.data, n);
+  if (w.overwrite)
+    dst = expr;
+  else
+    dst += expr;
 }
 }  // namespace impl
 
@@ -109,8 +127,9 @@ inline Var add(Tape& tape, const Var& a, const Var& b) {
     y.array() = a.array() + b.array();
     if (need)
       tape.push_backward([a, b, y] {
-        if (a.requires_grad()) a.grad_array() += y.grad_array();
-        if (b.requires_grad()) b.grad_array() += y.grad_array();
+        const auto dy = y.grad_array();
+        if (a.requires_grad()) impl::write_grad(a.claim_grad(), a.numel(), dy);
+        if (b.requires_grad()) impl::write_grad(b.claim_grad(), b.numel(), dy);
       });
     return y;
   }
@@ -121,7 +140,7 @@ inline Var add(Tape& tape, const Var& a, const Var& b) {
     Row(y.value() + o * len, len) = Row(a.value() + o * len, len) + b.array();
   if (need)
     tape.push_backward([a, b, y, outer, len] {
-      if (a.requires_grad()) a.grad_array() += y.grad_array();
+      if (a.requires_grad()) impl::write_grad(a.claim_grad(), a.numel(), y.grad_array());
       if (b.requires_grad()) {
         auto db = b.grad_array();
         for (std::int64_t o = 0; o < outer; ++o) db += Row(y.grad() + o * len, len);
@@ -138,7 +157,9 @@ inline Var scale(Tape& tape, const Var& x, float alpha) {
   const bool need = fq::detail::needs_grad(tape, {&x});
   Var y = tape.variable(x.shape(), need);
   y.array() = x.array() * alpha;
-  if (need) tape.push_backward([x, y, alpha] { x.grad_array() += y.grad_array() * alpha; });
+  if (need)
+    tape.push_backward(
+        [x, y, alpha] { impl::write_grad(x.claim_grad(), x.numel(), y.grad_array() * alpha); });
   return y;
 }
 
@@ -152,8 +173,10 @@ inline Var mul(Tape& tape, const Var& a, const Var& b) {
   y.array() = a.array() * b.array();
   if (need)
     tape.push_backward([a, b, y] {
-      if (a.requires_grad()) a.grad_array() += y.grad_array() * b.array();
-      if (b.requires_grad()) b.grad_array() += y.grad_array() * a.array();
+      if (a.requires_grad())
+        impl::write_grad(a.claim_grad(), a.numel(), y.grad_array() * b.array());
+      if (b.requires_grad())
+        impl::write_grad(b.claim_grad(), b.numel(), y.grad_array() * a.array());
     });
   return y;
 }
@@ -192,12 +215,17 @@ inline Var scale_channels(Tape& tape, const Var& x, const Var& s, int axis, bool
     }
   if (need)
     tape.push_backward([x, s, y, c, outer, inner, divide] {
+      // x's gradient is claimed unless s shares it (s's sums add into it during the loop).
+      const GradWrite dx = !x.requires_grad() ? GradWrite{}
+                           : x.shares_grad(s) ? GradWrite{x.grad(), false}
+                                              : x.claim_grad();
       for (std::int64_t o = 0; o < outer; ++o)
         for (std::int64_t ch = 0; ch < c; ++ch) {
           const std::int64_t off = (o * c + ch) * inner;
           const float sv = s.value()[ch];
           const Block dy(y.grad() + off, inner);
-          if (x.requires_grad()) Block(x.grad() + off, inner) += dy * (divide ? 1.0f / sv : sv);
+          if (dx.data != nullptr)
+            impl::write_grad({dx.data + off, dx.overwrite}, inner, dy * (divide ? 1.0f / sv : sv));
           if (s.requires_grad()) {
             const float dot = (dy * Block(x.value() + off, inner)).sum();
             s.grad()[ch] += divide ? -dot / (sv * sv) : dot;
