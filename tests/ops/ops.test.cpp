@@ -665,6 +665,14 @@ TEST_CASE("first writer: ops that store an input's whole gradient give the gradi
     const Var g = v[0].reshape({4});
     return fq::ops::batch_norm(t, v[0], g, g, rm.data(), rv.data(), o);
   });
+  // The same for layer_norm's γ, β and scale_channels' s (smooth: checked against differences).
+  check_grad({GradInput({1, 6}, 50)}, [](Tape& t, std::vector<Var>& v) {
+    const Var g = v[0].reshape({6});
+    return fq::ops::layer_norm(t, v[0], g, g);
+  });
+  check_grad({GradInput({1, 6}, 51, 0.5f, 1.5f)}, [](Tape& t, std::vector<Var>& v) {
+    return fq::ops::scale_channels(t, v[0], v[0].reshape({6}), 1, true);
+  });
   // linear(x, x) and conv2d(x, w) with x = w: the second gradient adds to the first's store.
   check_grad({GradInput({5, 5}, 45)},
              [](Tape& t, std::vector<Var>& v) { return fq::ops::linear(t, v[0], v[0]); });

@@ -178,12 +178,6 @@ inline void bn_channel_dx(const Var& x, GradWrite dx, const float* dy_all, float
       Block(dx.data + off, hw) += k * (dy - mdy - xhat * mdyx);
   }
 }
-// x's gradient for bn_channel_dx, claimed outside the parallel loops. Not claimed when γ or β
-// shares it (reshaped views of one Var): their per-channel sums add into it during the loop.
-inline GradWrite bn_claim_dx(const Var& x, const Var& gamma, const Var& beta) {
-  if (x.shares_grad(gamma) || x.shares_grad(beta)) return {x.grad(), false};
-  return x.claim_grad();
-}
 
 // The synchronized training backward (file comment); m is the global count.
 template <class Arch>
@@ -200,7 +194,7 @@ void batch_norm_backward_synced(Communicator& comm, const Var& x, const Var& gam
   }
   if (!x.requires_grad()) return;
   comm.all_reduce(acc.data(), acc.size(), ReduceOp::kSum);
-  const GradWrite dx = bn_claim_dx(x, gamma, beta);
+  const GradWrite dx = x.claim_grad_unshared({&gamma, &beta});  // γ, β add during the loop
   FQ_PARALLEL_FOR
   for (std::int64_t ch = 0; ch < c; ++ch) {
     const float k = gamma.value()[ch] * istd[ch];
@@ -297,7 +291,7 @@ Var batch_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
             batch_norm_backward_synced<Arch>(*comm, x, gamma, beta, dy, mu, istd, n, c, hw, m);
             return;
           }
-          const GradWrite dx = x.requires_grad() ? bn_claim_dx(x, gamma, beta) : GradWrite{};
+          const GradWrite dx = x.claim_grad_unshared({&gamma, &beta});
           FQ_PARALLEL_FOR
           for (std::int64_t ch = 0; ch < c; ++ch) {
             const BnChannelSums sums =

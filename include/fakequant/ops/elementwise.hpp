@@ -215,10 +215,9 @@ inline Var scale_channels(Tape& tape, const Var& x, const Var& s, int axis, bool
     }
   if (need)
     tape.push_backward([x, s, y, c, outer, inner, divide] {
-      // x's gradient is claimed unless s shares it (s's sums add into it during the loop).
-      const GradWrite dx = !x.requires_grad() ? GradWrite{}
-                           : x.shares_grad(s) ? GradWrite{x.grad(), false}
-                                              : x.claim_grad();
+      // s can share x's gradient only as a reshape of an x of C elements: its sum adds after
+      // the channel's store.
+      const GradWrite dx = x.claim_grad();
       for (std::int64_t o = 0; o < outer; ++o)
         for (std::int64_t ch = 0; ch < c; ++ch) {
           const std::int64_t off = (o * c + ch) * inner;

@@ -8,6 +8,7 @@
 //               dx += r·(g − mean(g) − x̂·mean(g·x̂)); dγ += Σ_rows dy·x̂; dβ += Σ_rows dy.
 //   rms_norm:   r = 1/√(Σx²/D + ε), x̂ = x·r, y = x̂·γ (PyTorch 2.4 F.rms_norm, LLaMA RMSNorm).
 //     Gradient: dx += r·(g − x̂·mean(g·x̂)); dγ += Σ_rows dy·x̂.
+// dx is stored, not added, when the op is its first writer (tape/grad_state.hpp).
 // Row statistics are accumulated in double, two passes (mean, then Σ(x−μ)²), so a constant row
 // has σ² = 0 exactly and a row offset by 1e4 keeps its spread; r = 1/√(f32(σ²) + ε) in float. μ is
 // kept as a float pair hi + lo (hi = f32(μ), lo = f32(μ − hi)) and x − μ is formed as (x − hi) −
@@ -95,6 +96,15 @@ inline std::int64_t check_norm_args(const Tape& tape, const Var& x, const Var& p
            fq::detail::msg(op, ": eps must be finite and > 0, got ", eps));
   return d;
 }
+/// Row i of dx (+)= e: stored when the op is dx's first writer (tape/grad_state.hpp).
+template <class E>
+void put_row(GradWrite dx, std::int64_t i, std::int64_t d, const E& e) {
+  Eigen::Map<Eigen::ArrayXf> row(dx.data + i * d, d);
+  if (dx.overwrite)
+    row = e;
+  else
+    row += e;
+}
 }  // namespace impl
 
 /// y = (x − mean) / √(var + eps) · gamma + beta over the last axis; gamma, beta [D] or Var().
@@ -145,12 +155,15 @@ Var layer_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
   if (need)
     tape.push_backward([x, gamma, beta, y, stats, rows, d, has_g, has_b] {
       const float inv_d = 1.0f / static_cast<float>(d);
+      // dx is stored by its first writer. γ or β can share x's gradient only as a reshape of a
+      // one-row x, and they add after the row's store.
+      const GradWrite dxw = x.claim_grad();
       for (std::int64_t i = 0; i < rows; ++i) {
         const float hi = stats[3 * i], lo = stats[3 * i + 1], r = stats[3 * i + 2];
         const CRow xr(x.value() + i * d, d), dy(y.grad() + i * d, d);
         const auto xhat = ((xr - hi) - lo) * r;
-        if (x.requires_grad()) {
-          Row dx(x.grad() + i * d, d);
+        if (dxw.data != nullptr) {
+          const auto put = [&dxw, i, d](const auto& e) { impl::put_row(dxw, i, d, e); };
           const float* gv = gamma.value();
           const float* xv = x.value() + i * d;
           const float* dyv = y.grad() + i * d;
@@ -160,13 +173,13 @@ Var layer_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
                 impl::grad_row_sum<Arch, true, false>(dyv, gv, xv, hi, lo, r, d) * inv_d;
             const float mgx =
                 impl::grad_row_sum<Arch, true, true>(dyv, gv, xv, hi, lo, r, d) * inv_d;
-            dx += r * (g - mg - xhat * mgx);
+            put(r * (g - mg - xhat * mgx));
           } else {
             const float mg =
                 impl::grad_row_sum<Arch, false, false>(dyv, gv, xv, hi, lo, r, d) * inv_d;
             const float mgx =
                 impl::grad_row_sum<Arch, false, true>(dyv, gv, xv, hi, lo, r, d) * inv_d;
-            dx += r * (dy - mg - xhat * mgx);
+            put(r * (dy - mg - xhat * mgx));
           }
         }
         if (has_g && gamma.requires_grad()) Row(gamma.grad(), d) += dy * xhat;
@@ -207,25 +220,25 @@ Var rms_norm(Tape& tape, const Var& x, const Var& gamma, float eps = 1e-6f) {
   if (need)
     tape.push_backward([x, gamma, y, rs, rows, d, has_g] {
       const float inv_d = 1.0f / static_cast<float>(d);
+      const GradWrite dxw = x.claim_grad();  // as layer_norm's
       for (std::int64_t i = 0; i < rows; ++i) {
         const float r = rs[i];
         const CRow xr(x.value() + i * d, d), dy(y.grad() + i * d, d);
         const auto xhat = xr * r;
-        if (x.requires_grad()) {
-          Row dx(x.grad() + i * d, d);
+        if (dxw.data != nullptr) {
+          const auto put = [&dxw, i, d](const auto& e) { impl::put_row(dxw, i, d, e); };
           const float* gv = gamma.value();
           const float* xv = x.value() + i * d;
           const float* dyv = y.grad() + i * d;
           if (has_g) {
             const auto g = dy * CRow(gv, d);
-            dx += r *
-                  (g - xhat * (impl::grad_row_sum<Arch, true, true>(dyv, gv, xv, 0.0f, 0.0f, r, d) *
-                               inv_d));
+            put(r *
+                (g - xhat * (impl::grad_row_sum<Arch, true, true>(dyv, gv, xv, 0.0f, 0.0f, r, d) *
+                             inv_d)));
           } else {
-            dx +=
-                r *
+            put(r *
                 (dy - xhat * (impl::grad_row_sum<Arch, false, true>(dyv, gv, xv, 0.0f, 0.0f, r, d) *
-                              inv_d));
+                              inv_d)));
           }
         }
         if (has_g && gamma.requires_grad()) Row(gamma.grad(), d) += dy * xhat;

@@ -10,6 +10,7 @@
 // (docs/numerics.md). A row holding +inf or only −inf gives NaN, as PyTorch; a −inf among
 // finite values gets probability 0.
 //
+// dx is stored, not added, when the op is its first writer (tape/grad_state.hpp).
 // Sums are in float, in an order fixed by the row length (simd/ordered_reduce.hpp), except on
 // last-axis rows of at most kShortRow = 32 (attention's keys): there the max and softmax's sums
 // are plain sequential loops, as a reduction's setup costs more than such a row. Every exp is
@@ -149,9 +150,16 @@ void softmax_forward(const float* x, float* y, const AxisSplit& s, bool log, flo
 /// dx += the gradient of softmax / log_softmax given y and dy; buf: 3·inner floats.
 template <class Arch>
 void softmax_backward(const float* y, const float* dy, float* dx, const AxisSplit& s, bool log,
-                      float* buf) {
+                      float* buf, bool store) {
   using Row = Eigen::Map<Eigen::ArrayXf>;
   using CRow = Eigen::Map<const Eigen::ArrayXf>;
+  // dx (+)= e: stored when the op is dx's first writer (tape/grad_state.hpp).
+  const auto put = [store](Row d, const auto& e) {
+    if (store)
+      d = e;
+    else
+      d += e;
+  };
   const std::int64_t n = s.n, in = s.inner;
   if (in == 1 && !log) {
     FQ_PARALLEL_FOR
@@ -162,11 +170,11 @@ void softmax_backward(const float* y, const float* dy, float* dx, const AxisSpli
         float* d = dx + o * n;
         float dot = 0.0f;
         for (std::int64_t j = 0; j < n; ++j) dot += g[j] * yr[j];
-        for (std::int64_t j = 0; j < n; ++j) d[j] += yr[j] * (g[j] - dot);
+        for (std::int64_t j = 0; j < n; ++j) d[j] = (store ? 0.0f : d[j]) + yr[j] * (g[j] - dot);
         continue;
       }
       const CRow yr(y + o * n, n), g(dy + o * n, n);
-      Row(dx + o * n, n) += yr * (g - simd::ordered_dot<Arch>(dy + o * n, y + o * n, n));
+      put(Row(dx + o * n, n), yr * (g - simd::ordered_dot<Arch>(dy + o * n, y + o * n, n)));
     }
     return;
   }
@@ -182,13 +190,13 @@ void softmax_backward(const float* y, const float* dy, float* dx, const AxisSpli
         simd::exp_flushed<Arch>(y + r0 * n + c, e, m);
         if (n > kSoftmaxBlock) {
           const float gs = simd::ordered_sum<Arch>(dy + r0 * n, n);
-          Row(dx + r0 * n + c, m) += CRow(dy + r0 * n + c, m) - CRow(e, m) * gs;
+          put(Row(dx + r0 * n + c, m), CRow(dy + r0 * n + c, m) - CRow(e, m) * gs);
           continue;
         }
         for (std::int64_t r = 0; r < rows; ++r) {
           const std::int64_t off = (r0 + r) * n;
           const CRow g(dy + off, n);
-          Row(dx + off, n) += g - CRow(e + r * n, n) * simd::ordered_sum<Arch>(dy + off, n);
+          put(Row(dx + off, n), g - CRow(e + r * n, n) * simd::ordered_sum<Arch>(dy + off, n));
         }
       }
     }
@@ -210,9 +218,10 @@ void softmax_backward(const float* y, const float* dy, float* dx, const AxisSpli
       const CRow yr(y + off, in), g(dy + off, in);
       if (log) {
         simd::exp_flushed<Arch>(y + off, e.data(), in);
-        Row(dx + off, in) += g - e * acc;
-      } else
-        Row(dx + off, in) += yr * (g - acc);
+        put(Row(dx + off, in), g - e * acc);
+      } else {
+        put(Row(dx + off, in), yr * (g - acc));
+      }
     }
   }
 }
@@ -228,7 +237,8 @@ Var softmax_op(Tape& tape, const Var& x, int axis, bool log, const char* op) {
   softmax_forward<Arch>(x.value(), y.value(), s, log, buf);
   if (need)
     tape.push_backward([x, y, s, log, buf] {
-      softmax_backward<Arch>(y.value(), y.grad(), x.grad(), s, log, buf);
+      const GradWrite dx = x.claim_grad();
+      softmax_backward<Arch>(y.value(), y.grad(), dx.data, s, log, buf, dx.overwrite);
     });
   return y;
 }

@@ -123,6 +123,14 @@ class Var {
   /// Whether both are views of one tape gradient (e.g. one a reshape of the other): an op that
   /// claims one must not let the other add into it meanwhile.
   bool shares_grad(const Var& o) const noexcept { return state_ != nullptr && state_ == o.state_; }
+  /// claim_grad() for an op that adds into the gradients of `others` while it writes this one:
+  /// when one of them shares this gradient, no claim (the op adds). Null data without one.
+  GradWrite claim_grad_unshared(std::initializer_list<const Var*> others) const noexcept {
+    if (grad_ == nullptr) return {};
+    for (const Var* o : others)
+      if (shares_grad(*o)) return {grad(), false};
+    return claim_grad();
+  }
   bool requires_grad() const noexcept { return grad_ != nullptr; }
   const Shape& shape() const noexcept { return shape_; }
   std::int64_t numel() const noexcept { return shape_.numel(); }
