@@ -65,13 +65,6 @@ void for_padded_chunks(std::int64_t n, const float* a, float* ab, const float* b
   }
 }
 
-/// dx[o, o + m) (+)= r[0, m): stored when the op is dx's first writer (tape/grad_state.hpp).
-inline void write_chunk(GradWrite dx, std::int64_t o, std::int64_t m, const float* r) {
-  if (dx.overwrite)
-    std::copy_n(r, m, dx.data + o);
-  else
-    for (std::int64_t i = 0; i < m; ++i) dx.data[o + i] += r[i];
-}
 }  // namespace impl
 
 /// GELU, exact (erf) or tanh-approximated, as PyTorch's F.gelu.
@@ -134,7 +127,7 @@ inline Var gelu(Tape& tape, const Var& x, GeluApprox approx = GeluApprox::kNone)
               d = d * (s + (2.0f * xc) * (e * s * s) *
                                (impl::kSqrt2OverPi * (1.0f + 3.0f * impl::kGeluKappa * x2)));
             }
-            impl::write_chunk(dx, o, m, db);
+            write_grad(dx, o, m, impl::AChunk(db, m));
           });
     });
   return y;
@@ -168,7 +161,7 @@ inline Var silu(Tape& tape, const Var& x) {
                                 impl::AChunk d(db, p), s(sb, p);
                                 s = 1.0f / (1.0f + (-xc).exp());
                                 d = d * s * (1.0f + xc * (1.0f - s));
-                                impl::write_chunk(dx, o, m, db);
+                                write_grad(dx, o, m, impl::AChunk(db, m));
                               });
     });
   return y;

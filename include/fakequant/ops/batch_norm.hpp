@@ -172,10 +172,7 @@ inline void bn_channel_dx(const Var& x, GradWrite dx, const float* dy_all, float
     const std::int64_t off = (i * c + ch) * hw;
     const Eigen::Map<const Eigen::ArrayXf> dy(dy_all + off, hw);
     const auto xhat = (Block(x.value() + off, hw) - mu) * istd;
-    if (dx.overwrite)
-      Block(dx.data + off, hw) = k * (dy - mdy - xhat * mdyx);
-    else
-      Block(dx.data + off, hw) += k * (dy - mdy - xhat * mdyx);
+    write_grad(dx, off, hw, k * (dy - mdy - xhat * mdyx));
   }
 }
 

@@ -85,15 +85,6 @@ Var clamped_relu(Tape& tape, const Var& x, float hi, const char* op) {
   return y;
 }
 
-/// dst (+)= expr over n floats: stored when `w` is the first writer (tape/grad_state.hpp).
-template <class Expr>
-void write_grad(GradWrite w, std::int64_t n, const Expr& expr) {
-  Eigen::Map<Eigen::ArrayXf> dst(w.data, n);
-  if (w.overwrite)
-    dst = expr;
-  else
-    dst += expr;
-}
 }  // namespace impl
 
 /// y = max(x, 0). Arch: the instruction set of the backward's kernel (simd/arch.hpp).
@@ -128,8 +119,8 @@ inline Var add(Tape& tape, const Var& a, const Var& b) {
     if (need)
       tape.push_backward([a, b, y] {
         const auto dy = y.grad_array();
-        if (a.requires_grad()) impl::write_grad(a.claim_grad(), a.numel(), dy);
-        if (b.requires_grad()) impl::write_grad(b.claim_grad(), b.numel(), dy);
+        if (a.requires_grad()) write_grad(a.claim_grad(), 0, a.numel(), dy);
+        if (b.requires_grad()) write_grad(b.claim_grad(), 0, b.numel(), dy);
       });
     return y;
   }
@@ -140,7 +131,7 @@ inline Var add(Tape& tape, const Var& a, const Var& b) {
     Row(y.value() + o * len, len) = Row(a.value() + o * len, len) + b.array();
   if (need)
     tape.push_backward([a, b, y, outer, len] {
-      if (a.requires_grad()) impl::write_grad(a.claim_grad(), a.numel(), y.grad_array());
+      if (a.requires_grad()) write_grad(a.claim_grad(), 0, a.numel(), y.grad_array());
       if (b.requires_grad()) {
         auto db = b.grad_array();
         for (std::int64_t o = 0; o < outer; ++o) db += Row(y.grad() + o * len, len);
@@ -159,7 +150,7 @@ inline Var scale(Tape& tape, const Var& x, float alpha) {
   y.array() = x.array() * alpha;
   if (need)
     tape.push_backward(
-        [x, y, alpha] { impl::write_grad(x.claim_grad(), x.numel(), y.grad_array() * alpha); });
+        [x, y, alpha] { write_grad(x.claim_grad(), 0, x.numel(), y.grad_array() * alpha); });
   return y;
 }
 
@@ -173,10 +164,8 @@ inline Var mul(Tape& tape, const Var& a, const Var& b) {
   y.array() = a.array() * b.array();
   if (need)
     tape.push_backward([a, b, y] {
-      if (a.requires_grad())
-        impl::write_grad(a.claim_grad(), a.numel(), y.grad_array() * b.array());
-      if (b.requires_grad())
-        impl::write_grad(b.claim_grad(), b.numel(), y.grad_array() * a.array());
+      if (a.requires_grad()) write_grad(a.claim_grad(), 0, a.numel(), y.grad_array() * b.array());
+      if (b.requires_grad()) write_grad(b.claim_grad(), 0, b.numel(), y.grad_array() * a.array());
     });
   return y;
 }
@@ -223,8 +212,7 @@ inline Var scale_channels(Tape& tape, const Var& x, const Var& s, int axis, bool
           const std::int64_t off = (o * c + ch) * inner;
           const float sv = s.value()[ch];
           const Block dy(y.grad() + off, inner);
-          if (dx.data != nullptr)
-            impl::write_grad({dx.data + off, dx.overwrite}, inner, dy * (divide ? 1.0f / sv : sv));
+          if (dx.data != nullptr) write_grad(dx, off, inner, dy * (divide ? 1.0f / sv : sv));
           if (s.requires_grad()) {
             const float dot = (dy * Block(x.value() + off, inner)).sum();
             s.grad()[ch] += divide ? -dot / (sv * sv) : dot;

@@ -96,15 +96,6 @@ inline std::int64_t check_norm_args(const Tape& tape, const Var& x, const Var& p
            fq::detail::msg(op, ": eps must be finite and > 0, got ", eps));
   return d;
 }
-/// Row i of dx (+)= e: stored when the op is dx's first writer (tape/grad_state.hpp).
-template <class E>
-void put_row(GradWrite dx, std::int64_t i, std::int64_t d, const E& e) {
-  Eigen::Map<Eigen::ArrayXf> row(dx.data + i * d, d);
-  if (dx.overwrite)
-    row = e;
-  else
-    row += e;
-}
 }  // namespace impl
 
 /// y = (x − mean) / √(var + eps) · gamma + beta over the last axis; gamma, beta [D] or Var().
@@ -163,7 +154,7 @@ Var layer_norm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, floa
         const CRow xr(x.value() + i * d, d), dy(y.grad() + i * d, d);
         const auto xhat = ((xr - hi) - lo) * r;
         if (dxw.data != nullptr) {
-          const auto put = [&dxw, i, d](const auto& e) { impl::put_row(dxw, i, d, e); };
+          const auto put = [&dxw, i, d](const auto& e) { write_grad(dxw, i * d, d, e); };
           const float* gv = gamma.value();
           const float* xv = x.value() + i * d;
           const float* dyv = y.grad() + i * d;
@@ -226,7 +217,7 @@ Var rms_norm(Tape& tape, const Var& x, const Var& gamma, float eps = 1e-6f) {
         const CRow xr(x.value() + i * d, d), dy(y.grad() + i * d, d);
         const auto xhat = xr * r;
         if (dxw.data != nullptr) {
-          const auto put = [&dxw, i, d](const auto& e) { impl::put_row(dxw, i, d, e); };
+          const auto put = [&dxw, i, d](const auto& e) { write_grad(dxw, i * d, d, e); };
           const float* gv = gamma.value();
           const float* xv = x.value() + i * d;
           const float* dyv = y.grad() + i * d;

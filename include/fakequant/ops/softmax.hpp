@@ -154,11 +154,8 @@ void softmax_backward(const float* y, const float* dy, float* dx, const AxisSpli
   using Row = Eigen::Map<Eigen::ArrayXf>;
   using CRow = Eigen::Map<const Eigen::ArrayXf>;
   // dx (+)= e: stored when the op is dx's first writer (tape/grad_state.hpp).
-  const auto put = [store](Row d, const auto& e) {
-    if (store)
-      d = e;
-    else
-      d += e;
+  const auto put = [dx, store](std::int64_t off, std::int64_t len, const auto& e) {
+    write_grad({dx, store}, off, len, e);
   };
   const std::int64_t n = s.n, in = s.inner;
   if (in == 1 && !log) {
@@ -174,7 +171,7 @@ void softmax_backward(const float* y, const float* dy, float* dx, const AxisSpli
         continue;
       }
       const CRow yr(y + o * n, n), g(dy + o * n, n);
-      put(Row(dx + o * n, n), yr * (g - simd::ordered_dot<Arch>(dy + o * n, y + o * n, n)));
+      put(o * n, n, yr * (g - simd::ordered_dot<Arch>(dy + o * n, y + o * n, n)));
     }
     return;
   }
@@ -190,13 +187,13 @@ void softmax_backward(const float* y, const float* dy, float* dx, const AxisSpli
         simd::exp_flushed<Arch>(y + r0 * n + c, e, m);
         if (n > kSoftmaxBlock) {
           const float gs = simd::ordered_sum<Arch>(dy + r0 * n, n);
-          put(Row(dx + r0 * n + c, m), CRow(dy + r0 * n + c, m) - CRow(e, m) * gs);
+          put(r0 * n + c, m, CRow(dy + r0 * n + c, m) - CRow(e, m) * gs);
           continue;
         }
         for (std::int64_t r = 0; r < rows; ++r) {
           const std::int64_t off = (r0 + r) * n;
           const CRow g(dy + off, n);
-          put(Row(dx + off, n), g - CRow(e + r * n, n) * simd::ordered_sum<Arch>(dy + off, n));
+          put(off, n, g - CRow(e + r * n, n) * simd::ordered_sum<Arch>(dy + off, n));
         }
       }
     }
@@ -218,9 +215,9 @@ void softmax_backward(const float* y, const float* dy, float* dx, const AxisSpli
       const CRow yr(y + off, in), g(dy + off, in);
       if (log) {
         simd::exp_flushed<Arch>(y + off, e.data(), in);
-        put(Row(dx + off, in), g - e * acc);
+        put(off, in, g - e * acc);
       } else {
-        put(Row(dx + off, in), yr * (g - acc));
+        put(off, in, yr * (g - acc));
       }
     }
   }

@@ -395,6 +395,17 @@ class NoGradGuard {
   bool was_;
 };
 
+/// Elements [offset, offset + n) of a gradient (+)= e, an Eigen array expression of n floats:
+/// stored when `g` is the first writer (Var::claim_grad), else added.
+template <class Expr>
+void write_grad(GradWrite g, std::int64_t offset, std::int64_t n, const Expr& e) {
+  Eigen::Map<Eigen::ArrayXf> dst(g.data + offset, n);
+  if (g.overwrite)
+    dst = e;
+  else
+    dst += e;
+}
+
 namespace detail {
 /// Checks that a variable lives on `tape` and that its memory was not freed (file comment).
 inline void check_var(const Tape& tape, const Var& v, const char* op) {
