@@ -2,6 +2,8 @@
 // fq::sgemm (kernels/sgemm.hpp): the SIMD kernel equals sgemm_reference bit for bit — the fused
 // chain in ascending k — on every operand layout, edge tiles in M and N, several K and N blocks,
 // accumulate or not, with A packed by the call or beforehand; C outside its view untouched.
+// fq::sgemm_parallel (kernels/sgemm_parallel.hpp): the same bits for every split of C.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include <fakequant/kernels/sgemm.hpp>
+#include <fakequant/kernels/sgemm_parallel.hpp>
 
 #include "catch.hpp"
 
@@ -93,4 +96,45 @@ TEST_CASE("sgemm: the chain is fused and in k order", "[kernels][bit_exact]") {
               false, scratch.data());
     CHECK(c[0] == want);
   }
+}
+
+TEST_CASE("sgemm_parallel: the bits of the reference for every split", "[kernels][bit_exact]") {
+  // Splits by columns (n of two panels and more: A packed once, shared) and by rows (narrower
+  // n), parts from 1 to more than the panels, last blocks short, accumulate or not, every
+  // layout. The parts run one after the other here (no OpenMP in this test); the thread-count
+  // test of the ops (tests/ops/thread_count.omp.cpp) runs them on threads.
+  std::mt19937 rng(11);
+  struct Dims {
+    std::int64_t m, n, k;
+  };
+  const Dims dims[] = {{64, 256, 100}, {9, 97, 17}, {70, 10, 33},
+                       {1, 500, 3},    {33, 1, 5},  {20, 150, fq::kSgemmKc + 7}};
+  for (const Dims& d : dims)
+    for (std::int64_t parts : {1, 2, 3, 5, 64})
+      for (int layout = 0; layout < 4; ++layout)
+        for (bool accumulate : {false, true}) {
+          const bool at = layout & 1, bt = layout & 2;
+          CAPTURE(d.m, d.n, d.k, parts, at, bt, accumulate);
+          const Stored a = at ? Stored(d.k, d.m, 1, rng) : Stored(d.m, d.k, 0, rng);
+          const Stored b = bt ? Stored(d.n, d.k, 2, rng) : Stored(d.k, d.n, 0, rng);
+          const Stored c0(d.m, d.n, 3, rng);
+          const std::int64_t ldc = d.n + 3;
+          std::vector<float> got = c0.v, want = c0.v;
+          std::vector<float> scratch(
+              static_cast<std::size_t>(fq::sgemm_parallel_scratch_size(d.m, d.n, d.k, parts)));
+          fq::sgemm_parallel(d.m, d.n, d.k, a.op(at), b.op(bt), got.data(), ldc, accumulate,
+                             scratch.data(), parts);
+          fq::sgemm_reference(d.m, d.n, d.k, a.op(at), b.op(bt), want.data(), ldc, accumulate);
+          CHECK(same_bits(got, want));
+        }
+}
+
+TEST_CASE("sgemm_parts: one part per thread, fewer for a small product", "[kernels]") {
+  const std::int64_t threads = fq::sgemm_threads();
+  CHECK(threads >= 1);
+  CHECK(fq::sgemm_parts(1, 1, 1) == 1);
+  CHECK(fq::sgemm_parts(0, 5, 5) == 1);
+  CHECK(fq::sgemm_parts(4096, 4096, 4096) == threads);
+  // Exactly two parts' worth of work: min(2, threads).
+  CHECK(fq::sgemm_parts(1, 2, fq::kSgemmPartWork) == std::min<std::int64_t>(2, threads));
 }

@@ -62,7 +62,7 @@ class QLinear : public detail::QBiasedLayer<WeightQ, ActQ> {
       if (int8_kernels_) return this->template finish<Arch>(tape, int8_forward<Arch>(tape, x));
     const Var xq = detail::maybe_fake_quant<Arch>(tape, x, iq_);
     const Var wq = this->template quantized<Arch>(tape, this->weight_.var(tape));
-    return this->template finish<Arch>(tape, ops::linear(tape, xq, wq, this->bias_var(tape)));
+    return this->template finish<Arch>(tape, ops::linear<Arch>(tape, xq, wq, this->bias_var(tape)));
   }
   /// Whether the layer converts to the integer model (the base's rule, and no input quantizer).
   static constexpr bool kIntegerCapable = Base::kIntegerCapable && !kHasInputQ;

@@ -3,27 +3,33 @@
 //
 // Forward: a [..., M, K] (transpose_a: [..., K, M]), b [..., K, N] (transpose_b: [..., N, K])
 //   -> c [..., M, N], c[i] = alpha · op(a[i]) · op(b[i]) for every batch index i, op(t) = t or
-//   tᵀ; alpha (default 1, finite) is the GEMM's own scalar — attention's 1/√Dh costs no pass.
+//   tᵀ; alpha (default 1, finite) scales the product (attention's 1/√Dh).
 //   The batch (leading) dims of a and b are equal, or b has rank 2: one matrix shared by every
 //   batch of a (a weight). Both ranks >= 2; rank 2 x rank 2 is a plain matrix product.
 // Gradient: d op(a) += alpha · dc · op(b)ᵀ, d op(b) += alpha · op(a)ᵀ · dc, in the stored layout
 //   (e.g. transpose_b: db += dcᵀ · op(a)); for a shared b, db sums over the batches.
-// Arithmetic: Eigen's float GEMM on Maps of the row-major storage; a transpose is a
-//   .transpose() of the Map (no copy). A shared b with an untransposed a is one GEMM of the
-//   whole [batch·M, K] block (and one for each gradient), not one per batch. The summation
-//   order (hence the last bits) is Eigen's, as PyTorch's is its BLAS's.
+// Arithmetic: ops/gemm.hpp on the row-major storage; a transpose is a strided view (no copy).
+//   Where Arch has FMA, every element of op(a) · op(b) is one fused chain in ascending K: its
+//   bits do not depend on the batch, the other rows or the thread count. alpha ≠ 1 scales the
+//   finished chain s: alpha · s, and fma(alpha, s, g) where a gradient g is added to. Elsewhere
+//   Eigen's GEMM with alpha as its scalar. A shared b with an untransposed a is one GEMM of the
+//   whole [batch·M, K] block (and one for each gradient), not one per batch. Many batches run
+//   whole batches per thread, few batches each over all the threads.
+// Gradients da and (unless b is shared) db are stored by their first writer (grad_state.hpp).
 // Differs from torch.matmul: no broadcasting of batch dims other than the shared rank-2 b,
 //   no rank-1 operands (reshape a vector to [1, K] or [K, 1]).
 #ifndef FQ_OPS_MATMUL_HPP_
 #define FQ_OPS_MATMUL_HPP_
 
-#include <cmath>    // isfinite
-#include <cstdint>  // int64_t
-#include <utility>  // forward
+#include <algorithm>  // min
+#include <cmath>      // isfinite, fma
+#include <cstddef>    // size_t
+#include <cstdint>    // int64_t
 
 #include <Eigen/Core>
 
 #include <fakequant/base/checked.hpp>
+#include <fakequant/ops/gemm.hpp>
 #include <fakequant/tape/tape.hpp>
 
 namespace fq {
@@ -47,29 +53,75 @@ struct MatOperand {
   float* data;
   std::int64_t rows, cols, stride;
   MatMap at(std::int64_t i) const { return {data + i * stride, rows, cols}; }
+  /// Batch i as a GEMM operand, op(t) = t or tᵀ.
+  SgemmOperand op(std::int64_t i, bool transposed) const {
+    return gemm_operand(data + i * stride, cols, transposed);
+  }
 };
 
-/// For every batch i: out[i] += alpha · op(x[i]) · op(y[i]) (or = when `assign`).
-inline void batched_gemm(const MatOperand& out, const MatOperand& x, bool tx, const MatOperand& y,
-                         bool ty, std::int64_t batches, bool assign, float alpha) {
-  for (std::int64_t i = 0; i < batches; ++i) {
-    MatMap o = out.at(i);
-    with_op(x.at(i), tx, [&](const auto& ox) {
-      with_op(y.at(i), ty, [&](const auto& oy) {
-        // alpha · (x · y) is one GEMM call with alpha as its scalar (Eigen's blas_traits).
-        if (assign)
-          o.noalias() = alpha * (ox * oy);
-        else
-          o.noalias() += alpha * (ox * oy);
+/// For every batch i: out[i] = (accumulate ? out[i] : 0) + alpha · op(x[i]) · op(y[i]) (file
+/// comment: the arithmetic).
+template <class Arch>
+void batched_gemm(Tape& tape, const MatOperand& out, const MatOperand& x, bool tx,
+                  const MatOperand& y, bool ty, std::int64_t batches, bool accumulate,
+                  float alpha) {
+  const std::int64_t m = out.rows, n = out.cols, k = tx ? x.rows : x.cols;
+  if (m == 0 || n == 0 || batches == 0) return;
+  if constexpr (!kSgemmSimd<Arch>) {
+    (void)tape, (void)k;
+    for (std::int64_t i = 0; i < batches; ++i) {
+      MatMap o = out.at(i);
+      with_op(x.at(i), tx, [&](const auto& ox) {
+        with_op(y.at(i), ty, [&](const auto& oy) {
+          // alpha · (x · y) is one GEMM call with alpha as its scalar (Eigen's blas_traits).
+          if (accumulate)
+            o.noalias() += alpha * (ox * oy);
+          else
+            o.noalias() = alpha * (ox * oy);
+        });
       });
-    });
+    }
+  } else {
+    // alpha scales a finished chain s: alpha · s, or fma(alpha, s, out) when accumulating,
+    // which needs s apart from out (`apart` floats of the part's workspace).
+    const bool apart = alpha != 1.0f && accumulate;
+    const std::int64_t tmp = apart ? fq::detail::sgemm_round_up(m * n, 16) : 0;
+    const auto one = [&](std::int64_t i, float* work, std::int64_t parts) {
+      float* const c = out.data + i * out.stride;
+      float* const s = apart ? work : c;
+      sgemm_parallel<Arch>(m, n, k, x.op(i, tx), y.op(i, ty), s, n, accumulate && !apart,
+                           work + tmp, parts);
+      if (apart)
+        for (std::int64_t j = 0; j < m * n; ++j) c[j] = std::fma(alpha, s[j], c[j]);
+      else if (alpha != 1.0f)
+        for (std::int64_t j = 0; j < m * n; ++j) c[j] *= alpha;
+    };
+    // Many batches: whole batches per thread (each on one core); else each batch over all.
+    // A shared out (stride 0: a shared b's gradient) takes the batches one after the other.
+    const std::int64_t threads = sgemm_threads();
+    const bool by_batch = threads > 1 && batches >= threads && out.stride != 0;
+    const std::int64_t parts = by_batch ? std::int64_t{1} : sgemm_parts(m, n, k);
+    const std::int64_t per = tmp + sgemm_parallel_scratch_size<Arch>(m, n, k, parts);
+    if (by_batch) {
+      const std::int64_t groups = std::min(threads, batches);
+      float* const ws = tape.workspace(static_cast<std::size_t>(groups * per));
+      FQ_PARALLEL_FOR
+      for (std::int64_t g = 0; g < groups; ++g)
+        for (std::int64_t i = g * batches / groups; i < (g + 1) * batches / groups; ++i)
+          one(i, ws + g * per, 1);
+    } else {
+      float* const ws = tape.workspace(static_cast<std::size_t>(per));
+      for (std::int64_t i = 0; i < batches; ++i) one(i, ws, parts);
+    }
   }
 }
 }  // namespace impl
 
-/// c = alpha · op(a) · op(b), batched over the leading dims (file comment).
-inline Var matmul(Tape& tape, const Var& a, const Var& b, bool transpose_a = false,
-                  bool transpose_b = false, float alpha = 1.0f) {
+/// c = alpha · op(a) · op(b), batched over the leading dims (file comment). Arch: the
+/// instruction set of the products (ops/gemm.hpp).
+template <class Arch = DefaultArch>
+Var matmul(Tape& tape, const Var& a, const Var& b, bool transpose_a = false,
+           bool transpose_b = false, float alpha = 1.0f) {
   fq::detail::check_tape(tape, {&a, &b}, "matmul");
   FQ_CHECK(std::isfinite(alpha), ErrorCode::kInvalidArgument,
            fq::detail::msg("matmul: alpha = ", alpha, " is not finite"));
@@ -113,23 +165,29 @@ inline Var matmul(Tape& tape, const Var& a, const Var& b, bool transpose_a = fal
   const std::int64_t nb = flat ? 1 : batches, fm = flat ? batches * m : m;
   const impl::MatOperand A{a.value(), flat ? fm : a_rows, a_cols, a_rows * a_cols};
   const impl::MatOperand B{b.value(), b_rows, b_cols, b_stride};
-  impl::batched_gemm({c.value(), fm, n, m * n}, A, transpose_a, B, transpose_b, nb, true, alpha);
+  impl::batched_gemm<Arch>(tape, {c.value(), fm, n, m * n}, A, transpose_a, B, transpose_b, nb,
+                           false, alpha);
   if (need)
     tape.push_backward([a, b, c, A, B, transpose_a, transpose_b, nb, fm, m, n, alpha] {
+      Tape& t = *c.tape();
       const impl::MatOperand dC{c.grad(), fm, n, m * n};
-      if (a.requires_grad()) {
-        const impl::MatOperand dA{a.grad(), A.rows, A.cols, A.stride};
+      // da and db are written whole when b is not shared (a shared b's gradient sums over the
+      // batches, into one matrix): stored by their first writer (tape/grad_state.hpp).
+      if (const GradWrite ga = a.claim_grad(); ga.data != nullptr) {
+        const impl::MatOperand dA{ga.data, A.rows, A.cols, A.stride};
         if (transpose_a)  // d aᵀ = dc · op(b)ᵀ  ->  da = op(b) · dcᵀ
-          impl::batched_gemm(dA, B, transpose_b, dC, true, nb, false, alpha);
+          impl::batched_gemm<Arch>(t, dA, B, transpose_b, dC, true, nb, !ga.overwrite, alpha);
         else  // da = dc · op(b)ᵀ
-          impl::batched_gemm(dA, dC, false, B, !transpose_b, nb, false, alpha);
+          impl::batched_gemm<Arch>(t, dA, dC, false, B, !transpose_b, nb, !ga.overwrite, alpha);
       }
       if (b.requires_grad()) {
-        const impl::MatOperand dB{b.grad(), B.rows, B.cols, B.stride};
+        const bool whole = B.stride != 0 || nb == 1;
+        const GradWrite gb = whole ? b.claim_grad() : GradWrite{b.grad(), false};
+        const impl::MatOperand dB{gb.data, B.rows, B.cols, B.stride};
         if (transpose_b)  // d bᵀ = op(a)ᵀ · dc  ->  db = dcᵀ · op(a)
-          impl::batched_gemm(dB, dC, true, A, transpose_a, nb, false, alpha);
+          impl::batched_gemm<Arch>(t, dB, dC, true, A, transpose_a, nb, !gb.overwrite, alpha);
         else  // db = op(a)ᵀ · dc
-          impl::batched_gemm(dB, A, !transpose_a, dC, false, nb, false, alpha);
+          impl::batched_gemm<Arch>(t, dB, A, !transpose_a, dC, false, nb, !gb.overwrite, alpha);
       }
     });
   return c;

@@ -45,6 +45,7 @@
 
 #include <Eigen/Core>
 
+#include <fakequant/base/aligned.hpp>
 #include <fakequant/base/checked.hpp>
 #include <fakequant/base/error.hpp>
 #include <fakequant/core/mask.hpp>
@@ -237,6 +238,17 @@ class Tape {
   T* scratch(std::size_t n) {
     return arena_.allocate_array<T>(n);
   }
+  /// n floats of working memory shared by every op, valid until the next workspace() call: for
+  /// memory an op needs only during its forward call or its backward closure (ops run one at
+  /// a time), such as a GEMM's packed panels. Kept across steps and grown when too small, so a
+  /// step allocates nothing once the largest request has been seen. 64-byte aligned.
+  float* workspace(std::size_t n) {
+    if (workspace_.size() < n) {
+      workspace_.clear();  // nothing to copy over
+      workspace_.resize(n);
+    }
+    return workspace_.data();
+  }
   /// A fake-quant mask valid until clear(); reused across steps (no allocation in steady state).
   Mask& scratch_mask() {
     if (masks_used_ == masks_.size()) masks_.push_back(std::make_unique<Mask>());
@@ -367,6 +379,7 @@ class Tape {
   std::vector<Node> nodes_;
   std::vector<std::unique_ptr<Mask>> masks_;
   std::size_t masks_used_ = 0;
+  std::vector<float, detail::Align64Allocator<float>> workspace_;
   bool recording_ = true;
   // Every closure at an index >= ran_end_ has not run yet (backward runs a suffix of nodes_).
   std::size_t ran_end_ = 0;

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+// The tape ops on OpenMP threads (this binary is built with OpenMP; the other tests are not):
+// linear, matmul and conv2d give the same bits — outputs and gradients — for 1, 2, 3 and 4
+// threads. For linear and matmul that holds where the CPU has FMA (fq::sgemm_parallel; on Eigen
+// the blocking follows the thread count); conv2d splits its batch into a fixed number of chunks.
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <omp.h>
+#include <random>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <fakequant/kernels/sgemm_parallel.hpp>
+#include <fakequant/ops/conv2d.hpp>
+#include <fakequant/ops/linear.hpp>
+#include <fakequant/ops/matmul.hpp>
+#include <fakequant/tape/custom_op.hpp>
+
+using fq::Tape;
+using fq::Var;
+
+namespace {
+
+/// A leaf input of random values and its gradient buffer (preloaded with random values: the
+/// ops add onto a leaf's gradient).
+struct Input {
+  fq::Shape shape;
+  std::vector<float> value, grad;
+  Input(fq::Shape s, std::uint32_t seed) : shape(s) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd;
+    value.resize(static_cast<std::size_t>(s.numel()));
+    grad.resize(value.size());
+    for (float& v : value) v = nd(rng);
+    for (float& v : grad) v = nd(rng);
+  }
+};
+
+using Build = std::function<Var(Tape&, std::vector<Var>&)>;
+
+/// The op's output and its inputs' gradients (loss Σ dy · y, dy fixed) with `threads` threads,
+/// concatenated.
+std::vector<float> run(std::vector<Input> in, const Build& build, int threads) {
+  omp_set_num_threads(threads);
+  Tape tape;
+  std::vector<Var> vars;
+  for (Input& i : in) vars.push_back(tape.leaf(i.value.data(), i.grad.data(), i.shape));
+  const Var y = build(tape, vars);
+  std::vector<float> dy(static_cast<std::size_t>(y.numel()));
+  std::mt19937 rng(99);
+  std::normal_distribution<float> nd;
+  for (float& v : dy) v = nd(rng);
+  const Var l = fq::custom_op(
+      tape, {y}, {}, [](float* out) { *out = 0.0f; },
+      [&dy, y](const float*, const float* g) {
+        for (std::size_t e = 0; e < dy.size(); ++e) y.grad()[e] += g[0] * dy[e];
+      });
+  tape.backward(l);
+  std::vector<float> out(y.value(), y.value() + y.numel());
+  for (const Input& i : in) out.insert(out.end(), i.grad.begin(), i.grad.end());
+  return out;
+}
+
+void check_thread_counts(const std::vector<Input>& in, const Build& build) {
+  const int saved = omp_get_max_threads();
+  const std::vector<float> one = run(in, build, 1);
+  for (int threads : {2, 3, 4}) {
+    const std::vector<float> got = run(in, build, threads);
+    std::size_t bad = 0;
+    for (std::size_t e = 0; e < one.size(); ++e)
+      bad += std::memcmp(&one[e], &got[e], sizeof(float)) != 0;
+    CAPTURE(threads, one.size());
+    CHECK(bad == 0);
+  }
+  omp_set_num_threads(saved);
+}
+
+}  // namespace
+
+TEST_CASE("linear and matmul: the same bits for every thread count", "[ops][gemm][threads]") {
+  if constexpr (!fq::kSgemmSimd<fq::DefaultArch>) {
+    WARN("this build's architecture has no FMA: linear and matmul run on Eigen's GEMM");
+    return;
+  }
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);  // these products are large enough to be split
+  CHECK(fq::sgemm_parts(130, 200, 300) == 2);
+  CHECK(fq::sgemm_parts(200, 10, 1300) == 2);
+  omp_set_num_threads(saved);
+  // Columns split (n = 200), rows split (n = 10), bias.
+  check_thread_counts(
+      {Input({130, 300}, 1), Input({200, 300}, 2), Input({200}, 3)},
+      [](Tape& t, std::vector<Var>& v) { return fq::ops::linear(t, v[0], v[1], v[2]); });
+  check_thread_counts({Input({200, 1300}, 4), Input({10, 1300}, 5)},
+                      [](Tape& t, std::vector<Var>& v) { return fq::ops::linear(t, v[0], v[1]); });
+  // Many small batches (whole batches per thread), alpha: attention's scores.
+  check_thread_counts({Input({8, 65, 64}, 6), Input({8, 65, 64}, 7)},
+                      [](Tape& t, std::vector<Var>& v) {
+                        return fq::ops::matmul(t, v[0], v[1], false, true, 0.125f);
+                      });
+  // A shared weight: one flat GEMM; transposed a: per batch, db summed over the batches.
+  check_thread_counts({Input({2, 100, 300}, 8), Input({300, 256}, 9)},
+                      [](Tape& t, std::vector<Var>& v) { return fq::ops::matmul(t, v[0], v[1]); });
+  check_thread_counts(
+      {Input({3, 300, 100}, 10), Input({300, 256}, 11)},
+      [](Tape& t, std::vector<Var>& v) { return fq::ops::matmul(t, v[0], v[1], true, false); });
+}
+
+TEST_CASE("conv2d: the same bits for every thread count", "[ops][threads]") {
+  fq::ops::Conv2dOptions opt;
+  opt.pad_h = opt.pad_w = 1;
+  check_thread_counts(
+      {Input({6, 3, 12, 12}, 12), Input({8, 3, 3, 3}, 13), Input({8}, 14)},
+      [opt](Tape& t, std::vector<Var>& v) { return fq::ops::conv2d(t, v[0], v[1], v[2], opt); });
+}
