@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The tape ops on OpenMP threads (this binary is built with OpenMP; the other tests are not):
-// linear, matmul and conv2d give the same bits — outputs and gradients — for 1, 2, 3 and 4
-// threads. For linear and matmul that holds where the CPU has FMA (fq::sgemm_parallel; on Eigen
-// the blocking follows the thread count); conv2d splits its batch into a fixed number of chunks.
+// linear, matmul, conv2d, batch norm and max pool give the same bits — outputs and gradients —
+// for 1, 2, 3 and 4 threads. For linear and matmul that holds where the CPU has FMA
+// (fq::sgemm_parallel; on Eigen the blocking follows the thread count); conv2d splits its batch
+// into a fixed number of chunks.
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -13,9 +14,11 @@
 #include <catch2/catch.hpp>
 
 #include <fakequant/kernels/sgemm_parallel.hpp>
+#include <fakequant/ops/batch_norm.hpp>
 #include <fakequant/ops/conv2d.hpp>
 #include <fakequant/ops/linear.hpp>
 #include <fakequant/ops/matmul.hpp>
+#include <fakequant/ops/pool.hpp>
 #include <fakequant/tape/custom_op.hpp>
 
 using fq::Tape;
@@ -108,10 +111,23 @@ TEST_CASE("linear and matmul: the same bits for every thread count", "[ops][gemm
       [](Tape& t, std::vector<Var>& v) { return fq::ops::matmul(t, v[0], v[1], true, false); });
 }
 
-TEST_CASE("conv2d: the same bits for every thread count", "[ops][threads]") {
+TEST_CASE("conv2d, batch norm with ReLU, max pool: the same bits for every thread count",
+          "[ops][threads]") {
   fq::ops::Conv2dOptions opt;
   opt.pad_h = opt.pad_w = 1;
   check_thread_counts(
       {Input({6, 3, 12, 12}, 12), Input({8, 3, 3, 3}, 13), Input({8}, 14)},
       [opt](Tape& t, std::vector<Var>& v) { return fq::ops::conv2d(t, v[0], v[1], v[2], opt); });
+  // Training mode: batch statistics; the running statistics start afresh in every run.
+  std::vector<float> mean(8), var(8);
+  check_thread_counts({Input({6, 8, 9, 9}, 15), Input({8}, 16), Input({8}, 17)},
+                      [&mean, &var](Tape& t, std::vector<Var>& v) {
+                        mean.assign(8, 0.0f);
+                        var.assign(8, 1.0f);
+                        return fq::ops::batch_norm_relu(t, v[0], v[1], v[2], mean.data(),
+                                                        var.data());
+                      });
+  check_thread_counts({Input({4, 5, 9, 7}, 18)}, [](Tape& t, std::vector<Var>& v) {
+    return fq::ops::max_pool2d(t, v[0], 3, 2);
+  });
 }

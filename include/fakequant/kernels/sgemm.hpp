@@ -105,6 +105,16 @@ void sgemm_pack_a(std::int64_t m, std::int64_t k, SgemmOperand a, float* packed)
     float* blk = packed + mp * k0;
     for (std::int64_t i0 = 0; i0 < mp; i0 += mr) {
       float* panel = blk + i0 * kc;
+      if (a.row_stride == 1) {  // a transposed operand: a column of the panel is contiguous
+        const std::int64_t rows = std::min(mr, m - i0);
+        for (std::int64_t kk = 0; kk < kc; ++kk) {
+          const float* src = a.data + i0 + (k0 + kk) * a.col_stride;
+          float* d = panel + kk * mr;
+          for (std::int64_t r = 0; r < rows; ++r) d[r] = src[r];
+          for (std::int64_t r = rows; r < mr; ++r) d[r] = 0.0f;
+        }
+        continue;
+      }
       for (std::int64_t r = 0; r < mr; ++r) {
         const std::int64_t i = i0 + r;
         if (i >= m) {

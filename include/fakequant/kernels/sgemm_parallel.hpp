@@ -9,8 +9,9 @@
 // neither on the number of parts nor on the thread count, nor on the other rows of A: a row of
 // a batch gets the same bits in a batch of any size.
 // Split: C is cut into `parts` blocks of whole micro-kernel panels, by columns (A packed once,
-// shared; each block packs its own columns of B) when C has at least two column panels, else by
-// rows (each block packs its rows of A and the whole B). The blocks run under one
+// shared; each block packs its own columns of B) when C has at least two column panels and
+// that split is about as even as the split by rows (each block packs its rows of A and the
+// whole B), else by rows. The blocks run under one
 // `omp parallel for` when the caller compiles with OpenMP (FQ_PARALLEL_FOR), one thread each.
 // sgemm_parts gives the number of parts a call should use: the thread count, fewer for a small
 // product (a part of fewer than kSgemmPartWork multiply-adds does not repay the thread's start).
@@ -67,8 +68,14 @@ template <class Arch>
 SgemmSplit sgemm_split(std::int64_t m, std::int64_t n, std::int64_t parts) noexcept {
   using T = SgemmTile<Arch>;
   parts = std::max<std::int64_t>(parts, 1);
+  // The largest block of each way, in C elements (whole panels per part); rows win only when
+  // clearly smaller, since each row block packs all of B again.
+  const auto largest = [parts](std::int64_t len, std::int64_t unit, std::int64_t other) {
+    const std::int64_t panels = (len + unit - 1) / unit;
+    return std::min(len, (panels + parts - 1) / parts * unit) * other;
+  };
   SgemmSplit s;
-  s.by_columns = n >= 2 * T::kNr;
+  s.by_columns = n >= 2 * T::kNr && 10 * largest(m, T::kMr, n) >= 9 * largest(n, T::kNr, m);
   const std::int64_t len = s.by_columns ? n : m, unit = s.by_columns ? T::kNr : T::kMr;
   s.step = std::max<std::int64_t>(sgemm_round_up((len + parts - 1) / parts, unit), 1);
   s.count = len > 0 ? (len + s.step - 1) / s.step : 0;
