@@ -2,10 +2,14 @@
 // bm_sgemm: fq::sgemm (kernels/sgemm.hpp) against Eigen's GEMM on the tape convolution's
 // per-image products, 1 thread: the Fashion-MNIST demo's second conv (O = 64, K = 32·3·3 = 288,
 // P = 14·14 = 196) forward W·cols [64×288·288×196], backward Wᵀ·dY [288×64·64×196] and
-// dY·colsᵀ [64×196·196×288], and its first conv's forward [32×9·9×784]. Variants: "packed" =
+// dY·colsᵀ [64×196·196×288], and its first conv's forward [32×9·9×784]; and the tape linear's
+// three products (forward, dX, dW) for bm_train_step's first layer (batch 64, 784 -> 256) and its
+// classifier's forward (256 -> 10), the demo's classifier input layer (batch 128, 3136 -> 128)
+// and bm_vit's QKV projection (64 images x 17 tokens, 64 -> 192). Variants: "packed" =
 // sgemm_packed with A packed beforehand (as conv2d packs its weights once per batch), "sgemm" =
 // packing A in the call, "eigen" = Eigen's product (C = A·B: it zeroes C first). Counter GFLOPS.
 #include <cstdint>
+#include <iterator>  // size
 #include <random>
 #include <vector>
 
@@ -26,7 +30,18 @@ struct Case {
 const Case kCases[] = {{64, 196, 288, false, false, "conv2 W*cols"},
                        {288, 196, 64, true, false, "conv2 Wt*dY"},
                        {64, 288, 196, false, true, "conv2 dY*colsT"},
-                       {32, 784, 9, false, false, "conv1 W*cols"}};
+                       {32, 784, 9, false, false, "conv1 W*cols"},
+                       // linear (ops/linear.hpp): y = x·Wᵀ, dX = dY·W, dW = dYᵀ·x
+                       {64, 256, 784, false, true, "mlp fc1 x*Wt"},
+                       {64, 784, 256, false, false, "mlp fc1 dY*W"},
+                       {256, 784, 64, true, false, "mlp fc1 dYt*x"},
+                       {64, 10, 256, false, true, "mlp fc3 x*Wt"},
+                       {128, 128, 3136, false, true, "demo fc x*Wt"},
+                       {128, 3136, 128, false, false, "demo fc dY*W"},
+                       {128, 3136, 128, true, false, "demo fc dYt*x"},
+                       {1088, 192, 64, false, true, "vit qkv x*Wt"},
+                       {1088, 64, 192, false, false, "vit qkv dY*W"},
+                       {192, 64, 1088, true, false, "vit qkv dYt*x"}};
 
 struct Operands {
   RowMatrix a, b, c;  // a: [m, k] or [k, m] (transposed); b: [k, n] or [n, k]
@@ -98,7 +113,9 @@ void BM_EigenGemm(benchmark::State& st) {
 }
 
 void cases(benchmark::internal::Benchmark* b) {
-  b->ArgName("case")->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
+  b->ArgName("case")
+      ->DenseRange(0, static_cast<int>(std::size(kCases)) - 1)
+      ->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace
