@@ -14,7 +14,6 @@
 #include <fakequant/kernels/sgemm.hpp>
 #include <fakequant/ops/linear.hpp>
 #include <fakequant/ops/matmul.hpp>
-#include <fakequant/tape/custom_op.hpp>
 
 #include "ops/ops_test_util.hpp"
 
@@ -39,16 +38,6 @@ std::size_t differing(const float* a, const float* b, std::size_t n) {
 
 /// The transpose of an operand view: swapped strides.
 SgemmOperand t(SgemmOperand o) { return {o.data, o.col_stride, o.row_stride}; }
-
-/// Runs backward with y's gradient dy (a loss Σ dy · y).
-void backward_with(Tape& tape, const Var& y, const std::vector<float>& dy) {
-  const Var l = fq::custom_op(
-      tape, {y}, {}, [](float* out) { *out = 0.0f; },
-      [&dy, y](const float*, const float* g) {
-        for (std::size_t e = 0; e < dy.size(); ++e) y.grad()[e] += g[0] * dy[e];
-      });
-  tape.backward(l);
-}
 
 constexpr bool kFused = fq::kSgemmSimd<fq::DefaultArch>;
 
@@ -78,7 +67,7 @@ TEST_CASE("linear: outputs and gradients are fused chains in ascending K, for an
     const Var wv = tape.leaf(w.data(), dw.data(), {d.out, d.in});
     const Var bv = tape.leaf(b.data(), db.data(), {d.out});
     const Var y = fq::ops::linear(tape, xv, wv, bv);
-    backward_with(tape, y, dy);
+    fq_test::backward_with(tape, y, dy);
 
     std::vector<float> want_y(sz(d.rows, d.out)), want_dx = dx0, want_dw = dw0;
     fq::sgemm_reference(d.rows, d.out, d.in, {x.data(), d.in, 1}, {w.data(), 1, d.in},
@@ -103,7 +92,7 @@ TEST_CASE("linear: outputs and gradients are fused chains in ascending K, for an
       const Var x1 = t1.leaf(x.data() + off, dx1.data(), {1, d.in});
       const Var y1 = fq::ops::linear(t1, x1, t1.constant(w.data(), {d.out, d.in}),
                                      t1.constant(b.data(), {d.out}));
-      backward_with(t1, y1, dy1);
+      fq_test::backward_with(t1, y1, dy1);
       CAPTURE(r);
       CHECK(differing(y1.value(), y.value() + sz(r, d.out), sz(1, d.out)) == 0);
       CHECK(differing(dx1.data(), dx.data() + off, dx1.size()) == 0);
@@ -134,7 +123,7 @@ TEST_CASE("matmul: fused chains in ascending K; alpha scales the finished chain"
         const Var bv =
             tape.leaf(b.data(), db.data(), tb ? fq::Shape{nb, n, k} : fq::Shape{nb, k, n});
         const Var c = fq::ops::matmul(tape, av, bv, ta, tb, alpha);
-        backward_with(tape, c, dc);
+        fq_test::backward_with(tape, c, dc);
 
         std::vector<float> want_c(dc.size()), want_da = da0, want_db = db0, s;
         // g = (alpha == 1 ? chain from g : fma(alpha, chain from 0, g)) for a gradient g.

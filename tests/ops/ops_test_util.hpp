@@ -36,6 +36,16 @@ inline void check_grad(std::vector<GradInput> in,
   CHECK(r.checked("op_gradient") > 0);
 }
 
+/// Runs the tape's backward with y's gradient dy (the loss Σ dy · y).
+inline void backward_with(fq::Tape& tape, const fq::Var& y, const std::vector<float>& dy) {
+  const fq::Var l = fq::custom_op(
+      tape, {y}, {}, [](float* out) { *out = 0.0f; },
+      [&dy, y](const float*, const float* g) {
+        for (std::size_t e = 0; e < dy.size(); ++e) y.grad()[e] += g[0] * dy[e];
+      });
+  tape.backward(l);
+}
+
 /// x: shape[0] copies of one random slice (values N(0, 3²), seed `seed`), a leaf; the loss
 /// Σ dy·op(x) with dy the same for every copy. Checks that every copy of op(x) and of dx has
 /// the bits of the first one: a slice's result may not depend on where it lies in memory or in
@@ -60,12 +70,7 @@ inline void check_copies_bitwise(const fq::Shape& shape,
   const fq::Var xv = tape.leaf(x.data(), dx.data(), shape);
   const fq::Var y = op(tape, xv);
   REQUIRE(static_cast<std::size_t>(y.numel()) == numel);
-  const fq::Var l = fq::custom_op(
-      tape, {y}, {}, [](float* out) { *out = 0.0f; },
-      [&dy, y](const float*, const float* g) {
-        for (std::size_t e = 0; e < dy.size(); ++e) y.grad()[e] += g[0] * dy[e];
-      });
-  tape.backward(l);
+  backward_with(tape, y, dy);
   std::size_t bad_y = 0, bad_dx = 0;
   for (std::size_t e = one; e < numel; ++e) {
     bad_y += bits_of(y.value()[e]) != bits_of(y.value()[e % one]);
