@@ -11,10 +11,10 @@
 // Split: C is cut into `parts` blocks of whole micro-kernel panels, by columns (A packed once,
 // shared; each block packs its own columns of B) when C has at least two column panels and
 // that split is about as even as the split by rows (each block packs its rows of A and the
-// whole B), else by rows. The blocks run under one
-// `omp parallel for` when the caller compiles with OpenMP (FQ_PARALLEL_FOR), one thread each.
-// sgemm_parts gives the number of parts a call should use: the thread count, fewer for a small
-// product (a part of fewer than kSgemmPartWork multiply-adds does not repay the thread's start).
+// whole B), else by rows. The blocks run under one `omp parallel for` when the caller compiles
+// with OpenMP (FQ_PARALLEL_FOR), one thread each. sgemm_parts gives the number of parts a call
+// should use: the thread count, fewer for a small product (a part of fewer than
+// kSgemmPartWork multiply-adds does not repay a thread's start).
 // Scratch: the caller passes sgemm_parallel_scratch_size(m, n, k, parts) floats, 64-byte aligned.
 // Without kSgemmSimd<Arch> this is fq::sgemm_reference, serial (the same bits).
 #ifndef FQ_KERNELS_SGEMM_PARALLEL_HPP_
