@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 // The tape ops on OpenMP threads (this binary is built with OpenMP; the other tests are not):
-// linear, matmul, conv2d, batch norm and max pool give the same bits — outputs and gradients —
-// for 1, 2, 3 and 4 threads. For linear and matmul that holds where the CPU has FMA
+// linear, matmul, attention, conv2d, batch norm and max pool give the same bits — outputs and
+// gradients — for 1, 2, 3 and 4 threads. For linear and matmul that holds where the CPU has FMA
 // (fq::sgemm_parallel; on Eigen the blocking follows the thread count); conv2d splits its batch
 // into a fixed number of chunks.
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <omp.h>
 #include <random>
 #include <vector>
@@ -14,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include <fakequant/kernels/sgemm_parallel.hpp>
+#include <fakequant/layers/attention.hpp>
 #include <fakequant/ops/batch_norm.hpp>
 #include <fakequant/ops/conv2d.hpp>
 #include <fakequant/ops/linear.hpp>
@@ -105,6 +107,27 @@ TEST_CASE("linear and matmul: the same bits for every thread count", "[ops][gemm
   check_thread_counts(
       {Input({3, 300, 100}, 10), Input({300, 256}, 11)},
       [](Tape& t, std::vector<Var>& v) { return fq::ops::matmul(t, v[0], v[1], true, false); });
+}
+
+TEST_CASE("attention: the same bits for every thread count", "[ops][gemm][threads]") {
+  if constexpr (!fq::kSgemmSimd<fq::DefaultArch>) {
+    WARN("this build's architecture has no FMA: the products run on Eigen's GEMM");
+    return;
+  }
+  // Float Q, K, V (heads read in place) and W8A8 (matmul on the heads' copies); 4 × 4 heads.
+  // A fresh layer per run (its observers learn from the input), kept until the test ends: the
+  // tape's backward reads its weights.
+  std::vector<std::shared_ptr<void>> layers;
+  const auto attention = [&layers](auto recipe) {
+    return [&layers](Tape& t, std::vector<Var>& v) {
+      std::mt19937 rng(21);
+      auto attn = std::make_shared<fq::QMultiHeadAttention<decltype(recipe)>>(32, 4, rng);
+      layers.push_back(attn);
+      return attn->forward(t, v[0]);
+    };
+  };
+  check_thread_counts({Input({4, 9, 32}, 19)}, attention(fq::FloatRecipe{}));
+  check_thread_counts({Input({4, 9, 32}, 20)}, attention(fq::W8A8Recipe{}));
 }
 
 TEST_CASE("conv2d, batch norm with ReLU, max pool: the same bits for every thread count",

@@ -21,12 +21,8 @@
 #ifndef FQ_OPS_MATMUL_HPP_
 #define FQ_OPS_MATMUL_HPP_
 
-#include <algorithm>  // min
-#include <cmath>      // isfinite, fma
-#include <cstddef>    // size_t
-#include <cstdint>    // int64_t
-
-#include <Eigen/Core>
+#include <cmath>    // isfinite
+#include <cstdint>  // int64_t
 
 #include <fakequant/base/checked.hpp>
 #include <fakequant/ops/gemm.hpp>
@@ -36,23 +32,11 @@ namespace fq {
 namespace ops {
 
 namespace impl {
-using MatMap = Eigen::Map<RowMatrixXf>;
-
-/// Calls f(m) or f(mᵀ) (an expression, no copy).
-template <class F>
-void with_op(const MatMap& m, bool transposed, F&& f) {
-  if (transposed)
-    f(m.transpose());
-  else
-    f(m);
-}
-
 /// One operand of a batched product: `rows` x `cols` row-major matrices `stride` floats apart
 /// (stride 0: one matrix shared by every batch).
 struct MatOperand {
   float* data;
   std::int64_t rows, cols, stride;
-  MatMap at(std::int64_t i) const { return {data + i * stride, rows, cols}; }
   /// Batch i as a GEMM operand, op(t) = t or tᵀ.
   SgemmOperand op(std::int64_t i, bool transposed) const {
     return gemm_operand(data + i * stride, cols, transposed);
@@ -65,55 +49,12 @@ template <class Arch>
 void batched_gemm(Tape& tape, const MatOperand& out, const MatOperand& x, bool tx,
                   const MatOperand& y, bool ty, std::int64_t batches, bool accumulate,
                   float alpha) {
-  const std::int64_t m = out.rows, n = out.cols, k = tx ? x.rows : x.cols;
-  if (m == 0 || n == 0 || batches == 0) return;
-  if constexpr (!kSgemmSimd<Arch>) {
-    (void)tape, (void)k;
-    for (std::int64_t i = 0; i < batches; ++i) {
-      MatMap o = out.at(i);
-      with_op(x.at(i), tx, [&](const auto& ox) {
-        with_op(y.at(i), ty, [&](const auto& oy) {
-          // alpha · (x · y) is one GEMM call with alpha as its scalar (Eigen's blas_traits).
-          if (accumulate)
-            o.noalias() += alpha * (ox * oy);
-          else
-            o.noalias() = alpha * (ox * oy);
-        });
-      });
-    }
-  } else {
-    // alpha scales a finished chain s: alpha · s, or fma(alpha, s, out) when accumulating,
-    // which needs s apart from out (`apart` floats of the part's workspace).
-    const bool apart = alpha != 1.0f && accumulate;
-    const std::int64_t tmp = apart ? fq::detail::sgemm_round_up(m * n, 16) : 0;
-    const auto one = [&](std::int64_t i, float* work, std::int64_t parts) {
-      float* const c = out.data + i * out.stride;
-      float* const s = apart ? work : c;
-      sgemm_parallel<Arch>(m, n, k, x.op(i, tx), y.op(i, ty), s, n, accumulate && !apart,
-                           work + tmp, parts);
-      if (apart)
-        for (std::int64_t j = 0; j < m * n; ++j) c[j] = std::fma(alpha, s[j], c[j]);
-      else if (alpha != 1.0f)
-        for (std::int64_t j = 0; j < m * n; ++j) c[j] *= alpha;
-    };
-    // Many batches: whole batches per thread (each on one core); else each batch over all.
-    // A shared out (stride 0: a shared b's gradient) takes the batches one after the other.
-    const std::int64_t threads = sgemm_threads();
-    const bool by_batch = threads > 1 && batches >= threads && out.stride != 0;
-    const std::int64_t parts = by_batch ? std::int64_t{1} : sgemm_parts(m, n, k);
-    const std::int64_t per = tmp + sgemm_parallel_scratch_size<Arch>(m, n, k, parts);
-    if (by_batch) {
-      const std::int64_t groups = std::min(threads, batches);
-      float* const ws = tape.workspace(static_cast<std::size_t>(groups * per));
-      FQ_PARALLEL_FOR
-      for (std::int64_t g = 0; g < groups; ++g)
-        for (std::int64_t i = g * batches / groups; i < (g + 1) * batches / groups; ++i)
-          one(i, ws + g * per, 1);
-    } else {
-      float* const ws = tape.workspace(static_cast<std::size_t>(per));
-      for (std::int64_t i = 0; i < batches; ++i) one(i, ws, parts);
-    }
-  }
+  tape_gemm_batch<Arch>(
+      tape, batches, out.rows, out.cols, tx ? x.rows : x.cols, accumulate, alpha,
+      [&](std::int64_t i) {
+        return GemmTask{x.op(i, tx), y.op(i, ty), out.data + i * out.stride, out.cols};
+      },
+      out.stride == 0 && batches > 1);
 }
 }  // namespace impl
 
