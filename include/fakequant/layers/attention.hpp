@@ -6,7 +6,7 @@
 //   q, k, v     -> [B, H, T, Dh] each, Dh = D / H   (one permute; three views of it — or, when
 //                                                    Q/K/V stay float, read in place from qkv)
 //   S = Mq(q) · Mq(k)ᵀ / √Dh                        [B, H, T, T] (k read transposed: no copy;
-//                                                    1/√Dh scales each finished product)
+//                                                    1/√Dh is the GEMM's alpha: no extra pass)
 //   P = softmax(S) along the keys
 //   O = Pq(P) · Mq(v)                                [B, H, T, Dh]
 //   y = Iq(merge_heads(O)) · Wq(W_o)ᵀ + b_o          [B, T, D] (float V: O written merged)
@@ -15,8 +15,7 @@
 // fused QKV projection — with per-output-channel or group-wise (along K) weight quantizers,
 // identical to three separate projections, and one input quantizer observes x once. Each of
 // the four activation quantizers (Q, K, V, P) is its own object with its own observer.
-// Gradients: those of the ops (ops::matmul, ops::softmax, the fake-quant STE). Products: the
-// tape's (ops/gemm.hpp), heads run whole on each thread.
+// Gradients: those of the ops (ops::matmul, ops::softmax, the fake-quant STE).
 #ifndef FQ_LAYERS_ATTENTION_HPP_
 #define FQ_LAYERS_ATTENTION_HPP_
 
@@ -34,7 +33,6 @@
 #include <fakequant/layers/qlinear.hpp>
 #include <fakequant/layers/quantizer_slots.hpp>
 #include <fakequant/layers/recipe.hpp>
-#include <fakequant/ops/gemm.hpp>
 #include <fakequant/ops/matmul.hpp>
 #include <fakequant/ops/shape.hpp>
 #include <fakequant/ops/softmax.hpp>
@@ -75,90 +73,66 @@ inline Var qkv_heads(Tape& tape, const Var& qkv, std::int64_t heads) {
   return y;
 }
 /// Head h of image bi of part `part` (0: Q, 1: K, 2: V) of the fused projection's output
-/// qkv [B, T, 3D], in place: a T x Dh matrix with row stride 3D (no copy), or its transpose.
+/// qkv [B, T, 3D], in place: a T x Dh matrix with row stride 3D (no copy).
 struct QkvLayout {
-  std::int64_t t, d, dh, heads;
-  const float* at(const float* qkv, std::int64_t i, int part) const {
-    return qkv + ((i / heads) * t * 3 + part) * d + (i % heads) * dh;
-  }
-  SgemmOperand op(const float* qkv, std::int64_t i, int part, bool transposed) const {
-    return ops::impl::gemm_operand(at(qkv, i, part), 3 * d, transposed);
-  }
-  float* grad(float* g, std::int64_t i, int part) const {
-    return g + ((i / heads) * t * 3 + part) * d + (i % heads) * dh;
+  std::int64_t t, d, dh;
+  using Map = Eigen::Map<RowMatrixXf, 0, Eigen::OuterStride<>>;
+  Map at(float* qkv, std::int64_t bi, std::int64_t h, int part) const {
+    return {qkv + (bi * t * 3 + part) * d + h * dh, t, dh, Eigen::OuterStride<>(3 * d)};
   }
 };
 /// S[bi, h] = alpha · Q_bh · K_bhᵀ, Q and K read in place from qkv [B, T, 3D] -> [B, H, T, T]
 /// (the float Q/K path: ops::matmul's arithmetic on qkv_heads' copies, without the copies).
-template <class Arch>
-Var head_scores(Tape& tape, const Var& qkv, std::int64_t heads, float alpha) {
+inline Var head_scores(Tape& tape, const Var& qkv, std::int64_t heads, float alpha) {
   const std::int64_t b = qkv.size(0), t = qkv.size(1), d = qkv.size(2) / 3;
-  const QkvLayout L{t, d, d / heads, heads};
+  const QkvLayout L{t, d, d / heads};
   const bool need = detail::needs_grad(tape, {&qkv});
   Var s = tape.variable({b, heads, t, t}, need);
-  using ops::impl::GemmTask;
-  const float* const x = qkv.value();
-  float* const sv = s.value();
-  ops::impl::tape_gemm_batch<Arch>(tape, b * heads, t, t, L.dh, false, alpha, [&](std::int64_t i) {
-    return GemmTask{L.op(x, i, 0, false), L.op(x, i, 1, true), sv + i * t * t, t};
-  });
+  using Map = Eigen::Map<RowMatrixXf>;
+  for (std::int64_t bi = 0; bi < b; ++bi)
+    for (std::int64_t h = 0; h < heads; ++h)
+      Map(s.value() + (bi * heads + h) * t * t, t, t).noalias() =
+          alpha * (L.at(qkv.value(), bi, h, 0) * L.at(qkv.value(), bi, h, 1).transpose());
   if (need)
-    tape.push_backward([qkv, s, L, b, alpha] {
-      Tape& tp = *s.tape();
-      const float* const xv = qkv.value();
-      const float* const ds = s.grad();
-      float* const g = qkv.grad();  // Q, K and V share it: added to
-      const std::int64_t n = b * L.heads, tt = L.t;
-      // dQ += alpha · dS · K, dK += alpha · dSᵀ · Q.
-      ops::impl::tape_gemm_batch<Arch>(tp, n, tt, L.dh, tt, true, alpha, [&](std::int64_t i) {
-        return GemmTask{{ds + i * tt * tt, tt, 1}, L.op(xv, i, 1, false), L.grad(g, i, 0), 3 * L.d};
-      });
-      ops::impl::tape_gemm_batch<Arch>(tp, n, tt, L.dh, tt, true, alpha, [&](std::int64_t i) {
-        return GemmTask{{ds + i * tt * tt, 1, tt}, L.op(xv, i, 0, false), L.grad(g, i, 1), 3 * L.d};
-      });
+    tape.push_backward([qkv, s, L, b, heads, alpha] {
+      for (std::int64_t bi = 0; bi < b; ++bi)
+        for (std::int64_t h = 0; h < heads; ++h) {
+          const Map ds(s.grad() + (bi * heads + h) * L.t * L.t, L.t, L.t);
+          L.at(qkv.grad(), bi, h, 0).noalias() += alpha * (ds * L.at(qkv.value(), bi, h, 1));
+          L.at(qkv.grad(), bi, h, 1).noalias() +=
+              alpha * (ds.transpose() * L.at(qkv.value(), bi, h, 0));
+        }
     });
   return s;
 }
 /// O[bi, :, h·Dh : (h+1)·Dh] = P_bh · V_bh for p [B, H, T, T], V read in place from qkv: the
 /// heads merged on the fly -> [B, T, D] (the float V path: no qkv_heads or merge_heads copy).
-template <class Arch>
-Var head_mix(Tape& tape, const Var& p, const Var& qkv, std::int64_t heads) {
+inline Var head_mix(Tape& tape, const Var& p, const Var& qkv, std::int64_t heads) {
   const std::int64_t b = qkv.size(0), t = qkv.size(1), d = qkv.size(2) / 3;
-  const QkvLayout L{t, d, d / heads, heads};
+  const QkvLayout L{t, d, d / heads};
   const bool need = detail::needs_grad(tape, {&p, &qkv});
   Var o = tape.variable({b, t, d}, need);
-  using ops::impl::GemmTask;
-  // Head i's block of o [B, T, D]: rows of image i / H, columns of head i % H.
-  const auto out = [L](float* base, std::int64_t i) {
-    return base + (i / L.heads) * L.t * L.d + (i % L.heads) * L.dh;
+  using Map = Eigen::Map<RowMatrixXf>;
+  auto out = [L](float* base, std::int64_t bi, std::int64_t h) {
+    return QkvLayout::Map(base + bi * L.t * L.d + h * L.dh, L.t, L.dh, Eigen::OuterStride<>(L.d));
   };
-  const float* const x = qkv.value();
-  const float* const pv = p.value();
-  float* const ov = o.value();
-  ops::impl::tape_gemm_batch<Arch>(tape, b * heads, t, L.dh, t, false, 1.0f, [&](std::int64_t i) {
-    return GemmTask{{pv + i * t * t, t, 1}, L.op(x, i, 2, false), out(ov, i), d};
-  });
+  for (std::int64_t bi = 0; bi < b; ++bi)
+    for (std::int64_t h = 0; h < heads; ++h)
+      out(o.value(), bi, h).noalias() =
+          Map(p.value() + (bi * heads + h) * t * t, t, t) * L.at(qkv.value(), bi, h, 2);
   if (need)
-    tape.push_backward([p, qkv, o, L, out, b] {
-      Tape& tp = *o.tape();
-      const float* const xv = qkv.value();
-      const float* const pw = p.value();
-      float* const dout = o.grad();
-      const std::int64_t n = b * L.heads, tt = L.t;
-      // dP = dO · Vᵀ (written whole: stored by its first writer), dV += Pᵀ · dO.
-      if (const GradWrite gp = p.claim_grad(); gp.data != nullptr) {
-        const auto dp = [&](std::int64_t i) {
-          return GemmTask{{out(dout, i), L.d, 1}, L.op(xv, i, 2, true), gp.data + i * tt * tt, tt};
-        };
-        ops::impl::tape_gemm_batch<Arch>(tp, n, tt, tt, L.dh, !gp.overwrite, 1.0f, dp);
-      }
-      if (qkv.requires_grad()) {
-        float* const g = qkv.grad();
-        ops::impl::tape_gemm_batch<Arch>(tp, n, tt, L.dh, tt, true, 1.0f, [&](std::int64_t i) {
-          return GemmTask{
-              {pw + i * tt * tt, 1, tt}, {out(dout, i), L.d, 1}, L.grad(g, i, 2), 3 * L.d};
-        });
-      }
+    tape.push_backward([p, qkv, o, L, out, b, heads] {
+      for (std::int64_t bi = 0; bi < b; ++bi)
+        for (std::int64_t h = 0; h < heads; ++h) {
+          const auto dout = out(o.grad(), bi, h);
+          const std::int64_t off = (bi * heads + h) * L.t * L.t;
+          if (p.requires_grad())
+            Map(p.grad() + off, L.t, L.t).noalias() +=
+                dout * L.at(qkv.value(), bi, h, 2).transpose();
+          if (qkv.requires_grad())
+            L.at(qkv.grad(), bi, h, 2).noalias() +=
+                Map(p.value() + off, L.t, L.t).transpose() * dout;
+        }
     });
   return o;
 }
@@ -193,9 +167,9 @@ class QMultiHeadAttention {
     const float inv_sqrt_dh = 1.0f / std::sqrt(static_cast<float>(head_dim));
     if constexpr (std::is_same<typename R::matmul, NoFakeQuant>::value) {
       // Float Q, K, V: read in place from qkv, O written merged (no layout copies).
-      const Var s = detail::head_scores<Arch>(tape, qkv, heads_, inv_sqrt_dh);
+      const Var s = detail::head_scores(tape, qkv, heads_, inv_sqrt_dh);
       const Var p = detail::maybe_fake_quant<Arch>(tape, ops::softmax<Arch>(tape, s, -1), p_q_);
-      return proj_.template forward<Arch>(tape, detail::head_mix<Arch>(tape, p, qkv, heads_));
+      return proj_.template forward<Arch>(tape, detail::head_mix(tape, p, qkv, heads_));
     } else {
       const Var heads = detail::qkv_heads(tape, qkv, heads_);
       const Var q = detail::maybe_fake_quant<Arch>(tape, detail::qkv_part(heads, 0), q_q_);
