@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// fakequant/ops/gemm.hpp: the float matrix products of the tape's linear, matmul and attention.
+// fakequant/ops/gemm.hpp: the float matrix products of the tape's linear and matmul.
 //
 //   C [m, n] (row stride ldc) = (accumulate ? C : 0) + A [m, k] · B [k, n]
 //
@@ -11,8 +11,8 @@
 // not depend on the thread count, on the other rows of the batch, or on the SIMD width, and
 // equal fq::sgemm_reference's. C is only written when not accumulating (no zeroing pass).
 // Elsewhere: Eigen's GEMM (its summation order, which depends on the blocking Eigen picks for
-// the sizes and the thread count). tape_gemm_batch runs a batch of such products (matmul's,
-// attention's heads) with a scale alpha.
+// the sizes and the thread count). tape_gemm_batch runs a batch of such products (matmul's
+// batches, attention's heads when Q, K, V are fake-quantized) with a scale alpha.
 #ifndef FQ_OPS_GEMM_HPP_
 #define FQ_OPS_GEMM_HPP_
 
