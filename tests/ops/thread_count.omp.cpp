@@ -90,7 +90,8 @@ TEST_CASE("linear and matmul: the same bits for every thread count", "[ops][gemm
   CHECK(fq::sgemm_parts(130, 200, 300) == 2);
   CHECK(fq::sgemm_parts(200, 10, 1300) == 2);
   omp_set_num_threads(saved);
-  // Columns split (n = 200), rows split (n = 10), bias.
+  // 130 × 200 (cut by rows: the more even cut for two threads), 200 × 10 (too narrow for
+  // columns), bias.
   check_thread_counts(
       {Input({130, 300}, 1), Input({200, 300}, 2), Input({200}, 3)},
       [](Tape& t, std::vector<Var>& v) { return fq::ops::linear(t, v[0], v[1], v[2]); });
@@ -101,7 +102,8 @@ TEST_CASE("linear and matmul: the same bits for every thread count", "[ops][gemm
                       [](Tape& t, std::vector<Var>& v) {
                         return fq::ops::matmul(t, v[0], v[1], false, true, 0.125f);
                       });
-  // A shared weight: one flat GEMM; transposed a: per batch, db summed over the batches.
+  // A shared weight: one flat GEMM (200 × 256: cut by columns, A packed once and shared);
+  // transposed a: per batch, db summed over the batches.
   check_thread_counts({Input({2, 100, 300}, 8), Input({300, 256}, 9)},
                       [](Tape& t, std::vector<Var>& v) { return fq::ops::matmul(t, v[0], v[1]); });
   check_thread_counts(
